@@ -7,3 +7,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_MODE", "disabled")
+
+from model_fixtures import *  # noqa: E402,F401,F403
+from teacher_fixtures import *  # noqa: E402,F401,F403

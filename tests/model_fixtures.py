@@ -1,0 +1,1 @@
+"""Session-wide fixtures that build the tiny offline models once (owner: models)."""

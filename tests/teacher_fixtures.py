@@ -1,0 +1,1 @@
+"""Fixtures for the local provider-protocol test server (owner: teacher)."""
