@@ -41,7 +41,10 @@ CASES = [
     ("Para one.\n\nPara two.", ["Para one.", "Para two."]),
     ("The answer is (B). It fits.", ["The answer is (B).", "It fits."]),
     ("Smith et al. found it. They were right.", ["Smith et al. found it.", "They were right."]),
-    ("Water boils at 100 \u00b0C. Ice melts at 0 \u00b0C.", ["Water boils at 100 \u00b0C.", "Ice melts at 0 \u00b0C."]),
+    (
+        "Water boils at 100 \u00b0C. Ice melts at 0 \u00b0C.",
+        ["Water boils at 100 \u00b0C.", "Ice melts at 0 \u00b0C."],
+    ),
     ("Its mass is 2.5e3 kg. Big.", ["Its mass is 2.5e3 kg.", "Big."]),
     ("Visit www.example.com today. It is free.", ["Visit www.example.com today.", "It is free."]),
     ("The ratio is 1:2. So add more.", ["The ratio is 1:2.", "So add more."]),
@@ -50,9 +53,14 @@ CASES = [
     ("He scored 10. 20 people cheered.", ["He scored 10.", "20 people cheered."]),
     ("Prof. Ada Lovelace wrote notes. They mattered.", ["Prof. Ada Lovelace wrote notes.", "They mattered."]),
     ("\u201cHello.\u201d She waved.", ["\u201cHello.\u201d", "She waved."]),
-    ("A magnet attracts iron. A magnet repels a like pole. A magnet attracts iron.",
-     ["A magnet attracts iron.", "A magnet repels a like pole.", "A magnet attracts iron."]),
-    ("Solution: The force is 9.8 N. So the answer is (A)", ["Solution: The force is 9.8 N.", "So the answer is (A)"]),
+    (
+        "A magnet attracts iron. A magnet repels a like pole. A magnet attracts iron.",
+        ["A magnet attracts iron.", "A magnet repels a like pole.", "A magnet attracts iron."],
+    ),
+    (
+        "Solution: The force is 9.8 N. So the answer is (A)",
+        ["Solution: The force is 9.8 N.", "So the answer is (A)"],
+    ),
     ("it is lower case. but still split? no.", ["it is lower case. but still split? no."]),
 ]
 
