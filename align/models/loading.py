@@ -1,0 +1,157 @@
+"""Load a policy (causal LM or image-text-to-text VLM) by hub id or local path, with optional LoRA and
+4/8-bit quantization. LLaVA and Qwen2-VL families load through the `Auto*` classes."""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    AutoTokenizer,
+    PreTrainedModel,
+)
+
+VLM_MODEL_TYPES = {
+    "llava",
+    "llava_next",
+    "qwen2_vl",
+    "qwen2_5_vl",
+    "idefics3",
+    "paligemma",
+    "mllama",
+    "gemma3",
+}
+
+
+@dataclass
+class LoraSettings:
+    """LoRA adapter settings (peft). ARES's answer model: r 64, alpha 128, dropout 0.05, all linear layers."""
+
+    r: int = field(default=64, metadata={"help": "LoRA rank."})
+    alpha: int = field(default=128, metadata={"help": "LoRA alpha (scaling = alpha / r)."})
+    dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA path."})
+    target_modules: str | list[str] = field(
+        default="all-linear", metadata={"help": "Modules to adapt; 'all-linear' adapts every linear layer."}
+    )
+
+    def to_peft(self):
+        from peft import LoraConfig
+
+        return LoraConfig(
+            r=self.r,
+            lora_alpha=self.alpha,
+            lora_dropout=self.dropout,
+            target_modules=self.target_modules,
+            task_type="CAUSAL_LM",
+        )
+
+
+@dataclass
+class LoadedPolicy:
+    """A loaded policy: the model (a peft model when LoRA is on), its processor and tokenizer."""
+
+    model: PreTrainedModel
+    processor: Any
+    tokenizer: Any
+    is_vlm: bool
+    name_or_path: str
+
+    @property
+    def has_lora(self) -> bool:
+        return hasattr(self.model, "disable_adapter")
+
+    def reference(self):
+        """A context manager under which `model` computes the reference (LoRA-disabled base) outputs.
+        Without LoRA there is no shared base: callers keep a frozen copy instead."""
+        if not self.has_lora:
+            raise RuntimeError(
+                "the reference-by-disabled-adapter needs LoRA; keep a frozen copy of the model instead"
+            )
+        return self.model.disable_adapter()
+
+
+def resolve_kind(name_or_path: str, kind: str = "auto", **hub_kwargs: Any) -> str:
+    """'causal' or 'vlm', from `kind` or from the checkpoint's config."""
+    if kind in ("causal", "vlm"):
+        return kind
+    if kind != "auto":
+        raise ValueError(f"kind must be 'auto', 'causal' or 'vlm', got {kind!r}")
+    config = AutoConfig.from_pretrained(name_or_path, **hub_kwargs)
+    return "vlm" if config.model_type in VLM_MODEL_TYPES or hasattr(config, "vision_config") else "causal"
+
+
+def quantization_config(quantization: str | None, compute_dtype: torch.dtype = torch.bfloat16):
+    """A BitsAndBytesConfig for '4bit' / '8bit', or None. Needs bitsandbytes and a CUDA device."""
+    if quantization is None:
+        return None
+    if quantization not in ("4bit", "8bit"):
+        raise ValueError(f"quantization must be None, '4bit' or '8bit', got {quantization!r}")
+    if importlib.util.find_spec("bitsandbytes") is None or not torch.cuda.is_available():
+        raise RuntimeError(
+            f"quantization={quantization!r} needs the bitsandbytes package and a CUDA GPU "
+            "(pip install bitsandbytes); run without quantization on CPU"
+        )
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute_dtype,
+    )
+
+
+def _dtype(dtype: str | torch.dtype) -> Any:
+    if isinstance(dtype, torch.dtype) or dtype == "auto":
+        return dtype
+    try:
+        return getattr(torch, dtype)
+    except AttributeError as err:
+        raise ValueError(f"unknown dtype {dtype!r}; use 'auto', 'float32', 'bfloat16' or 'float16'") from err
+
+
+def load_policy(
+    name_or_path: str,
+    kind: str = "auto",
+    lora: LoraSettings | None = None,
+    quantization: str | None = None,
+    dtype: str | torch.dtype = "auto",
+    device_map: Any = None,
+    trust_remote_code: bool = False,
+) -> LoadedPolicy:
+    """Load a causal LM (`AutoModelForCausalLM` + tokenizer) or a VLM (`AutoModelForImageTextToText` +
+    processor) from a hub id or local folder; wrap it with LoRA when `lora` is given."""
+    hub = {"trust_remote_code": trust_remote_code}
+    kind = resolve_kind(name_or_path, kind, **hub)
+    model_kwargs: dict[str, Any] = {"dtype": _dtype(dtype), **hub}
+    if device_map is not None:
+        model_kwargs["device_map"] = device_map
+    qconfig = quantization_config(quantization)
+    if qconfig is not None:
+        model_kwargs["quantization_config"] = qconfig
+    if kind == "vlm":
+        model = AutoModelForImageTextToText.from_pretrained(name_or_path, **model_kwargs)
+        processor = AutoProcessor.from_pretrained(name_or_path, **hub)
+        tokenizer = processor.tokenizer
+    else:
+        model = AutoModelForCausalLM.from_pretrained(name_or_path, **model_kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path, **hub)
+        processor = tokenizer
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    if lora is not None:
+        from peft import get_peft_model, prepare_model_for_kbit_training
+
+        if qconfig is not None:
+            model = prepare_model_for_kbit_training(model)
+        model = get_peft_model(model, lora.to_peft())
+    return LoadedPolicy(model, processor, tokenizer, kind == "vlm", name_or_path)
