@@ -2,3 +2,10 @@
 
 This package knows nothing about training: it turns (problem, rationale) requests into validated feedback.
 """
+
+from teacher.cache import FeedbackCache
+from teacher.cached import CachedTeacher
+from teacher.client import Teacher, make_teacher
+from teacher.records import Feedback, TeacherRequest
+
+__all__ = ["CachedTeacher", "Feedback", "FeedbackCache", "Teacher", "TeacherRequest", "make_teacher"]

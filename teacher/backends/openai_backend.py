@@ -1,0 +1,109 @@
+"""OpenAI chat completions through the official SDK; also any OpenAI-compatible server (vLLM, llama.cpp,
+Ollama) by `base_url`. Structured output via `response_format` JSON schema."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import openai
+
+from teacher.backends.base import Backend, b64, image_media_type
+from teacher.records import (
+    MissingAPIKeyError,
+    RawReply,
+    TeacherError,
+    TeacherRequest,
+    TransientError,
+    UnknownModelError,
+)
+
+
+def _retry_after(err: openai.APIStatusError) -> float | None:
+    value = err.response.headers.get("retry-after") if err.response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
+class OpenAIBackend(Backend):
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        api_key: str | None = None,
+        base_url: str | None = None,
+        timeout: float = 120.0,
+        structured: bool = True,
+        key_variable: str = "OPENAI_API_KEY",
+        spec: str = "",
+    ):
+        super().__init__(model)
+        key = api_key or os.environ.get(key_variable)
+        if not key:
+            raise MissingAPIKeyError(key_variable, spec or f"openai:{model}")
+        self.structured = structured
+        self._client = openai.AsyncOpenAI(api_key=key, base_url=base_url, timeout=timeout, max_retries=0)
+
+    def messages(self, request: TeacherRequest, followup: tuple[tuple[str, str], ...] = ()) -> list[dict]:
+        content: list[dict] = [{"type": "text", "text": request.user_text}]
+        for image in request.images:
+            url = f"data:{image_media_type(image)};base64,{b64(image)}"
+            content.append({"type": "image_url", "image_url": {"url": url}})
+        messages = [{"role": "system", "content": request.system}, {"role": "user", "content": content}]
+        messages += [{"role": role, "content": text} for role, text in followup]
+        return messages
+
+    def body(self, request: TeacherRequest, followup: tuple[tuple[str, str], ...] = ()) -> dict:
+        """The chat-completions request body (also one line of a Batch API input file)."""
+        body = {"model": self.model, "messages": self.messages(request, followup), **request.params}
+        if self.structured and request.schema is not None:
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": f"{request.task}_reply", "schema": request.schema, "strict": True},
+            }
+        return body
+
+    async def complete(self, request: TeacherRequest, followup: tuple[tuple[str, str], ...] = ()) -> RawReply:
+        start = time.perf_counter()
+        try:
+            response = await self._client.chat.completions.create(**self.body(request, followup))
+        except openai.RateLimitError as err:
+            raise TransientError(f"429 rate limited by {self.name}", _retry_after(err)) from None
+        except openai.NotFoundError as err:
+            raise UnknownModelError(
+                f"{self.name} does not know model {self.model!r}: {err.message}"
+            ) from None
+        except openai.AuthenticationError as err:
+            raise TeacherError(f"{self.name} rejected the API key: {err.message}") from None
+        except openai.InternalServerError as err:
+            raise TransientError(
+                f"{err.status_code} server error from {self.name}", _retry_after(err)
+            ) from None
+        except (openai.APITimeoutError, openai.APIConnectionError) as err:
+            raise TransientError(f"{type(err).__name__} talking to {self.name}") from None
+        choice = response.choices[0]
+        usage = response.usage
+        return RawReply(
+            text=choice.message.content or "",
+            input_tokens=usage.prompt_tokens if usage else 0,
+            output_tokens=usage.completion_tokens if usage else 0,
+            model=response.model or self.model,
+            latency_s=time.perf_counter() - start,
+            finish_reason=choice.finish_reason or "",
+        )
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+class OpenAICompatibleBackend(OpenAIBackend):
+    """A self-hosted OpenAI-compatible server. The key is optional (`OPENAI_COMPATIBLE_API_KEY`)."""
+
+    name = "openai-compatible"
+
+    def __init__(self, model: str, base_url: str, api_key: str | None = None, **kwargs):
+        key = api_key or os.environ.get("OPENAI_COMPATIBLE_API_KEY") or "not-needed"
+        super().__init__(model, api_key=key, base_url=base_url, **kwargs)

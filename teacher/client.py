@@ -1,0 +1,150 @@
+"""`Teacher`: a backend plus the three tasks, and `make_teacher(spec)` that builds one from a spec string."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any
+
+from teacher import prompts
+from teacher.backends.base import Backend
+from teacher.records import BadSpecError, Feedback, ProblemLike, RawReply, TeacherRequest
+
+SPEC_HELP = (
+    "openai:MODEL, anthropic:MODEL, openai-compatible:URL#MODEL, hf:PATH_OR_HUB_ID, reference, "
+    "reference:lexical"
+)
+
+
+class EventLoopThread:
+    """A private event loop in a daemon thread, so synchronous callers can reuse one set of async clients
+    (SDK clients are bound to the loop they first ran on)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True, name="teacher-loop")
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+
+class Teacher:
+    """Builds versioned requests, sends them through the backend and validates the replies.
+
+    With `repair=True` a rejected reply is retried once with a message naming what was wrong; a second
+    rejection is returned as a failed `Feedback` with its reason (never a guess).
+    """
+
+    def __init__(self, backend: Backend, repair: bool = True, params: dict | None = None, spec: str = ""):
+        self.backend, self.repair, self.params, self.spec = backend, repair, params or {}, spec
+        self._loop: EventLoopThread | None = None
+        self._loop_lock = threading.Lock()
+
+    def run_sync(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        """Run a coroutine of this teacher from synchronous code, on the teacher's own loop thread."""
+        with self._loop_lock:
+            if self._loop is None:
+                self._loop = EventLoopThread()
+        return self._loop.run(coro)
+
+    @property
+    def name(self) -> str:
+        return self.backend.name
+
+    @property
+    def model(self) -> str:
+        return self.backend.model
+
+    def build(self, task: str, problem: ProblemLike, *args: Any) -> TeacherRequest:
+        builder = {
+            "score": prompts.score_request,
+            "correct": prompts.correct_request,
+            "judge": prompts.judge_request,
+        }
+        if task not in builder:
+            raise ValueError(f"unknown teacher task {task!r}")
+        return builder[task](problem, *args, params=self.params)
+
+    async def run(self, request: TeacherRequest) -> Feedback:
+        """Send one request (with at most one repair turn) and return validated feedback."""
+        reply = await self.backend.complete(request)
+        feedback = prompts.parse_reply(request, reply)
+        if not feedback.ok and self.repair:
+            followup = (
+                ("assistant", reply.text or "(empty)"),
+                ("user", prompts.repair_message(feedback.failure)),
+            )
+            second = await self.backend.complete(request, followup)
+            repaired = prompts.parse_reply(request, second)
+            repaired.input_tokens += reply.input_tokens
+            repaired.output_tokens += reply.output_tokens
+            repaired.latency_s += reply.latency_s
+            if not repaired.ok:
+                repaired.failure = f"{repaired.failure} (after one repair retry; first: {feedback.failure})"
+            feedback = repaired
+        return feedback
+
+    async def ascore_sentences(self, problem: ProblemLike, sentences: list[str]) -> Feedback:
+        return await self.run(self.build("score", problem, list(sentences)))
+
+    async def acorrect(self, problem: ProblemLike, rationale: str) -> Feedback:
+        return await self.run(self.build("correct", problem, rationale))
+
+    async def ajudge(self, problem: ProblemLike, rationale_a: str, rationale_b: str) -> Feedback:
+        return await self.run(self.build("judge", problem, rationale_a, rationale_b))
+
+    def score_sentences(self, problem: ProblemLike, sentences: list[str]) -> Feedback:
+        return self.run_sync(self.ascore_sentences(problem, sentences))
+
+    def correct(self, problem: ProblemLike, rationale: str) -> Feedback:
+        return self.run_sync(self.acorrect(problem, rationale))
+
+    def judge(self, problem: ProblemLike, rationale_a: str, rationale_b: str) -> Feedback:
+        return self.run_sync(self.ajudge(problem, rationale_a, rationale_b))
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+
+    def __repr__(self) -> str:
+        return f"Teacher({self.spec or self.backend!r})"
+
+
+def make_backend(spec: str, **options: Any) -> Backend:
+    """The backend a spec string names; options go to its constructor (api_key, base_url, timeout, ...)."""
+    kind, _, rest = spec.partition(":")
+    if kind == "reference":
+        return __import__("teacher.backends.reference", fromlist=["x"]).ReferenceBackend(
+            similarity=rest or "embedding", **options
+        )
+    if not rest:
+        raise BadSpecError(f"teacher spec {spec!r} names no model; expected one of: {SPEC_HELP}")
+    if kind == "openai":
+        from teacher.backends.openai_backend import OpenAIBackend
+
+        return OpenAIBackend(rest, spec=spec, **options)
+    if kind == "anthropic":
+        from teacher.backends.anthropic_backend import AnthropicBackend
+
+        return AnthropicBackend(rest, spec=spec, **options)
+    if kind == "openai-compatible":
+        url, sep, model = rest.rpartition("#")
+        if not sep or not url or not model:
+            raise BadSpecError(f"teacher spec {spec!r}: expected openai-compatible:URL#MODEL")
+        from teacher.backends.openai_backend import OpenAICompatibleBackend
+
+        return OpenAICompatibleBackend(model, base_url=url, spec=spec, **options)
+    if kind == "hf":
+        from teacher.backends.hf_backend import HFBackend
+
+        return HFBackend(rest, **options)
+    raise BadSpecError(f"unknown teacher backend {kind!r} in spec {spec!r}; expected one of: {SPEC_HELP}")
+
+
+def make_teacher(spec: str, repair: bool = True, params: dict | None = None, **options: Any) -> Teacher:
+    """Build a `Teacher` from a spec such as `openai:gpt-4o` or `reference:lexical`."""
+    return Teacher(make_backend(spec, **options), repair=repair, params=params, spec=spec)
+
+
+__all__ = ["RawReply", "Teacher", "make_backend", "make_teacher"]

@@ -1,0 +1,296 @@
+"""A local HTTP server that speaks the OpenAI chat-completions and Anthropic messages protocols, for driving
+the real SDKs in tests. It answers as a deterministic fake teacher, injects faults on demand and counts
+requests. Run standalone: `python tests/teacher_server.py --port 8765 --latency-ms 50`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+FAULTS = ("429", "500", "503", "slow", "prose", "truncated", "wrong_count", "out_of_range", "bad_verdict")
+
+
+def task_of(system: str) -> str:
+    if "grade the reasoning" in system:
+        return "score"
+    if "correct a student's rationale" in system:
+        return "correct"
+    if "compare two rationales" in system:
+        return "judge"
+    return "unknown"
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def default_responder(task: str, block: dict[str, Any]) -> dict[str, Any]:
+    """A valid answer: score 1.0 for sentences mentioning a word of the correct answer, else 0.5; corrections
+    append the correct answer; the judge prefers the rationale that names the correct answer, else 'tie'."""
+    answer = block.get("correct_answer", "")
+    words = {w for w in _words(answer.split(")", 1)[-1]) if len(w) > 2}
+    if task == "score":
+        sentences = list(block.get("sentences", {}).values())
+        return {"scores": [1.0 if words & _words(s) else 0.5 for s in sentences]}
+    if task == "correct":
+        return {"corrected_rationale": f"{block.get('rationale', '').strip()} So the answer is {answer}."}
+    if task == "judge":
+        a = bool(words & _words(block.get("rationale_A", "")))
+        b = bool(words & _words(block.get("rationale_B", "")))
+        return {"verdict": "tie" if a == b else ("A" if a else "B"), "reason": "names the answer"}
+    return {}
+
+
+def corrupt(task: str, answer: dict[str, Any], fault: str) -> tuple[str, bool]:
+    """(reply text, is_json_clean) for a content fault."""
+    if fault == "prose":
+        return f"Sure! Here is my assessment.\n```json\n{json.dumps(answer)}\n```\nHope this helps.", False
+    if fault == "truncated":
+        return json.dumps(answer)[:-5], False
+    if fault == "wrong_count" and "scores" in answer:
+        return json.dumps({"scores": answer["scores"] + [0.5]}), True
+    if fault == "out_of_range" and "scores" in answer:
+        return json.dumps({"scores": [1.7] + answer["scores"][1:]}), True
+    if fault == "bad_verdict" and "verdict" in answer:
+        return json.dumps({"verdict": "C", "reason": "?"}), True
+    return json.dumps(answer), True
+
+
+class TeacherServer:
+    """Owns the HTTP server thread, the fault queue and the counters."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, latency_ms: float = 0.0):
+        self.latency_s = latency_ms / 1000
+        self.slow_s = 5.0
+        self.responder: Callable[[str, dict], dict] = default_responder
+        self.faults: deque[str] = deque()
+        self.rules: list[tuple[str, str, int]] = []  # (substring of user text, fault, remaining uses)
+        self.requests: Counter[str] = Counter()  # per endpoint
+        self.by_fingerprint: Counter[str] = Counter()
+        self.seen_auth: list[str] = []
+        self._lock = threading.Lock()
+        self.httpd = ThreadingHTTPServer((host, port), self._handler())
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    @property
+    def port(self) -> int:
+        return self.httpd.server_address[1]
+
+    @property
+    def openai_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def anthropic_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> TeacherServer:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def push(self, *faults: str) -> None:
+        """Faults for the next requests, in order (one per request)."""
+        for fault in faults:
+            assert fault in FAULTS, fault
+        self.faults.extend(faults)
+
+    def rule(self, substring: str, fault: str, times: int = 10**9) -> None:
+        """Inject `fault` into requests whose user text contains `substring` (up to `times` times)."""
+        assert fault in FAULTS, fault
+        self.rules.append((substring, fault, times))
+
+    def reset(self) -> None:
+        with self._lock:
+            self.faults.clear()
+            self.rules.clear()
+            self.requests.clear()
+            self.by_fingerprint.clear()
+            self.seen_auth.clear()
+            self.latency_s = 0.0
+            self.responder = default_responder
+
+    def total(self) -> int:
+        return sum(self.requests.values())
+
+    def _next_fault(self, user_text: str) -> str | None:
+        with self._lock:
+            for k, (substring, fault, times) in enumerate(self.rules):
+                if substring in user_text and times > 0:
+                    self.rules[k] = (substring, fault, times - 1)
+                    return fault
+            return self.faults.popleft() if self.faults else None
+
+    def _handler(self):
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # quiet
+                pass
+
+            def _send(self, status: int, body: dict, headers: dict | None = None) -> None:
+                data = json.dumps(body).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_POST(self):  # noqa: N802
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                auth = self.headers.get("Authorization") or self.headers.get("x-api-key") or ""
+                if self.path.endswith("/chat/completions"):
+                    self._openai(body, auth)
+                elif self.path.endswith("/messages"):
+                    self._anthropic(body, auth)
+                else:
+                    self._send(404, {"error": {"message": f"no route {self.path}", "type": "not_found"}})
+
+            def _common(
+                self, endpoint: str, system: str, user_text: str, auth: str
+            ) -> tuple[str | None, dict, str]:
+                with server._lock:
+                    server.requests[endpoint] += 1
+                    server.by_fingerprint[hashlib.sha256((system + user_text).encode()).hexdigest()] += 1
+                    server.seen_auth.append(auth)
+                if server.latency_s:
+                    time.sleep(server.latency_s)
+                fault = server._next_fault(user_text)
+                task = task_of(system)
+                try:
+                    block = json.loads(user_text)
+                except json.JSONDecodeError:
+                    block = {}
+                return fault, server.responder(task, block), task
+
+            def _error(self, fault: str, anthropic: bool) -> bool:
+                if fault == "slow":
+                    time.sleep(server.slow_s)
+                    return False
+                if fault in ("429", "500", "503"):
+                    status = int(fault)
+                    headers = {"Retry-After": "0.05"} if status == 429 else {}
+                    kind = {429: "rate_limit_error", 500: "api_error", 503: "overloaded_error"}[status]
+                    body = (
+                        {"type": "error", "error": {"type": kind, "message": f"injected {fault}"}}
+                        if anthropic
+                        else {"error": {"message": f"injected {fault}", "type": kind, "code": fault}}
+                    )
+                    self._send(status, body, headers)
+                    return True
+                return False
+
+            def _openai(self, body: dict, auth: str) -> None:
+                messages = body.get("messages", [])
+                system = next((m["content"] for m in messages if m["role"] == "system"), "")
+                user = next((m for m in messages if m["role"] == "user"), {"content": ""})
+                content = user["content"]
+                user_text = (
+                    content
+                    if isinstance(content, str)
+                    else "".join(p.get("text", "") for p in content if p.get("type") == "text")
+                )
+                if body.get("model") == "no-such-model":
+                    self._send(
+                        404, {"error": {"message": "model not found", "type": "invalid_request_error"}}
+                    )
+                    return
+                fault, answer, _ = self._common("openai.chat", system, user_text, auth)
+                if fault and self._error(fault, anthropic=False):
+                    return
+                text, _ = corrupt("", answer, fault or "")
+                self._send(
+                    200,
+                    {
+                        "id": "chatcmpl-local",
+                        "object": "chat.completion",
+                        "created": int(time.time()),
+                        "model": body.get("model", ""),
+                        "choices": [
+                            {
+                                "index": 0,
+                                "message": {"role": "assistant", "content": text},
+                                "finish_reason": "stop",
+                            }
+                        ],
+                        "usage": {
+                            "prompt_tokens": len(user_text) // 4,
+                            "completion_tokens": len(text) // 4,
+                            "total_tokens": (len(user_text) + len(text)) // 4,
+                        },
+                    },
+                )
+
+            def _anthropic(self, body: dict, auth: str) -> None:
+                system = body.get("system", "")
+                content = body.get("messages", [{}])[0].get("content", "")
+                user_text = (
+                    content
+                    if isinstance(content, str)
+                    else "".join(p.get("text", "") for p in content if p.get("type") == "text")
+                )
+                fault, answer, _ = self._common("anthropic.messages", system, user_text, auth)
+                if fault and self._error(fault, anthropic=True):
+                    return
+                text, clean = corrupt("", answer, fault or "")
+                tools = body.get("tools")
+                if tools and clean:
+                    blocks = [
+                        {
+                            "type": "tool_use",
+                            "id": "toolu_local",
+                            "name": tools[0]["name"],
+                            "input": json.loads(text),
+                        }
+                    ]
+                    stop = "tool_use"
+                else:
+                    blocks = [{"type": "text", "text": text}]
+                    stop = "end_turn"
+                self._send(
+                    200,
+                    {
+                        "id": "msg_local",
+                        "type": "message",
+                        "role": "assistant",
+                        "model": body.get("model", ""),
+                        "content": blocks,
+                        "stop_reason": stop,
+                        "stop_sequence": None,
+                        "usage": {"input_tokens": len(user_text) // 4, "output_tokens": len(text) // 4},
+                    },
+                )
+
+        return Handler
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    args = parser.parse_args()
+    server = TeacherServer(port=args.port, latency_ms=args.latency_ms)
+    print(f"listening on {server.openai_url}", flush=True)
+    server.httpd.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
