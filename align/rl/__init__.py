@@ -1,0 +1,1 @@
+"""Pure RL math for language-model PPO: token rewards, KL, advantages and policy/value losses."""

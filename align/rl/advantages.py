@@ -1,0 +1,36 @@
+"""Generalised advantage estimation over masked token sequences (any padding side)."""
+
+from __future__ import annotations
+
+import torch
+
+from align.rl.masked import masked_whiten
+
+
+def masked_gae(
+    rewards: torch.Tensor, values: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0, lam: float = 0.95
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(advantages, returns) by GAE (Schulman et al., 2016) along the time axis of (B, T) tensors.
+
+    Masked positions are skipped, not treated as terminal: the recursion links each valid token to the next
+    valid one, so left padding, right padding and holes give the same result as the packed sequence. The
+    value after the last valid token is 0 (the episode ends with the response).
+    """
+    mask = mask.to(rewards.dtype)
+    batch, length = rewards.shape
+    advantages = torch.zeros_like(rewards)
+    next_value = torch.zeros(batch, dtype=rewards.dtype, device=rewards.device)
+    last_gae = torch.zeros_like(next_value)
+    for t in reversed(range(length)):
+        m = mask[:, t]
+        delta = rewards[:, t] + gamma * next_value - values[:, t]
+        gae = delta + gamma * lam * last_gae
+        advantages[:, t] = gae * m
+        last_gae = torch.where(m > 0, gae, last_gae)
+        next_value = torch.where(m > 0, values[:, t], next_value)
+    returns = (advantages + values) * mask
+    return advantages, returns
+
+
+def whiten_advantages(advantages: torch.Tensor, mask: torch.Tensor, enabled: bool = True) -> torch.Tensor:
+    return masked_whiten(advantages, mask) if enabled else advantages * mask
