@@ -22,6 +22,10 @@ class CachedTeacher:
         self.teacher, self.cache, self.retry_failed = teacher, cache, retry_failed
         self.prices = prices or PriceTable()
 
+    def run_sync(self, coro):
+        """Run a coroutine on the wrapped teacher's loop thread."""
+        return self.teacher.run_sync(coro)
+
     def key(self, request: TeacherRequest) -> str:
         return cache_key(self.teacher.name, self.teacher.model, request)
 

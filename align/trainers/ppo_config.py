@@ -1,0 +1,60 @@
+"""Configuration of the PPO trainer (defaults: the ARES paper's PPO stage, Byun et al., 2024)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class PPOConfig:
+    """PPO with token-level rewards for causal LMs and VLMs."""
+
+    output_dir: str = field(default="runs/ppo", metadata={"help": "Where checkpoints and metrics go."})
+    seed: int = field(default=0, metadata={"help": "Seed for data order, sampling and dropout."})
+    prompts_per_iteration: int = field(default=8, metadata={"help": "Problems per PPO iteration."})
+    num_samples: int = field(default=4, metadata={"help": "Samples per problem (ARES k=4)."})
+    max_new_tokens: int = field(default=64, metadata={"help": "Maximum response length in tokens."})
+    top_k: int = field(default=50, metadata={"help": "Top-k sampling."})
+    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling."})
+    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
+    generation_batch_size: int = field(default=8, metadata={"help": "Prompts per generate() call."})
+    ppo_epochs: int = field(default=10, metadata={"help": "Passes over each rollout (ARES base: 10)."})
+    minibatch_size: int = field(default=8, metadata={"help": "Sequences per optimizer micro-step."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-steps per optimizer step."})
+    learning_rate: float = field(default=2e-5, metadata={"help": "AdamW learning rate (ARES: 2e-5)."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay (ARES: 0.01)."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping norm."})
+    clip_range: float = field(default=0.2, metadata={"help": "PPO ratio clip epsilon."})
+    value_clip_range: float | None = field(default=None, metadata={"help": "Clip values around old ones."})
+    gamma: float = field(default=1.0, metadata={"help": "Discount (ARES: 1.0)."})
+    lam: float = field(default=0.95, metadata={"help": "GAE lambda (ARES: 0.95)."})
+    vf_coef: float = field(default=1.0, metadata={"help": "Value-loss coefficient (ARES: 1.0)."})
+    ent_coef: float = field(default=0.0, metadata={"help": "Entropy bonus coefficient (ARES: none)."})
+    whiten_advantages: bool = field(default=True, metadata={"help": "Whiten advantages over the rollout."})
+    kl_coef: float = field(default=1e-4, metadata={"help": "Per-token KL penalty coefficient (ARES: 1e-4)."})
+    kl_estimator: str = field(default="k1", metadata={"help": "KL estimator: k1 or k3."})
+    adaptive_kl_target: float | None = field(
+        default=None, metadata={"help": "Target KL for the adaptive controller (None: fixed)."}
+    )
+    adaptive_kl_horizon: int = field(
+        default=10000, metadata={"help": "Horizon of the adaptive KL controller."}
+    )
+    policy_loss: str = field(default="ppo", metadata={"help": "'ppo' or 'sppo' (symmetric RCE loss)."})
+    sppo_alpha: float = field(default=1.0, metadata={"help": "SPPO weight of the PPO term."})
+    sppo_beta: float = field(default=0.0, metadata={"help": "SPPO weight of the reverse term."})
+    sppo_z: float = field(default=-1.0, metadata={"help": "SPPO's Z (RCE's stand-in for log 0)."})
+    neutral_score: float = field(default=0.5, metadata={"help": "Teacher score that gives zero reward."})
+    value_head_hidden: int = field(default=0, metadata={"help": "Value-head MLP width (0: model width)."})
+    mixed_precision: str = field(
+        default="no", metadata={"help": "accelerate mixed precision: no, fp16, bf16."}
+    )
+    report_to: str = field(default="none", metadata={"help": "Trackers: none, tensorboard, wandb."})
+    save_every: int = field(default=1, metadata={"help": "Save a resumable checkpoint every N iterations."})
+
+    def __post_init__(self) -> None:
+        if self.policy_loss not in ("ppo", "sppo"):
+            raise ValueError(f"policy_loss must be 'ppo' or 'sppo', got {self.policy_loss!r}")
+        if self.kl_estimator not in ("k1", "k3"):
+            raise ValueError(f"kl_estimator must be 'k1' or 'k3', got {self.kl_estimator!r}")
+        if self.minibatch_size < 1 or self.num_samples < 1 or self.prompts_per_iteration < 1:
+            raise ValueError("minibatch_size, num_samples and prompts_per_iteration must be >= 1")
