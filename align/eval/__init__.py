@@ -1,0 +1,1 @@
+"""Evaluation: answer accuracy, LLM-judge win rate and rationale quality."""
