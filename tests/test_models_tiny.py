@@ -96,3 +96,15 @@ def test_chat_template_marks_assistant_tokens(tiny_lm):
 def test_tiny_vlm_builds_in_another_folder(tmp_path):
     path = build_tiny_vlm(tmp_path / "vlm", seed=1)
     assert (path / "config.json").is_file() and (path / "processor_config.json").is_file()
+
+
+def test_saved_lora_adapter_reloads_trainable(tiny_lm_path, tmp_path):
+    policy = load_policy(str(tiny_lm_path), lora=LoraSettings(r=4, alpha=8, dropout=0.0), dtype="float32")
+    with torch.no_grad():
+        for name, p in policy.model.named_parameters():
+            if "lora_B" in name:
+                p.add_(0.1)
+    policy.model.save_pretrained(tmp_path / "adapter")
+    again = load_policy(str(tmp_path / "adapter"), dtype="float32")
+    assert again.has_lora and any(p.requires_grad for p in again.model.parameters())
+    torch.testing.assert_close(_logits(policy), _logits(again))

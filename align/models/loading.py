@@ -76,6 +76,17 @@ class LoadedPolicy:
         return self.model.disable_adapter()
 
 
+def _adapter_base(name_or_path: str) -> str | None:
+    """The base model of a local peft adapter folder, or None."""
+    import json
+    from pathlib import Path
+
+    config = Path(name_or_path) / "adapter_config.json"
+    if not config.is_file():
+        return None
+    return json.loads(config.read_text())["base_model_name_or_path"]
+
+
 def resolve_kind(name_or_path: str, kind: str = "auto", **hub_kwargs: Any) -> str:
     """'causal' or 'vlm', from `kind` or from the checkpoint's config."""
     if kind in ("causal", "vlm"):
@@ -130,6 +141,14 @@ def load_policy(
     """Load a causal LM (`AutoModelForCausalLM` + tokenizer) or a VLM (`AutoModelForImageTextToText` +
     processor) from a hub id or local folder; wrap it with LoRA when `lora` is given."""
     hub = {"trust_remote_code": trust_remote_code}
+    adapter = _adapter_base(name_or_path)
+    if adapter is not None:  # a saved LoRA adapter: load its base, then the adapter (trainable)
+        from peft import PeftModel
+
+        base = load_policy(adapter, kind, None, quantization, dtype, device_map, trust_remote_code)
+        base.model = PeftModel.from_pretrained(base.model, name_or_path, is_trainable=True)
+        base.name_or_path = name_or_path
+        return base
     kind = resolve_kind(name_or_path, kind, **hub)
     model_kwargs: dict[str, Any] = {"dtype": _dtype(dtype), **hub}
     if device_map is not None:
