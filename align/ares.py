@@ -292,12 +292,10 @@ class AresRun:
             if stage in self.state["done"]:
                 continue
             kind = stage.rsplit("/", 1)[-1]
-            {
-                "baseline_sft": lambda: self.run_baseline_sft(policy),
-                "rl": lambda: self.run_rl(policy, stage),
-                "correct": lambda: self.run_correct(policy, stage),
-                "sft": lambda: self.run_sft(policy, stage),
-            }[kind]()
+            if kind == "baseline_sft":
+                self.run_baseline_sft(policy)
+            else:
+                getattr(self, f"run_{kind}")(policy, stage)
             self._finish(stage, policy)
             print(
                 f"[ares] finished {stage}: teacher score {self.state['evals'][stage]['teacher_score_mean']:.3f}",

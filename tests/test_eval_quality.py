@@ -2,11 +2,19 @@
 
 import pytest
 
-from align.eval.quality import distinct_n, is_incomplete, quality_summary, repeated_ngram_rate, repeated_sentence_rate
+from align.eval.quality import (
+    distinct_n,
+    is_incomplete,
+    quality_summary,
+    repeated_ngram_rate,
+    repeated_sentence_rate,
+)
 
 
 def test_repeated_sentences_ignore_case_and_punctuation():
-    assert repeated_sentence_rate("Magnets attract. MAGNETS attract! Iron is a metal.") == pytest.approx(1 / 3)
+    assert repeated_sentence_rate("Magnets attract. MAGNETS attract! Iron is a metal.") == pytest.approx(
+        1 / 3
+    )
     assert repeated_sentence_rate("") == 0.0
     assert repeated_sentence_rate("One. Two. Three.") == 0.0
 
