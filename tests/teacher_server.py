@@ -65,6 +65,14 @@ def corrupt(task: str, answer: dict[str, Any], fault: str) -> tuple[str, bool]:
     return json.dumps(answer), True
 
 
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 256
+
+    def handle_error(self, request, client_address):  # clients that time out hang up: not an error here
+        pass
+
+
 class TeacherServer:
     """Owns the HTTP server thread, the fault queue and the counters."""
 
@@ -78,7 +86,7 @@ class TeacherServer:
         self.by_fingerprint: Counter[str] = Counter()
         self.seen_auth: list[str] = []
         self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer((host, port), self._handler())
+        self.httpd = _QuietServer((host, port), self._handler())
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
@@ -152,6 +160,17 @@ class TeacherServer:
                     self.send_header(k, v)
                 self.end_headers()
                 self.wfile.write(data)
+
+            def do_GET(self):  # noqa: N802
+                if self.path.rstrip("/") == "/stats":
+                    with server._lock:
+                        body = {
+                            "requests": dict(server.requests),
+                            "by_fingerprint": dict(server.by_fingerprint),
+                        }
+                    self._send(200, body)
+                else:
+                    self._send(404, {"error": {"message": f"no route {self.path}"}})
 
             def do_POST(self):  # noqa: N802
                 length = int(self.headers.get("Content-Length", 0))
@@ -288,7 +307,7 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=0.0)
     args = parser.parse_args()
     server = TeacherServer(port=args.port, latency_ms=args.latency_ms)
-    print(f"listening on {server.openai_url}", flush=True)
+    print(f"listening on {server.openai_url} port {server.port}", flush=True)
     server.httpd.serve_forever()
 
 

@@ -1,0 +1,143 @@
+"""Client-side limits for caching jobs: requests/tokens per minute, retry with backoff, and a dollar budget.
+
+Providers enforce RPM/TPM limits and answer 429 when they are exceeded; we pace ourselves below them with
+token buckets (one for requests, one for tokens) and retry transient failures with exponential backoff and
+full jitter, waiting at least as long as the server's `Retry-After` says.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from teacher.records import BudgetExceededError, TransientError
+
+T = TypeVar("T")
+
+
+class TokenBucket:
+    """A bucket of `capacity` units refilled at `per_minute / 60` units per second; `acquire(n)` waits until
+    `n` units are available. A request larger than the bucket waits for a full bucket and then takes it."""
+
+    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic):
+        if per_minute <= 0:
+            raise ValueError(f"a rate limit must be positive, got {per_minute} per minute")
+        self.capacity = float(per_minute)
+        self.rate = per_minute / 60.0
+        self.level = self.capacity
+        self._clock = clock
+        self._stamp = clock()
+        self._lock = asyncio.Lock()
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self.level = min(self.capacity, self.level + (now - self._stamp) * self.rate)
+        self._stamp = now
+
+    def wait_time(self, n: float) -> float:
+        """Seconds until `n` units (capped at capacity) are available; 0 if now."""
+        self._refill()
+        need = min(n, self.capacity) - self.level
+        return max(0.0, need / self.rate)
+
+    async def acquire(self, n: float = 1.0) -> None:
+        async with self._lock:  # first come, first served
+            while (delay := self.wait_time(n)) > 0:
+                await asyncio.sleep(delay)
+            self.level -= min(n, self.capacity)
+
+
+class RateLimiter:
+    """Requests-per-minute and tokens-per-minute pacing; either may be None (unlimited)."""
+
+    def __init__(self, rpm: float | None = None, tpm: float | None = None):
+        self.requests = TokenBucket(rpm) if rpm else None
+        self.tokens = TokenBucket(tpm) if tpm else None
+
+    async def acquire(self, estimated_tokens: int) -> None:
+        if self.requests is not None:
+            await self.requests.acquire(1)
+        if self.tokens is not None:
+            await self.tokens.acquire(estimated_tokens)
+
+
+@dataclass
+class RetryPolicy:
+    """Exponential backoff with full jitter: attempt k (0-based) waits uniform(0, min(cap, base * 2**k)),
+    and never less than the server's Retry-After."""
+
+    max_retries: int = field(default=6, metadata={"help": "Retries of a transient failure before giving up."})
+    base_s: float = field(default=0.5, metadata={"help": "First backoff ceiling in seconds."})
+    cap_s: float = field(default=60.0, metadata={"help": "Largest backoff in seconds."})
+    seed: int | None = field(default=None, metadata={"help": "Seed of the jitter (tests)."})
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def delay(self, attempt: int, retry_after: float | None = None) -> float:
+        ceiling = min(self.cap_s, self.base_s * (2**attempt))
+        wait = self._rng.uniform(0, ceiling)
+        return max(wait, retry_after or 0.0)
+
+    async def call(
+        self,
+        fn: Callable[[], Awaitable[T]],
+        on_retry: Callable[[int, TransientError, float], None] | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> T:
+        """Await `fn()`, retrying `TransientError` up to `max_retries` times; the last error propagates."""
+        attempt = 0
+        while True:
+            try:
+                return await fn()
+            except TransientError as err:
+                if attempt >= self.max_retries:
+                    raise
+                wait = self.delay(attempt, err.retry_after)
+                if on_retry is not None:
+                    on_retry(attempt, err, wait)
+                await sleep(wait)
+                attempt += 1
+
+
+class Budget:
+    """A dollar (or token) budget shared by concurrent requests.
+
+    Before a request is launched it reserves its estimated cost; `settle` replaces the estimate by the
+    actual cost. A request is refused (BudgetExceededError) when spent + reserved + estimate would pass the
+    limit, so in-flight requests can finish without overshooting by more than their estimation error.
+    """
+
+    def __init__(self, limit: float | None, unit: str = "usd"):
+        self.limit, self.unit = limit, unit
+        self.spent = 0.0
+        self.reserved = 0.0
+        self.requests = 0
+
+    def reserve(self, estimate: float) -> None:
+        if self.limit is not None and self.spent + self.reserved + estimate > self.limit:
+            err = BudgetExceededError(self.spent, self.limit, self.requests)
+            if self.unit == "tokens":
+                err.args = (
+                    f"token budget of {self.limit:.0f} reached: spent {self.spent:.0f} tokens on "
+                    f"{self.requests} requests; raise --budget-tokens to continue (cached work is kept)",
+                )
+            raise err
+        self.reserved += estimate
+
+    def settle(self, estimate: float, actual: float) -> None:
+        self.reserved = max(0.0, self.reserved - estimate)
+        self.spent += actual
+        self.requests += 1
+
+    def release(self, estimate: float) -> None:
+        """Drop a reservation whose request never reached the provider."""
+        self.reserved = max(0.0, self.reserved - estimate)
+
+    @property
+    def exhausted(self) -> bool:
+        return self.limit is not None and self.spent >= self.limit
