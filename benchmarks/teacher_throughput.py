@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from teacher import CachedTeacher, FeedbackCache, make_teacher  # noqa: E402
-from teacher.jobs import JobConfig, JobProblem, run_job  # noqa: E402
+from teacher.caching_job import JobConfig, JobProblem, run_job  # noqa: E402
 
 
 def free_port() -> int:

@@ -1,9 +1,12 @@
-"""`ares-teacher`: cache teacher feedback for a JSONL file of items, and inspect or share the cache.
+"""`ares-teacher`: fill a feedback cache from a JSONL file of items, and inspect or share the cache.
 
-ares-teacher score --input items.jsonl --teacher openai:gpt-4o --cache feedback.sqlite --concurrency 32
-ares-teacher stats --cache feedback.sqlite
-ares-teacher export --cache feedback.sqlite --output shared.jsonl
-ares-teacher import --cache feedback.sqlite --input shared.jsonl
+    ares-teacher score --input items.jsonl --teacher openai:gpt-4o --cache feedback.sqlite
+    ares-teacher score ... --batch            # OpenAI Batch API / Anthropic Message Batches (half price)
+    ares-teacher stats --cache feedback.sqlite
+    ares-teacher export --cache feedback.sqlite --to shared.jsonl
+    ares-teacher import --cache feedback.sqlite --from shared.jsonl
+
+Exit status: 0 all items cached (ok or failed with a reason), 2 budget reached, 130 interrupted, 1 error.
 """
 
 from __future__ import annotations
@@ -11,123 +14,197 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
+import signal
 import sys
+from pathlib import Path
+from typing import Any
 
 from teacher.cache import FeedbackCache
-from teacher.cached import CachedTeacher
-from teacher.client import make_teacher
-from teacher.jobs import JobConfig, read_items, run_job
+from teacher.client import SPEC_HELP, Teacher, make_teacher
+from teacher.jobs.items import JobInputError, JobItem, read_items
+from teacher.jobs.progress import JobProgress
+from teacher.jobs.runner import JobConfig, JobReport, JobRunner
 from teacher.pricing import PriceTable
-from teacher.records import BudgetExceededError, TeacherError
+from teacher.records import TASKS, TeacherError
+
+EXIT_OK, EXIT_ERROR, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="ares-teacher", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def _job_parser(sub: argparse._SubParsersAction, task: str) -> None:
+    p = sub.add_parser(task, help=f"run the {task!r} task over a JSONL file and cache the results")
+    p.add_argument("--input", required=True, type=Path, help="JSONL file, one item per line")
+    p.add_argument("--teacher", required=True, help=f"teacher spec: {SPEC_HELP}")
+    p.add_argument("--cache", required=True, type=Path, help="SQLite feedback cache (created if missing)")
+    p.add_argument("--output", type=Path, help="also write one result per item to this JSONL file")
+    p.add_argument("--base-url", help="provider endpoint (a proxy, a local server)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request before it is retried")
+    p.add_argument("--concurrency", type=int, default=16, help="requests in flight at once")
+    p.add_argument("--rpm", type=float, help="requests per minute")
+    p.add_argument("--tpm", type=float, help="tokens per minute (estimated before sending)")
+    p.add_argument("--budget", type=float, help="dollars: stop launching requests when reached")
+    p.add_argument("--budget-tokens", type=int, help="tokens: a budget for models without a price")
+    p.add_argument("--prices", type=Path, help="YAML mapping model -> [usd per 1M input, per 1M output]")
+    p.add_argument("--retry-failed", action="store_true", help="send again items cached as failed")
+    p.add_argument("--max-retries", type=int, default=6, help="retries of 429/5xx/timeouts per request")
+    p.add_argument("--no-repair", action="store_true", help="no second turn for a reply that fails parsing")
+    p.add_argument("--batch", action="store_true", help="use the provider's batch API (openai, anthropic)")
+    p.add_argument("--poll-interval", type=float, default=30.0, help="seconds between batch status polls")
+    p.add_argument("--no-wait", action="store_true", help="with --batch: submit, collect what is ready, exit")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ares-teacher", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log retries and warnings")
     sub = parser.add_subparsers(dest="command", required=True)
-    for task in ("score", "correct", "judge"):
-        p = sub.add_parser(task, help=f"cache '{task}' feedback for every item of --input")
-        p.add_argument("--input", required=True, help="JSONL items (problem fields + task fields).")
-        p.add_argument(
-            "--teacher", required=True, help="Teacher spec, e.g. openai:gpt-4o, anthropic:MODEL, reference."
-        )
-        p.add_argument("--cache", required=True, help="SQLite feedback cache.")
-        p.add_argument("--base-url", default=None, help="Override the provider's API address.")
-        p.add_argument("--timeout", type=float, default=120.0, help="Per-request timeout in seconds.")
-        p.add_argument("--concurrency", type=int, default=16, help="Requests in flight.")
-        p.add_argument("--rpm", type=int, default=0, help="Requests-per-minute limit.")
-        p.add_argument("--tpm", type=int, default=0, help="Tokens-per-minute limit (estimated).")
-        p.add_argument("--max-retries", type=int, default=6, help="Retries of transient failures.")
-        p.add_argument(
-            "--budget", type=float, default=None, help="Stop launching requests past this many USD."
-        )
-        p.add_argument(
-            "--prices", default=None, help="YAML price table: model: [input_per_1M, output_per_1M]."
-        )
-        p.add_argument("--retry-failed", action="store_true", help="Re-send items cached as failed.")
-        p.add_argument(
-            "--no-repair", action="store_true", help="Do not retry a rejected reply with a repair prompt."
-        )
-        p.add_argument("--output", default=None, help="Also write results as JSONL here.")
-        p.add_argument("--no-progress", action="store_true", help="No progress bar.")
+    for task in TASKS:
+        _job_parser(sub, task)
     p = sub.add_parser("stats", help="counts, failures, tokens and cost in a cache")
-    p.add_argument("--cache", required=True)
-    p = sub.add_parser("export", help="write a cache as JSONL (to share)")
-    p.add_argument("--cache", required=True)
-    p.add_argument("--output", required=True)
+    p.add_argument("--cache", required=True, type=Path)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = sub.add_parser("export", help="write a cache as JSONL (to share it)")
+    p.add_argument("--cache", required=True, type=Path)
+    p.add_argument("--to", required=True, type=Path)
     p = sub.add_parser("import", help="merge a JSONL export into a cache")
-    p.add_argument("--cache", required=True)
-    p.add_argument("--input", required=True)
-    p.add_argument("--overwrite", action="store_true", help="Replace rows with the same key.")
+    p.add_argument("--cache", required=True, type=Path)
+    p.add_argument("--from", dest="source", required=True, type=Path)
+    p.add_argument("--overwrite", action="store_true", help="replace rows whose key exists")
     return parser
 
 
-def _job(args: argparse.Namespace) -> int:
-    items = read_items(args.input, args.command)
-    options = {"timeout": args.timeout} if not args.teacher.startswith(("reference", "hf:")) else {}
+def make_job_teacher(args: argparse.Namespace) -> Teacher:
+    options: dict[str, Any] = {}
     if args.base_url:
         options["base_url"] = args.base_url
-    teacher = make_teacher(args.teacher, repair=not args.no_repair, **options)
+    if args.teacher.split(":", 1)[0] in ("openai", "anthropic", "openai-compatible"):
+        options["timeout"] = args.timeout
+    return make_teacher(args.teacher, repair=not args.no_repair, **options)
+
+
+def write_output(path: Path, runner: JobRunner, cache: FeedbackCache, items: list[JobItem]) -> int:
+    """One line per item: its id, cache key and result (or `pending` if it has none yet)."""
+    n = 0
+    with path.open("w", encoding="utf-8") as f:
+        for item in items:
+            key = runner.key(runner.request(item))
+            fb = cache.get(key)
+            row: dict[str, Any] = {"item_id": item.item_id, "key": key, "task": runner.task}
+            if fb is None:
+                row["status"] = "pending"
+            else:
+                row.update(status="ok" if fb.ok else "failed", failure=fb.failure, **fb.payload())
+                row.update(model=fb.model, prompt_version=fb.prompt_version, cost=fb.cost)
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            n += 1
+    return n
+
+
+async def run_job(args: argparse.Namespace) -> int:
+    items = read_items(args.input, args.command)
     prices = PriceTable.from_yaml(args.prices) if args.prices else PriceTable()
-    cached = CachedTeacher(teacher, FeedbackCache(args.cache), prices, retry_failed=args.retry_failed)
-    cfg = JobConfig(
+    teacher = make_job_teacher(args)
+    cache = FeedbackCache(args.cache)
+    config = JobConfig(
         concurrency=args.concurrency,
         rpm=args.rpm,
         tpm=args.tpm,
+        budget_usd=args.budget,
+        budget_tokens=args.budget_tokens,
+        retry_failed=args.retry_failed,
         max_retries=args.max_retries,
-        budget=args.budget,
-        progress=not args.no_progress,
     )
-    if args.budget is not None and prices.cost(teacher.model, 1, 1) is None:
-        print(
-            f"warning: no price for model {teacher.model!r}; the budget cannot count its cost (use --prices)",
-            file=sys.stderr,
-        )
-    code = 0
+    progress = JobProgress(len(items), enabled=not args.no_progress and sys.stderr.isatty(), desc=args.command)
+    runner = JobRunner(teacher, cache, args.command, config, prices, on_progress=progress.update)
+    if args.batch:
+        from teacher.batch import BatchJob
+
+        job: Any = BatchJob(runner, poll_s=args.poll_interval, wait=not args.no_wait)
+    else:
+        job = runner
+    loop = asyncio.get_running_loop()
+    interrupts = 0
+
+    def on_interrupt() -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            print("\nstopping: no new requests; in-flight ones finish (Ctrl-C again to abandon them)",
+                  file=sys.stderr)
+            runner.stop()
+        else:
+            runner.abandon()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_interrupt)
     try:
-        summary = asyncio.run(run_job(cached, args.command, items, cfg))
-    except BudgetExceededError as err:
-        print(f"ares-teacher: {err}", file=sys.stderr)
-        return 3
-    print(json.dumps({k: v for k, v in vars(summary).items()}, indent=1))
-    if summary.stopped == "interrupted":
-        code = 130
+        report: JobReport = await job.run(items)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+        progress.close()
+        await teacher.aclose()
     if args.output:
-        with open(args.output, "w", encoding="utf-8") as f:
-            for (item_id, problem, task_args), request in zip(
-                items, (teacher.build(args.command, p, *a) for _, p, a in items), strict=True
-            ):
-                fb = cached.lookup(request)
-                f.write(
-                    json.dumps(
-                        {
-                            "item_id": item_id,
-                            "cached": fb is not None,
-                            **({"ok": fb.ok, "failure": fb.failure, **fb.payload()} if fb else {}),
-                        }
-                    )
-                    + "\n"
-                )
-    return code
+        write_output(args.output, runner, cache, items)
+    cache.close()
+    print(summary(report, args.command), file=sys.stderr)
+    if report.stopped == "budget":
+        print(report.message, file=sys.stderr)
+        return EXIT_BUDGET
+    if report.stopped == "error":
+        print(f"error: {report.message}", file=sys.stderr)
+        return EXIT_ERROR
+    if report.stopped == "interrupted":
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def summary(report: JobReport, task: str) -> str:
+    cost = f"${report.cost:.4f}" if report.cost_known else "unknown (no price for this model)"
+    return (
+        f"{task}: {report.total} items: {report.cached} cached, {report.done} done, {report.failed} failed, "
+        f"{report.skipped} not sent; {report.retries} retries; {report.input_tokens}+{report.output_tokens} "
+        f"tokens; cost {cost}; {report.elapsed_s:.1f}s"
+    )
+
+
+def print_stats(cache: FeedbackCache, as_json: bool) -> None:
+    stats = cache.stats()
+    if as_json:
+        print(json.dumps(stats, indent=1))
+        return
+    print(f"{cache.path}: {stats['total']} rows")
+    print(f"{'task':<10}{'ok':>8}{'failed':>8}{'in tokens':>12}{'out tokens':>12}{'cost $':>10}")
+    for task, s in sorted(stats["tasks"].items()):
+        print(
+            f"{task:<10}{s['ok']:>8}{s['failed']:>8}{s['input_tokens']:>12}{s['output_tokens']:>12}"
+            f"{s['cost']:>10.4f}"
+        )
+    for reason, n in stats["top_failures"]:
+        print(f"  failed x{n}: {reason}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
-        if args.command in ("score", "correct", "judge"):
-            return _job(args)
+        if args.command in TASKS:
+            return asyncio.run(run_job(args))
+        if not args.cache.exists():
+            print(f"error: cache {args.cache} does not exist", file=sys.stderr)
+            return EXIT_ERROR
         cache = FeedbackCache(args.cache)
         if args.command == "stats":
-            print(json.dumps(cache.stats(), indent=1))
+            print_stats(cache, args.json)
         elif args.command == "export":
-            print(f"exported {cache.export_jsonl(args.output)} rows to {args.output}")
+            print(f"exported {cache.export_jsonl(args.to)} rows to {args.to}")
         elif args.command == "import":
-            print(f"imported {cache.import_jsonl(args.input, args.overwrite)} new rows into {args.cache}")
-        return 0
-    except (TeacherError, ValueError, FileNotFoundError) as err:
-        print(f"ares-teacher: {err}", file=sys.stderr)
-        return 2
+            print(f"imported {cache.import_jsonl(args.source, overwrite=args.overwrite)} rows from {args.source}")
+        cache.close()
+        return EXIT_OK
+    except (TeacherError, JobInputError, ValueError, OSError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

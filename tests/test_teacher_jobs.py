@@ -16,7 +16,7 @@ from align.data import load_sample_scienceqa
 from align.data.jsonl import write_problems
 from teacher import CachedTeacher, FeedbackCache, make_teacher
 from teacher.cli import main as cli_main
-from teacher.jobs import JobConfig, read_items, run_job
+from teacher.caching_job import JobConfig, read_items, run_job
 from teacher.pricing import PriceTable
 from teacher.records import BudgetExceededError
 
