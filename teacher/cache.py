@@ -12,6 +12,7 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,23 @@ CREATE TABLE IF NOT EXISTS feedback (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS feedback_task ON feedback(task, ok);
+CREATE TABLE IF NOT EXISTS batches (
+    batch_id TEXT PRIMARY KEY,
+    backend TEXT NOT NULL,
+    model TEXT NOT NULL,
+    task TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS batch_items (
+    batch_id TEXT NOT NULL,
+    custom_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    item_id TEXT,
+    prompt_version TEXT NOT NULL,
+    expect INTEGER,
+    PRIMARY KEY (batch_id, custom_id)
+);
 """
 _COLUMNS = (
     "key",
@@ -54,6 +72,17 @@ _COLUMNS = (
     "latency_s",
     "created",
 )
+
+
+@dataclass(frozen=True)
+class BatchEntry:
+    """One request of a submitted batch: enough to validate its reply and file it under its cache key."""
+
+    custom_id: str
+    key: str
+    item_id: str
+    prompt_version: str
+    expect: int | None
 
 
 def cache_key(backend: str, model: str, request: TeacherRequest) -> str:
@@ -166,6 +195,50 @@ class FeedbackCache:
                     )
             self._db.execute("COMMIT")
         return self._db.total_changes - before
+
+    # -- provider batches (OpenAI Batch API, Anthropic Message Batches) ----------------------------------
+    def add_batch(
+        self, batch_id: str, backend: str, model: str, task: str, entries: list[BatchEntry]
+    ) -> None:
+        """Record a submitted batch and its requests in one transaction, so a restarted job collects it
+        instead of paying again."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute(
+                "INSERT INTO batches VALUES (?, ?, ?, ?, 'open', ?)",
+                (batch_id, backend, model, task, time.time()),
+            )
+            self._db.executemany(
+                "INSERT INTO batch_items VALUES (?, ?, ?, ?, ?, ?)",
+                [(batch_id, e.custom_id, e.key, e.item_id, e.prompt_version, e.expect) for e in entries],
+            )
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
+    def open_batches(self, backend: str, model: str, task: str) -> list[str]:
+        """Ids of batches submitted for this teacher and task and not yet collected, oldest first."""
+        rows = self._db.execute(
+            "SELECT batch_id FROM batches WHERE backend = ? AND model = ? AND task = ? AND status = 'open' "
+            "ORDER BY created",
+            (backend, model, task),
+        )
+        return [r[0] for r in rows]
+
+    def batch_entries(self, batch_id: str) -> list[BatchEntry]:
+        rows = self._db.execute(
+            "SELECT custom_id, key, item_id, prompt_version, expect FROM batch_items WHERE batch_id = ?",
+            (batch_id,),
+        )
+        return [BatchEntry(*r) for r in rows]
+
+    def set_batch_status(self, batch_id: str, status: str) -> None:
+        self._db.execute("UPDATE batches SET status = ? WHERE batch_id = ?", (status, batch_id))
+
+    def batch_status(self, batch_id: str) -> str | None:
+        row = self._db.execute("SELECT status FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()
+        return None if row is None else row[0]
 
     def close(self) -> None:
         self._db.close()

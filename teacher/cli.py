@@ -6,7 +6,8 @@
     ares-teacher export --cache feedback.sqlite --to shared.jsonl
     ares-teacher import --cache feedback.sqlite --from shared.jsonl
 
-Exit status: 0 all items cached (ok or failed with a reason), 2 budget reached, 130 interrupted, 1 error.
+Exit status: 0 all items cached (ok or failed with a reason), 1 error, 2 budget reached, 3 batches still
+running (--no-wait; re-run to collect), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from teacher.jobs.runner import JobConfig, JobReport, JobRunner
 from teacher.pricing import PriceTable
 from teacher.records import TASKS, TeacherError
 
-EXIT_OK, EXIT_ERROR, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_ERROR, EXIT_BUDGET, EXIT_PENDING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def _job_parser(sub: argparse._SubParsersAction, task: str) -> None:
@@ -114,7 +115,9 @@ async def run_job(args: argparse.Namespace) -> int:
         retry_failed=args.retry_failed,
         max_retries=args.max_retries,
     )
-    progress = JobProgress(len(items), enabled=not args.no_progress and sys.stderr.isatty(), desc=args.command)
+    progress = JobProgress(
+        len(items), enabled=not args.no_progress and sys.stderr.isatty(), desc=args.command
+    )
     runner = JobRunner(teacher, cache, args.command, config, prices, on_progress=progress.update)
     if args.batch:
         from teacher.batch import BatchJob
@@ -129,8 +132,10 @@ async def run_job(args: argparse.Namespace) -> int:
         nonlocal interrupts
         interrupts += 1
         if interrupts == 1:
-            print("\nstopping: no new requests; in-flight ones finish (Ctrl-C again to abandon them)",
-                  file=sys.stderr)
+            print(
+                "\nstopping: no new requests; in-flight ones finish (Ctrl-C again to abandon them)",
+                file=sys.stderr,
+            )
             runner.stop()
         else:
             runner.abandon()
@@ -154,7 +159,12 @@ async def run_job(args: argparse.Namespace) -> int:
     if report.stopped == "error":
         print(f"error: {report.message}", file=sys.stderr)
         return EXIT_ERROR
+    if report.stopped == "pending":
+        print(report.message, file=sys.stderr)
+        return EXIT_PENDING
     if report.stopped == "interrupted":
+        if report.message:
+            print(report.message, file=sys.stderr)
         return EXIT_INTERRUPTED
     return EXIT_OK
 
@@ -199,7 +209,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "export":
             print(f"exported {cache.export_jsonl(args.to)} rows to {args.to}")
         elif args.command == "import":
-            print(f"imported {cache.import_jsonl(args.source, overwrite=args.overwrite)} rows from {args.source}")
+            print(
+                f"imported {cache.import_jsonl(args.source, overwrite=args.overwrite)} rows from {args.source}"
+            )
         cache.close()
         return EXIT_OK
     except (TeacherError, JobInputError, ValueError, OSError) as err:

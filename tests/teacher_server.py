@@ -89,6 +89,9 @@ class TeacherServer:
         self.httpd = _QuietServer((host, port), self._handler())
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        from teacher_batches import BatchEmulator  # OpenAI/Anthropic batch endpoints (added by teacher jobs)
+
+        self.batches = BatchEmulator(self)
 
     @property
     def port(self) -> int:
@@ -130,6 +133,7 @@ class TeacherServer:
             self.seen_auth.clear()
             self.latency_s = 0.0
             self.responder = default_responder
+        self.batches.reset()
 
     def total(self) -> int:
         return sum(self.requests.values())
@@ -169,12 +173,15 @@ class TeacherServer:
                             "by_fingerprint": dict(server.by_fingerprint),
                         }
                     self._send(200, body)
-                else:
+                elif not server.batches.route(self, "GET", b""):
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
 
             def do_POST(self):  # noqa: N802
                 length = int(self.headers.get("Content-Length", 0))
-                body = json.loads(self.rfile.read(length) or b"{}")
+                raw = self.rfile.read(length)
+                if server.batches.route(self, "POST", raw):
+                    return
+                body = json.loads(raw or b"{}")
                 auth = self.headers.get("Authorization") or self.headers.get("x-api-key") or ""
                 if self.path.endswith("/chat/completions"):
                     self._openai(body, auth)
