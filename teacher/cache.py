@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS feedback (
     output_tokens INTEGER,
     cost REAL,
     latency_s REAL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    reported_model TEXT
 );
 CREATE INDEX IF NOT EXISTS feedback_task ON feedback(task, ok);
 CREATE TABLE IF NOT EXISTS batches (
@@ -71,6 +72,7 @@ _COLUMNS = (
     "cost",
     "latency_s",
     "created",
+    "reported_model",
 )
 
 
@@ -102,6 +104,9 @@ class FeedbackCache:
         self._db.execute("PRAGMA journal_mode = WAL")
         self._db.execute("PRAGMA synchronous = NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(feedback)")}
+        if "reported_model" not in columns:  # caches written before the model as reported was kept
+            self._db.execute("ALTER TABLE feedback ADD COLUMN reported_model TEXT")
 
     def get(self, key: str) -> Feedback | None:
         row = self._db.execute("SELECT * FROM feedback WHERE key = ?", (key,)).fetchone()
@@ -125,6 +130,7 @@ class FeedbackCache:
             fb.cost,
             fb.latency_s,
             time.time(),
+            fb.model,
         )
         self._db.execute(f"INSERT OR REPLACE INTO feedback VALUES ({','.join('?' * len(_COLUMNS))})", row)
 
@@ -136,7 +142,7 @@ class FeedbackCache:
             ok=bool(row["ok"]),
             failure=row["failure"],
             raw=row["raw"] or "",
-            model=row["model"],
+            model=row.get("reported_model") or row["model"],
             prompt_version=row["prompt_version"],
             input_tokens=row["input_tokens"] or 0,
             output_tokens=row["output_tokens"] or 0,
@@ -191,7 +197,7 @@ class FeedbackCache:
                     row = json.loads(line)
                     self._db.execute(
                         f"{verb} INTO feedback VALUES ({','.join('?' * len(_COLUMNS))})",
-                        tuple(row[c] for c in _COLUMNS),
+                        tuple(row.get(c) for c in _COLUMNS),
                     )
             self._db.execute("COMMIT")
         return self._db.total_changes - before
