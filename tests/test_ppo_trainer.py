@@ -14,7 +14,11 @@ from align.trainers.rollout import Chunk, forward_tokens, sample_chunk
 from align.trainers.sft import SFTConfig, sft_train
 from teacher.records import Feedback
 
-PROBLEMS = load_sample_scienceqa("train")
+# every sample problem, whatever the split layout: the learning tests depend on the text, not the split
+PROBLEMS = sorted(
+    load_sample_scienceqa("train") + load_sample_scienceqa("val") + load_sample_scienceqa("test"),
+    key=lambda p: int(p.id),
+)
 
 
 class WordTeacher:
@@ -72,11 +76,11 @@ def test_sentence_reward_for_a_word_goes_up(sft_lm_path, tmp_path, loss):
     policy = load_policy(str(sft_lm_path), dtype="float32")
     extra = dict(policy_loss="sppo", sppo_alpha=0.5, sppo_beta=1.0, sppo_z=-1.0) if loss == "sppo" else {}
     trainer = PPOTrainer(
-        policy, SentenceTeacherReward(WordTeacher("magnet")), _config(tmp_path, **extra), PROBLEMS
+        policy, SentenceTeacherReward(WordTeacher("bar")), _config(tmp_path, **extra), PROBLEMS
     )
     scores = _scores(trainer, 10)
     start, end = sum(scores[:2]) / 2, sum(scores[-3:]) / 3
-    assert start < 0.2 and end > start + 0.3, scores
+    assert start < 0.2 and end > start + 0.4, scores
 
 
 def test_sppo_with_z_minus_one_and_alpha_plus_beta_one_is_ppo(sft_lm_path, tmp_path):
