@@ -1,0 +1,92 @@
+"""Normality guidance as a rollout-side component: reward bonus per step, critic loss per minibatch.
+
+A PPO trainer with a :class:`~control.algos.ndppo_critic.QuantileCritic` calls :meth:`NormalityGuidance.on_step`
+after each vector-env step (it returns the rewards to store, bonus included, and each transition's
+step-in-episode index to store beside them) and :meth:`NormalityGuidance.critic_loss` in its update epochs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from control.algos.ndppo_critic import CRITIC_MODES, QuantileCritic, exploration_bonus, quantile_critic_loss
+from control.algos.ndppo_tracker import EpisodeClock
+
+__all__ = ["NormalityGuidanceSettings", "NormalityGuidance"]
+
+
+@dataclass
+class NormalityGuidanceSettings:
+    """Settings of the normality-guided (``critic_mode="normal"``) or plain quantile (``"quantile"``) critic."""
+
+    num_quantiles: int = field(default=8, metadata={"help": "Critic quantile outputs N (tau_i = i/(N+1))."})
+    critic_mode: str = field(
+        default="normal",
+        metadata={
+            "help": "'normal': regress to normal quantile bars (paper); 'quantile': plain QR baseline."
+        },
+    )
+    bonus: bool = field(default=True, metadata={"help": "Add the normality exploration bonus to rewards."})
+    bonus_coef: float = field(default=0.05, metadata={"help": "Bonus coefficient (paper: 0.05)."})
+    fallback_bonus: float = field(
+        default=0.0, metadata={"help": "Bonus used where the learned quantiles cross (not monotone)."}
+    )
+    min_std: float = field(default=1.0, metadata={"help": "sigma_min, floor of the return std schedule."})
+    return_window: int = field(
+        default=50, metadata={"help": "Recent episodes for sigma_0^2 and mean length L (paper: 50)."}
+    )
+    kappa: float = field(default=1.0, metadata={"help": "Quantile Huber threshold kappa (paper: 1)."})
+    sort_quantiles: bool = field(
+        default=False, metadata={"help": "Sort critic outputs so quantiles never cross (paper: no)."}
+    )
+
+    def __post_init__(self) -> None:
+        if self.critic_mode not in CRITIC_MODES:
+            raise ValueError(f"critic_mode must be one of {CRITIC_MODES}, got {self.critic_mode!r}")
+        if self.num_quantiles < 2 or self.num_quantiles % 2:
+            raise ValueError(
+                f"num_quantiles must be even and >= 2 (tau = 0.5 has z = 0), got {self.num_quantiles}"
+            )
+        if self.bonus and self.critic_mode != "normal":
+            raise ValueError(
+                "bonus=True needs critic_mode='normal' (the bonus measures distance to the normal)"
+            )
+
+
+class NormalityGuidance:
+    """Couples the episode clock, the std schedule, the bonus and the critic loss for one training run."""
+
+    def __init__(self, settings: NormalityGuidanceSettings, critic: QuantileCritic, num_envs: int) -> None:
+        self.settings = settings
+        self.critic = critic
+        self.clock = EpisodeClock(num_envs, window=settings.return_window, min_std=settings.min_std)
+
+    def on_step(
+        self, obs: torch.Tensor, rewards: np.ndarray, done: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """After one vector step from ``obs``: (rewards to store, bonus per env, step-in-episode per env)."""
+        step_idx = self.clock.observe(np.asarray(rewards, dtype=np.float64), np.asarray(done, dtype=bool))
+        if not self.settings.bonus:
+            return np.asarray(rewards), np.zeros(len(step_idx)), step_idx
+        sigma = self.clock.std(torch.as_tensor(step_idx))
+        bonus = exploration_bonus(
+            self.critic, obs, sigma.to(obs.dtype), self.settings.bonus_coef, self.settings.fallback_bonus
+        )
+        bonus_np = bonus.cpu().numpy().astype(np.float64)
+        return np.asarray(rewards) + bonus_np, bonus_np, step_idx
+
+    def critic_loss(self, obs: torch.Tensor, returns: torch.Tensor, step_idx: torch.Tensor) -> torch.Tensor:
+        """Quantile critic loss on a minibatch (bars from the current schedule in ``"normal"`` mode)."""
+        sigma = self.clock.std(step_idx).to(returns.dtype) if self.settings.critic_mode == "normal" else None
+        return quantile_critic_loss(
+            self.critic(obs),
+            returns,
+            sigma,
+            self.critic.taus,
+            self.critic.z,
+            mode=self.settings.critic_mode,
+            kappa=self.settings.kappa,
+        )
