@@ -548,7 +548,10 @@ SCIENCEQA = [
     ),
 ]
 
-SCIENCEQA_SPLITS = ["train"] * 18 + ["val"] * 6 + ["test"] * 6
+# Every fifth problem goes to val and every fifth to test, so each split has image, hint-only and no-context
+# problems (ScienceQA's IMG / TXT / NO groups); the first image problems stay in train.
+SCIENCEQA_SPLITS = [("train", "train", "train", "val", "test")[k % 5] for k in range(30)]
+SCIENCEQA_SPLITS[23], SCIENCEQA_SPLITS[27] = "train", "val"  # so val has a social-science problem too
 
 
 def write_scienceqa(out: Path) -> None:

@@ -38,14 +38,21 @@ def test_scienceqa_samples_round_trip_all_splits():
             assert p.meta["subject"] == record["subject"] and p.source == "scienceqa"
 
 
-def test_scienceqa_samples_cover_every_group():
-    problems = load_sample_scienceqa("train") + load_sample_scienceqa("val") + load_sample_scienceqa("test")
-    assert len(problems) == 30
+@pytest.mark.parametrize("split", ["train", "val", "test"])
+def test_scienceqa_samples_cover_every_group_in_each_split(split):
+    """ScienceQA's accuracy groups (NAT/SOC/LAN, IMG/TXT/NO context, G1-6/G7-12) all occur in every split."""
+    problems = load_sample_scienceqa(split)
     assert {p.meta["subject"] for p in problems} == {"natural science", "social science", "language science"}
-    assert any(p.image for p in problems) and any(p.context for p in problems)
+    assert any(p.image for p in problems)
+    assert any(p.context and not p.image for p in problems)
     assert any(not p.image and not p.context for p in problems)
     grades = {int(p.meta["grade"][5:]) for p in problems}
     assert min(grades) <= 6 < max(grades)
+
+
+def test_scienceqa_sample_sizes():
+    sizes = {split: len(load_sample_scienceqa(split)) for split in ("train", "val", "test")}
+    assert sizes == {"train": 18, "val": 6, "test": 6}
 
 
 def test_aokvqa_samples_round_trip():
