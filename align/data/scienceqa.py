@@ -7,6 +7,7 @@ at `images/{split}/{id}/image.png` (or `{split}/{id}/image.png` directly under t
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -101,12 +102,29 @@ def _hf_rows(path_or_id: str, split: str) -> Iterable[dict[str, Any]]:
         loaded = datasets.load_from_disk(str(path))
         return loaded[split] if isinstance(loaded, datasets.DatasetDict) else loaded
     if path.exists():
-        files = sorted(path.glob(f"*{split}*.parquet")) if path.is_dir() else [path]
+        files = [path]
+        if path.is_dir():  # e.g. a snapshot of the hub repo: data/{split}-00000-of-00001.parquet
+            files = sorted(path.rglob(f"*{split}*.parquet")) or sorted(path.rglob(f"*{split}*.arrow"))
         if not files:
-            raise DatasetFormatError(path, f"no parquet file for split {split!r} in this folder")
+            raise DatasetFormatError(path, f"no parquet or arrow file for split {split!r} under this folder")
         kind = "arrow" if files[0].suffix == ".arrow" else "parquet"
         return datasets.load_dataset(kind, data_files=[str(f) for f in files], split="train")
     return datasets.load_dataset(path_or_id, split=split)
+
+
+def _pil_image(reader: RecordReader) -> Any:
+    """The row's image as PIL (decoded by `datasets`, or raw `{"bytes", "path"}` from an untyped parquet)."""
+    from PIL import Image
+
+    value = reader.record.get("image")
+    if value is None or isinstance(value, Image.Image):
+        return value
+    if isinstance(value, dict) and value.get("bytes"):
+        try:
+            return Image.open(io.BytesIO(value["bytes"]))
+        except OSError as err:
+            raise reader.error("image", f"bytes are not a readable image ({err})") from err
+    raise reader.error("image", f"expected an image or null, got {type(value).__name__}")
 
 
 def load_scienceqa_hf(
@@ -117,10 +135,15 @@ def load_scienceqa_hf(
     lecture, solution).
 
     Images arrive as PIL images; they are written once as PNG files under `image_cache` (default
-    `~/.cache/ares-align/scienceqa-hf/<hash of the source>`) so that `Problem.image` stays a path.
+    `~/.cache/ares-align/scienceqa-hf/<hash of the source>`, then `{split}/{row index}.png`) so that
+    `Problem.image` stays a path and `Problem` stays hashable. Problem ids are `{split}-{row index}`; a local
+    folder is searched (recursively) for `*{split}*.parquet` (or `.arrow`) files, or may be a folder written by
+    `Dataset(Dict).save_to_disk`. Hub splits are train / validation / test.
     """
     rows = _hf_rows(str(path_or_id), split)
-    source_hash = hashlib.sha256(str(path_or_id).encode()).hexdigest()[:12]
+    local = Path(path_or_id)
+    source = str(local.resolve()) if local.exists() else str(path_or_id)
+    source_hash = hashlib.sha256(source.encode()).hexdigest()[:12]
     cache = (
         Path(image_cache)
         if image_cache
@@ -132,11 +155,13 @@ def load_scienceqa_hf(
         pid = f"{split}-{index}"
         reader = RecordReader(Path(label), pid, dict(row))
         image = None
-        pil = reader.record.get("image")
+        pil = _pil_image(reader)
         if pil is not None:
             image = cache / split / f"{index}.png"
-            if not image.is_file():
+            if not image.is_file():  # written once; a temporary name first, so a crash leaves no half file
                 image.parent.mkdir(parents=True, exist_ok=True)
-                pil.convert("RGB").save(image)
+                partial = image.with_suffix(".partial.png")
+                pil.convert("RGB").save(partial)
+                partial.replace(image)
         out.append(_problem(reader, pid, split, image))
     return out
