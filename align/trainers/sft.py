@@ -51,16 +51,21 @@ class SFTExample:
 
 
 def build_examples(
-    policy: LoadedPolicy, problems: list[Any], targets: list[str], cfg: SFTConfig
+    policy: LoadedPolicy,
+    problems: list[Any],
+    targets: list[str],
+    cfg: SFTConfig,
+    rationales: list[str] | None = None,
 ) -> list[SFTExample]:
-    """Tokenise prompt + target (+ EOS); labels are -100 on the prompt."""
+    """Tokenise prompt + target (+ EOS); labels are -100 on the prompt. `rationales` feed the QCMG-A format."""
     if len(problems) != len(targets):
         raise ValueError(f"{len(problems)} problems but {len(targets)} targets")
     examples = []
     tok = policy.tokenizer
-    for problem, target in zip(problems, targets, strict=True):
+    for k, (problem, target) in enumerate(zip(problems, targets, strict=True)):
         image = problem.image if policy.is_vlm else None
-        prompt = encode(policy, [build_prompt(problem, cfg.prompt_format)], [image] if image else None)
+        text = build_prompt(problem, cfg.prompt_format, rationales[k] if rationales else None)
+        prompt = encode(policy, [text], [image] if image else None)
         target_ids = tok(target, add_special_tokens=False)["input_ids"][: cfg.max_target_tokens] + [
             tok.eos_token_id
         ]
@@ -86,9 +91,15 @@ def _collate(batch: list[SFTExample], pad_id: int) -> dict[str, torch.Tensor]:
     return out
 
 
-def sft_train(policy: LoadedPolicy, problems: list[Any], targets: list[str], cfg: SFTConfig) -> list[float]:
+def sft_train(
+    policy: LoadedPolicy,
+    problems: list[Any],
+    targets: list[str],
+    cfg: SFTConfig,
+    rationales: list[str] | None = None,
+) -> list[float]:
     """Fine-tune `policy.model` in place; returns the mean loss of each epoch."""
-    examples = build_examples(policy, problems, targets, cfg)
+    examples = build_examples(policy, problems, targets, cfg, rationales)
     groups = [
         [e for e in examples if e.pixel_values is not None],
         [e for e in examples if e.pixel_values is None],
