@@ -314,8 +314,8 @@ SCIENCEQA = [
         "Sentences",
         "Identify complete sentences",
         "A complete sentence has a subject and a verb. It expresses a complete thought.",
-        "The dog barked loudly. has a subject and a verb. Because the dog. is missing a verb. So, the first one "
-        "is complete.",
+        '"The dog barked loudly." has a subject, the dog, and a verb, barked. "Because the dog." has no verb, '
+        "so it is a fragment. So, the first one is complete.",
     ),
     (
         "Which word would you find on a dictionary page with the guide words bat - bird?",

@@ -62,6 +62,12 @@ CASES = [
         ["Solution: The force is 9.8 N.", "So the answer is (A)"],
     ),
     ("it is lower case. but still split? no.", ["it is lower case. but still split? no."]),
+    ("He lives in the U.S. He likes it.", ["He lives in the U.S.", "He likes it."]),
+    ("She moved to the U.S. in 1990. She was 9.", ["She moved to the U.S. in 1990.", "She was 9."]),
+    ("The No. 1 team won. They cheered.", ["The No. 1 team won.", "They cheered."]),
+    ("Is it true? No. It is false.", ["Is it true?", "No.", "It is false."]),
+    ("It costs $3.50. Buy two.", ["It costs $3.50.", "Buy two."]),
+    ("Version 3.10 is out. Try it.", ["Version 3.10 is out.", "Try it."]),
 ]
 
 

@@ -22,6 +22,17 @@ ABBREVIATIONS = frozenset(
 )
 # Abbreviations that also often end a sentence: a boundary when a capitalised word follows.
 SENTENCE_FINAL_ABBREVIATIONS = frozenset({"etc", "a.m", "p.m", "b.c", "a.d", "b.c.e", "c.e"})
+# Place abbreviations that end a sentence when the next word is a typical sentence opener
+# ("... in the U.S. It is ..."), but not before a name ("the U.S. Army").
+PLACE_ABBREVIATIONS = frozenset({"u.s", "u.k", "u.n"})
+SENTENCE_OPENERS = frozenset(
+    """
+    the a an this that these those it its he she they we i you there here his her their our my
+    so then but however therefore thus also in on at for if when because since as after before
+    """.split()
+)
+# "No. 5", "Nos. 3": an abbreviation only before a number (a plain "no." ends "The answer is no.").
+NUMBER_ABBREVIATIONS = frozenset({"no", "nos"})
 
 _TERMINATORS = ".!?"
 _CLOSERS = "\"')]}\u201d\u2019"
@@ -58,7 +69,11 @@ def _is_boundary_after_period(text: str, dot: int, sentence_start: int, nxt: str
     token = _token_before(text, dot)
     lowered = token.lower()
     if lowered in ABBREVIATIONS:
+        if lowered in PLACE_ABBREVIATIONS:
+            return nxt.lower().strip(_OPENERS + ",") in SENTENCE_OPENERS
         return lowered in SENTENCE_FINAL_ABBREVIATIONS and nxt[:1].isupper()
+    if lowered in NUMBER_ABBREVIATIONS and token[0].isupper() and nxt[:1].isdigit():
+        return False
     if _is_initial(token):
         # "J. K. Rowling": an initial followed by another initial, or preceded by one.
         head = text[: dot - len(token)].rstrip()
