@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in TASKS:
             return asyncio.run(run_job(args))
-        if not args.cache.exists():
+        if args.command != "import" and not args.cache.exists():
             print(f"error: cache {args.cache} does not exist", file=sys.stderr)
             return EXIT_ERROR
         cache = FeedbackCache(args.cache)

@@ -179,6 +179,9 @@ class TeacherServer:
             def do_POST(self):  # noqa: N802
                 length = int(self.headers.get("Content-Length", 0))
                 raw = self.rfile.read(length)
+                if len(raw) < length:  # the client died mid-request: nothing to answer, nothing to count
+                    self.close_connection = True
+                    return
                 if server.batches.route(self, "POST", raw):
                     return
                 body = json.loads(raw or b"{}")
