@@ -43,7 +43,7 @@ def _plots(out: Path, results: dict[str, Any]) -> list[str]:
     files.append("accuracy.png")
     if results["win_rates"]:
         fig, ax = plt.subplots(figsize=(5, 0.6 + 0.6 * len(results["win_rates"])))
-        for k, (pair, wr) in enumerate(results["win_rates"].items()):
+        for k, wr in enumerate(results["win_rates"].values()):
             ax.errorbar(
                 [100 * wr["win_rate"]],
                 [k],
