@@ -1,0 +1,105 @@
+"""Batch mode through the SDKs' OpenAI Batch API and Anthropic Message Batches calls, against the local server."""
+
+import asyncio
+
+import pytest
+
+from align.data import load_sample_scienceqa
+from teacher import FeedbackCache, make_teacher
+from teacher.batch import BatchJob
+from teacher.cli import main
+from teacher.jobs import JobConfig, JobItem, JobRunner
+from teacher.pricing import PriceTable
+
+PROBLEMS = load_sample_scienceqa("train")
+PROVIDERS = {
+    "openai": ("openai:gpt-4o", "openai_url"),
+    "anthropic": ("anthropic:claude-3-5-haiku-latest", "anthropic_url"),
+}
+
+
+def _items(n: int) -> list[JobItem]:
+    return [
+        JobItem(
+            f"item{k}", PROBLEMS[k % len(PROBLEMS)], ([f"Sentence {k} here.", "Opposite poles attract."],)
+        )
+        for k in range(n)
+    ]
+
+
+def _job(server, tmp_path, provider, wait=True, prices=None, **config) -> BatchJob:
+    spec, url = PROVIDERS[provider]
+    teacher = make_teacher(spec, base_url=getattr(server, url), timeout=2.0)
+    runner = JobRunner(teacher, FeedbackCache(tmp_path / "c.sqlite"), "score", JobConfig(**config), prices)
+    return BatchJob(runner, poll_s=0.01, wait=wait)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_batch_submits_once_polls_and_collects_at_half_price(teacher_server, tmp_path, provider):
+    job = _job(teacher_server, tmp_path, provider)
+    report = asyncio.run(job.run(_items(6)))
+    assert (report.done, report.failed, report.stopped) == (6, 0, None)
+    assert teacher_server.requests[f"{provider}.batches.create"] == 1
+    assert teacher_server.requests[f"{provider}.batch"] == 6
+    assert (
+        "openai.chat" not in teacher_server.requests and "anthropic.messages" not in teacher_server.requests
+    )
+    cache = job.runner.cache
+    fb = cache.get(job.runner.key(job.runner.request(_items(6)[0])))
+    assert fb.ok and fb.scores == [0.5, 1.0] and fb.input_tokens > 0
+    live = PriceTable().cost(job.runner.teacher.model, fb.input_tokens, fb.output_tokens)
+    assert fb.cost == pytest.approx(live / 2)
+    assert (
+        cache.open_batches(
+            "openai" if provider == "openai" else "anthropic", job.runner.teacher.model, "score"
+        )
+        == []
+    )
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_restarted_job_collects_its_open_batches_instead_of_paying_again(teacher_server, tmp_path, provider):
+    teacher_server.batches.polls_before_done = 10**6  # the provider is slow today
+    report = asyncio.run(_job(teacher_server, tmp_path, provider, wait=False).run(_items(5)))
+    assert report.stopped == "pending" and "re-run the same command" in report.message and report.sent == 0
+    report = asyncio.run(_job(teacher_server, tmp_path, provider, wait=False).run(_items(5)))
+    assert report.stopped == "pending" and teacher_server.requests[f"{provider}.batches.create"] == 1
+    teacher_server.batches.polls_before_done = 0
+    report = asyncio.run(_job(teacher_server, tmp_path, provider).run(_items(7)))  # two new items
+    assert (report.done, report.stopped) == (7, None)
+    assert teacher_server.requests[f"{provider}.batches.create"] == 2
+    assert (
+        teacher_server.requests[f"{provider}.batch"] == 7 and max(teacher_server.by_fingerprint.values()) == 1
+    )
+    report = asyncio.run(_job(teacher_server, tmp_path, provider).run(_items(7)))
+    assert report.cached == 7 and teacher_server.requests[f"{provider}.batches.create"] == 2
+
+
+def test_batch_failures_are_cached_with_their_reasons(teacher_server, tmp_path):
+    teacher_server.rule("Sentence 1 here", "wrong_count")
+    teacher_server.rule("Sentence 2 here", "500")
+    report = asyncio.run(_job(teacher_server, tmp_path, "openai").run(_items(4)))
+    assert (report.done, report.failed) == (2, 2)
+    reasons = " ".join(r for r, _ in FeedbackCache(tmp_path / "c.sqlite").stats()["top_failures"])
+    assert "expected 2 scores" in reasons and "batch request failed (500)" in reasons
+
+
+def test_batch_budget_submits_only_what_fits(teacher_server, tmp_path):
+    prices = PriceTable({"gpt-4o": (2000.0, 2000.0)})
+    report = asyncio.run(
+        _job(teacher_server, tmp_path, "openai", prices=prices, budget_usd=5.0).run(_items(10))
+    )
+    assert report.stopped == "budget" and report.message.startswith("budget of $5.00 reached")
+    assert 0 < teacher_server.requests["openai.batch"] < 10
+
+
+def test_cli_batch_mode_and_its_refusal_for_a_local_teacher(teacher_server, tmp_path, capsys):
+    from test_teacher_cli import write_items
+
+    write_items(tmp_path / "items.jsonl", 3)
+    base = ["score", "--input", str(tmp_path / "items.jsonl"), "--cache", str(tmp_path / "c.sqlite")]
+    args = [*base, "--teacher", "openai:gpt-4o", "--base-url", teacher_server.openai_url, "--no-progress"]
+    assert main([*args, "--batch", "--poll-interval", "0.01"]) == 0
+    assert teacher_server.requests["openai.batch"] == 3
+    assert main([*base, "--teacher", "reference:lexical", "--batch", "--no-progress"]) == 1
+    assert "--batch needs an openai: or anthropic: teacher" in capsys.readouterr().err
