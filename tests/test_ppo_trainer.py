@@ -157,3 +157,17 @@ def test_sample_token_offsets_map_sentences(sft_lm_path):
         n = int(mask.sum())
         assert ends[n - 1] == len(text) and ends == sorted(ends)
         assert Sample(None, text, ends).num_tokens == chunk.response_mask.shape[1]
+
+
+def test_report_to_tensorboard_writes_events(sft_lm_path, tmp_path):
+    policy = load_policy(str(sft_lm_path), dtype="float32")
+    trainer = PPOTrainer(
+        policy,
+        SentenceTeacherReward(WordTeacher("the")),
+        _config(tmp_path, ppo_epochs=1, report_to="tensorboard"),
+        PROBLEMS,
+    )
+    trainer.step()
+    trainer.accelerator.end_training()
+    assert list(tmp_path.rglob("events.out.tfevents.*"))
+    assert "score_hist/0.0" in (tmp_path / "metrics.jsonl").read_text()
