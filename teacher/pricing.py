@@ -7,8 +7,9 @@ from pathlib import Path
 
 import yaml
 
-# List prices per 1M tokens (input, output) as published by the providers, checked 2025; override with
+# List prices per 1M tokens (input, output) as published by the providers on the date below; override with
 # `--prices prices.yaml` (a mapping model -> [input, output]) when they change.
+PRICES_CHECKED = "2025-06"
 DEFAULT_PRICES: dict[str, tuple[float, float]] = {
     "gpt-4o": (2.50, 10.00),
     "gpt-4o-mini": (0.15, 0.60),
