@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from teacher.cache import FeedbackCache, cache_key
 from teacher.client import Teacher
+from teacher.limits import RetryPolicy
 from teacher.pricing import PriceTable
 from teacher.records import Feedback, ProblemLike, TeacherRequest
 
 
 class CachedTeacher:
     """A hit sends nothing and returns the stored feedback (`cached=True`). Failures are stored with their
-    reason; they are answered from the cache too unless `retry_failed`."""
+    reason; they are answered from the cache too unless `retry_failed`. Transient errors (429/5xx/timeouts)
+    are retried when a `retry` policy is given (backoff honouring Retry-After; default: no retries) and, if
+    they persist, raised as `TransientError` without caching anything."""
 
     def __init__(
         self,
@@ -18,8 +21,10 @@ class CachedTeacher:
         cache: FeedbackCache,
         prices: PriceTable | None = None,
         retry_failed: bool = False,
+        retry: RetryPolicy | None = None,
     ):
         self.teacher, self.cache, self.retry_failed = teacher, cache, retry_failed
+        self.retry = retry
         self.prices = prices or PriceTable()
 
     def run_sync(self, coro):
@@ -39,7 +44,10 @@ class CachedTeacher:
         hit = self.lookup(request)
         if hit is not None:
             return hit
-        feedback = await self.teacher.run(request)
+        if self.retry is not None:
+            feedback = await self.retry.call(lambda: self.teacher.run(request))
+        else:
+            feedback = await self.teacher.run(request)
         feedback.cost = self.prices.cost(self.teacher.model, feedback.input_tokens, feedback.output_tokens)
         self.cache.put(self.key(request), request, self.teacher.name, self.teacher.model, feedback)
         return feedback

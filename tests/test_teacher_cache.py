@@ -5,8 +5,13 @@ import json
 import multiprocessing
 import sqlite3
 
+import pytest
+
+from align.data import load_sample_scienceqa
+from teacher import CachedTeacher, make_teacher
 from teacher.cache import BatchEntry, FeedbackCache, cache_key
-from teacher.records import Feedback, TeacherRequest
+from teacher.limits import RetryPolicy
+from teacher.records import Feedback, TeacherRequest, TransientError
 
 SECRET = "sk-live-very-secret-key"
 
@@ -149,3 +154,17 @@ def test_batches_are_persisted_until_collected(tmp_path):
     assert again.batch_entries("batch_1") == entries
     again.set_batch_status("batch_1", "collected")
     assert again.open_batches("openai", "gpt-4o", "score") == []
+
+
+def test_cached_teacher_retries_transient_errors_only_when_asked(teacher_server, tmp_path):
+    problem = load_sample_scienceqa("train")[0]
+    teacher = make_teacher("openai:gpt-4o", base_url=teacher_server.openai_url, timeout=2.0)
+    teacher_server.push("429")
+    with pytest.raises(TransientError):
+        CachedTeacher(teacher, FeedbackCache(tmp_path / "a.sqlite")).score_sentences(
+            problem, ["One.", "Two."]
+        )
+    teacher_server.push("503", "429")
+    cached = CachedTeacher(teacher, FeedbackCache(tmp_path / "b.sqlite"), retry=RetryPolicy(base_s=0.001))
+    assert cached.score_sentences(problem, ["One.", "Two."]).ok
+    assert teacher_server.total() == 4 and len(cached.cache) == 1
