@@ -20,14 +20,16 @@ T = TypeVar("T")
 
 
 class TokenBucket:
-    """A bucket of `capacity` units refilled at `per_minute / 60` units per second; `acquire(n)` waits until
-    `n` units are available. A request larger than the bucket waits for a full bucket and then takes it."""
+    """`per_minute / 60` units per second, with bursts of at most `burst_s` seconds' worth (at least one
+    unit). `acquire(n)` waits until the bucket holds min(n, capacity) units and then takes all `n`, so a
+    request larger than the bucket leaves a debt that later requests wait out: the long-run rate is exact.
+    Providers enforce per-minute limits over shorter windows too, hence the short default burst."""
 
-    def __init__(self, per_minute: float, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, per_minute: float, burst_s: float = 1.0, clock: Callable[[], float] = time.monotonic):
         if per_minute <= 0:
             raise ValueError(f"a rate limit must be positive, got {per_minute} per minute")
-        self.capacity = float(per_minute)
         self.rate = per_minute / 60.0
+        self.capacity = max(1.0, self.rate * burst_s)
         self.level = self.capacity
         self._clock = clock
         self._stamp = clock()
@@ -48,15 +50,15 @@ class TokenBucket:
         async with self._lock:  # first come, first served
             while (delay := self.wait_time(n)) > 0:
                 await asyncio.sleep(delay)
-            self.level -= min(n, self.capacity)
+            self.level -= n
 
 
 class RateLimiter:
     """Requests-per-minute and tokens-per-minute pacing; either may be None (unlimited)."""
 
-    def __init__(self, rpm: float | None = None, tpm: float | None = None):
-        self.requests = TokenBucket(rpm) if rpm else None
-        self.tokens = TokenBucket(tpm) if tpm else None
+    def __init__(self, rpm: float | None = None, tpm: float | None = None, burst_s: float = 1.0):
+        self.requests = TokenBucket(rpm, burst_s) if rpm else None
+        self.tokens = TokenBucket(tpm, burst_s) if tpm else None
 
     async def acquire(self, estimated_tokens: int) -> None:
         if self.requests is not None:

@@ -7,7 +7,8 @@ import pytest
 
 from align.data import load_sample_scienceqa
 from teacher import FeedbackCache, make_teacher
-from teacher.jobs import JobConfig, JobItem, JobRunner
+from teacher.jobs import JobConfig, JobItem, JobReport, JobRunner
+from teacher.jobs.progress import JobProgress
 from teacher.limits import Budget, RateLimiter, RetryPolicy, TokenBucket
 from teacher.pricing import PriceTable
 from teacher.records import BudgetExceededError, TeacherError, TransientError
@@ -30,15 +31,29 @@ def _runner(server, tmp_path, model="gpt-4o", repair=True, prices=None, on_progr
 
 
 # -- limits -------------------------------------------------------------------------------------------------
-def test_token_bucket_refills_at_its_rate():
+def test_token_bucket_refills_at_its_rate_with_short_bursts():
     now = [0.0]
-    bucket = TokenBucket(per_minute=60, clock=lambda: now[0])  # 1 per second, burst of 60
-    assert bucket.wait_time(60) == 0.0
+    bucket = TokenBucket(per_minute=120, burst_s=1.0, clock=lambda: now[0])  # 2 per second, bursts of 2
+    assert bucket.capacity == 2.0 and bucket.wait_time(2) == 0.0
     bucket.level = 0.0
-    assert bucket.wait_time(1) == pytest.approx(1.0)
-    now[0] = 0.5
     assert bucket.wait_time(1) == pytest.approx(0.5)
-    assert bucket.wait_time(1000) == pytest.approx(59.5)  # larger than the bucket: waits for a full one
+    now[0] = 0.25
+    assert bucket.wait_time(1) == pytest.approx(0.25)
+    assert bucket.wait_time(1000) == pytest.approx(0.75)  # larger than the bucket: waits for a full one
+    assert TokenBucket(per_minute=3).capacity == 1.0  # at least one request
+
+
+def test_large_requests_leave_a_debt_so_the_long_run_rate_is_exact():
+    async def go():
+        bucket = TokenBucket(per_minute=6000, burst_s=0.1)  # 100 units a second, bursts of 10
+        start = time.perf_counter()
+        await bucket.acquire(10)  # the full burst, at once
+        await bucket.acquire(3)  # waits 0.03 s for 3 units
+        await bucket.acquire(30)  # waits for a full bucket (0.1 s), then owes 20
+        await bucket.acquire(1)  # waits out the debt: 0.21 s
+        return time.perf_counter() - start
+
+    assert 0.33 <= asyncio.run(go()) < 1.0
 
 
 def test_rate_limiter_waits_for_tokens():
@@ -198,3 +213,11 @@ def test_abandon_cancels_in_flight_requests_and_writes_nothing_of_theirs(teacher
 def test_unknown_model_stops_the_job_with_the_providers_reason(teacher_server, tmp_path):
     report = asyncio.run(_runner(teacher_server, tmp_path, model="no-such-model").run(_items(5)))
     assert report.stopped == "error" and "no-such-model" in report.message and len(report.message) > 20
+
+
+def test_progress_bar_shows_done_failed_cached_and_cost(capsys):
+    bar = JobProgress(10, enabled=True)
+    bar.update(JobReport(total=10, cached=4, done=2, failed=1, cost=0.0123))
+    bar.close()
+    err = capsys.readouterr().err
+    assert "3/6" in err and "done=2" in err and "failed=1" in err and "cached=4" in err and "$0.0123" in err
