@@ -27,6 +27,19 @@ def _items(n: int) -> list[JobItem]:
     ]
 
 
+def _go(job, items):
+    """Run a job and close its SDK client on the same event loop."""
+    teacher = getattr(job, "runner", job).teacher
+
+    async def go():
+        try:
+            return await job.run(items)
+        finally:
+            await teacher.aclose()
+
+    return asyncio.run(go())
+
+
 def _job(server, tmp_path, provider, wait=True, prices=None, **config) -> BatchJob:
     spec, url = PROVIDERS[provider]
     teacher = make_teacher(spec, base_url=getattr(server, url), timeout=2.0)
@@ -37,7 +50,7 @@ def _job(server, tmp_path, provider, wait=True, prices=None, **config) -> BatchJ
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_batch_submits_once_polls_and_collects_at_half_price(teacher_server, tmp_path, provider):
     job = _job(teacher_server, tmp_path, provider)
-    report = asyncio.run(job.run(_items(6)))
+    report = _go(job, _items(6))
     assert (report.done, report.failed, report.stopped) == (6, 0, None)
     assert teacher_server.requests[f"{provider}.batches.create"] == 1
     assert teacher_server.requests[f"{provider}.batch"] == 6
@@ -60,25 +73,25 @@ def test_batch_submits_once_polls_and_collects_at_half_price(teacher_server, tmp
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_restarted_job_collects_its_open_batches_instead_of_paying_again(teacher_server, tmp_path, provider):
     teacher_server.batches.polls_before_done = 10**6  # the provider is slow today
-    report = asyncio.run(_job(teacher_server, tmp_path, provider, wait=False).run(_items(5)))
+    report = _go(_job(teacher_server, tmp_path, provider, wait=False), _items(5))
     assert report.stopped == "pending" and "re-run the same command" in report.message and report.sent == 0
-    report = asyncio.run(_job(teacher_server, tmp_path, provider, wait=False).run(_items(5)))
+    report = _go(_job(teacher_server, tmp_path, provider, wait=False), _items(5))
     assert report.stopped == "pending" and teacher_server.requests[f"{provider}.batches.create"] == 1
     teacher_server.batches.polls_before_done = 0
-    report = asyncio.run(_job(teacher_server, tmp_path, provider).run(_items(7)))  # two new items
+    report = _go(_job(teacher_server, tmp_path, provider), _items(7))  # two new items
     assert (report.done, report.stopped) == (7, None)
     assert teacher_server.requests[f"{provider}.batches.create"] == 2
     assert (
         teacher_server.requests[f"{provider}.batch"] == 7 and max(teacher_server.by_fingerprint.values()) == 1
     )
-    report = asyncio.run(_job(teacher_server, tmp_path, provider).run(_items(7)))
+    report = _go(_job(teacher_server, tmp_path, provider), _items(7))
     assert report.cached == 7 and teacher_server.requests[f"{provider}.batches.create"] == 2
 
 
 def test_batch_failures_are_cached_with_their_reasons(teacher_server, tmp_path):
     teacher_server.rule("Sentence 1 here", "wrong_count")
     teacher_server.rule("Sentence 2 here", "500")
-    report = asyncio.run(_job(teacher_server, tmp_path, "openai").run(_items(4)))
+    report = _go(_job(teacher_server, tmp_path, "openai"), _items(4))
     assert (report.done, report.failed) == (2, 2)
     reasons = " ".join(r for r, _ in FeedbackCache(tmp_path / "c.sqlite").stats()["top_failures"])
     assert "expected 2 scores" in reasons and "batch request failed (500)" in reasons
@@ -86,9 +99,7 @@ def test_batch_failures_are_cached_with_their_reasons(teacher_server, tmp_path):
 
 def test_batch_budget_submits_only_what_fits(teacher_server, tmp_path):
     prices = PriceTable({"gpt-4o": (2000.0, 2000.0)})
-    report = asyncio.run(
-        _job(teacher_server, tmp_path, "openai", prices=prices, budget_usd=5.0).run(_items(10))
-    )
+    report = _go(_job(teacher_server, tmp_path, "openai", prices=prices, budget_usd=5.0), _items(10))
     assert report.stopped == "budget" and report.message.startswith("budget of $5.00 reached")
     assert 0 < teacher_server.requests["openai.batch"] < 10
 

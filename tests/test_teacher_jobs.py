@@ -23,6 +23,19 @@ def _items(n: int) -> list[JobItem]:
     ]
 
 
+def _go(job, items):
+    """Run a job and close its SDK client on the same event loop."""
+    teacher = getattr(job, "runner", job).teacher
+
+    async def go():
+        try:
+            return await job.run(items)
+        finally:
+            await teacher.aclose()
+
+    return asyncio.run(go())
+
+
 def _runner(server, tmp_path, model="gpt-4o", repair=True, prices=None, on_progress=None, **config):
     teacher = make_teacher(f"openai:{model}", base_url=server.openai_url, timeout=2.0, repair=repair)
     config.setdefault("backoff_base_s", 0.01)
@@ -112,12 +125,12 @@ def test_budget_reserves_before_spending():
 def test_job_retries_transient_errors_and_caches_every_item(teacher_server, tmp_path):
     teacher_server.push("429", "503", "500", "429")
     runner = _runner(teacher_server, tmp_path, concurrency=8)
-    report = asyncio.run(runner.run(_items(30)))
+    report = _go(runner, _items(30))
     assert (report.done, report.failed, report.cached, report.retries) == (30, 0, 0, 4)
     assert report.complete and report.cost > 0 and report.input_tokens > 0
     assert teacher_server.total() == 34 and len(runner.cache) == 30
     again = _runner(teacher_server, tmp_path)
-    report = asyncio.run(again.run(_items(30)))
+    report = _go(again, _items(30))
     assert (report.cached, report.sent) == (30, 0) and teacher_server.total() == 34  # nothing paid twice
     assert max(teacher_server.by_fingerprint.values()) <= 2
 
@@ -125,7 +138,7 @@ def test_job_retries_transient_errors_and_caches_every_item(teacher_server, tmp_
 def test_retry_after_is_honoured(teacher_server, tmp_path):
     teacher_server.push("429", "429")  # the server says Retry-After: 0.05
     runner = _runner(teacher_server, tmp_path, concurrency=1, backoff_base_s=0.0001)
-    report = asyncio.run(runner.run(_items(1)))
+    report = _go(runner, _items(1))
     assert report.done == 1 and report.retries == 2 and report.elapsed_s >= 0.1
 
 
@@ -133,22 +146,22 @@ def test_persistent_transient_error_is_recorded_with_reason_and_retried_only_on_
     teacher_server, tmp_path
 ):
     teacher_server.rule("Sentence 0 about", "503")
-    report = asyncio.run(_runner(teacher_server, tmp_path, max_retries=2).run(_items(3)))
+    report = _go(_runner(teacher_server, tmp_path, max_retries=2), _items(3))
     assert (report.done, report.failed) == (2, 1)
     cache = FeedbackCache(tmp_path / "c.sqlite")
     assert cache.stats()["top_failures"][0][0].startswith("transient error after 2 retries: 503")
     before = teacher_server.total()
-    report = asyncio.run(_runner(teacher_server, tmp_path).run(_items(3)))
+    report = _go(_runner(teacher_server, tmp_path), _items(3))
     assert report.cached == 3 and teacher_server.total() == before
     teacher_server.rules.clear()
-    report = asyncio.run(_runner(teacher_server, tmp_path, retry_failed=True).run(_items(3)))
+    report = _go(_runner(teacher_server, tmp_path, retry_failed=True), _items(3))
     assert (report.cached, report.done) == (2, 1) and teacher_server.total() == before + 1
 
 
 def test_rejected_replies_are_cached_as_failures_with_reasons(teacher_server, tmp_path):
     teacher_server.rule("Sentence 1 about", "out_of_range")
     teacher_server.rule("Sentence 2 about", "wrong_count")
-    report = asyncio.run(_runner(teacher_server, tmp_path, repair=False).run(_items(4)))
+    report = _go(_runner(teacher_server, tmp_path, repair=False), _items(4))
     assert (report.done, report.failed) == (2, 2)
     reasons = " ".join(r for r, _ in FeedbackCache(tmp_path / "c.sqlite").stats()["top_failures"])
     assert "outside [0.0, 1.0]" in reasons and "expected 2 scores" in reasons
@@ -157,7 +170,7 @@ def test_rejected_replies_are_cached_as_failures_with_reasons(teacher_server, tm
 def test_budget_stops_launching_and_in_flight_requests_finish(teacher_server, tmp_path):
     prices = PriceTable({"gpt-4o": (200.0, 200.0)})  # about $0.27 a request (its max_tokens counted)
     runner = _runner(teacher_server, tmp_path, prices=prices, concurrency=4, budget_usd=1.0)
-    report = asyncio.run(runner.run(_items(20)))
+    report = _go(runner, _items(20))
     assert report.stopped == "budget" and not report.complete
     assert (
         report.message.startswith("budget of $1.00 reached: spent $") and "raise --budget" in report.message
@@ -168,16 +181,16 @@ def test_budget_stops_launching_and_in_flight_requests_finish(teacher_server, tm
 
 def test_dollar_budget_needs_a_price_and_token_budget_works_without(teacher_server, tmp_path):
     with pytest.raises(TeacherError, match="no price for model 'local-model'.*--budget-tokens"):
-        asyncio.run(_runner(teacher_server, tmp_path, model="local-model", budget_usd=1.0).run(_items(2)))
+        _go(_runner(teacher_server, tmp_path, model="local-model", budget_usd=1.0), _items(2))
     runner = _runner(teacher_server, tmp_path, model="local-model", budget_tokens=2200, concurrency=1)
-    report = asyncio.run(runner.run(_items(10)))
+    report = _go(runner, _items(10))
     assert not report.cost_known and report.stopped == "budget" and "--budget-tokens" in report.message
     assert 0 < report.sent < 10
 
 
 def test_requests_run_concurrently(teacher_server, tmp_path):
     teacher_server.latency_s = 0.1
-    report = asyncio.run(_runner(teacher_server, tmp_path, concurrency=16).run(_items(32)))
+    report = _go(_runner(teacher_server, tmp_path, concurrency=16), _items(32))
     assert report.done == 32 and report.elapsed_s < 32 * 0.1 / 4  # sequential would take 3.2 s
 
 
@@ -191,7 +204,7 @@ def test_stop_lets_in_flight_requests_finish_and_launches_nothing_more(teacher_s
 
     runner = _runner(teacher_server, tmp_path, concurrency=4, on_progress=progress)
     runners.append(runner)
-    report = asyncio.run(runner.run(_items(40)))
+    report = _go(runner, _items(40))
     assert report.stopped == "interrupted" and 3 <= report.sent <= 3 + 4
     assert len(runner.cache) == report.sent == teacher_server.total()  # nothing half-written or lost
 
@@ -204,14 +217,17 @@ def test_abandon_cancels_in_flight_requests_and_writes_nothing_of_theirs(teacher
         task = asyncio.create_task(runner.run(_items(8)))
         await asyncio.sleep(0.1)
         runner.abandon()
-        return await task
+        report = await task
+        await runner.teacher.aclose()
+        return report
 
     report = asyncio.run(go())
     assert report.stopped == "interrupted" and report.sent == 0 and len(runner.cache) == 0
+    time.sleep(0.35)  # let the server finish the abandoned requests before the next test resets it
 
 
 def test_unknown_model_stops_the_job_with_the_providers_reason(teacher_server, tmp_path):
-    report = asyncio.run(_runner(teacher_server, tmp_path, model="no-such-model").run(_items(5)))
+    report = _go(_runner(teacher_server, tmp_path, model="no-such-model"), _items(5))
     assert report.stopped == "error" and "no-such-model" in report.message and len(report.message) > 20
 
 
