@@ -56,7 +56,9 @@ def _job_parser(sub: argparse._SubParsersAction, task: str) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ares-teacher", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="ares-teacher", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log retries and warnings")
     sub = parser.add_subparsers(dest="command", required=True)
     for task in TASKS:
