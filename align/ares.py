@@ -36,6 +36,7 @@ from align.trainers.ppo_config import PPOConfig
 from align.trainers.reward_fns import SentenceTeacherReward
 from align.trainers.sft import SFTConfig, sft_train
 from teacher import CachedTeacher, FeedbackCache, make_teacher
+from teacher.limits import RetryPolicy
 
 STATE_FILE = "ares_state.json"
 
@@ -144,7 +145,10 @@ class AresRun:
         self.train = load_problems(cfg, cfg.train_split, cfg.max_train_problems)
         self.eval = load_problems(cfg, cfg.eval_split, cfg.max_eval_problems)
         teacher = make_teacher(cfg.teacher)
-        self.teacher = CachedTeacher(teacher, FeedbackCache(cfg.cache or self.out / "feedback.sqlite"))
+        # transient provider errors (429, 5xx, timeouts) are retried with backoff before a sample is dropped
+        self.teacher = CachedTeacher(
+            teacher, FeedbackCache(cfg.cache or self.out / "feedback.sqlite"), retry=RetryPolicy()
+        )
         self.stages = stage_names(cfg, baseline_sft is not None and baseline_sft.epochs > 0)
 
     # --- persistence ----------------------------------------------------------------------------------------
