@@ -1,0 +1,1 @@
+"""Control algorithms: the registry (`control.algos.registry`) and their shared training loop."""

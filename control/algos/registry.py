@@ -1,0 +1,65 @@
+"""The algorithm registry: a name -> its update family and its policy loss. Adding an algorithm is one
+`register(Algorithm(...))` call; the CLI and the sweep runner see it at once."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from control.losses.policy import a2c_loss, ppo_loss, sa2c_loss, sppo_loss
+
+
+@dataclass
+class LossInputs:
+    """Per-sample tensors of a minibatch. `prob` is pi(a|s), None for Gaussian policies."""
+
+    log_prob: torch.Tensor
+    old_log_prob: torch.Tensor
+    advantages: torch.Tensor
+    prob: torch.Tensor | None
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    name: str
+    family: str  # "ppo": several epochs over minibatches; "a2c": one gradient step per rollout
+    policy_loss: Callable[[LossInputs, Any], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+    needs_prob: bool = False
+    description: str = ""
+
+
+ALGORITHMS: dict[str, Algorithm] = {}
+
+
+def register(algorithm: Algorithm) -> Algorithm:
+    ALGORITHMS[algorithm.name] = algorithm
+    return algorithm
+
+
+def get(name: str) -> Algorithm:
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {name!r}; registered: {sorted(ALGORITHMS)}")
+    return ALGORITHMS[name]
+
+
+def _need_prob(x: LossInputs) -> torch.Tensor:
+    if x.prob is None:
+        raise ValueError("the symmetric (reverse) term needs pi(a|s): use a discrete action space or "
+                         "--discretize-bins 11 for continuous control, as the SPPO/SA2C authors did")
+    return x.prob
+
+
+register(Algorithm("ppo", "ppo", lambda x, c: ppo_loss(x.log_prob, x.old_log_prob, x.advantages, c.clip_coef),
+                   description="PPO (Schulman et al., 2017)"))
+register(Algorithm("sppo", "ppo", lambda x, c: sppo_loss(x.log_prob, x.old_log_prob, x.advantages,
+                                                         _need_prob(x) if c.beta else x.log_prob.exp(),
+                                                         c.clip_coef, c.alpha, c.beta, c.z),
+                   needs_prob=True, description="symmetric PPO (Byun & Perrault, 2025)"))
+register(Algorithm("a2c", "a2c", lambda x, c: a2c_loss(x.log_prob, x.advantages), description="A2C"))
+register(Algorithm("sa2c", "a2c", lambda x, c: sa2c_loss(x.log_prob, x.advantages,
+                                                         _need_prob(x) if c.beta else x.log_prob.exp(),
+                                                         c.alpha, c.beta, c.z),
+                   needs_prob=True, description="symmetric A2C (Byun & Perrault, 2025)"))

@@ -1,0 +1,186 @@
+"""Environment construction for gymnasium Atari (ale-py), MuJoCo and Box2D, with the symmetric-loss paper's
+reward-noise wrappers and an action-discretisation wrapper.
+
+Wrapper order per env: episode statistics first (so logged returns are the true, noiseless ones), then the
+standard stack, then reward noise, then (for vector observations) observation/reward normalisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+import numpy as np
+
+
+class RewardSignFlip(gym.RewardWrapper):
+    """With probability p the (clipped) reward r becomes -r (the symmetric-loss paper's Atari noise)."""
+
+    def __init__(self, env: gym.Env, p: float, seed: int | None = None):
+        super().__init__(env)
+        self.p, self.rng = p, np.random.default_rng(seed)
+
+    def reward(self, reward: float) -> float:
+        return -reward if self.rng.random() < self.p else reward
+
+
+class GaussianRewardNoise(gym.RewardWrapper):
+    """r + N(0, sigma^2) (the symmetric-loss paper's MuJoCo/Box2D noise)."""
+
+    def __init__(self, env: gym.Env, sigma: float, seed: int | None = None):
+        super().__init__(env)
+        self.sigma, self.rng = sigma, np.random.default_rng(seed)
+
+    def reward(self, reward: float) -> float:
+        return reward + self.sigma * self.rng.standard_normal()
+
+
+class DiscretizeAction(gym.ActionWrapper):
+    """A Box action space as MultiDiscrete with `bins` evenly spaced values per dimension (authors: 11)."""
+
+    def __init__(self, env: gym.Env, bins: int = 11):
+        super().__init__(env)
+        space = env.action_space
+        assert isinstance(space, gym.spaces.Box), "DiscretizeAction needs a Box action space"
+        self.values = np.linspace(space.low, space.high, bins, axis=-1).astype(np.float32)  # (dims, bins)
+        self.action_space = gym.spaces.MultiDiscrete([bins] * space.shape[0])
+
+    def action(self, action: np.ndarray) -> np.ndarray:
+        return self.values[np.arange(len(action)), np.asarray(action, dtype=np.int64)]
+
+
+class EpisodicLife(gym.Wrapper):
+    """Atari: a lost life ends the episode for learning; the game resets only when it is really over."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.lives, self.game_over = 0, True
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.game_over = terminated or truncated
+        lives = self.env.unwrapped.ale.lives()
+        if 0 < lives < self.lives:
+            terminated = True
+        self.lives = lives
+        return obs, reward, terminated, truncated, info
+
+    def reset(self, **kwargs):
+        if self.game_over:
+            obs, info = self.env.reset(**kwargs)
+        else:
+            obs, _, terminated, truncated, info = self.env.step(0)
+            if terminated or truncated:
+                obs, info = self.env.reset(**kwargs)
+        self.lives = self.env.unwrapped.ale.lives()
+        return obs, info
+
+
+class FireReset(gym.Wrapper):
+    """Atari games that wait for FIRE after a reset."""
+
+    def reset(self, **kwargs):
+        self.env.reset(**kwargs)
+        obs, _, terminated, truncated, info = self.env.step(1)
+        if terminated or truncated:
+            obs, info = self.env.reset(**kwargs)
+        return obs, info
+
+
+@dataclass
+class EnvConfig:
+    """How to build one environment."""
+
+    env_id: str = field(default="CartPole-v1", metadata={"help": "gymnasium id (ALE/Pong-v5, Hopper-v5, ...)."})
+    reward_flip_p: float = field(default=0.0, metadata={"help": "Probability of flipping the reward's sign (Atari noise)."})
+    reward_noise_sigma: float = field(default=0.0, metadata={"help": "Std of Gaussian reward noise (continuous noise)."})
+    discretize_bins: int = field(default=0, metadata={"help": "Discretise Box actions into this many bins (0: off)."})
+    normalize: bool = field(default=True, metadata={"help": "Normalise observations and rewards (vector envs)."})
+    gamma: float = field(default=0.99, metadata={"help": "Discount used by reward normalisation."})
+
+
+def is_atari(env_id: str) -> bool:
+    return env_id.startswith("ALE/") or "NoFrameskip" in env_id
+
+
+def make_env(cfg: EnvConfig, seed: int, evaluation: bool = False) -> Callable[[], gym.Env]:
+    """A thunk for vector envs. `evaluation=True` builds the noiseless env (normalisation is applied by the
+    caller with frozen statistics)."""
+
+    def thunk() -> gym.Env:
+        if is_atari(cfg.env_id):
+            import ale_py
+
+            gym.register_envs(ale_py)
+            env = gym.make(cfg.env_id, frameskip=1, repeat_action_probability=0.0, full_action_space=False)
+            env = gym.wrappers.RecordEpisodeStatistics(env)
+            env = gym.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True)
+            if not evaluation:
+                env = EpisodicLife(env)
+            if "FIRE" in env.unwrapped.get_action_meanings():
+                env = FireReset(env)
+            if not evaluation:
+                env = gym.wrappers.TransformReward(env, lambda r: float(np.sign(r)))
+                if cfg.reward_flip_p > 0:
+                    env = RewardSignFlip(env, cfg.reward_flip_p, seed + 10_000)
+            env = gym.wrappers.FrameStackObservation(env, 4)
+        else:
+            env = gym.make(cfg.env_id)
+            env = gym.wrappers.RecordEpisodeStatistics(env)
+            if isinstance(env.action_space, gym.spaces.Box):
+                env = DiscretizeAction(env, cfg.discretize_bins) if cfg.discretize_bins else gym.wrappers.ClipAction(env)
+            if not evaluation and cfg.reward_noise_sigma > 0:
+                env = GaussianRewardNoise(env, cfg.reward_noise_sigma, seed + 10_000)
+            if cfg.reward_flip_p > 0 and not evaluation:
+                env = RewardSignFlip(env, cfg.reward_flip_p, seed + 20_000)
+        env.action_space.seed(seed)
+        return env
+
+    return thunk
+
+
+class VecNormalize:
+    """Running mean/std normalisation of observations and discounted-return reward scaling for a vector env,
+    with state that checkpoints save and evaluation reuses frozen."""
+
+    def __init__(self, obs_shape: tuple[int, ...], num_envs: int, gamma: float, clip: float = 10.0):
+        self.obs_mean, self.obs_var, self.obs_count = np.zeros(obs_shape), np.ones(obs_shape), 1e-4
+        self.ret_var, self.ret_mean, self.ret_count = 1.0, 0.0, 1e-4
+        self.returns = np.zeros(num_envs)
+        self.gamma, self.clip, self.training = gamma, clip, True
+
+    @staticmethod
+    def _update(mean, var, count, batch):
+        b_mean, b_var, b_count = batch.mean(0), batch.var(0), batch.shape[0]
+        delta, total = b_mean - mean, count + b_count
+        mean = mean + delta * b_count / total
+        var = (var * count + b_var * b_count + delta**2 * count * b_count / total) / total
+        return mean, var, total
+
+    def obs(self, obs: np.ndarray) -> np.ndarray:
+        if self.training:
+            self.obs_mean, self.obs_var, self.obs_count = self._update(self.obs_mean, self.obs_var, self.obs_count, obs)
+        return np.clip((obs - self.obs_mean) / np.sqrt(self.obs_var + 1e-8), -self.clip, self.clip).astype(np.float32)
+
+    def reward(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        self.returns = self.returns * self.gamma + reward
+        if self.training:
+            self.ret_mean, self.ret_var, self.ret_count = self._update(
+                self.ret_mean, self.ret_var, self.ret_count, self.returns.copy()
+            )
+        self.returns[done] = 0.0
+        return np.clip(reward / np.sqrt(self.ret_var + 1e-8), -self.clip, self.clip).astype(np.float32)
+
+    def state_dict(self) -> dict:
+        return {k: getattr(self, k) for k in ("obs_mean", "obs_var", "obs_count", "ret_mean", "ret_var", "ret_count")}
+
+    def load_state_dict(self, state: dict) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+
+
+def make_vec_env(cfg: EnvConfig, num_envs: int, seed: int, asynchronous: bool = False) -> gym.vector.VectorEnv:
+    fns = [make_env(cfg, seed + i) for i in range(num_envs)]
+    cls = gym.vector.AsyncVectorEnv if asynchronous else gym.vector.SyncVectorEnv
+    return cls(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)

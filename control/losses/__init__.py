@@ -1,0 +1,1 @@
+"""Pure loss functions and advantage estimators for the control algorithms."""

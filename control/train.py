@@ -1,0 +1,216 @@
+"""The on-policy training loop shared by PPO, SPPO, A2C, SA2C (and registered extensions). It reads top to
+bottom like a CleanRL script: rollout, advantages, update; the env, logging, evaluation and checkpoint code
+sits in small helpers beside it. A run resumes from `<out_dir>/checkpoint.pt` and continues the step count.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from control.algos.registry import LossInputs, get
+from control.config import TrainConfig, with_algo_defaults
+from control.envs import VecNormalize, make_env, make_vec_env
+from control.losses.advantages import gae
+from control.losses.policy import value_loss
+from control.networks import ActorCritic
+
+
+class RunLog:
+    """TensorBoard scalars plus CSVs of training-episode returns and evaluations."""
+
+    def __init__(self, out: Path):
+        from torch.utils.tensorboard import SummaryWriter
+
+        out.mkdir(parents=True, exist_ok=True)
+        self.writer = SummaryWriter(str(out / "tb"))
+        self.episodes = (out / "episodes.csv").open("a", newline="")
+        self.evals = (out / "eval.csv").open("a", newline="")
+
+    def scalar(self, name: str, value: float, step: int) -> None:
+        self.writer.add_scalar(name, value, step)
+
+    def episode(self, step: int, ret: float, length: int) -> None:
+        csv.writer(self.episodes).writerow([step, ret, length])
+
+    def evaluation(self, step: int, returns: list[float]) -> None:
+        csv.writer(self.evals).writerow([step, float(np.mean(returns)), float(np.std(returns)), len(returns)])
+        self.evals.flush()
+        self.scalar("eval/mean_return", float(np.mean(returns)), step)
+
+    def close(self) -> None:
+        self.episodes.close()
+        self.evals.close()
+        self.writer.close()
+
+
+@torch.no_grad()
+def evaluate(agent: ActorCritic, cfg: TrainConfig, norm: VecNormalize | None, episodes: int, seed: int,
+             max_steps: int = 27_000) -> list[float]:
+    """Greedy returns on the noiseless env, observations normalised with frozen statistics."""
+    env = make_env(cfg.env_config(), seed, evaluation=True)()
+    returns = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        total, done, steps = 0.0, False, 0
+        while not done and steps < max_steps:
+            x = np.asarray(obs)[None]
+            if norm is not None:
+                x = (x - norm.obs_mean) / np.sqrt(norm.obs_var + 1e-8)
+                x = np.clip(x, -norm.clip, norm.clip)
+            *_, greedy = agent.distribution_terms(torch.as_tensor(x, dtype=torch.float32 if norm else None))
+            action = greedy[0].numpy()
+            obs, reward, terminated, truncated, _ = env.step(action if action.ndim else int(action))
+            total, done, steps = total + float(reward), terminated or truncated, steps + 1
+        returns.append(total)
+    env.close()
+    return returns
+
+
+def _save(path: Path, state: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def train(cfg: TrainConfig) -> dict[str, Any]:
+    """Train until `cfg.total_steps`; returns a summary (steps, steps/s, final evaluation)."""
+    algo = get(cfg.algo)
+    cfg = with_algo_defaults(cfg, algo.family)
+    torch.set_num_threads(cfg.threads)
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
+    random.seed(cfg.seed)
+    np.random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+
+    envs = make_vec_env(cfg.env_config(), cfg.num_envs, cfg.seed, cfg.async_envs)
+    vector_obs = len(envs.single_observation_space.shape) == 1
+    norm = VecNormalize(envs.single_observation_space.shape, cfg.num_envs, cfg.gamma) if cfg.normalize and vector_obs else None
+    agent = ActorCritic(envs.single_observation_space, envs.single_action_space, tuple(cfg.hidden))
+    optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.learning_rate, eps=1e-5)
+    batch = cfg.num_envs * cfg.num_steps
+    minibatch = cfg.minibatch_size or batch
+    iterations = max(1, cfg.total_steps // batch)
+    global_step, start_iteration = 0, 1
+    ckpt = out / "checkpoint.pt"
+    if ckpt.is_file():
+        state = torch.load(ckpt, weights_only=False)
+        agent.load_state_dict(state["agent"])
+        optimizer.load_state_dict(state["optimizer"])
+        global_step, start_iteration = state["global_step"], state["iteration"] + 1
+        if norm is not None and state.get("norm"):
+            norm.load_state_dict(state["norm"])
+        torch.set_rng_state(state["torch_rng"])
+        np.random.set_state(state["numpy_rng"])
+    log = RunLog(out)
+
+    obs_shape, act_shape = envs.single_observation_space.shape, envs.single_action_space.shape
+    obs_buf = torch.zeros((cfg.num_steps, cfg.num_envs, *obs_shape), dtype=torch.float32 if vector_obs else torch.uint8)
+    act_buf = torch.zeros((cfg.num_steps, cfg.num_envs, *act_shape))
+    logp_buf, rew_buf, done_buf, val_buf = (torch.zeros((cfg.num_steps, cfg.num_envs)) for _ in range(4))
+
+    raw, _ = envs.reset(seed=cfg.seed + 1000 * (start_iteration - 1))
+    next_obs = torch.as_tensor(norm.obs(raw) if norm else raw)
+    next_done = torch.zeros(cfg.num_envs)
+    t0, steps_at_start, stats = time.perf_counter(), global_step, {}
+    for iteration in range(start_iteration, iterations + 1):
+        if cfg.anneal_lr:
+            optimizer.param_groups[0]["lr"] = cfg.learning_rate * (1.0 - (iteration - 1.0) / iterations)
+
+        # --- rollout ---
+        for step in range(cfg.num_steps):
+            global_step += cfg.num_envs
+            obs_buf[step], done_buf[step] = next_obs, next_done
+            with torch.no_grad():
+                action, logp, _, _, value, _ = agent.distribution_terms(next_obs.float() if vector_obs else next_obs)
+            act_buf[step] = action.reshape(act_buf[step].shape)
+            logp_buf[step], val_buf[step] = logp, value
+            raw, reward, terminated, truncated, info = envs.step(action.numpy())
+            done = np.logical_or(terminated, truncated)
+            reward = np.asarray(reward, dtype=np.float64)
+            if norm is not None:
+                reward = norm.reward(reward, done)
+            if truncated.any() and "final_obs" in info:  # bootstrap time limits: r += gamma * V(final obs)
+                for i in np.flatnonzero(truncated & ~terminated):
+                    final = info["final_obs"][i][None]
+                    final = ((final - norm.obs_mean) / np.sqrt(norm.obs_var + 1e-8)).clip(-norm.clip, norm.clip) if norm else final
+                    with torch.no_grad():
+                        reward[i] += cfg.gamma * agent.value(torch.as_tensor(final, dtype=torch.float32)).item()
+            rew_buf[step] = torch.as_tensor(reward, dtype=torch.float32)
+            next_obs = torch.as_tensor(norm.obs(raw) if norm else raw)
+            next_done = torch.as_tensor(done, dtype=torch.float32)
+            if "episode" in info:
+                for i in np.flatnonzero(info["_episode"]):
+                    log.episode(global_step, float(info["episode"]["r"][i]), int(info["episode"]["l"][i]))
+                    log.scalar("charts/episodic_return", float(info["episode"]["r"][i]), global_step)
+
+        # --- advantages ---
+        with torch.no_grad():
+            next_value = agent.value(next_obs.float() if vector_obs else next_obs)
+            advantages, returns = gae(rew_buf, val_buf, done_buf, next_value, next_done, cfg.gamma, cfg.gae_lambda)
+
+        # --- update ---
+        b_obs = obs_buf.reshape(-1, *obs_shape)
+        b_act, b_logp = act_buf.reshape(-1, *act_shape), logp_buf.reshape(-1)
+        b_adv, b_ret, b_val = advantages.reshape(-1), returns.reshape(-1), val_buf.reshape(-1)
+        for _epoch in range(cfg.update_epochs):
+            order = torch.randperm(batch)
+            for start in range(0, batch, minibatch):
+                idx = order[start : start + minibatch]
+                _, logp, prob, entropy, value, _ = agent.distribution_terms(
+                    b_obs[idx].float() if vector_obs else b_obs[idx], b_act[idx])
+                adv = b_adv[idx]
+                if cfg.norm_adv and len(idx) > 1:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                pg_loss, stats = algo.policy_loss(LossInputs(logp, b_logp[idx], adv, prob), cfg)
+                v_loss = value_loss(value, b_ret[idx], b_val[idx], cfg.clip_coef if cfg.clip_vloss else None)
+                loss = pg_loss - cfg.ent_coef * entropy.mean() + cfg.vf_coef * v_loss
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
+                optimizer.step()
+
+        sps = (global_step - steps_at_start) / (time.perf_counter() - t0)
+        log.scalar("charts/SPS", sps, global_step)
+        log.scalar("losses/policy_loss", pg_loss.item(), global_step)
+        log.scalar("losses/value_loss", v_loss.item(), global_step)
+        log.scalar("losses/entropy", entropy.mean().item(), global_step)
+        for k, v in stats.items():
+            log.scalar(f"losses/{k}", float(v), global_step)
+        if cfg.eval_every and global_step // cfg.eval_every != (global_step - batch) // cfg.eval_every:
+            if norm is not None:
+                norm.training = False
+            log.evaluation(global_step, evaluate(agent, cfg, norm, cfg.eval_episodes, cfg.seed + 10**6))
+            if norm is not None:
+                norm.training = True
+        if iteration == iterations or (cfg.checkpoint_every and global_step // cfg.checkpoint_every
+                                       != (global_step - batch) // cfg.checkpoint_every):
+            _save(ckpt, {"agent": agent.state_dict(), "optimizer": optimizer.state_dict(), "global_step": global_step,
+                         "iteration": iteration, "norm": norm.state_dict() if norm else None,
+                         "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(),
+                         "config": dataclasses.asdict(cfg)})
+    envs.close()
+    final = evaluate(agent, cfg, norm, cfg.eval_episodes, cfg.seed + 10**6) if cfg.eval_episodes else []
+    if final:
+        log.evaluation(global_step, final)
+    log.close()
+    summary = {"algo": cfg.algo, "env_id": cfg.env_id, "seed": cfg.seed, "global_step": global_step,
+               "steps_per_s": (global_step - steps_at_start) / max(time.perf_counter() - t0, 1e-9),
+               "eval_mean_return": float(np.mean(final)) if final else None}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+__all__ = ["train", "evaluate", "gym"]
