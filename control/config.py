@@ -14,15 +14,25 @@ UNSET = None
 class TrainConfig:
     """Training settings (CleanRL / SB3 PPO defaults unless the algorithm or env family says otherwise)."""
 
-    algo: str = field(default="ppo", metadata={"help": "ppo, sppo, a2c, sa2c (and any registered algorithm)."})
+    algo: str = field(
+        default="ppo", metadata={"help": "ppo, sppo, a2c, sa2c (and any registered algorithm)."}
+    )
     env_id: str = field(default="CartPole-v1", metadata={"help": "gymnasium environment id."})
     seed: int = field(default=1, metadata={"help": "Seed of envs, network and sampling."})
     total_steps: int = field(default=100_000, metadata={"help": "Environment steps in total."})
     num_envs: int | None = field(default=UNSET, metadata={"help": "Parallel envs (default 1; Atari 8)."})
-    num_steps: int | None = field(default=UNSET, metadata={"help": "Steps per env per rollout (PPO 2048/Atari 128, A2C 5)."})
-    update_epochs: int | None = field(default=UNSET, metadata={"help": "Passes over each rollout (PPO 10/Atari 4, A2C 1)."})
-    minibatch_size: int | None = field(default=UNSET, metadata={"help": "Minibatch size (PPO 64/Atari 256, A2C: whole rollout)."})
-    learning_rate: float | None = field(default=UNSET, metadata={"help": "Adam learning rate (PPO 3e-4/Atari 2.5e-4, A2C 7e-4)."})
+    num_steps: int | None = field(
+        default=UNSET, metadata={"help": "Steps per env per rollout (PPO 2048/Atari 128, A2C 5)."}
+    )
+    update_epochs: int | None = field(
+        default=UNSET, metadata={"help": "Passes over each rollout (PPO 10/Atari 4, A2C 1)."}
+    )
+    minibatch_size: int | None = field(
+        default=UNSET, metadata={"help": "Minibatch size (PPO 64/Atari 256, A2C: whole rollout)."}
+    )
+    learning_rate: float | None = field(
+        default=UNSET, metadata={"help": "Adam learning rate (PPO 3e-4/Atari 2.5e-4, A2C 7e-4)."}
+    )
     anneal_lr: bool = field(default=True, metadata={"help": "Linearly anneal the learning rate to 0."})
     gamma: float = field(default=0.99, metadata={"help": "Discount."})
     gae_lambda: float | None = field(default=UNSET, metadata={"help": "GAE lambda (PPO 0.95, A2C 1.0)."})
@@ -31,33 +41,78 @@ class TrainConfig:
     ent_coef: float | None = field(default=UNSET, metadata={"help": "Entropy coefficient (0; Atari 0.01)."})
     vf_coef: float = field(default=0.5, metadata={"help": "Value-loss coefficient."})
     max_grad_norm: float = field(default=0.5, metadata={"help": "Gradient clipping norm."})
-    norm_adv: bool | None = field(default=UNSET, metadata={"help": "Normalise advantages per minibatch (PPO yes, A2C no)."})
+    norm_adv: bool | None = field(
+        default=UNSET, metadata={"help": "Normalise advantages per minibatch (PPO yes, A2C no)."}
+    )
     alpha: float = field(default=1.0, metadata={"help": "Symmetric loss: weight of the PPO/A2C term."})
     beta: float = field(default=0.0, metadata={"help": "Symmetric loss: weight of the reverse (RCE) term."})
     z: float = field(default=-1.0, metadata={"help": "Symmetric loss: Z, RCE's stand-in for log 0."})
-    reward_flip_p: float = field(default=0.0, metadata={"help": "Reward sign-flip probability (Atari noise)."})
-    reward_noise: float = field(default=0.0, metadata={"help": "Gaussian reward-noise std (continuous noise)."})
+    reward_flip_p: float = field(
+        default=0.0, metadata={"help": "Reward sign-flip probability (Atari noise)."}
+    )
+    reward_noise: float = field(
+        default=0.0, metadata={"help": "Gaussian reward-noise std (continuous noise)."}
+    )
     discretize_bins: int = field(default=0, metadata={"help": "Discretise continuous actions (authors: 11)."})
-    normalize: bool = field(default=True, metadata={"help": "Observation and reward normalisation (vector obs)."})
+    normalize: bool = field(
+        default=True, metadata={"help": "Observation and reward normalisation (vector obs)."}
+    )
     hidden: tuple[int, ...] = field(default=(64, 64), metadata={"help": "MLP hidden sizes."})
-    eval_every: int = field(default=0, metadata={"help": "Evaluate without noise every N steps (0: only at the end)."})
+    eval_every: int = field(
+        default=0, metadata={"help": "Evaluate without noise every N steps (0: only at the end)."}
+    )
     eval_episodes: int = field(default=5, metadata={"help": "Episodes per evaluation."})
-    checkpoint_every: int = field(default=0, metadata={"help": "Save a checkpoint every N steps (0: at the end)."})
-    out_dir: str = field(default="runs/control", metadata={"help": "Run folder (TensorBoard, CSV, checkpoint)."})
+    checkpoint_every: int = field(
+        default=0, metadata={"help": "Save a checkpoint every N steps (0: at the end)."}
+    )
+    out_dir: str = field(
+        default="runs/control", metadata={"help": "Run folder (TensorBoard, CSV, checkpoint)."}
+    )
     threads: int = field(default=1, metadata={"help": "torch threads (1 is fastest for small MLPs)."})
     async_envs: bool = field(default=False, metadata={"help": "AsyncVectorEnv (processes) instead of Sync."})
 
     def env_config(self) -> EnvConfig:
-        return EnvConfig(self.env_id, self.reward_flip_p, self.reward_noise, self.discretize_bins,
-                         self.normalize and not is_atari(self.env_id), self.gamma)
+        return EnvConfig(
+            self.env_id,
+            self.reward_flip_p,
+            self.reward_noise,
+            self.discretize_bins,
+            self.normalize and not is_atari(self.env_id),
+            self.gamma,
+        )
 
 
-PPO_DEFAULTS = dict(num_envs=1, num_steps=2048, update_epochs=10, minibatch_size=64, learning_rate=3e-4,
-                    gae_lambda=0.95, clip_coef=0.2, ent_coef=0.0, norm_adv=True)
-A2C_DEFAULTS = dict(num_envs=1, num_steps=5, update_epochs=1, minibatch_size=0, learning_rate=7e-4,
-                    gae_lambda=1.0, clip_coef=0.2, ent_coef=0.0, norm_adv=False)
-ATARI_DEFAULTS = dict(num_envs=8, num_steps=128, update_epochs=4, minibatch_size=256, learning_rate=2.5e-4,
-                      clip_coef=0.1, ent_coef=0.01)
+PPO_DEFAULTS = dict(
+    num_envs=1,
+    num_steps=2048,
+    update_epochs=10,
+    minibatch_size=64,
+    learning_rate=3e-4,
+    gae_lambda=0.95,
+    clip_coef=0.2,
+    ent_coef=0.0,
+    norm_adv=True,
+)
+A2C_DEFAULTS = dict(
+    num_envs=1,
+    num_steps=5,
+    update_epochs=1,
+    minibatch_size=0,
+    learning_rate=7e-4,
+    gae_lambda=1.0,
+    clip_coef=0.2,
+    ent_coef=0.0,
+    norm_adv=False,
+)
+ATARI_DEFAULTS = dict(
+    num_envs=8,
+    num_steps=128,
+    update_epochs=4,
+    minibatch_size=256,
+    learning_rate=2.5e-4,
+    clip_coef=0.1,
+    ent_coef=0.01,
+)
 
 
 def with_algo_defaults(cfg: TrainConfig, on_policy_family: str) -> TrainConfig:

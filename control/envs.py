@@ -92,11 +92,21 @@ class FireReset(gym.Wrapper):
 class EnvConfig:
     """How to build one environment."""
 
-    env_id: str = field(default="CartPole-v1", metadata={"help": "gymnasium id (ALE/Pong-v5, Hopper-v5, ...)."})
-    reward_flip_p: float = field(default=0.0, metadata={"help": "Probability of flipping the reward's sign (Atari noise)."})
-    reward_noise_sigma: float = field(default=0.0, metadata={"help": "Std of Gaussian reward noise (continuous noise)."})
-    discretize_bins: int = field(default=0, metadata={"help": "Discretise Box actions into this many bins (0: off)."})
-    normalize: bool = field(default=True, metadata={"help": "Normalise observations and rewards (vector envs)."})
+    env_id: str = field(
+        default="CartPole-v1", metadata={"help": "gymnasium id (ALE/Pong-v5, Hopper-v5, ...)."}
+    )
+    reward_flip_p: float = field(
+        default=0.0, metadata={"help": "Probability of flipping the reward's sign (Atari noise)."}
+    )
+    reward_noise_sigma: float = field(
+        default=0.0, metadata={"help": "Std of Gaussian reward noise (continuous noise)."}
+    )
+    discretize_bins: int = field(
+        default=0, metadata={"help": "Discretise Box actions into this many bins (0: off)."}
+    )
+    normalize: bool = field(
+        default=True, metadata={"help": "Normalise observations and rewards (vector envs)."}
+    )
     gamma: float = field(default=0.99, metadata={"help": "Discount used by reward normalisation."})
 
 
@@ -115,7 +125,9 @@ def make_env(cfg: EnvConfig, seed: int, evaluation: bool = False) -> Callable[[]
             gym.register_envs(ale_py)
             env = gym.make(cfg.env_id, frameskip=1, repeat_action_probability=0.0, full_action_space=False)
             env = gym.wrappers.RecordEpisodeStatistics(env)
-            env = gym.wrappers.AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True)
+            env = gym.wrappers.AtariPreprocessing(
+                env, noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True
+            )
             if not evaluation:
                 env = EpisodicLife(env)
             if "FIRE" in env.unwrapped.get_action_meanings():
@@ -129,7 +141,11 @@ def make_env(cfg: EnvConfig, seed: int, evaluation: bool = False) -> Callable[[]
             env = gym.make(cfg.env_id)
             env = gym.wrappers.RecordEpisodeStatistics(env)
             if isinstance(env.action_space, gym.spaces.Box):
-                env = DiscretizeAction(env, cfg.discretize_bins) if cfg.discretize_bins else gym.wrappers.ClipAction(env)
+                env = (
+                    DiscretizeAction(env, cfg.discretize_bins)
+                    if cfg.discretize_bins
+                    else gym.wrappers.ClipAction(env)
+                )
             if not evaluation and cfg.reward_noise_sigma > 0:
                 env = GaussianRewardNoise(env, cfg.reward_noise_sigma, seed + 10_000)
             if cfg.reward_flip_p > 0 and not evaluation:
@@ -160,8 +176,12 @@ class VecNormalize:
 
     def obs(self, obs: np.ndarray) -> np.ndarray:
         if self.training:
-            self.obs_mean, self.obs_var, self.obs_count = self._update(self.obs_mean, self.obs_var, self.obs_count, obs)
-        return np.clip((obs - self.obs_mean) / np.sqrt(self.obs_var + 1e-8), -self.clip, self.clip).astype(np.float32)
+            self.obs_mean, self.obs_var, self.obs_count = self._update(
+                self.obs_mean, self.obs_var, self.obs_count, obs
+            )
+        return np.clip((obs - self.obs_mean) / np.sqrt(self.obs_var + 1e-8), -self.clip, self.clip).astype(
+            np.float32
+        )
 
     def reward(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
         self.returns = self.returns * self.gamma + reward
@@ -173,14 +193,19 @@ class VecNormalize:
         return np.clip(reward / np.sqrt(self.ret_var + 1e-8), -self.clip, self.clip).astype(np.float32)
 
     def state_dict(self) -> dict:
-        return {k: getattr(self, k) for k in ("obs_mean", "obs_var", "obs_count", "ret_mean", "ret_var", "ret_count")}
+        return {
+            k: getattr(self, k)
+            for k in ("obs_mean", "obs_var", "obs_count", "ret_mean", "ret_var", "ret_count")
+        }
 
     def load_state_dict(self, state: dict) -> None:
         for k, v in state.items():
             setattr(self, k, v)
 
 
-def make_vec_env(cfg: EnvConfig, num_envs: int, seed: int, asynchronous: bool = False) -> gym.vector.VectorEnv:
+def make_vec_env(
+    cfg: EnvConfig, num_envs: int, seed: int, asynchronous: bool = False
+) -> gym.vector.VectorEnv:
     fns = [make_env(cfg, seed + i) for i in range(num_envs)]
     cls = gym.vector.AsyncVectorEnv if asynchronous else gym.vector.SyncVectorEnv
     return cls(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)

@@ -17,7 +17,9 @@ def layer(in_dim: int, out_dim: int, gain: float = np.sqrt(2)) -> nn.Linear:
     return lin
 
 
-def mlp(in_dim: int, out_dim: int, hidden: tuple[int, ...] = (64, 64), out_gain: float = 1.0) -> nn.Sequential:
+def mlp(
+    in_dim: int, out_dim: int, hidden: tuple[int, ...] = (64, 64), out_gain: float = 1.0
+) -> nn.Sequential:
     dims, mods = (in_dim, *hidden), []
     for a, b in zip(dims[:-1], dims[1:], strict=True):
         mods += [layer(a, b), nn.Tanh()]
@@ -30,8 +32,17 @@ class NatureCNN(nn.Module):
     def __init__(self, channels: int = 4):
         super().__init__()
         conv = lambda i, o, k, s: nn.Conv2d(i, o, k, s)  # noqa: E731
-        self.net = nn.Sequential(conv(channels, 32, 8, 4), nn.ReLU(), conv(32, 64, 4, 2), nn.ReLU(),
-                                 conv(64, 64, 3, 1), nn.ReLU(), nn.Flatten(), layer(64 * 7 * 7, 512), nn.ReLU())
+        self.net = nn.Sequential(
+            conv(channels, 32, 8, 4),
+            nn.ReLU(),
+            conv(32, 64, 4, 2),
+            nn.ReLU(),
+            conv(64, 64, 3, 1),
+            nn.ReLU(),
+            nn.Flatten(),
+            layer(64 * 7 * 7, 512),
+            nn.ReLU(),
+        )
         for m in self.net:
             if isinstance(m, nn.Conv2d):
                 nn.init.orthogonal_(m.weight, np.sqrt(2))

@@ -55,8 +55,14 @@ class RunLog:
 
 
 @torch.no_grad()
-def evaluate(agent: ActorCritic, cfg: TrainConfig, norm: VecNormalize | None, episodes: int, seed: int,
-             max_steps: int = 27_000) -> list[float]:
+def evaluate(
+    agent: ActorCritic,
+    cfg: TrainConfig,
+    norm: VecNormalize | None,
+    episodes: int,
+    seed: int,
+    max_steps: int = 27_000,
+) -> list[float]:
     """Greedy returns on the noiseless env, observations normalised with frozen statistics."""
     env = make_env(cfg.env_config(), seed, evaluation=True)()
     returns = []
@@ -86,6 +92,8 @@ def _save(path: Path, state: dict[str, Any]) -> None:
 def train(cfg: TrainConfig) -> dict[str, Any]:
     """Train until `cfg.total_steps`; returns a summary (steps, steps/s, final evaluation)."""
     algo = get(cfg.algo)
+    if algo.trainer is not None:  # algorithms with their own loop (ndppo, qppo)
+        return algo.trainer(cfg)
     cfg = with_algo_defaults(cfg, algo.family)
     torch.set_num_threads(cfg.threads)
     out = Path(cfg.out_dir)
@@ -97,7 +105,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
     envs = make_vec_env(cfg.env_config(), cfg.num_envs, cfg.seed, cfg.async_envs)
     vector_obs = len(envs.single_observation_space.shape) == 1
-    norm = VecNormalize(envs.single_observation_space.shape, cfg.num_envs, cfg.gamma) if cfg.normalize and vector_obs else None
+    norm = (
+        VecNormalize(envs.single_observation_space.shape, cfg.num_envs, cfg.gamma)
+        if cfg.normalize and vector_obs
+        else None
+    )
     agent = ActorCritic(envs.single_observation_space, envs.single_action_space, tuple(cfg.hidden))
     optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.learning_rate, eps=1e-5)
     batch = cfg.num_envs * cfg.num_steps
@@ -117,7 +129,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     log = RunLog(out)
 
     obs_shape, act_shape = envs.single_observation_space.shape, envs.single_action_space.shape
-    obs_buf = torch.zeros((cfg.num_steps, cfg.num_envs, *obs_shape), dtype=torch.float32 if vector_obs else torch.uint8)
+    obs_buf = torch.zeros(
+        (cfg.num_steps, cfg.num_envs, *obs_shape), dtype=torch.float32 if vector_obs else torch.uint8
+    )
     act_buf = torch.zeros((cfg.num_steps, cfg.num_envs, *act_shape))
     logp_buf, rew_buf, done_buf, val_buf = (torch.zeros((cfg.num_steps, cfg.num_envs)) for _ in range(4))
 
@@ -134,7 +148,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             global_step += cfg.num_envs
             obs_buf[step], done_buf[step] = next_obs, next_done
             with torch.no_grad():
-                action, logp, _, _, value, _ = agent.distribution_terms(next_obs.float() if vector_obs else next_obs)
+                action, logp, _, _, value, _ = agent.distribution_terms(
+                    next_obs.float() if vector_obs else next_obs
+                )
             act_buf[step] = action.reshape(act_buf[step].shape)
             logp_buf[step], val_buf[step] = logp, value
             raw, reward, terminated, truncated, info = envs.step(action.numpy())
@@ -145,21 +161,31 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             if truncated.any() and "final_obs" in info:  # bootstrap time limits: r += gamma * V(final obs)
                 for i in np.flatnonzero(truncated & ~terminated):
                     final = info["final_obs"][i][None]
-                    final = ((final - norm.obs_mean) / np.sqrt(norm.obs_var + 1e-8)).clip(-norm.clip, norm.clip) if norm else final
+                    final = (
+                        ((final - norm.obs_mean) / np.sqrt(norm.obs_var + 1e-8)).clip(-norm.clip, norm.clip)
+                        if norm
+                        else final
+                    )
                     with torch.no_grad():
-                        reward[i] += cfg.gamma * agent.value(torch.as_tensor(final, dtype=torch.float32)).item()
+                        reward[i] += (
+                            cfg.gamma * agent.value(torch.as_tensor(final, dtype=torch.float32)).item()
+                        )
             rew_buf[step] = torch.as_tensor(reward, dtype=torch.float32)
             next_obs = torch.as_tensor(norm.obs(raw) if norm else raw)
             next_done = torch.as_tensor(done, dtype=torch.float32)
-            if "episode" in info:
-                for i in np.flatnonzero(info["_episode"]):
-                    log.episode(global_step, float(info["episode"]["r"][i]), int(info["episode"]["l"][i]))
-                    log.scalar("charts/episodic_return", float(info["episode"]["r"][i]), global_step)
+            finished = info.get("final_info", info)  # same-step autoreset reports finished episodes here
+            if "episode" in finished:
+                for i in np.flatnonzero(finished["_episode"]):
+                    ret, length = float(finished["episode"]["r"][i]), int(finished["episode"]["l"][i])
+                    log.episode(global_step, ret, length)
+                    log.scalar("charts/episodic_return", ret, global_step)
 
         # --- advantages ---
         with torch.no_grad():
             next_value = agent.value(next_obs.float() if vector_obs else next_obs)
-            advantages, returns = gae(rew_buf, val_buf, done_buf, next_value, next_done, cfg.gamma, cfg.gae_lambda)
+            advantages, returns = gae(
+                rew_buf, val_buf, done_buf, next_value, next_done, cfg.gamma, cfg.gae_lambda
+            )
 
         # --- update ---
         b_obs = obs_buf.reshape(-1, *obs_shape)
@@ -170,7 +196,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             for start in range(0, batch, minibatch):
                 idx = order[start : start + minibatch]
                 _, logp, prob, entropy, value, _ = agent.distribution_terms(
-                    b_obs[idx].float() if vector_obs else b_obs[idx], b_act[idx])
+                    b_obs[idx].float() if vector_obs else b_obs[idx], b_act[idx]
+                )
                 adv = b_adv[idx]
                 if cfg.norm_adv and len(idx) > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
@@ -195,20 +222,36 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             log.evaluation(global_step, evaluate(agent, cfg, norm, cfg.eval_episodes, cfg.seed + 10**6))
             if norm is not None:
                 norm.training = True
-        if iteration == iterations or (cfg.checkpoint_every and global_step // cfg.checkpoint_every
-                                       != (global_step - batch) // cfg.checkpoint_every):
-            _save(ckpt, {"agent": agent.state_dict(), "optimizer": optimizer.state_dict(), "global_step": global_step,
-                         "iteration": iteration, "norm": norm.state_dict() if norm else None,
-                         "torch_rng": torch.get_rng_state(), "numpy_rng": np.random.get_state(),
-                         "config": dataclasses.asdict(cfg)})
+        if iteration == iterations or (
+            cfg.checkpoint_every
+            and global_step // cfg.checkpoint_every != (global_step - batch) // cfg.checkpoint_every
+        ):
+            _save(
+                ckpt,
+                {
+                    "agent": agent.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "global_step": global_step,
+                    "iteration": iteration,
+                    "norm": norm.state_dict() if norm else None,
+                    "torch_rng": torch.get_rng_state(),
+                    "numpy_rng": np.random.get_state(),
+                    "config": dataclasses.asdict(cfg),
+                },
+            )
     envs.close()
     final = evaluate(agent, cfg, norm, cfg.eval_episodes, cfg.seed + 10**6) if cfg.eval_episodes else []
     if final:
         log.evaluation(global_step, final)
     log.close()
-    summary = {"algo": cfg.algo, "env_id": cfg.env_id, "seed": cfg.seed, "global_step": global_step,
-               "steps_per_s": (global_step - steps_at_start) / max(time.perf_counter() - t0, 1e-9),
-               "eval_mean_return": float(np.mean(final)) if final else None}
+    summary = {
+        "algo": cfg.algo,
+        "env_id": cfg.env_id,
+        "seed": cfg.seed,
+        "global_step": global_step,
+        "steps_per_s": (global_step - steps_at_start) / max(time.perf_counter() - t0, 1e-9),
+        "eval_mean_return": float(np.mean(final)) if final else None,
+    }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
 

@@ -29,6 +29,9 @@ class Algorithm:
     policy_loss: Callable[[LossInputs, Any], tuple[torch.Tensor, dict[str, torch.Tensor]]]
     needs_prob: bool = False
     description: str = ""
+    trainer: Callable[..., dict[str, Any]] | None = (
+        None  # own loop (e.g. a different critic); None: control.train
+    )
 
 
 ALGORITHMS: dict[str, Algorithm] = {}
@@ -47,19 +50,52 @@ def get(name: str) -> Algorithm:
 
 def _need_prob(x: LossInputs) -> torch.Tensor:
     if x.prob is None:
-        raise ValueError("the symmetric (reverse) term needs pi(a|s): use a discrete action space or "
-                         "--discretize-bins 11 for continuous control, as the SPPO/SA2C authors did")
+        raise ValueError(
+            "the symmetric (reverse) term needs pi(a|s): use a discrete action space or "
+            "--discretize-bins 11 for continuous control, as the SPPO/SA2C authors did"
+        )
     return x.prob
 
 
-register(Algorithm("ppo", "ppo", lambda x, c: ppo_loss(x.log_prob, x.old_log_prob, x.advantages, c.clip_coef),
-                   description="PPO (Schulman et al., 2017)"))
-register(Algorithm("sppo", "ppo", lambda x, c: sppo_loss(x.log_prob, x.old_log_prob, x.advantages,
-                                                         _need_prob(x) if c.beta else x.log_prob.exp(),
-                                                         c.clip_coef, c.alpha, c.beta, c.z),
-                   needs_prob=True, description="symmetric PPO (Byun & Perrault, 2025)"))
+register(
+    Algorithm(
+        "ppo",
+        "ppo",
+        lambda x, c: ppo_loss(x.log_prob, x.old_log_prob, x.advantages, c.clip_coef),
+        description="PPO (Schulman et al., 2017)",
+    )
+)
+register(
+    Algorithm(
+        "sppo",
+        "ppo",
+        lambda x, c: sppo_loss(
+            x.log_prob,
+            x.old_log_prob,
+            x.advantages,
+            _need_prob(x) if c.beta else x.log_prob.exp(),
+            c.clip_coef,
+            c.alpha,
+            c.beta,
+            c.z,
+        ),
+        needs_prob=True,
+        description="symmetric PPO (Byun & Perrault, 2025)",
+    )
+)
 register(Algorithm("a2c", "a2c", lambda x, c: a2c_loss(x.log_prob, x.advantages), description="A2C"))
-register(Algorithm("sa2c", "a2c", lambda x, c: sa2c_loss(x.log_prob, x.advantages,
-                                                         _need_prob(x) if c.beta else x.log_prob.exp(),
-                                                         c.alpha, c.beta, c.z),
-                   needs_prob=True, description="symmetric A2C (Byun & Perrault, 2025)"))
+register(
+    Algorithm(
+        "sa2c",
+        "a2c",
+        lambda x, c: sa2c_loss(
+            x.log_prob, x.advantages, _need_prob(x) if c.beta else x.log_prob.exp(), c.alpha, c.beta, c.z
+        ),
+        needs_prob=True,
+        description="symmetric A2C (Byun & Perrault, 2025)",
+    )
+)
+
+# Algorithms registered in their own modules (they import this one).
+from control.algos import ndppo as _ndppo  # noqa: E402,F401
+from control.algos import ppg as _ppg  # noqa: E402,F401

@@ -5,8 +5,15 @@ from __future__ import annotations
 import torch
 
 
-def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, next_value: torch.Tensor,
-        next_done: torch.Tensor, gamma: float = 0.99, lam: float = 0.95) -> tuple[torch.Tensor, torch.Tensor]:
+def gae(
+    rewards: torch.Tensor,
+    values: torch.Tensor,
+    dones: torch.Tensor,
+    next_value: torch.Tensor,
+    next_done: torch.Tensor,
+    gamma: float = 0.99,
+    lam: float = 0.95,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(advantages, returns). `dones[t]` marks that the observation at t starts a new episode (CleanRL's
     convention); `next_value`/`next_done` are those of the observation after the last step. Truncated
     episodes are bootstrapped by the caller (folding gamma * V(final obs) into the reward)."""

@@ -10,8 +10,9 @@ from __future__ import annotations
 import torch
 
 
-def ppo_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor, clip_eps: float = 0.2
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def ppo_loss(
+    log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor, clip_eps: float = 0.2
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """PPO's clipped surrogate, -E[min(r A, clip(r, 1-eps, 1+eps) A)]."""
     log_ratio = log_prob - old_log_prob
     ratio = log_ratio.exp()
@@ -19,8 +20,10 @@ def ppo_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: tor
     clipped = torch.clamp(ratio, 1 - clip_eps, 1 + clip_eps) * advantages
     loss = -torch.minimum(unclipped, clipped).mean()
     with torch.no_grad():
-        stats = {"clip_fraction": ((ratio - 1).abs() > clip_eps).float().mean(),
-                 "approx_kl": ((ratio - 1) - log_ratio).mean()}
+        stats = {
+            "clip_fraction": ((ratio - 1).abs() > clip_eps).float().mean(),
+            "approx_kl": ((ratio - 1) - log_ratio).mean(),
+        }
     return loss, stats
 
 
@@ -31,9 +34,16 @@ def sppo_gate(ratio: torch.Tensor, advantages: torch.Tensor, clip_eps: float) ->
     return (inside | picks_unclipped).to(ratio.dtype)
 
 
-def sppo_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: torch.Tensor, prob: torch.Tensor,
-              clip_eps: float = 0.2, alpha: float = 1.0, beta: float = 0.0, z: float = -1.0
-              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def sppo_loss(
+    log_prob: torch.Tensor,
+    old_log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    prob: torch.Tensor,
+    clip_eps: float = 0.2,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+    z: float = -1.0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """alpha * L_PPO + beta * L_rev, L_rev = -E[1_t * Z * A_t * (1 - pi(a_t|s_t)) / pi_old(a_t|s_t)]."""
     ppo, stats = ppo_loss(log_prob, old_log_prob, advantages, clip_eps)
     if beta == 0.0:
@@ -43,13 +53,21 @@ def sppo_loss(log_prob: torch.Tensor, old_log_prob: torch.Tensor, advantages: to
     return alpha * ppo + beta * reverse, {**stats, "reverse_loss": reverse.detach(), "gate_open": gate.mean()}
 
 
-def a2c_loss(log_prob: torch.Tensor, advantages: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def a2c_loss(
+    log_prob: torch.Tensor, advantages: torch.Tensor
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Vanilla policy gradient, -E[A log pi(a|s)]."""
     return -(advantages * log_prob).mean(), {}
 
 
-def sa2c_loss(log_prob: torch.Tensor, advantages: torch.Tensor, prob: torch.Tensor, alpha: float = 1.0,
-              beta: float = 0.0, z: float = -1.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def sa2c_loss(
+    log_prob: torch.Tensor,
+    advantages: torch.Tensor,
+    prob: torch.Tensor,
+    alpha: float = 1.0,
+    beta: float = 0.0,
+    z: float = -1.0,
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """SA2C: alpha * (-E[A log pi]) + beta * (-E[Z A (1 - pi)])."""
     a2c, _ = a2c_loss(log_prob, advantages)
     if beta == 0.0:
@@ -58,8 +76,12 @@ def sa2c_loss(log_prob: torch.Tensor, advantages: torch.Tensor, prob: torch.Tens
     return alpha * a2c + beta * reverse, {"reverse_loss": reverse.detach()}
 
 
-def value_loss(values: torch.Tensor, returns: torch.Tensor, old_values: torch.Tensor | None = None,
-               clip_eps: float | None = None) -> torch.Tensor:
+def value_loss(
+    values: torch.Tensor,
+    returns: torch.Tensor,
+    old_values: torch.Tensor | None = None,
+    clip_eps: float | None = None,
+) -> torch.Tensor:
     """0.5 * E[(V - R)^2], optionally clipped around the old values (PPO's value clipping)."""
     error = (values - returns) ** 2
     if clip_eps is not None and old_values is not None:
