@@ -20,7 +20,8 @@ def load_curve(run: Path, source: str = "eval") -> tuple[np.ndarray, np.ndarray]
 def label_of(run: Path) -> str:
     cfg = json.loads((run / "config.json").read_text())
     noise = cfg.get("reward_noise") or cfg.get("reward_flip_p")
-    return f"{cfg['algo']} {cfg['env_id']}" + (f" noise {noise}" if noise else "")
+    rescaled = f" vf {cfg['vf_coef']:.3g}" if cfg.get("vf_coef", 0.5) != 0.5 else ""
+    return f"{cfg['algo']}{rescaled} {cfg['env_id']}" + (f" noise {noise}" if noise else "")
 
 
 def plot_runs(runs: list[Path], out: Path, source: str = "episodes", points: int = 50) -> Path:
