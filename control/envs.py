@@ -168,7 +168,9 @@ class VecNormalize:
 
     @staticmethod
     def _update(mean, var, count, batch):
-        b_mean, b_var, b_count = batch.mean(0), batch.var(0), batch.shape[0]
+        b_count = batch.shape[0]
+        b_mean = batch.mean(0) if b_count > 1 else batch[0]
+        b_var = batch.var(0) if b_count > 1 else 0.0
         delta, total = b_mean - mean, count + b_count
         mean = mean + delta * b_count / total
         var = (var * count + b_var * b_count + delta**2 * count * b_count / total) / total
