@@ -9,26 +9,24 @@ from control.algos.ndppo_guidance import NormalityGuidance, NormalityGuidanceSet
 from control.losses.distributional import normality_bonus
 
 
-def test_on_step_adds_scaled_bonus_at_the_step_schedule():
+def test_bonus_uses_the_schedule_at_each_envs_current_step():
     torch.manual_seed(0)
     settings = NormalityGuidanceSettings(bonus=True, bonus_coef=0.05, min_std=1.5, fallback_bonus=0.7)
     critic = QuantileCritic(obs_dim=3)
     guide = NormalityGuidance(settings, critic, num_envs=2)
     obs = torch.randn(2, 3)
-    rewards, bonus, step_idx = guide.on_step(obs, np.array([1.0, -1.0]), np.array([False, False]))
-    assert step_idx.tolist() == [0, 0]
+    bonus = guide.bonus(obs)
     expected = 0.05 * normality_bonus(critic(obs).detach(), torch.full((2,), 1.5), critic.z, fallback=0.7)
     np.testing.assert_allclose(bonus, expected.numpy(), rtol=1e-5)
-    np.testing.assert_allclose(rewards, np.array([1.0, -1.0]) + bonus)
     assert np.all(bonus != 0)
+    assert guide.observe(np.array([1.0, -1.0]), np.array([False, True])).tolist() == [0, 0]
+    assert guide.observe(np.array([1.0, -1.0]), np.array([False, False])).tolist() == [1, 0]
 
 
-def test_bonus_switch_off_leaves_rewards_untouched_and_critic_loss_runs():
+def test_bonus_switch_off_gives_zeros_and_critic_loss_runs():
     settings = NormalityGuidanceSettings(critic_mode="quantile", bonus=False)
     guide = NormalityGuidance(settings, QuantileCritic(obs_dim=3), num_envs=2)
-    rewards, bonus, _ = guide.on_step(torch.zeros(2, 3), np.array([1.0, 2.0]), np.array([True, False]))
-    np.testing.assert_array_equal(rewards, [1.0, 2.0])
-    np.testing.assert_array_equal(bonus, [0.0, 0.0])
+    np.testing.assert_array_equal(guide.bonus(torch.zeros(2, 3)), [0.0, 0.0])
     loss = guide.critic_loss(torch.zeros(4, 3), torch.ones(4), torch.zeros(4, dtype=torch.long))
     assert loss.ndim == 0 and loss.item() > 0
 

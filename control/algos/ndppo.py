@@ -3,7 +3,7 @@
 Registered as ``--algo ndppo`` (normal quantile bars + exploration bonus), ``ndppo-nobonus`` (bars, no bonus)
 and ``qppo`` (quantile critic regressed to sampled returns: the baseline). PPO's rollout / GAE / update loop of
 :mod:`control.train`, with three changes: the critic is a :class:`QuantileCritic` (value = mean quantile), the
-stored rewards carry the normality bonus, and the critic loss is the quantile Huber loss of
+env rewards carry the normality bonus (added before reward normalisation), and the critic loss is the quantile Huber loss of
 :class:`NormalityGuidance`. Envs, noise wrappers, normalisation, logging, evaluation and checkpoints are the
 core's.
 """
@@ -130,9 +130,10 @@ def train_normality_guided(
                 val_buf[step] = critic.value(next_obs)
             act_buf[step] = action.reshape(act_buf[step].shape)
             logp_buf[step] = logp
+            bonus = guidance.bonus(next_obs)
             raw, reward, terminated, truncated, info = envs.step(action.numpy())
             done = np.logical_or(terminated, truncated)
-            reward = np.asarray(reward, dtype=np.float64)
+            reward = np.asarray(reward, dtype=np.float64) + bonus
             if norm is not None:
                 reward = norm.reward(reward, done)
             if truncated.any() and "final_obs" in info:  # bootstrap time limits with the quantile mean
@@ -142,9 +143,11 @@ def train_normality_guided(
                     )
                     with torch.no_grad():
                         reward[i] += cfg.gamma * critic.value(final).item()
-            shaped, bonus, tick = guidance.on_step(next_obs, reward, done)
-            rew_buf[step] = torch.as_tensor(shaped, dtype=torch.float32)
-            bonus_buf[step], tick_buf[step] = torch.as_tensor(bonus), torch.as_tensor(tick)
+            rew_buf[step] = torch.as_tensor(reward, dtype=torch.float32)
+            bonus_buf[step], tick_buf[step] = (
+                torch.as_tensor(bonus),
+                torch.as_tensor(guidance.observe(reward, done)),
+            )
             next_obs = torch.as_tensor(norm.obs(raw) if norm else raw, dtype=torch.float32)
             next_done = torch.as_tensor(done, dtype=torch.float32)
             finished = info.get("final_info", info)

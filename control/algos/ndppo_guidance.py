@@ -1,8 +1,9 @@
 """Normality guidance as a rollout-side component: reward bonus per step, critic loss per minibatch.
 
-A PPO trainer with a :class:`~control.algos.ndppo_critic.QuantileCritic` calls :meth:`NormalityGuidance.on_step`
-after each vector-env step (it returns the rewards to store, bonus included, and each transition's
-step-in-episode index to store beside them) and :meth:`NormalityGuidance.critic_loss` in its update epochs.
+A PPO trainer with a :class:`~control.algos.ndppo_critic.QuantileCritic` calls, per vector-env step,
+:meth:`NormalityGuidance.bonus` (added to the env reward) and :meth:`NormalityGuidance.observe` (with the
+rewards it stores; returns each transition's step-in-episode index to store beside them), and
+:meth:`NormalityGuidance.critic_loss` in its update epochs.
 """
 
 from __future__ import annotations
@@ -34,7 +35,10 @@ class NormalityGuidanceSettings:
     fallback_bonus: float = field(
         default=0.0, metadata={"help": "Bonus used where the learned quantiles cross (not monotone)."}
     )
-    min_std: float = field(default=1.0, metadata={"help": "sigma_min, floor of the return std schedule."})
+    min_std: float = field(
+        default=0.1,
+        metadata={"help": "sigma_min, floor of the return std schedule (in normalised-reward units)."},
+    )
     return_window: int = field(
         default=50, metadata={"help": "Recent episodes for sigma_0^2 and mean length L (paper: 50)."}
     )
@@ -64,19 +68,23 @@ class NormalityGuidance:
         self.critic = critic
         self.clock = EpisodeClock(num_envs, window=settings.return_window, min_std=settings.min_std)
 
-    def on_step(
-        self, obs: torch.Tensor, rewards: np.ndarray, done: np.ndarray
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """After one vector step from ``obs``: (rewards to store, bonus per env, step-in-episode per env)."""
-        step_idx = self.clock.observe(np.asarray(rewards, dtype=np.float64), np.asarray(done, dtype=bool))
+    def bonus(self, obs: torch.Tensor) -> np.ndarray:
+        """Bonus per env for acting from ``obs`` now (before :meth:`observe` of this step); zeros when off.
+
+        The bonus is scale-free (it depends on ``sigma_hat / sigma_t`` only), so the trainer adds it to the raw
+        env reward, before any reward normalisation, as the paper adds ``0.05 * bonus`` to the env reward.
+        """
         if not self.settings.bonus:
-            return np.asarray(rewards), np.zeros(len(step_idx)), step_idx
-        sigma = self.clock.std(torch.as_tensor(step_idx))
+            return np.zeros(len(self.clock.steps))
+        sigma = self.clock.std(torch.as_tensor(self.clock.steps)).to(obs.dtype)
         bonus = exploration_bonus(
-            self.critic, obs, sigma.to(obs.dtype), self.settings.bonus_coef, self.settings.fallback_bonus
+            self.critic, obs, sigma, self.settings.bonus_coef, self.settings.fallback_bonus
         )
-        bonus_np = bonus.cpu().numpy().astype(np.float64)
-        return np.asarray(rewards) + bonus_np, bonus_np, step_idx
+        return bonus.cpu().numpy().astype(np.float64)
+
+    def observe(self, rewards: np.ndarray, done: np.ndarray) -> np.ndarray:
+        """Record the rewards the critic learns from (as stored for GAE); returns each step's index in its episode."""
+        return self.clock.observe(np.asarray(rewards, dtype=np.float64), np.asarray(done, dtype=bool))
 
     def critic_loss(self, obs: torch.Tensor, returns: torch.Tensor, step_idx: torch.Tensor) -> torch.Tensor:
         """Quantile critic loss on a minibatch (bars from the current schedule in ``"normal"`` mode)."""
