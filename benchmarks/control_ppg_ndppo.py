@@ -93,7 +93,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     md = header + "\n\n" + table(results) + "\n"
     (out / "table.md").write_text(md)
-    (out / "results.json").write_text(json.dumps({"args": vars(args), "runs": results}, indent=1))
+    (out / "results.json").write_text(
+        json.dumps(
+            {"args": {k: v for k, v in vars(args).items() if k not in ("root", "out")}, "runs": results},
+            indent=1,
+        )
+    )
     for env in envs:
         runs = [Path(c.out_dir) for c in configs if c.env_id == env]
         plot_runs(runs, out / f"curves_{env.replace('/', '_')}.png", source="episodes")

@@ -12,16 +12,9 @@ CARTPOLE = dict(env_id="CartPole-v1", num_envs=4, num_steps=256, minibatch_size=
 ALGOS = ["ppg", "ndppo", "ndppo-nobonus", "qppo"]
 
 
-@pytest.mark.parametrize("algo", ["ppg", "ndppo"])
-def test_learns_cartpole_quickly(tmp_path, algo):
-    """A short run moves the greedy return far above a random policy's (~20)."""
-    summary = train(TrainConfig(algo=algo, out_dir=str(tmp_path), total_steps=16_384, **CARTPOLE))
-    assert summary["eval_mean_return"] >= 150, summary
-
-
-@pytest.mark.slow
 @pytest.mark.parametrize("algo", ALGOS)
 def test_solves_cartpole(tmp_path, algo):
+    """Greedy return >= 475 of 500 after 60k steps, same budget and seed as the core's PPO test (~10 s each)."""
     summary = train(TrainConfig(algo=algo, out_dir=str(tmp_path), total_steps=60_000, **CARTPOLE))
     assert summary["eval_mean_return"] >= 475, summary
 
