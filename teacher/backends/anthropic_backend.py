@@ -9,7 +9,7 @@ import time
 
 import anthropic
 
-from teacher.backends.base import Backend, b64, image_media_type
+from teacher.backends.base import Backend, b64, image_media_type, retry_after_seconds
 from teacher.records import (
     MissingAPIKeyError,
     RawReply,
@@ -18,14 +18,6 @@ from teacher.records import (
     TransientError,
     UnknownModelError,
 )
-
-
-def _retry_after(err: anthropic.APIStatusError) -> float | None:
-    value = err.response.headers.get("retry-after") if err.response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 class AnthropicBackend(Backend):
@@ -82,18 +74,18 @@ class AnthropicBackend(Backend):
         try:
             message = await self._client.messages.create(**self.body(request, followup))
         except anthropic.RateLimitError as err:
-            raise TransientError("429 rate limited by anthropic", _retry_after(err)) from None
+            raise TransientError("429 rate limited by anthropic", retry_after_seconds(err)) from None
         except anthropic.NotFoundError as err:
             raise UnknownModelError(f"anthropic does not know model {self.model!r}: {err.message}") from None
         except anthropic.AuthenticationError as err:
             raise TeacherError(f"anthropic rejected the API key: {err.message}") from None
         except anthropic.InternalServerError as err:
             raise TransientError(
-                f"{err.status_code} server error from anthropic", _retry_after(err)
+                f"{err.status_code} server error from anthropic", retry_after_seconds(err)
             ) from None
         except anthropic.APIStatusError as err:
             if err.status_code in (429, 529) or err.status_code >= 500:
-                raise TransientError(f"{err.status_code} from anthropic", _retry_after(err)) from None
+                raise TransientError(f"{err.status_code} from anthropic", retry_after_seconds(err)) from None
             raise TeacherError(f"anthropic refused the request ({err.status_code}): {err.message}") from None
         except (anthropic.APITimeoutError, anthropic.APIConnectionError) as err:
             raise TransientError(f"{type(err).__name__} talking to anthropic") from None

@@ -21,6 +21,16 @@ def image_media_type(data: bytes) -> str:
     raise ValueError("image is not PNG, JPEG, GIF or WebP")
 
 
+def retry_after_seconds(err: Exception) -> float | None:
+    """The Retry-After header of an SDK status error (OpenAI and Anthropic errors both carry `.response`)."""
+    response = getattr(err, "response", None)
+    value = response.headers.get("retry-after") if response is not None else None
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 

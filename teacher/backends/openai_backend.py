@@ -8,7 +8,7 @@ import time
 
 import openai
 
-from teacher.backends.base import Backend, b64, image_media_type
+from teacher.backends.base import Backend, b64, image_media_type, retry_after_seconds
 from teacher.records import (
     MissingAPIKeyError,
     RawReply,
@@ -17,14 +17,6 @@ from teacher.records import (
     TransientError,
     UnknownModelError,
 )
-
-
-def _retry_after(err: openai.APIStatusError) -> float | None:
-    value = err.response.headers.get("retry-after") if err.response is not None else None
-    try:
-        return float(value) if value is not None else None
-    except ValueError:
-        return None
 
 
 class OpenAIBackend(Backend):
@@ -71,7 +63,7 @@ class OpenAIBackend(Backend):
         try:
             response = await self._client.chat.completions.create(**self.body(request, followup))
         except openai.RateLimitError as err:
-            raise TransientError(f"429 rate limited by {self.name}", _retry_after(err)) from None
+            raise TransientError(f"429 rate limited by {self.name}", retry_after_seconds(err)) from None
         except openai.NotFoundError as err:
             raise UnknownModelError(
                 f"{self.name} does not know model {self.model!r}: {err.message}"
@@ -80,7 +72,7 @@ class OpenAIBackend(Backend):
             raise TeacherError(f"{self.name} rejected the API key: {err.message}") from None
         except openai.InternalServerError as err:
             raise TransientError(
-                f"{err.status_code} server error from {self.name}", _retry_after(err)
+                f"{err.status_code} server error from {self.name}", retry_after_seconds(err)
             ) from None
         except (openai.APITimeoutError, openai.APIConnectionError) as err:
             raise TransientError(f"{type(err).__name__} talking to {self.name}") from None
