@@ -26,12 +26,13 @@ def _plots(out: Path, results: dict[str, Any]) -> list[str]:
     fig, ax = plt.subplots(figsize=(max(5, 1.1 * len(groups)), 3.5))
     width = 0.8 / len(models)
     for k, (name, entry) in enumerate(models.items()):
-        ax.bar(
+        bars = ax.bar(
             [i + k * width for i in range(len(groups))],
             [100 * entry["accuracy"][g]["accuracy"] for g in groups],
             width,
             label=name,
         )
+        ax.bar_label(bars, fmt="%.0f", fontsize=7)  # a 0% bar is visible as "0", not mistaken for missing
     ax.set_xticks([i + width * (len(models) - 1) / 2 for i in range(len(groups))], groups)
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 100)
