@@ -5,7 +5,13 @@ from pathlib import Path
 import pytest
 
 from align.data import Problem
-from align.eval.answers import accuracy_by_group, direct_answer_score, extract_answer, scienceqa_groups
+from align.eval.answers import (
+    accuracy_by_group,
+    direct_answer_accuracy,
+    direct_answer_score,
+    extract_answer,
+    scienceqa_groups,
+)
 
 CHOICES = ("attract", "repel", "neither")
 
@@ -71,3 +77,20 @@ def test_direct_answer_soft_score():
     assert direct_answer_score("Three.", answers) == 1.0
     assert direct_answer_score("the snow", ["snow", "snow", "ice"]) == pytest.approx(2 / 3)
     assert direct_answer_score("sand", answers) == 0.0
+
+
+def test_direct_answer_accuracy_skips_difficult_questions():
+    def aok(pid, answers, difficult=False):
+        meta = {"direct_answers": answers, "difficult_direct_answer": difficult}
+        return Problem(pid, "q", ("x", "y"), 0, source="aokvqa", meta=meta)
+
+    problems = [
+        aok("1", ["dog"] * 3),
+        aok("2", ["cat", "cat", "dog"]),
+        aok("3", ["dog"] * 10, difficult=True),
+    ]
+    # 1.0 and 1/3 on the two scored questions; the difficult one is not scored even though it would be 1.0
+    assert direct_answer_accuracy(problems, ["dog", "dog", "dog"]) == {
+        "accuracy": pytest.approx(2 / 3),
+        "n": 2,
+    }

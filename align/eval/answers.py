@@ -127,3 +127,14 @@ def direct_answer_score(prediction: str, direct_answers: Sequence[str]) -> float
     pred = normalize_answer(prediction)
     matches = sum(normalize_answer(a) == pred for a in direct_answers)
     return min(1.0, matches / 3.0)
+
+
+def direct_answer_accuracy(problems: Sequence[Any], predictions: Sequence[str]) -> dict[str, float]:
+    """Mean A-OKVQA direct-answer score; like the official evaluation, questions marked
+    `difficult_direct_answer` are left out of the direct-answer setting. Returns {"accuracy", "n"}."""
+    scores = [
+        direct_answer_score(pred, p.meta.get("direct_answers", []))
+        for p, pred in zip(problems, predictions, strict=True)
+        if not p.meta.get("difficult_direct_answer", False)
+    ]
+    return {"accuracy": sum(scores) / len(scores) if scores else float("nan"), "n": len(scores)}

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from align.ares import AresConfig, load_problems
-from align.eval.answers import accuracy_by_group, direct_answer_score
+from align.eval.answers import accuracy_by_group, direct_answer_accuracy
 from align.eval.inference import two_stage
 from align.eval.quality import quality_summary
 from align.eval.winrate import judge_win_rate
@@ -88,11 +88,13 @@ def evaluate(cfg: EvalConfig) -> dict[str, Any]:
             ],
         }
         if cfg.dataset == "aokvqa":
-            scores = [
-                direct_answer_score(p.choices[i] if i is not None else a, p.meta.get("direct_answers", []))
+            # the direct answer: the chosen option's text, else the answer model's raw text
+            texts = [
+                p.choices[i] if i is not None else a
                 for p, i, a in zip(problems, run.predictions, run.answers, strict=True)
             ]
-            entry["direct_answer_accuracy"] = sum(scores) / len(scores)
+            da = direct_answer_accuracy(problems, texts)
+            entry["direct_answer_accuracy"], entry["direct_answer_n"] = da["accuracy"], da["n"]
         results["models"][name] = entry
         del policy
     judge = CachedTeacher(make_teacher(cfg.judge), FeedbackCache(cfg.cache or out / "judge.sqlite"))
