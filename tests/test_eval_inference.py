@@ -32,3 +32,23 @@ def test_two_stage_with_a_vlm(tiny_vlm):
     problems = load_sample_scienceqa("val")
     out = two_stage(tiny_vlm, tiny_vlm, problems, rationale_tokens=8, answer_tokens=4)
     assert len(out.rationales) == len(out.answers) == len(out.predictions) == len(problems)
+
+
+def test_answer_model_lora_paper_setting(tiny_lm_path, tmp_path):
+    """The paper's answer-model LoRA (r 64, alpha 128, dropout 0.05, all linear layers) trains only adapters."""
+    from align.models.loading import LoraSettings
+
+    problems = load_sample_scienceqa("train")[:4]
+    policy = load_policy(str(tiny_lm_path), lora=LoraSettings(), dtype="float32")
+    config = policy.model.peft_config["default"]
+    assert (config.r, config.lora_alpha, config.lora_dropout) == (64, 128, 0.05)
+    frozen = {n: p.detach().clone() for n, p in policy.model.named_parameters() if not p.requires_grad}
+    torch.manual_seed(0)
+    losses = train_answer_model(
+        policy,
+        problems,
+        [p.gold_rationale for p in problems],
+        SFTConfig(epochs=3, learning_rate=1e-3, output_dir=str(tmp_path)),
+    )
+    assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
+    assert all(torch.equal(p, frozen[n]) for n, p in policy.model.named_parameters() if n in frozen)
