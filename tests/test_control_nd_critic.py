@@ -7,6 +7,15 @@ from control.algos.ndppo_critic import QuantileCritic, exploration_bonus, quanti
 from control.losses.distributional import fitted_std
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Small MLPs: one torch thread is fastest and avoids oversubscription on a shared CPU."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _fit(mode: str, returns: torch.Tensor, obs: torch.Tensor, std: torch.Tensor) -> QuantileCritic:
     torch.manual_seed(0)
     critic = QuantileCritic(obs_dim=obs.shape[1], num_quantiles=8)
