@@ -181,6 +181,10 @@ class VecNormalize:
             self.obs_mean, self.obs_var, self.obs_count = self._update(
                 self.obs_mean, self.obs_var, self.obs_count, obs
             )
+        return self.apply_obs(obs)
+
+    def apply_obs(self, obs: np.ndarray) -> np.ndarray:
+        """Normalise with the current statistics, without updating them."""
         return np.clip((obs - self.obs_mean) / np.sqrt(self.obs_var + 1e-8), -self.clip, self.clip).astype(
             np.float32
         )

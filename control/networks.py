@@ -7,7 +7,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 from torch import nn
-from torch.distributions import Categorical, Normal
+
+from control.distributions import categorical_sample, categorical_terms, gaussian_entropy, gaussian_log_prob
 
 
 def layer(in_dim: int, out_dim: int, gain: float = np.sqrt(2)) -> nn.Linear:
@@ -27,7 +28,10 @@ def mlp(
 
 
 class NatureCNN(nn.Module):
-    """Mnih et al. (2015): 3 conv layers + 512 units on 4 stacked 84x84 frames scaled to [0, 1]."""
+    """Mnih et al. (2015): 3 conv layers + 512 units on 4 stacked 84x84 frames scaled to [0, 1].
+
+    Runs in channels-last memory layout: on CPU oneDNN's convolutions (forward and backward) are ~1.7x faster
+    in it than in NCHW; the arithmetic is the same."""
 
     def __init__(self, channels: int = 4):
         super().__init__()
@@ -47,9 +51,10 @@ class NatureCNN(nn.Module):
             if isinstance(m, nn.Conv2d):
                 nn.init.orthogonal_(m.weight, np.sqrt(2))
                 nn.init.zeros_(m.bias)
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.float() / 255.0)
+        return self.net((x.float() / 255.0).contiguous(memory_format=torch.channels_last))
 
 
 class ActorCritic(nn.Module):
@@ -85,27 +90,22 @@ class ActorCritic(nn.Module):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.critic(self._features(obs)[1]).squeeze(-1)
 
-    def _dists(self, out: torch.Tensor):
-        # argument validation costs ~10% of a small-MLP step on CPU; the network's outputs are valid by construction
-        if self.kind == "gaussian":
-            return [Normal(out, self.log_std.exp().expand_as(out), validate_args=False)]
-        return [Categorical(logits=chunk, validate_args=False) for chunk in torch.split(out, self.nvec, dim=-1)]
-
     def distribution_terms(self, obs: torch.Tensor, action: torch.Tensor | None = None):
-        """(action, log_prob, prob or None, entropy, value, greedy action)."""
+        """(action, log_prob, prob or None, entropy, value, greedy action); samples when `action` is None."""
         a_in, c_in = self._features(obs)
-        dists = self._dists(self.actor(a_in))
+        out = self.actor(a_in)
         value = self.critic(c_in).squeeze(-1)
         if self.kind == "gaussian":
-            d = dists[0]
-            action = d.sample() if action is None else action
-            return action, d.log_prob(action).sum(-1), None, d.entropy().sum(-1), value, d.mean
+            if action is None:
+                action = out + torch.exp(self.log_std) * torch.randn_like(out)
+            log_prob = gaussian_log_prob(action, out, self.log_std)
+            return action, log_prob, None, gaussian_entropy(self.log_std, out.shape[0]), value, out
+        greedy = None
         if action is None:
-            action = torch.stack([d.sample() for d in dists], -1)
-        parts = action.long().reshape(action.shape[0], -1)
-        log_prob = sum(d.log_prob(parts[:, i]) for i, d in enumerate(dists))
-        entropy = sum(d.entropy() for d in dists)
-        greedy = torch.stack([d.probs.argmax(-1) for d in dists], -1)
+            action, greedy = categorical_sample(out, self.nvec)
+        log_prob, entropy = categorical_terms(out, self.nvec, action)
+        if greedy is None:
+            greedy = torch.stack([c.argmax(-1) for c in torch.split(out, self.nvec, dim=-1)], -1)
         if self.kind == "discrete":
             action, greedy = action.reshape(-1), greedy.reshape(-1)
         return action, log_prob, log_prob.exp(), entropy, value, greedy

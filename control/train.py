@@ -24,6 +24,7 @@ from control.envs import VecNormalize, make_env, make_vec_env
 from control.losses.advantages import gae
 from control.losses.policy import value_loss
 from control.networks import ActorCritic
+from control.samplers import make_sampler
 
 
 class RunLog:
@@ -71,10 +72,10 @@ def evaluate(
         total, done, steps = 0.0, False, 0
         while not done and steps < max_steps:
             x = np.asarray(obs)[None]
-            if norm is not None:
-                x = (x - norm.obs_mean) / np.sqrt(norm.obs_var + 1e-8)
-                x = np.clip(x, -norm.clip, norm.clip)
-            *_, greedy = agent.distribution_terms(torch.as_tensor(x, dtype=torch.float32 if norm else None))
+            x = norm.apply_obs(x) if norm is not None else x
+            *_, greedy = agent.distribution_terms(
+                torch.as_tensor(x, dtype=torch.float32 if x.dtype != np.uint8 else None)
+            )
             action = greedy[0].numpy()
             obs, reward, terminated, truncated, _ = env.step(action if action.ndim else int(action))
             total, done, steps = total + float(reward), terminated or truncated, steps + 1
@@ -111,12 +112,13 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         else None
     )
     agent = ActorCritic(envs.single_observation_space, envs.single_action_space, tuple(cfg.hidden))
-    optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.learning_rate, eps=1e-5)
+    # fused: one kernel for all parameters (~2x faster steps for small MLPs on CPU)
+    optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True)
     batch = cfg.num_envs * cfg.num_steps
     minibatch = cfg.minibatch_size or batch
     iterations = max(1, cfg.total_steps // batch)
     global_step, start_iteration = 0, 1
-    ckpt = out / "checkpoint.pt"
+    ckpt, state = out / "checkpoint.pt", None
     if ckpt.is_file():
         state = torch.load(ckpt, weights_only=False)
         agent.load_state_dict(state["agent"])
@@ -129,15 +131,19 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     log = RunLog(out)
 
     obs_shape, act_shape = envs.single_observation_space.shape, envs.single_action_space.shape
-    obs_buf = torch.zeros(
-        (cfg.num_steps, cfg.num_envs, *obs_shape), dtype=torch.float32 if vector_obs else torch.uint8
+    sampler = make_sampler(agent, cfg.seed)
+    if state is not None and state.get("sampler"):
+        sampler.load_state_dict(state["sampler"])
+    # Rollout storage in numpy (the env's currency); one torch view per update.
+    obs_buf = np.zeros((cfg.num_steps, cfg.num_envs, *obs_shape), np.float32 if vector_obs else np.uint8)
+    act_buf = np.zeros((cfg.num_steps, cfg.num_envs, *act_shape), np.float32)
+    logp_buf, rew_buf, done_buf, val_buf = (
+        np.zeros((cfg.num_steps, cfg.num_envs), np.float32) for _ in range(4)
     )
-    act_buf = torch.zeros((cfg.num_steps, cfg.num_envs, *act_shape))
-    logp_buf, rew_buf, done_buf, val_buf = (torch.zeros((cfg.num_steps, cfg.num_envs)) for _ in range(4))
 
     raw, _ = envs.reset(seed=cfg.seed + 1000 * (start_iteration - 1))
-    next_obs = torch.as_tensor(norm.obs(raw) if norm else raw)
-    next_done = torch.zeros(cfg.num_envs)
+    next_obs = norm.obs(raw) if norm else np.asarray(raw)
+    next_done = np.zeros(cfg.num_envs, np.float32)
     t0, steps_at_start, stats = time.perf_counter(), global_step, {}
     for iteration in range(start_iteration, iterations + 1):
         if cfg.anneal_lr:
@@ -147,32 +153,19 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         for step in range(cfg.num_steps):
             global_step += cfg.num_envs
             obs_buf[step], done_buf[step] = next_obs, next_done
-            with torch.no_grad():
-                action, logp, _, _, value, _ = agent.distribution_terms(
-                    next_obs.float() if vector_obs else next_obs
-                )
+            action, logp_buf[step], val_buf[step] = sampler.act(next_obs)
             act_buf[step] = action.reshape(act_buf[step].shape)
-            logp_buf[step], val_buf[step] = logp, value
-            raw, reward, terminated, truncated, info = envs.step(action.numpy())
+            raw, reward, terminated, truncated, info = envs.step(action)
             done = np.logical_or(terminated, truncated)
-            reward = np.asarray(reward, dtype=np.float64)
-            if norm is not None:
-                reward = norm.reward(reward, done)
+            reward = norm.reward(np.asarray(reward, np.float64), done) if norm else reward
             if truncated.any() and "final_obs" in info:  # bootstrap time limits: r += gamma * V(final obs)
+                reward = np.array(reward, np.float32)
                 for i in np.flatnonzero(truncated & ~terminated):
                     final = info["final_obs"][i][None]
-                    final = (
-                        ((final - norm.obs_mean) / np.sqrt(norm.obs_var + 1e-8)).clip(-norm.clip, norm.clip)
-                        if norm
-                        else final
-                    )
-                    with torch.no_grad():
-                        reward[i] += (
-                            cfg.gamma * agent.value(torch.as_tensor(final, dtype=torch.float32)).item()
-                        )
-            rew_buf[step] = torch.as_tensor(reward, dtype=torch.float32)
-            next_obs = torch.as_tensor(norm.obs(raw) if norm else raw)
-            next_done = torch.as_tensor(done, dtype=torch.float32)
+                    reward[i] += cfg.gamma * sampler.value(norm.apply_obs(final) if norm else final)[0]
+            rew_buf[step] = reward
+            next_obs = norm.obs(raw) if norm else np.asarray(raw)
+            next_done = done
             finished = info.get("final_info", info)  # same-step autoreset reports finished episodes here
             if "episode" in finished:
                 for i in np.flatnonzero(finished["_episode"]):
@@ -181,23 +174,28 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     log.scalar("charts/episodic_return", ret, global_step)
 
         # --- advantages ---
-        with torch.no_grad():
-            next_value = agent.value(next_obs.float() if vector_obs else next_obs)
-            advantages, returns = gae(
-                rew_buf, val_buf, done_buf, next_value, next_done, cfg.gamma, cfg.gae_lambda
-            )
+        t_obs, t_act, t_logp, t_rew, t_done, t_val = map(
+            torch.from_numpy, (obs_buf, act_buf, logp_buf, rew_buf, done_buf, val_buf)
+        )
+        advantages, returns = gae(
+            t_rew,
+            t_val,
+            t_done,
+            torch.from_numpy(sampler.value(next_obs)),
+            torch.as_tensor(next_done, dtype=torch.float32),
+            cfg.gamma,
+            cfg.gae_lambda,
+        )
 
         # --- update ---
-        b_obs = obs_buf.reshape(-1, *obs_shape)
-        b_act, b_logp = act_buf.reshape(-1, *act_shape), logp_buf.reshape(-1)
-        b_adv, b_ret, b_val = advantages.reshape(-1), returns.reshape(-1), val_buf.reshape(-1)
+        b_obs = t_obs.reshape(-1, *obs_shape)
+        b_act, b_logp = t_act.reshape(-1, *act_shape), t_logp.reshape(-1)
+        b_adv, b_ret, b_val = advantages.reshape(-1), returns.reshape(-1), t_val.reshape(-1)
         for _epoch in range(cfg.update_epochs):
             order = torch.randperm(batch)
             for start in range(0, batch, minibatch):
                 idx = order[start : start + minibatch]
-                _, logp, prob, entropy, value, _ = agent.distribution_terms(
-                    b_obs[idx].float() if vector_obs else b_obs[idx], b_act[idx]
-                )
+                _, logp, prob, entropy, value, _ = agent.distribution_terms(b_obs[idx], b_act[idx])
                 adv = b_adv[idx]
                 if cfg.norm_adv and len(idx) > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
@@ -208,6 +206,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
                 optimizer.step()
+        sampler.sync()
 
         sps = (global_step - steps_at_start) / (time.perf_counter() - t0)
         log.scalar("charts/SPS", sps, global_step)
@@ -236,6 +235,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     "norm": norm.state_dict() if norm else None,
                     "torch_rng": torch.get_rng_state(),
                     "numpy_rng": np.random.get_state(),
+                    "sampler": sampler.state_dict(),
                     "config": dataclasses.asdict(cfg),
                 },
             )

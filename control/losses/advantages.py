@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -17,13 +18,17 @@ def gae(
     """(advantages, returns). `dones[t]` marks that the observation at t starts a new episode (CleanRL's
     convention); `next_value`/`next_done` are those of the observation after the last step. Truncated
     episodes are bootstrapped by the caller (folding gamma * V(final obs) into the reward)."""
-    steps = rewards.shape[0]
-    advantages = torch.zeros_like(rewards)
-    last = torch.zeros_like(next_value)
+    # A Python loop over time steps: on numpy views it costs ~1 us per step, on torch tensors ~10 us.
+    r, v, d = (t.detach().cpu().numpy() for t in (rewards, values, dones))
+    nv, nd = next_value.detach().cpu().numpy(), next_done.detach().cpu().numpy()
+    steps = r.shape[0]
+    advantages = np.zeros_like(r)
+    last = np.zeros_like(nv)
     for t in reversed(range(steps)):
-        not_done = 1.0 - (next_done if t == steps - 1 else dones[t + 1])
-        following = next_value if t == steps - 1 else values[t + 1]
-        delta = rewards[t] + gamma * following * not_done - values[t]
+        not_done = 1.0 - (nd if t == steps - 1 else d[t + 1])
+        following = nv if t == steps - 1 else v[t + 1]
+        delta = r[t] + gamma * following * not_done - v[t]
         last = delta + gamma * lam * not_done * last
         advantages[t] = last
-    return advantages, advantages + values
+    adv = torch.from_numpy(advantages).to(rewards.device)
+    return adv, adv + values

@@ -1,0 +1,124 @@
+"""Rollout-time action samplers: `act(obs) -> (action, log_prob, value)` and `value(obs)` on numpy arrays.
+
+A rollout calls the policy once per environment step with a handful of observations, where torch's per-call
+overhead (module dispatch, autograd bookkeeping, tensor wrapping) is several times the arithmetic of a small
+MLP. `NumpyMLPSampler` runs a float32 numpy copy of an MLP `ActorCritic`, refreshed with `sync()` after every
+update, so the rollout samples from exactly the policy being trained; `TorchSampler` wraps any `ActorCritic`
+(the Atari CNN, where the convolutions dominate). Both give the same log-probabilities and values as
+`ActorCritic.distribution_terms` (tests check it), so PPO's ratios start at 1.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from control.distributions import HALF_LOG_2PI
+from control.networks import ActorCritic
+
+
+class Sampler(Protocol):
+    def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    def value(self, obs: np.ndarray) -> np.ndarray: ...
+    def sync(self) -> None: ...
+    def state_dict(self) -> dict[str, Any]: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class TorchSampler:
+    """Samples with the torch network itself (global torch RNG)."""
+
+    def __init__(self, agent: ActorCritic):
+        self.agent = agent
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        action, log_prob, _, _, value, _ = self.agent.distribution_terms(torch.as_tensor(obs))
+        return action.numpy(), log_prob.numpy(), value.numpy()
+
+    @torch.no_grad()
+    def value(self, obs: np.ndarray) -> np.ndarray:
+        return self.agent.value(torch.as_tensor(obs)).numpy()
+
+    def sync(self) -> None:
+        pass
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+
+def _linear_layers(seq: nn.Sequential) -> list[nn.Linear]:
+    layers = [m for m in seq if isinstance(m, nn.Linear)]
+    if any(not isinstance(m, (nn.Linear, nn.Tanh)) for m in seq):
+        raise ValueError("NumpyMLPSampler supports Linear/Tanh MLPs only")
+    return layers
+
+
+def _forward(params: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
+    for i, (weight_t, bias) in enumerate(params):
+        x = x @ weight_t + bias
+        if i < len(params) - 1:
+            np.tanh(x, out=x)
+    return x
+
+
+class NumpyMLPSampler:
+    """A float32 numpy copy of an MLP `ActorCritic` (Gaussian, discrete or multi-discrete head) with its own
+    seeded numpy generator; call `sync()` after each optimiser step phase."""
+
+    def __init__(self, agent: ActorCritic, seed: int):
+        if agent.image:
+            raise ValueError("NumpyMLPSampler is for vector observations; use TorchSampler for images")
+        self.agent, self.rng = agent, np.random.default_rng(seed)
+        self.actor_layers, self.critic_layers = _linear_layers(agent.actor), _linear_layers(agent.critic)
+        self.offsets = np.cumsum([0, *agent.nvec]) if agent.kind != "gaussian" else None
+        self.sync()
+
+    def sync(self) -> None:
+        copy = lambda layers: [  # noqa: E731
+            (m.weight.detach().numpy().T.astype(np.float32), m.bias.detach().numpy().astype(np.float32))
+            for m in layers
+        ]
+        self.actor, self.critic = copy(self.actor_layers), copy(self.critic_layers)
+        if self.agent.kind == "gaussian":
+            self.log_std = self.agent.log_std.detach().numpy().astype(np.float32)
+            self.std = np.exp(self.log_std)
+
+    def value(self, obs: np.ndarray) -> np.ndarray:
+        return _forward(self.critic, np.asarray(obs, dtype=np.float32))[:, 0]
+
+    def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        obs = np.asarray(obs, dtype=np.float32)
+        out, value = _forward(self.actor, obs), _forward(self.critic, obs)[:, 0]
+        if self.offsets is None:
+            noise = self.rng.standard_normal(out.shape, dtype=np.float32)
+            log_prob = (-0.5 * noise * noise - self.log_std).sum(-1) - HALF_LOG_2PI * out.shape[-1]
+            return out + self.std * noise, log_prob.astype(np.float32), value
+        actions, log_prob = [], np.zeros(len(out), dtype=np.float32)
+        for lo, hi in zip(self.offsets[:-1], self.offsets[1:], strict=True):
+            logits = out[:, lo:hi]
+            shifted = logits - logits.max(-1, keepdims=True)
+            log_p = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+            gumbel = -np.log(-np.log(self.rng.random(logits.shape, dtype=np.float32).clip(1e-20, None)))
+            choice = (logits + gumbel).argmax(-1)
+            actions.append(choice)
+            log_prob += log_p[np.arange(len(out)), choice]
+        action = np.stack(actions, -1)
+        return (action[:, 0] if self.agent.kind == "discrete" else action), log_prob, value
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.rng.bit_generator.state = state["rng"]
+
+
+def make_sampler(agent: ActorCritic, seed: int) -> Sampler:
+    """The numpy sampler for MLP policies, torch otherwise."""
+    return TorchSampler(agent) if agent.image else NumpyMLPSampler(agent, seed)
