@@ -1,10 +1,13 @@
 """PPO vs SPPO with and without reward noise, plus the ablation "PPO with ent_coef and vf_coef divided by
 (alpha + beta*|Z|)", over envs x seeds at a stated budget; writes a table (Markdown + JSON) and curves.
 
-    python benchmarks/control_quality.py --envs LunarLander-v3,Hopper-v5 --seeds 1,2,3 --steps 30000 --workers 2
+    python benchmarks/control_quality.py --envs ALE/MsPacman-v5,LunarLander-v3,Hopper-v5,HalfCheetah-v5 \
+        --seeds 1,2,3 --steps 200000 --atari-steps 100000 --workers 2
 
 Continuous envs use 11 action bins per dimension for every algorithm (the symmetric loss needs pi(a|s)).
 Noise: Gaussian sigma 0.05 (continuous envs), sign flip p 0.1 (Atari). SPPO: alpha 0.5, beta 1, Z -1.
+Two measures per run: the greedy evaluation return at the end (noiseless env) and the mean true (noiseless)
+return of the last 20 training episodes. Stopped runs resume: rerun the same command.
 """
 
 from __future__ import annotations
@@ -31,11 +34,20 @@ def variants(env_id: str, noisy: bool) -> dict[str, dict]:
     noise = ({"reward_flip_p": 0.1} if is_atari(env_id) else {"reward_noise": 0.05}) if noisy else {}
     bins = {} if is_atari(env_id) or env_id in ("LunarLander-v3", "CartPole-v1") else {"discretize_bins": 11}
     scale = ALPHA + BETA * abs(Z)
-    out = {"ppo": dict(algo="ppo", **noise, **bins), "sppo": dict(algo="sppo", alpha=ALPHA, beta=BETA, z=Z, **noise, **bins)}
+    out = {
+        "ppo": dict(algo="ppo", **noise, **bins),
+        "sppo": dict(algo="sppo", alpha=ALPHA, beta=BETA, z=Z, **noise, **bins),
+    }
     if noisy:
         ent = 0.01 if is_atari(env_id) else 0.0
         out["ppo-rescaled"] = dict(algo="ppo", vf_coef=0.5 / scale, ent_coef=ent / scale, **noise, **bins)
     return out
+
+
+def last_training_return(run: Path, episodes: int = 20) -> float:
+    """Mean true return of a run's last training episodes (episodes.csv logs them before any reward noise)."""
+    rows = [r for r in (run / "episodes.csv").read_text().splitlines() if r]
+    return float(np.mean([float(r.split(",")[1]) for r in rows[-episodes:]])) if rows else float("nan")
 
 
 def main() -> None:
@@ -43,6 +55,9 @@ def main() -> None:
     parser.add_argument("--envs", default="LunarLander-v3,Hopper-v5")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--steps", type=int, default=30000)
+    parser.add_argument(
+        "--atari-steps", type=int, default=None, help="budget of Atari runs (default --steps)"
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--root", default="runs/control-quality")
     parser.add_argument("--out", default="benchmarks/results/control_quality")
@@ -53,22 +68,52 @@ def main() -> None:
             for name, kw in variants(env_id, noisy).items():
                 for seed in map(int, args.seeds.split(",")):
                     tag = f"{name}-{env_id.replace('/', '_')}-{'noisy' if noisy else 'clean'}-s{seed}"
-                    cfg = TrainConfig(env_id=env_id, seed=seed, total_steps=args.steps, eval_episodes=10,
-                                      out_dir=str(root / tag), **kw)
+                    atari = is_atari(env_id)
+                    cfg = TrainConfig(
+                        env_id=env_id,
+                        seed=seed,
+                        eval_episodes=5 if atari else 10,
+                        total_steps=(args.atari_steps or args.steps) if atari else args.steps,
+                        out_dir=str(root / tag),
+                        **kw,
+                    )
                     configs.append(cfg)
                     labels[cfg.out_dir] = (env_id, "noisy" if noisy else "clean", name)
+    configs.sort(key=lambda c: not is_atari(c.env_id))  # longest runs first: the two workers finish together
     summaries = run_sweep(configs, args.workers)
     table: dict[tuple, list[float]] = {}
+    train_table: dict[tuple, list[float]] = {}
     for cfg, s in zip(configs, summaries, strict=True):
         table.setdefault(labels[cfg.out_dir], []).append(s["eval_mean_return"])
+        train_table.setdefault(labels[cfg.out_dir], []).append(last_training_return(Path(cfg.out_dir)))
     out = ROOT / args.out
     out.mkdir(parents=True, exist_ok=True)
-    rows = [{"env": e, "noise": n, "algo": a, "mean": float(np.mean(v)), "std": float(np.std(v)), "seeds": v}
-            for (e, n, a), v in sorted(table.items())]
+    rows = [
+        {
+            "env": e,
+            "noise": n,
+            "algo": a,
+            "mean": float(np.mean(v)),
+            "std": float(np.std(v)),
+            "seeds": v,
+            "train_mean": float(np.mean(train_table[(e, n, a)])),
+            "train_std": float(np.std(train_table[(e, n, a)])),
+            "train_seeds": train_table[(e, n, a)],
+        }
+        for (e, n, a), v in sorted(table.items())
+    ]
     (out / "table.json").write_text(json.dumps(rows, indent=1))
-    lines = [f"budget {args.steps} steps, seeds {args.seeds}", "", "| env | noise | algo | eval return (mean +- std) |",
-             "|---|---|---|---|"]
-    lines += [f"| {r['env']} | {r['noise']} | {r['algo']} | {r['mean']:.1f} +- {r['std']:.1f} |" for r in rows]
+    lines = [
+        f"budget {args.steps} steps (Atari {args.atari_steps or args.steps}), seeds {args.seeds}",
+        "",
+        "| env | noise | algo | greedy eval return | last-20 training episodes |",
+        "|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r['env']} | {r['noise']} | {r['algo']} | {r['mean']:.1f} +- {r['std']:.1f} "
+        f"| {r['train_mean']:.1f} +- {r['train_std']:.1f} |"
+        for r in rows
+    ]
     (out / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     for env_id in args.envs.split(","):

@@ -54,7 +54,8 @@ class NatureCNN(nn.Module):
         self.to(memory_format=torch.channels_last)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net((x.float() / 255.0).contiguous(memory_format=torch.channels_last))
+        scaled = x.to(dtype=torch.float32, memory_format=torch.channels_last)
+        return self.net(scaled.mul_(1 / 255.0) if scaled is not x else scaled / 255.0)
 
 
 class ActorCritic(nn.Module):

@@ -1,6 +1,7 @@
 """Sweeps over algorithms x envs x seeds: local processes (every core by default) or a Ray cluster. A run
 whose summary.json exists is skipped, so a stopped sweep resumes; a half-finished run resumes from its
-checkpoint."""
+checkpoint. On a multi-node Ray cluster `--root` must be a file system every node shares (runs write there,
+and resume reads there); each Ray task asks for `threads` CPUs."""
 
 from __future__ import annotations
 
@@ -46,14 +47,23 @@ def run_sweep(
     ray_address: str | None = None,
 ) -> list[dict[str, Any]]:
     """Run every config not finished yet; returns the summaries of all of them."""
+    if backend not in ("local", "ray"):
+        raise ValueError(f"unknown sweep backend {backend!r}: use 'local' or 'ray'")
     todo = [c for c in configs if not (Path(c.out_dir) / "summary.json").is_file()]
-    if backend == "ray":
-        import ray
-
-        ray.init(address=ray_address, ignore_reinit_error=True)
-        remote = ray.remote(_run)
-        ray.get([remote.remote(dataclasses.asdict(c)) for c in todo])
-    elif todo:
+    fresh: dict[str, dict[str, Any]] = {}
+    if backend == "ray" and todo:
+        try:
+            import ray
+        except ImportError as exc:
+            raise RuntimeError("--backend ray needs Ray: pip install 'ares-align[ray]'") from exc
+        if not ray.is_initialized():
+            ray.init(address=ray_address, num_cpus=workers if ray_address is None else None)
+        tasks = [ray.remote(num_cpus=c.threads)(_run).remote(dataclasses.asdict(c)) for c in todo]
+        fresh = {c.out_dir: summary for c, summary in zip(todo, ray.get(tasks), strict=True)}
+    elif backend == "local" and todo:
         with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-            list(pool.map(_run, [dataclasses.asdict(c) for c in todo]))
-    return [json.loads((Path(c.out_dir) / "summary.json").read_text()) for c in configs]
+            summaries = pool.map(_run, [dataclasses.asdict(c) for c in todo])
+            fresh = {c.out_dir: summary for c, summary in zip(todo, summaries, strict=True)}
+    return [
+        fresh.get(c.out_dir) or json.loads((Path(c.out_dir) / "summary.json").read_text()) for c in configs
+    ]

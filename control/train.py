@@ -145,6 +145,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     next_obs = norm.obs(raw) if norm else np.asarray(raw)
     next_done = np.zeros(cfg.num_envs, np.float32)
     t0, steps_at_start, stats = time.perf_counter(), global_step, {}
+    clock = {"env": 0.0, "policy": 0.0, "update": 0.0}  # seconds spent in each part, for the summary
     for iteration in range(start_iteration, iterations + 1):
         if cfg.anneal_lr:
             optimizer.param_groups[0]["lr"] = cfg.learning_rate * (1.0 - (iteration - 1.0) / iterations)
@@ -153,9 +154,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         for step in range(cfg.num_steps):
             global_step += cfg.num_envs
             obs_buf[step], done_buf[step] = next_obs, next_done
+            tick = time.perf_counter()
             action, logp_buf[step], val_buf[step] = sampler.act(next_obs)
             act_buf[step] = action.reshape(act_buf[step].shape)
+            tock = time.perf_counter()
             raw, reward, terminated, truncated, info = envs.step(action)
+            clock["policy"], clock["env"] = (
+                clock["policy"] + tock - tick,
+                clock["env"] + time.perf_counter() - tock,
+            )
             done = np.logical_or(terminated, truncated)
             reward = norm.reward(np.asarray(reward, np.float64), done) if norm else reward
             if truncated.any() and "final_obs" in info:  # bootstrap time limits: r += gamma * V(final obs)
@@ -174,6 +181,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     log.scalar("charts/episodic_return", ret, global_step)
 
         # --- advantages ---
+        tick = time.perf_counter()
         t_obs, t_act, t_logp, t_rew, t_done, t_val = map(
             torch.from_numpy, (obs_buf, act_buf, logp_buf, rew_buf, done_buf, val_buf)
         )
@@ -189,6 +197,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
         # --- update ---
         b_obs = t_obs.reshape(-1, *obs_shape)
+        if not vector_obs:  # lay frames out once as the CNN wants them; minibatch gathers keep the layout
+            b_obs = b_obs.contiguous(memory_format=torch.channels_last)
         b_act, b_logp = t_act.reshape(-1, *act_shape), t_logp.reshape(-1)
         b_adv, b_ret, b_val = advantages.reshape(-1), returns.reshape(-1), t_val.reshape(-1)
         for _epoch in range(cfg.update_epochs):
@@ -207,6 +217,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 torch.nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
                 optimizer.step()
         sampler.sync()
+        clock["update"] += time.perf_counter() - tick
 
         sps = (global_step - steps_at_start) / (time.perf_counter() - t0)
         log.scalar("charts/SPS", sps, global_step)
@@ -239,6 +250,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     "config": dataclasses.asdict(cfg),
                 },
             )
+    elapsed = time.perf_counter() - t0  # training only, without the final evaluation
     envs.close()
     final = evaluate(agent, cfg, norm, cfg.eval_episodes, cfg.seed + 10**6) if cfg.eval_episodes else []
     if final:
@@ -249,8 +261,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         "env_id": cfg.env_id,
         "seed": cfg.seed,
         "global_step": global_step,
-        "steps_per_s": (global_step - steps_at_start) / max(time.perf_counter() - t0, 1e-9),
+        "steps_per_s": (global_step - steps_at_start) / max(elapsed, 1e-9),
         "eval_mean_return": float(np.mean(final)) if final else None,
+        "seconds": {**clock, "other": elapsed - sum(clock.values()), "total": elapsed},
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
