@@ -1,93 +1,35 @@
 """The on-policy training loop shared by PPO, SPPO, A2C, SA2C (and registered extensions). It reads top to
-bottom like a CleanRL script: rollout, advantages, update; the env, logging, evaluation and checkpoint code
-sits in small helpers beside it. A run resumes from `<out_dir>/checkpoint.pt` and continues the step count.
+bottom like a CleanRL script: rollout, advantages, update; logging, evaluation and checkpoints are
+`control.run`'s, envs `control.envs`'s, rollout sampling `control.samplers`'s. A run resumes from `<out_dir>/checkpoint.pt` and continues the step count.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import json
-import os
-import random
 import time
-from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 
 from control.algos.registry import LossInputs, get
 from control.config import TrainConfig, with_algo_defaults
-from control.envs import VecNormalize, make_env, make_vec_env
+from control.envs import VecNormalize, make_vec_env
 from control.losses.advantages import gae
 from control.losses.policy import value_loss
 from control.networks import ActorCritic
+from control.run import (
+    RunLog,
+    crossed,
+    evaluate,
+    evaluate_and_log,
+    finish_run,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+    start_run,
+)
 from control.samplers import make_sampler
-
-
-class RunLog:
-    """TensorBoard scalars plus CSVs of training-episode returns and evaluations."""
-
-    def __init__(self, out: Path):
-        from torch.utils.tensorboard import SummaryWriter
-
-        out.mkdir(parents=True, exist_ok=True)
-        self.writer = SummaryWriter(str(out / "tb"))
-        self.episodes = (out / "episodes.csv").open("a", newline="")
-        self.evals = (out / "eval.csv").open("a", newline="")
-
-    def scalar(self, name: str, value: float, step: int) -> None:
-        self.writer.add_scalar(name, value, step)
-
-    def episode(self, step: int, ret: float, length: int) -> None:
-        csv.writer(self.episodes).writerow([step, ret, length])
-
-    def evaluation(self, step: int, returns: list[float]) -> None:
-        csv.writer(self.evals).writerow([step, float(np.mean(returns)), float(np.std(returns)), len(returns)])
-        self.evals.flush()
-        self.scalar("eval/mean_return", float(np.mean(returns)), step)
-
-    def close(self) -> None:
-        self.episodes.close()
-        self.evals.close()
-        self.writer.close()
-
-
-@torch.no_grad()
-def evaluate(
-    agent: ActorCritic,
-    cfg: TrainConfig,
-    norm: VecNormalize | None,
-    episodes: int,
-    seed: int,
-    max_steps: int = 27_000,
-) -> list[float]:
-    """Greedy returns on the noiseless env, observations normalised with frozen statistics."""
-    env = make_env(cfg.env_config(), seed, evaluation=True)()
-    returns = []
-    for episode in range(episodes):
-        obs, _ = env.reset(seed=seed + episode)
-        total, done, steps = 0.0, False, 0
-        while not done and steps < max_steps:
-            x = np.asarray(obs)[None]
-            x = norm.apply_obs(x) if norm is not None else x
-            *_, greedy = agent.distribution_terms(
-                torch.as_tensor(x, dtype=torch.float32 if x.dtype != np.uint8 else None)
-            )
-            action = greedy[0].numpy()
-            obs, reward, terminated, truncated, _ = env.step(action if action.ndim else int(action))
-            total, done, steps = total + float(reward), terminated or truncated, steps + 1
-        returns.append(total)
-    env.close()
-    return returns
-
-
-def _save(path: Path, state: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
 
 
 def train(cfg: TrainConfig) -> dict[str, Any]:
@@ -96,13 +38,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if algo.trainer is not None:  # algorithms with their own loop (ndppo, qppo)
         return algo.trainer(cfg)
     cfg = with_algo_defaults(cfg, algo.family)
-    torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=1))
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    out = start_run(cfg)
 
     envs = make_vec_env(cfg.env_config(), cfg.num_envs, cfg.seed, cfg.async_envs)
     vector_obs = len(envs.single_observation_space.shape) == 1
@@ -126,8 +62,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         global_step, start_iteration = state["global_step"], state["iteration"] + 1
         if norm is not None and state.get("norm"):
             norm.load_state_dict(state["norm"])
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
+        restore_rng(state)
     log = RunLog(out)
 
     obs_shape, act_shape = envs.single_observation_space.shape, envs.single_action_space.shape
@@ -159,10 +94,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             act_buf[step] = action.reshape(act_buf[step].shape)
             tock = time.perf_counter()
             raw, reward, terminated, truncated, info = envs.step(action)
-            clock["policy"], clock["env"] = (
-                clock["policy"] + tock - tick,
-                clock["env"] + time.perf_counter() - tock,
-            )
+            clock["policy"] += tock - tick
+            clock["env"] += time.perf_counter() - tock
             done = np.logical_or(terminated, truncated)
             reward = norm.reward(np.asarray(reward, np.float64), done) if norm else reward
             if truncated.any() and "final_obs" in info:  # bootstrap time limits: r += gamma * V(final obs)
@@ -173,12 +106,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             rew_buf[step] = reward
             next_obs = norm.obs(raw) if norm else np.asarray(raw)
             next_done = done
-            finished = info.get("final_info", info)  # same-step autoreset reports finished episodes here
-            if "episode" in finished:
-                for i in np.flatnonzero(finished["_episode"]):
-                    ret, length = float(finished["episode"]["r"][i]), int(finished["episode"]["l"][i])
-                    log.episode(global_step, ret, length)
-                    log.scalar("charts/episodic_return", ret, global_step)
+            log.finished_episodes(info, global_step)
 
         # --- advantages ---
         tick = time.perf_counter()
@@ -226,17 +154,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         log.scalar("losses/entropy", entropy.mean().item(), global_step)
         for k, v in stats.items():
             log.scalar(f"losses/{k}", float(v), global_step)
-        if cfg.eval_every and global_step // cfg.eval_every != (global_step - batch) // cfg.eval_every:
-            if norm is not None:
-                norm.training = False
-            log.evaluation(global_step, evaluate(agent, cfg, norm, cfg.eval_episodes, cfg.seed + 10**6))
-            if norm is not None:
-                norm.training = True
-        if iteration == iterations or (
-            cfg.checkpoint_every
-            and global_step // cfg.checkpoint_every != (global_step - batch) // cfg.checkpoint_every
-        ):
-            _save(
+        if crossed(global_step, cfg.eval_every, batch):
+            evaluate_and_log(log, agent, cfg, norm, global_step)
+        if iteration == iterations or crossed(global_step, cfg.checkpoint_every, batch):
+            save_checkpoint(
                 ckpt,
                 {
                     "agent": agent.state_dict(),
@@ -244,29 +165,19 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     "global_step": global_step,
                     "iteration": iteration,
                     "norm": norm.state_dict() if norm else None,
-                    "torch_rng": torch.get_rng_state(),
-                    "numpy_rng": np.random.get_state(),
+                    **rng_state(),
                     "sampler": sampler.state_dict(),
                     "config": dataclasses.asdict(cfg),
                 },
             )
     elapsed = time.perf_counter() - t0  # training only, without the final evaluation
     envs.close()
-    final = evaluate(agent, cfg, norm, cfg.eval_episodes, cfg.seed + 10**6) if cfg.eval_episodes else []
-    if final:
-        log.evaluation(global_step, final)
+    final = evaluate_and_log(log, agent, cfg, norm, global_step)
     log.close()
-    summary = {
-        "algo": cfg.algo,
-        "env_id": cfg.env_id,
-        "seed": cfg.seed,
-        "global_step": global_step,
-        "steps_per_s": (global_step - steps_at_start) / max(elapsed, 1e-9),
-        "eval_mean_return": float(np.mean(final)) if final else None,
-        "seconds": {**clock, "other": elapsed - sum(clock.values()), "total": elapsed},
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    seconds = {**clock, "other": elapsed - sum(clock.values()), "total": elapsed}
+    return finish_run(
+        out, cfg, final, global_step, global_step - steps_at_start, elapsed, {"seconds": seconds}
+    )
 
 
-__all__ = ["train", "evaluate", "gym"]
+__all__ = ["train", "evaluate"]

@@ -11,10 +11,7 @@ core's.
 from __future__ import annotations
 
 import dataclasses
-import json
-import random
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,6 +25,16 @@ from control.envs import VecNormalize, make_vec_env
 from control.losses.advantages import gae
 from control.losses.policy import ppo_loss
 from control.networks import ActorCritic
+from control.run import (
+    RunLog,
+    crossed,
+    evaluate_and_log,
+    finish_run,
+    restore_rng,
+    rng_state,
+    save_checkpoint,
+    start_run,
+)
 
 __all__ = ["VARIANTS", "train_normality_guided"]
 
@@ -52,29 +59,13 @@ class _QuantileValueAgent(torch.nn.Module):
         return self.quantile_critic.value(obs)
 
 
-def _normalised(norm: VecNormalize | None, x: np.ndarray) -> np.ndarray:
-    if norm is None:
-        return x
-    return ((x - norm.obs_mean) / np.sqrt(norm.obs_var + 1e-8)).clip(-norm.clip, norm.clip)
-
-
 def train_normality_guided(
     cfg: TrainConfig, settings: NormalityGuidanceSettings | None = None
 ) -> dict[str, Any]:
     """Train ``cfg.algo`` (a key of :data:`VARIANTS`) until ``cfg.total_steps``; resumes from the run folder."""
-    from control.train import RunLog, _save, evaluate
-
     settings = settings or VARIANTS[cfg.algo]
     cfg = with_algo_defaults(cfg, "ppo")
-    torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(
-        json.dumps({**dataclasses.asdict(cfg), "normality": dataclasses.asdict(settings)}, indent=1)
-    )
-    random.seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    torch.manual_seed(cfg.seed)
+    out = start_run(cfg, {"normality": dataclasses.asdict(settings)})
 
     envs = make_vec_env(cfg.env_config(), cfg.num_envs, cfg.seed, cfg.async_envs)
     obs_shape, act_shape = envs.single_observation_space.shape, envs.single_action_space.shape
@@ -102,8 +93,7 @@ def train_normality_guided(
         global_step, start_iteration = state["global_step"], state["iteration"] + 1
         if norm is not None and state.get("norm"):
             norm.load_state_dict(state["norm"])
-        torch.set_rng_state(state["torch_rng"])
-        np.random.set_state(state["numpy_rng"])
+        restore_rng(state)
     log = RunLog(out)
 
     obs_buf = torch.zeros((cfg.num_steps, cfg.num_envs, *obs_shape))
@@ -138,9 +128,8 @@ def train_normality_guided(
                 reward = norm.reward(reward, done)
             if truncated.any() and "final_obs" in info:  # bootstrap time limits with the quantile mean
                 for i in np.flatnonzero(truncated & ~terminated):
-                    final = torch.as_tensor(
-                        _normalised(norm, info["final_obs"][i][None]), dtype=torch.float32
-                    )
+                    final = info["final_obs"][i][None]
+                    final = torch.as_tensor(norm.apply_obs(final) if norm else final, dtype=torch.float32)
                     with torch.no_grad():
                         reward[i] += cfg.gamma * critic.value(final).item()
             rew_buf[step] = torch.as_tensor(reward, dtype=torch.float32)
@@ -150,12 +139,7 @@ def train_normality_guided(
             )
             next_obs = torch.as_tensor(norm.obs(raw) if norm else raw, dtype=torch.float32)
             next_done = torch.as_tensor(done, dtype=torch.float32)
-            finished = info.get("final_info", info)
-            if "episode" in finished:
-                for i in np.flatnonzero(finished["_episode"]):
-                    ret, length = float(finished["episode"]["r"][i]), int(finished["episode"]["l"][i])
-                    log.episode(global_step, ret, length)
-                    log.scalar("charts/episodic_return", ret, global_step)
+            log.finished_episodes(info, global_step)
 
         # --- advantages (value = mean of the quantiles) ---
         with torch.no_grad():
@@ -196,17 +180,10 @@ def train_normality_guided(
         log.scalar("normality/mean_episode_length", guidance.clock.mean_length(), global_step)
         for k, v in stats.items():
             log.scalar(f"losses/{k}", float(v), global_step)
-        if cfg.eval_every and global_step // cfg.eval_every != (global_step - batch) // cfg.eval_every:
-            if norm is not None:
-                norm.training = False
-            log.evaluation(global_step, evaluate(agent, cfg, norm, cfg.eval_episodes, cfg.seed + 10**6))
-            if norm is not None:
-                norm.training = True
-        if iteration == iterations or (
-            cfg.checkpoint_every
-            and global_step // cfg.checkpoint_every != (global_step - batch) // cfg.checkpoint_every
-        ):
-            _save(
+        if crossed(global_step, cfg.eval_every, batch):
+            evaluate_and_log(log, agent, cfg, norm, global_step)
+        if iteration == iterations or crossed(global_step, cfg.checkpoint_every, batch):
+            save_checkpoint(
                 ckpt,
                 {
                     "agent": agent.state_dict(),
@@ -215,26 +192,15 @@ def train_normality_guided(
                     "iteration": iteration,
                     "norm": norm.state_dict() if norm else None,
                     "clock": guidance.clock.state_dict(),
-                    "torch_rng": torch.get_rng_state(),
-                    "numpy_rng": np.random.get_state(),
+                    **rng_state(),
                     "config": dataclasses.asdict(cfg),
                 },
             )
+    elapsed = time.perf_counter() - t0
     envs.close()
-    final = evaluate(agent, cfg, norm, cfg.eval_episodes, cfg.seed + 10**6) if cfg.eval_episodes else []
-    if final:
-        log.evaluation(global_step, final)
+    final = evaluate_and_log(log, agent, cfg, norm, global_step)
     log.close()
-    summary = {
-        "algo": cfg.algo,
-        "env_id": cfg.env_id,
-        "seed": cfg.seed,
-        "global_step": global_step,
-        "steps_per_s": (global_step - steps_at_start) / max(time.perf_counter() - t0, 1e-9),
-        "eval_mean_return": float(np.mean(final)) if final else None,
-    }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
-    return summary
+    return finish_run(out, cfg, final, global_step, global_step - steps_at_start, elapsed)
 
 
 def _not_used_directly(x: LossInputs, c: Any):  # the registry's policy_loss slot; the trainer calls ppo_loss
