@@ -69,11 +69,13 @@ def main() -> None:
                 for seed in map(int, args.seeds.split(",")):
                     tag = f"{name}-{env_id.replace('/', '_')}-{'noisy' if noisy else 'clean'}-s{seed}"
                     atari = is_atari(env_id)
+                    steps = (args.atari_steps or args.steps) if atari else args.steps
                     cfg = TrainConfig(
                         env_id=env_id,
                         seed=seed,
                         eval_episodes=5 if atari else 10,
-                        total_steps=(args.atari_steps or args.steps) if atari else args.steps,
+                        total_steps=steps,
+                        checkpoint_every=max(steps // 10, 1),  # a stopped benchmark loses at most 10% of a run
                         out_dir=str(root / tag),
                         **kw,
                     )
