@@ -86,6 +86,7 @@ def evaluate(
     """Greedy returns on the noiseless env, observations normalised with the current (unchanged) statistics.
     `agent` needs `distribution_terms(obs)` whose last output is the greedy action."""
     env = make_env(cfg.env_config(), seed, evaluation=True)()
+    device = next(agent.parameters()).device
     returns = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
@@ -93,9 +94,9 @@ def evaluate(
         while not done and steps < max_steps:
             x = np.asarray(obs)[None]
             x = norm.apply_obs(x) if norm is not None else x
-            x = torch.as_tensor(x, dtype=None if x.dtype == np.uint8 else torch.float32)
+            x = torch.as_tensor(x, dtype=None if x.dtype == np.uint8 else torch.float32, device=device)
             *_, greedy = agent.distribution_terms(x)
-            action = greedy[0].numpy()
+            action = greedy[0].cpu().numpy()
             obs, reward, terminated, truncated, _ = env.step(action if action.ndim else int(action))
             total, done, steps = total + float(reward), terminated or truncated, steps + 1
         returns.append(total)

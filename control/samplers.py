@@ -29,19 +29,21 @@ class Sampler(Protocol):
 
 
 class TorchSampler:
-    """Samples with the torch network itself (global torch RNG)."""
+    """Samples with the torch network itself, on its device (the global torch RNG of that device)."""
 
     def __init__(self, agent: ActorCritic):
         self.agent = agent
+        self.device = next(agent.parameters()).device
 
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        action, log_prob, _, _, value, _ = self.agent.distribution_terms(torch.as_tensor(obs))
+        terms = self.agent.distribution_terms(torch.as_tensor(obs, device=self.device))
+        action, log_prob, _, _, value, _ = (t.cpu() if t is not None else t for t in terms)
         return action.numpy(), log_prob.numpy(), value.numpy()
 
     @torch.no_grad()
     def value(self, obs: np.ndarray) -> np.ndarray:
-        return self.agent.value(torch.as_tensor(obs)).numpy()
+        return self.agent.value(torch.as_tensor(obs, device=self.device)).cpu().numpy()
 
     def sync(self) -> None:
         pass
@@ -82,12 +84,15 @@ class NumpyMLPSampler:
 
     def sync(self) -> None:
         copy = lambda layers: [  # noqa: E731
-            (m.weight.detach().numpy().T.astype(np.float32), m.bias.detach().numpy().astype(np.float32))
+            (
+                m.weight.detach().cpu().numpy().T.astype(np.float32),
+                m.bias.detach().cpu().numpy().astype(np.float32),
+            )
             for m in layers
         ]
         self.actor, self.critic = copy(self.actor_layers), copy(self.critic_layers)
         if self.agent.kind == "gaussian":
-            self.log_std = self.agent.log_std.detach().numpy().astype(np.float32)
+            self.log_std = self.agent.log_std.detach().cpu().numpy().astype(np.float32)
             self.std = np.exp(self.log_std)
 
     def value(self, obs: np.ndarray) -> np.ndarray:

@@ -14,6 +14,7 @@ import torch
 
 from control.algos.registry import LossInputs, get
 from control.config import TrainConfig, with_algo_defaults
+from control.device import resolve_device
 from control.envs import VecNormalize, make_vec_env
 from control.losses.advantages import gae
 from control.losses.policy import value_loss
@@ -47,7 +48,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if cfg.normalize and vector_obs
         else None
     )
-    agent = ActorCritic(envs.single_observation_space, envs.single_action_space, tuple(cfg.hidden))
+    device = resolve_device(cfg.device, image_obs=not vector_obs)
+    agent = ActorCritic(
+        envs.single_observation_space, envs.single_action_space, tuple(cfg.hidden), cfg.bf16
+    ).to(device)
     # fused: one kernel for all parameters (~2x faster steps for small MLPs on CPU)
     optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True)
     batch = cfg.num_envs * cfg.num_steps
@@ -56,7 +60,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     global_step, start_iteration = 0, 1
     ckpt, state = out / "checkpoint.pt", None
     if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False)
+        state = torch.load(ckpt, map_location=device, weights_only=False)
         agent.load_state_dict(state["agent"])
         optimizer.load_state_dict(state["optimizer"])
         global_step, start_iteration = state["global_step"], state["iteration"] + 1
@@ -110,9 +114,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
 
         # --- advantages ---
         tick = time.perf_counter()
-        t_obs, t_act, t_logp, t_rew, t_done, t_val = map(
-            torch.from_numpy, (obs_buf, act_buf, logp_buf, rew_buf, done_buf, val_buf)
-        )
+        t_rew, t_done, t_val = map(torch.from_numpy, (rew_buf, done_buf, val_buf))
         advantages, returns = gae(
             t_rew,
             t_val,
@@ -124,13 +126,21 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         )
 
         # --- update ---
-        b_obs = t_obs.reshape(-1, *obs_shape)
+        b_obs = torch.from_numpy(obs_buf).reshape(-1, *obs_shape).to(device)
         if not vector_obs:  # lay frames out once as the CNN wants them; minibatch gathers keep the layout
             b_obs = b_obs.contiguous(memory_format=torch.channels_last)
-        b_act, b_logp = t_act.reshape(-1, *act_shape), t_logp.reshape(-1)
-        b_adv, b_ret, b_val = advantages.reshape(-1), returns.reshape(-1), t_val.reshape(-1)
+        b_act, b_logp, b_adv, b_ret, b_val = (
+            t.to(device)
+            for t in (
+                torch.from_numpy(act_buf).reshape(-1, *act_shape),
+                torch.from_numpy(logp_buf).reshape(-1),
+                advantages.reshape(-1),
+                returns.reshape(-1),
+                t_val.reshape(-1),
+            )
+        )
         for _epoch in range(cfg.update_epochs):
-            order = torch.randperm(batch)
+            order = torch.randperm(batch, device=device)
             for start in range(0, batch, minibatch):
                 idx = order[start : start + minibatch]
                 _, logp, prob, entropy, value, _ = agent.distribution_terms(b_obs[idx], b_act[idx])

@@ -21,6 +21,7 @@ from control.algos.ndppo_critic import QuantileCritic
 from control.algos.ndppo_guidance import NormalityGuidance, NormalityGuidanceSettings
 from control.algos.registry import Algorithm, LossInputs, register
 from control.config import TrainConfig, with_algo_defaults
+from control.device import resolve_device
 from control.envs import VecNormalize, make_vec_env
 from control.losses.advantages import gae
 from control.losses.policy import ppo_loss
@@ -71,6 +72,8 @@ def train_normality_guided(
     obs_shape, act_shape = envs.single_observation_space.shape, envs.single_action_space.shape
     if len(obs_shape) != 1:
         raise ValueError(f"{cfg.algo} supports vector observations only; {cfg.env_id} has shape {obs_shape}")
+    if resolve_device(cfg.device, image_obs=False).type != "cpu":
+        raise ValueError(f"{cfg.algo} runs on the CPU (small MLPs); set --device cpu or auto")
     norm = VecNormalize(obs_shape, cfg.num_envs, cfg.gamma) if cfg.normalize else None
     critic = QuantileCritic(obs_shape[0], settings.num_quantiles, cfg.hidden[0], settings.sort_quantiles)
     agent = _QuantileValueAgent(
