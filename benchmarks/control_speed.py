@@ -6,7 +6,8 @@ Hopper-v5: 1 env, 2048 steps per rollout, 10 epochs, minibatch 64, 64x64 tanh ML
 normalisation (SB3: VecNormalize). ALE/Pong-v5: 8 envs, 128 steps, 4 epochs, minibatch 256, Nature CNN.
 Also the bare simulator with random actions, the mean return of the last training episodes of both (returns
 should match: same algorithm, same budget), and where our time goes (env step, per-step policy, update).
-Both libraries get the same number of torch threads; each measurement runs in its own process, ours and
+On Pong ours also runs with `bf16=True` (the Nature CNN under bfloat16 autocast; SB3 has no such setting, so
+the like-for-like ratio is the float32 one). Both libraries get the same number of torch threads; each measurement runs in its own process, ours and
 SB3 alternate, and the medians over `--repeats` pairs are reported. Writes benchmarks/results/control_speed.json.
 """
 
@@ -34,11 +35,18 @@ from control.train import train  # noqa: E402
 LAST_EPISODES = 20
 
 
-def ours(env_id: str, steps: int, threads: int) -> dict:
+def ours(env_id: str, steps: int, threads: int, bf16: bool = False) -> dict:
     out = tempfile.mkdtemp()
     summary = train(
         TrainConfig(
-            algo="ppo", env_id=env_id, total_steps=steps, out_dir=out, eval_episodes=0, threads=threads
+            algo="ppo",
+            env_id=env_id,
+            total_steps=steps,
+            out_dir=out,
+            eval_episodes=0,
+            threads=threads,
+            device="cpu",
+            bf16=bf16,
         )
     )
     rows = (Path(out) / "episodes.csv").read_text().split()
@@ -126,8 +134,8 @@ def one(what: str, env: str, steps: int, threads: int) -> dict:
     torch.set_num_threads(threads)
     if what == "bare":
         return bare(ours_id, bare_steps, num_envs)
-    if what == "ours":
-        return ours(ours_id, steps, threads)
+    if what in ("ours", "ours_bf16"):
+        return ours(ours_id, steps, threads, bf16=what == "ours_bf16")
     return sb3(sb3_id, steps, env == "pong", threads)
 
 
@@ -140,7 +148,7 @@ def main() -> None:
         "--repeats", type=int, default=3, help="alternating ours/SB3 pairs; medians are reported"
     )
     parser.add_argument("--out", default="benchmarks/results/control_speed.json")
-    parser.add_argument("--one", choices=("bare", "ours", "sb3"), help=argparse.SUPPRESS)
+    parser.add_argument("--one", choices=("bare", "ours", "ours_bf16", "sb3"), help=argparse.SUPPRESS)
     parser.add_argument("--env", choices=tuple(SETTINGS), help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -149,19 +157,21 @@ def main() -> None:
         return
     result: dict = {"threads": args.threads, "repeats": args.repeats}
     for env, steps in (("hopper", args.hopper_steps), ("pong", args.pong_steps)):
-        runs: dict[str, list[dict]] = {"ours": [], "sb3": []}
+        kinds = ["ours", "sb3"] + (["ours_bf16"] if env == "pong" else [])
+        runs: dict[str, list[dict]] = {k: [] for k in kinds}
         for i in range(args.repeats):
-            for what in ("ours", "sb3") if i % 2 == 0 else ("sb3", "ours"):
+            for what in kinds if i % 2 == 0 else kinds[::-1]:
                 runs[what].append(measure(what, env, steps, args.threads))
         median = {k: statistics.median(r["steps_per_s"] for r in v) for k, v in runs.items()}
         result[env] = {
             "steps": steps,
             "bare_env": measure("bare", env, steps, args.threads)["steps_per_s"],
-            "ours": median["ours"],
-            "sb3": median["sb3"],
+            **median,
             "ratio": median["ours"] / median["sb3"],
             "runs": runs,
         }
+        if "ours_bf16" in median:
+            result[env]["ratio_bf16"] = median["ours_bf16"] / median["sb3"]
         print(env, {k: v for k, v in result[env].items() if k != "runs"}, flush=True)
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
