@@ -6,8 +6,10 @@
 
 Continuous envs use 11 action bins per dimension for every algorithm (the symmetric loss needs pi(a|s)).
 Noise: Gaussian sigma 0.05 (continuous envs), sign flip p 0.1 (Atari). SPPO: alpha 0.5, beta 1, Z -1.
-Two measures per run: the greedy evaluation return at the end (noiseless env) and the mean true (noiseless)
-return of the last 20 training episodes. Stopped runs resume: rerun the same command.
+Atari runs put the Nature CNN under bfloat16 autocast (`bf16=True`, the same for every variant; `--atari-fp32`
+turns it off). Three measures per run: the greedy evaluation return at the end (noiseless env), the mean true
+(noiseless) return of the last 20 training episodes, and the mean true return over all training episodes
+(the area under the learning curve, which is less noisy than either). Stopped runs resume: rerun the command.
 """
 
 from __future__ import annotations
@@ -44,10 +46,41 @@ def variants(env_id: str, noisy: bool) -> dict[str, dict]:
     return out
 
 
-def last_training_return(run: Path, episodes: int = 20) -> float:
-    """Mean true return of a run's last training episodes (episodes.csv logs them before any reward noise)."""
+def training_returns(run: Path) -> np.ndarray:
+    """True returns of a run's training episodes in order (episodes.csv logs them before any reward noise)."""
     rows = [r for r in (run / "episodes.csv").read_text().splitlines() if r]
-    return float(np.mean([float(r.split(",")[1]) for r in rows[-episodes:]])) if rows else float("nan")
+    return np.array([float(r.split(",")[1]) for r in rows])
+
+
+def last_training_return(run: Path, episodes: int = 20) -> float:
+    returns = training_returns(run)
+    return float(returns[-episodes:].mean()) if len(returns) else float("nan")
+
+
+def area_under_curve(run: Path) -> float:
+    """Mean true return over the whole run, episodes weighted by the steps they took (every step counts once)."""
+    rows = [r.split(",") for r in (run / "episodes.csv").read_text().splitlines() if r]
+    if not rows:
+        return float("nan")
+    returns, lengths = np.array([float(r[1]) for r in rows]), np.array([float(r[2]) for r in rows])
+    return float((returns * lengths).sum() / lengths.sum())
+
+
+def welch_difference(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """mean(a) - mean(b) with the half-width of its 95% Welch interval and the two-sided p-value."""
+    from scipy import stats
+
+    diff = float(np.mean(a) - np.mean(b))
+    va, vb = np.var(a, ddof=1) / len(a), np.var(b, ddof=1) / len(b)
+    se = float(np.sqrt(va + vb))
+    if se == 0:
+        return diff, 0.0, 1.0 if diff == 0 else 0.0
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    half = float(stats.t.ppf(0.975, dof) * se)
+    return diff, half, float(2 * stats.t.sf(abs(diff) / se, dof))
+
+
+COMPARISONS = (("sppo", "ppo"), ("ppo-rescaled", "ppo"), ("sppo", "ppo-rescaled"))
 
 
 def main() -> None:
@@ -58,6 +91,7 @@ def main() -> None:
     parser.add_argument(
         "--atari-steps", type=int, default=None, help="budget of Atari runs (default --steps)"
     )
+    parser.add_argument("--atari-fp32", action="store_true", help="Atari without bf16 autocast")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--root", default="runs/control-quality")
     parser.add_argument("--out", default="benchmarks/results/control_quality")
@@ -75,7 +109,11 @@ def main() -> None:
                         seed=seed,
                         eval_episodes=5 if atari else 10,
                         total_steps=steps,
-                        checkpoint_every=max(steps // 10, 1),  # a stopped benchmark loses at most 10% of a run
+                        checkpoint_every=max(
+                            steps // 10, 1
+                        ),  # a stopped benchmark loses at most 10% of a run
+                        device="cpu",
+                        bf16=atari and not args.atari_fp32,
                         out_dir=str(root / tag),
                         **kw,
                     )
@@ -85,9 +123,12 @@ def main() -> None:
     summaries = run_sweep(configs, args.workers)
     table: dict[tuple, list[float]] = {}
     train_table: dict[tuple, list[float]] = {}
+    auc_table: dict[tuple, list[float]] = {}
     for cfg, s in zip(configs, summaries, strict=True):
-        table.setdefault(labels[cfg.out_dir], []).append(s["eval_mean_return"])
-        train_table.setdefault(labels[cfg.out_dir], []).append(last_training_return(Path(cfg.out_dir)))
+        key = labels[cfg.out_dir]
+        table.setdefault(key, []).append(s["eval_mean_return"])
+        train_table.setdefault(key, []).append(last_training_return(Path(cfg.out_dir)))
+        auc_table.setdefault(key, []).append(area_under_curve(Path(cfg.out_dir)))
     out = ROOT / args.out
     out.mkdir(parents=True, exist_ok=True)
     rows = [
@@ -101,6 +142,9 @@ def main() -> None:
             "train_mean": float(np.mean(train_table[(e, n, a)])),
             "train_std": float(np.std(train_table[(e, n, a)])),
             "train_seeds": train_table[(e, n, a)],
+            "auc_mean": float(np.mean(auc_table[(e, n, a)])),
+            "auc_std": float(np.std(auc_table[(e, n, a)])),
+            "auc_seeds": auc_table[(e, n, a)],
         }
         for (e, n, a), v in sorted(table.items())
     ]
@@ -108,14 +152,28 @@ def main() -> None:
     lines = [
         f"budget {args.steps} steps (Atari {args.atari_steps or args.steps}), seeds {args.seeds}",
         "",
-        "| env | noise | algo | greedy eval return | last-20 training episodes |",
-        "|---|---|---|---|---|",
+        "| env | noise | algo | greedy eval return | last-20 training episodes | mean over training |",
+        "|---|---|---|---|---|---|",
     ]
     lines += [
         f"| {r['env']} | {r['noise']} | {r['algo']} | {r['mean']:.1f} +- {r['std']:.1f} "
-        f"| {r['train_mean']:.1f} +- {r['train_std']:.1f} |"
+        f"| {r['train_mean']:.1f} +- {r['train_std']:.1f} | {r['auc_mean']:.1f} +- {r['auc_std']:.1f} |"
         for r in rows
     ]
+    lines += [
+        "",
+        "Differences of the mean over training (Welch 95% interval, p-value; 3 seeds make these wide):",
+        "",
+        "| env | noise | comparison | difference | 95% interval | p |",
+        "|---|---|---|---|---|---|",
+    ]
+    for (e, n, a), auc in sorted(auc_table.items()):
+        for x, y in COMPARISONS:
+            if a == x and (e, n, y) in auc_table:
+                diff, half, p = welch_difference(auc, auc_table[(e, n, y)])
+                lines.append(
+                    f"| {e} | {n} | {x} - {y} | {diff:+.1f} | [{diff - half:+.1f}, {diff + half:+.1f}] | {p:.2f} |"
+                )
     (out / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     for env_id in args.envs.split(","):
