@@ -91,3 +91,36 @@ def test_noise_and_discretisation_wrappers():
     assert env.action(np.array([0]))[0] == pytest.approx(-2.0) and env.action(np.array([10]))[
         0
     ] == pytest.approx(2.0)
+
+
+@pytest.mark.parametrize("z", [-1.0, -6.0])
+def test_sppo_update_is_rescaled_ppo_update(z):
+    """With the whole loss of one minibatch (policy + value + entropy) through a real multi-discrete actor-critic,
+    and ratios on both sides of the clip: grad SPPO(alpha, beta, Z) = s * grad PPO(vf / s, ent / s), with
+    s = alpha + beta * |Z|. This is why the benchmark's "ppo-rescaled" control is the right ablation."""
+    import gymnasium as gym
+
+    from control.networks import ActorCritic
+
+    torch.manual_seed(0)
+    agent = ActorCritic(gym.spaces.Box(-1, 1, (5,)), gym.spaces.MultiDiscrete([11, 11, 11]))
+    obs, action = torch.randn(64, 5), torch.randint(0, 11, (64, 3))
+    with torch.no_grad():
+        old = agent.distribution_terms(obs, action)[1] + 0.4 * torch.randn(64)  # ratios from ~0.3 to ~3
+    adv, ret = torch.randn(64), torch.randn(64)
+    alpha, beta, vf, ent = 0.5, 1.0, 0.5, 0.01
+    scale = alpha + beta * abs(z)
+
+    def grad(policy_loss, vf_coef, ent_coef):
+        agent.zero_grad()
+        _, logp, prob, entropy, value, _ = agent.distribution_terms(obs, action)
+        pg, _ = policy_loss(logp, prob)
+        (pg - ent_coef * entropy.mean() + vf_coef * value_loss(value, ret)).backward()
+        return torch.cat([p.grad.flatten() for p in agent.parameters()])
+
+    g_sppo = grad(lambda lp, p: sppo_loss(lp, old, adv, p, 0.2, alpha, beta, z), vf, ent)
+    g_ppo = grad(lambda lp, p: ppo_loss(lp, old, adv, 0.2), vf / scale, ent / scale)
+    ratio = (agent.distribution_terms(obs, action)[1] - old).exp()
+    assert 0 < sppo_gate(ratio, adv, 0.2).mean() < 1  # both open and closed samples
+    torch.testing.assert_close(g_sppo, scale * g_ppo, rtol=1e-4, atol=1e-6)
+    assert not torch.allclose(g_sppo, scale * grad(lambda lp, p: ppo_loss(lp, old, adv, 0.2), vf, ent))
