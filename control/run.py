@@ -20,13 +20,30 @@ from control.envs import VecNormalize, make_env
 EVAL_SEED_OFFSET = 10**6
 
 
-class RunLog:
-    """TensorBoard scalars plus CSVs of training-episode returns and evaluations."""
+def _keep_rows_up_to(path: Path, step: int) -> None:
+    """Drop the CSV rows logged after `step` (their first column), atomically."""
+    if not path.is_file():
+        return
+    rows = [r for r in csv.reader(path.open(newline="")) if r and float(r[0]) <= step]
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    os.replace(tmp, path)
 
-    def __init__(self, out: Path):
+
+class RunLog:
+    """TensorBoard scalars plus CSVs of training-episode returns and evaluations.
+
+    `start_step` is the step the run (re)starts from: rows a stopped run logged after its last checkpoint are
+    dropped, so a resumed run's CSVs hold every episode once. `flush()` before each checkpoint keeps the CSVs
+    at least as far as the checkpoint."""
+
+    def __init__(self, out: Path, start_step: int = 0):
         from torch.utils.tensorboard import SummaryWriter
 
         out.mkdir(parents=True, exist_ok=True)
+        for name in ("episodes.csv", "eval.csv"):
+            _keep_rows_up_to(out / name, start_step)
         self.writer = SummaryWriter(str(out / "tb"))
         self.episodes = (out / "episodes.csv").open("a", newline="")
         self.evals = (out / "eval.csv").open("a", newline="")
@@ -50,6 +67,11 @@ class RunLog:
         csv.writer(self.evals).writerow([step, float(np.mean(returns)), float(np.std(returns)), len(returns)])
         self.evals.flush()
         self.scalar("eval/mean_return", float(np.mean(returns)), step)
+
+    def flush(self) -> None:
+        self.episodes.flush()
+        self.evals.flush()
+        self.writer.flush()
 
     def close(self) -> None:
         self.episodes.close()

@@ -67,7 +67,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if norm is not None and state.get("norm"):
             norm.load_state_dict(state["norm"])
         restore_rng(state)
-    log = RunLog(out)
+    log = RunLog(out, global_step)
 
     obs_shape, act_shape = envs.single_observation_space.shape, envs.single_action_space.shape
     sampler = make_sampler(agent, cfg.seed)
@@ -167,6 +167,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         if crossed(global_step, cfg.eval_every, batch):
             evaluate_and_log(log, agent, cfg, norm, global_step)
         if iteration == iterations or crossed(global_step, cfg.checkpoint_every, batch):
+            log.flush()
             save_checkpoint(
                 ckpt,
                 {

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import csv
 import json
+import signal
+import subprocess
+import sys
+import time
+
+import torch
 
 from control.config import TrainConfig
 from control.run import crossed, finish_run, start_run
+from control.train import train
 
 
 def test_crossed_hand_computed():
@@ -23,3 +31,55 @@ def test_start_and_finish_write_config_and_summary(tmp_path):
     summary = finish_run(out, cfg, [1.0, 3.0], 4096, 2048, 2.0, {"seconds": {"total": 2.0}})
     assert summary["eval_mean_return"] == 2.0 and summary["steps_per_s"] == 1024.0
     assert json.loads((out / "summary.json").read_text()) == summary
+
+
+def _steps(path):
+    return [float(r[0]) for r in csv.reader(path.open()) if r]
+
+
+def test_resume_drops_rows_logged_after_the_checkpoint(tmp_path):
+    base = dict(env_id="CartPole-v1", num_steps=256, eval_episodes=0, out_dir=str(tmp_path))
+    train(TrainConfig(total_steps=1024, **base))
+    with (tmp_path / "episodes.csv").open("a") as f:  # what a killed run wrote past its checkpoint
+        f.write("1500,12.0,12\n1700,9.0,9\n")
+    train(TrainConfig(total_steps=2048, **base))
+    steps = _steps(tmp_path / "episodes.csv")
+    assert steps == sorted(steps) and steps[-1] <= 2048 and 1500.0 not in steps
+    assert any(s <= 1024 for s in steps) and any(s > 1024 for s in steps)
+
+
+def test_killed_run_has_its_episodes_on_disk_up_to_the_checkpoint_and_resumes(tmp_path):
+    args = [sys.executable, "-m", "control", "train", "--env", "CartPole-v1", "--steps", "400000"]
+    args += [
+        "--num-steps",
+        "256",
+        "--checkpoint-every",
+        "2048",
+        "--eval-episodes",
+        "0",
+        "--out-dir",
+        str(tmp_path),
+    ]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt, deadline = tmp_path / "checkpoint.pt", time.time() + 120
+    while time.time() < deadline and not (
+        ckpt.is_file() and torch.load(ckpt, weights_only=False)["global_step"] >= 4096
+    ):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = torch.load(ckpt, weights_only=False)["global_step"]
+    assert saved >= 4096
+    # CartPole ends an episode every few dozen steps early on: rows reach the last 256 steps before the checkpoint
+    assert max(_steps(tmp_path / "episodes.csv")) > saved - 256
+    train(
+        TrainConfig(
+            env_id="CartPole-v1",
+            total_steps=saved + 512,
+            num_steps=256,
+            eval_episodes=0,
+            out_dir=str(tmp_path),
+        )
+    )
+    steps = _steps(tmp_path / "episodes.csv")
+    assert steps == sorted(steps) and steps[-1] <= saved + 512

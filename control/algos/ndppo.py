@@ -97,7 +97,7 @@ def train_normality_guided(
         if norm is not None and state.get("norm"):
             norm.load_state_dict(state["norm"])
         restore_rng(state)
-    log = RunLog(out)
+    log = RunLog(out, global_step)
 
     obs_buf = torch.zeros((cfg.num_steps, cfg.num_envs, *obs_shape))
     act_buf = torch.zeros((cfg.num_steps, cfg.num_envs, *act_shape))
@@ -186,6 +186,7 @@ def train_normality_guided(
         if crossed(global_step, cfg.eval_every, batch):
             evaluate_and_log(log, agent, cfg, norm, global_step)
         if iteration == iterations or crossed(global_step, cfg.checkpoint_every, batch):
+            log.flush()
             save_checkpoint(
                 ckpt,
                 {
