@@ -1,7 +1,8 @@
-"""`python -m control train|plot|sweep`.
+"""`python -m control train|evaluate|plot|sweep`.
 
 python -m control train --algo sppo --env Hopper-v5 --steps 1000000 --seed 1 --reward-noise 0.05 --discretize-bins 11
 python -m control plot runs/control/* --out curves.png
+python -m control evaluate runs/control --episodes 30 --greedy false
 python -m control sweep --algos ppo,sppo --envs LunarLander-v3,Hopper-v5 --seeds 1,2,3 --steps 200000 --root runs/sweep
 """
 
@@ -58,6 +59,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("runs", nargs="+")
     p.add_argument("--out", default="curves.png")
     p.add_argument("--source", choices=("eval", "episodes"), default="episodes")
+    e = sub.add_parser("evaluate", help="evaluate saved runs again (noiseless env, frozen normalisation)")
+    e.add_argument("runs", nargs="+")
+    e.add_argument("--episodes", type=int, default=None, help="Default: the run's --eval-episodes.")
+    e.add_argument(
+        "--greedy",
+        type=lambda x: x.lower() in ("1", "true", "yes"),
+        default=None,
+        metavar="BOOL",
+        help="Greedy (true) or sampled (false) actions; default: the run's setting.",
+    )
+    e.add_argument("--seed", type=int, default=None, help="Default: the run's evaluation seed.")
     s = sub.add_parser("sweep", help="algorithms x envs x seeds, resumable, local processes or Ray")
     s.add_argument("--algos", default="ppo,sppo")
     s.add_argument("--envs", default="CartPole-v1")
@@ -81,6 +93,11 @@ def main(argv: list[str] | None = None) -> int:
                 indent=1,
             )
         )
+    elif args.command == "evaluate":
+        from control.evaluate import evaluate_run
+
+        for run in args.runs:
+            print(json.dumps(evaluate_run(Path(run), args.episodes, args.greedy, args.seed)))
     elif args.command == "plot":
         from control.plot import plot_runs
 

@@ -62,6 +62,13 @@ class TrainConfig:
         default=0, metadata={"help": "Evaluate without noise every N steps (0: only at the end)."}
     )
     eval_episodes: int = field(default=5, metadata={"help": "Episodes per evaluation."})
+    eval_greedy: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Evaluate with the greedy action (argmax / Gaussian mean) instead of a sampled one. Default: "
+            "greedy, except on Atari, where greedy policies often loop and rl-zoo/CleanRL sample."
+        },
+    )
     checkpoint_every: int = field(
         default=0, metadata={"help": "Save a checkpoint every N steps (0: at the end)."}
     )
@@ -84,6 +91,9 @@ class TrainConfig:
             "updates are ~2.4x faster); heads, losses and weights stay float32. Image policies only."
         },
     )
+
+    def evaluates_greedily(self) -> bool:
+        return self.eval_greedy if self.eval_greedy is not None else not is_atari(self.env_id)
 
     def env_config(self) -> EnvConfig:
         return EnvConfig(

@@ -11,6 +11,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 
@@ -105,10 +106,29 @@ def evaluate(
     seed: int,
     max_steps: int = 27_000,
 ) -> list[float]:
-    """Greedy returns on the noiseless env, observations normalised with the current (unchanged) statistics.
-    `agent` needs `distribution_terms(obs)` whose last output is the greedy action."""
+    """Returns on the noiseless env, observations normalised with the current (unchanged) statistics; greedy or
+    sampled actions as `cfg.evaluates_greedily()` says. Sampling draws from the torch RNG seeded with `seed` in a
+    fork, so the training's RNG stream is left as it was. `agent` needs `distribution_terms(obs)` -> (sample, ..., greedy action)."""
     env = make_env(cfg.env_config(), seed, evaluation=True)()
     device = next(agent.parameters()).device
+    greedy_actions = cfg.evaluates_greedily()
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        returns = _episodes(agent, env, norm, episodes, seed, max_steps, device, greedy_actions)
+    env.close()
+    return returns
+
+
+def _episodes(
+    agent: torch.nn.Module,
+    env: gym.Env,
+    norm: VecNormalize | None,
+    episodes: int,
+    seed: int,
+    max_steps: int,
+    device: torch.device,
+    greedy_actions: bool,
+) -> list[float]:
     returns = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
@@ -117,12 +137,11 @@ def evaluate(
             x = np.asarray(obs)[None]
             x = norm.apply_obs(x) if norm is not None else x
             x = torch.as_tensor(x, dtype=None if x.dtype == np.uint8 else torch.float32, device=device)
-            *_, greedy = agent.distribution_terms(x)
-            action = greedy[0].cpu().numpy()
+            sample, *_, greedy = agent.distribution_terms(x)
+            action = (greedy if greedy_actions else sample)[0].cpu().numpy()
             obs, reward, terminated, truncated, _ = env.step(action if action.ndim else int(action))
             total, done, steps = total + float(reward), terminated or truncated, steps + 1
         returns.append(total)
-    env.close()
     return returns
 
 
