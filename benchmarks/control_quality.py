@@ -1,15 +1,16 @@
 """PPO vs SPPO with and without reward noise, plus the ablation "PPO with ent_coef and vf_coef divided by
 (alpha + beta*|Z|)", over envs x seeds at a stated budget; writes a table (Markdown + JSON) and curves.
 
-    python benchmarks/control_quality.py --envs ALE/MsPacman-v5,LunarLander-v3,Hopper-v5,HalfCheetah-v5 \
-        --seeds 1,2,3 --steps 200000 --atari-steps 100000 --workers 2
+    python benchmarks/control_quality.py --envs LunarLander-v3,Hopper-v5,HalfCheetah-v5,ALE/MsPacman-v5 \
+        --seeds 1,2,3 --steps 1000000 --atari-steps 500000 --workers 2
 
 Continuous envs use 11 action bins per dimension for every algorithm (the symmetric loss needs pi(a|s)).
 Noise: Gaussian sigma 0.05 (continuous envs), sign flip p 0.1 (Atari). SPPO: alpha 0.5, beta 1, Z -1.
 Atari runs put the Nature CNN under bfloat16 autocast (`bf16=True`, the same for every variant; `--atari-fp32`
-turns it off). Three measures per run: the greedy evaluation return at the end (noiseless env), the mean true
-(noiseless) return of the last 20 training episodes, and the mean true return over all training episodes
-(the area under the learning curve, which is less noisy than either). Stopped runs resume: rerun the command.
+turns it off). Three measures per run: the evaluation return at the end (noiseless env; greedy actions, sampled
+on Atari where a greedy policy loops in place), the mean true (noiseless) return of the last 20 training
+episodes, and the mean true return over all training episodes (the area under the learning curve, which is
+less noisy than either). Stopped runs resume: rerun the command.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ def main() -> None:
     lines = [
         f"budget {args.steps} steps (Atari {args.atari_steps or args.steps}), seeds {args.seeds}",
         "",
-        "| env | noise | algo | greedy eval return | last-20 training episodes | mean over training |",
+        "| env | noise | algo | final eval return (greedy; Atari sampled) | last-20 training episodes | mean over training |",
         "|---|---|---|---|---|---|",
     ]
     lines += [
