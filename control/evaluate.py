@@ -25,12 +25,13 @@ def load_run_config(run: Path) -> TrainConfig:
     raw = json.loads(path.read_text())
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in raw.items() if k in names}
-    values["hidden"] = tuple(values.get("hidden", (64, 64)))
+    if "hidden" in values:  # JSON stores the tuple as a list
+        values["hidden"] = tuple(values["hidden"])
     return TrainConfig(**values)
 
 
 def load_agent(run: Path, cfg: TrainConfig) -> tuple[ActorCritic, VecNormalize | None, int]:
-    """(agent on the CPU, frozen normalisation or None, the checkpoint's step)."""
+    """(agent on the CPU, the checkpoint's normalisation statistics or None, the checkpoint's step)."""
     path = run / "checkpoint.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the run has no checkpoint to evaluate")
@@ -45,8 +46,7 @@ def load_agent(run: Path, cfg: TrainConfig) -> tuple[ActorCritic, VecNormalize |
     norm = None
     if state.get("norm"):
         norm = VecNormalize(env.observation_space.shape, 1, cfg.gamma)
-        norm.load_state_dict(state["norm"])
-        norm.training = False
+        norm.load_state_dict(state["norm"])  # evaluate() only reads it (apply_obs)
     return agent, norm, int(state["global_step"])
 
 
