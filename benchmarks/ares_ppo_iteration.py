@@ -43,6 +43,7 @@ def reward_text(text: str) -> float:
 
 def run_ours(path: Path, lora: bool, iterations: int) -> dict:
     from align.data import load_sample_scienceqa
+    from align.generate import SamplingConfig
     from align.models import LoraSettings, load_policy
     from align.trainers.ppo import PPOTrainer
     from align.trainers.ppo_config import PPOConfig
@@ -55,12 +56,10 @@ def run_ours(path: Path, lora: bool, iterations: int) -> dict:
     cfg = PPOConfig(
         output_dir=tempfile.mkdtemp(),
         prompts_per_iteration=PROMPTS,
-        num_samples=SAMPLES,
-        max_new_tokens=NEW_TOKENS,
+        sampling=SamplingConfig(num_samples=SAMPLES, max_new_tokens=NEW_TOKENS, batch_size=PROMPTS),
         ppo_epochs=1,
         minibatch_size=PROMPTS * SAMPLES,
         save_every=0,
-        generation_batch_size=PROMPTS,
         learning_rate=1e-5,
     )
     trainer = PPOTrainer(policy, SequenceReward(lambda p, t: reward_text(t)), cfg, problems)

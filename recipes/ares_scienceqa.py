@@ -4,17 +4,25 @@ accelerate launch recipes/ares_scienceqa.py
 accelerate launch recipes/ares_scienceqa.py --config single_gpu_lora --set ares.teacher=openai:gpt-4o
 """
 
+from pathlib import Path
+
 from align.ares import AresConfig, AresRun
 from align.recipe_config import load_sections, recipe_arguments
 from align.trainers.ppo_config import PPOConfig
 from align.trainers.sft import SFTConfig
 
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = {"ares": AresConfig, "ppo": PPOConfig, "sft": SFTConfig, "baseline_sft": SFTConfig}
+
+
+def load_config(config: str, overrides: list[str]) -> dict:
+    """The recipe's sections from a YAML config (a path or a name under recipes/configs) and overrides."""
+    return load_sections(config, SECTIONS, overrides, CONFIG_DIR, optional=("baseline_sft",))
 
 
 def main(default_config: str = "ares_scienceqa_demo") -> None:
     args = recipe_arguments(__doc__, default_config)
-    cfg = load_sections(args.config, SECTIONS, args.set)
+    cfg = load_config(args.config, args.set)
     run = AresRun(cfg["ares"], cfg["ppo"], cfg["sft"], cfg["baseline_sft"])
     run.run()
     print(f"[ares] report: {run.out / 'report.md'}")

@@ -4,13 +4,17 @@ python recipes/evaluate.py                       # compares the ARES demo's base
 python recipes/evaluate.py --config evaluate_demo --set eval.judge=openai:gpt-4o --set eval.models=a=PATH,b=PATH
 """
 
+from pathlib import Path
+
 from align.eval.evaluate import EvalConfig, evaluate
 from align.recipe_config import load_sections, recipe_arguments
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
 
 def main() -> None:
     args = recipe_arguments(__doc__, "evaluate_demo")
-    cfg = load_sections(args.config, {"eval": EvalConfig}, args.set)["eval"]
+    cfg = load_sections(args.config, {"eval": EvalConfig}, args.set, CONFIG_DIR)["eval"]
     evaluate(cfg)
     print(f"[evaluate] report: {cfg.output_dir}/report.md")
 

@@ -1,7 +1,12 @@
-"""The recipe's config sections, importable by tests."""
+"""The ARES recipe's config loading, importable by tests (recipes/ is a folder of scripts, not a package)."""
 
-from align.ares import AresConfig
-from align.trainers.ppo_config import PPOConfig
-from align.trainers.sft import SFTConfig
+import importlib.util
+from pathlib import Path
 
-SECTIONS = {"ares": AresConfig, "ppo": PPOConfig, "sft": SFTConfig, "baseline_sft": SFTConfig}
+_path = Path(__file__).resolve().parent.parent / "recipes" / "ares_scienceqa.py"
+_spec = importlib.util.spec_from_file_location("ares_scienceqa_recipe", _path)
+recipe = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(recipe)
+
+SECTIONS = recipe.SECTIONS
+load_config = recipe.load_config

@@ -5,11 +5,13 @@ import asyncio
 import pytest
 import torch
 
+from align.ares.reward import SentenceTeacherReward
 from align.data import load_sample_scienceqa, rationale_target
+from align.generate import SamplingConfig
 from align.models import LoraSettings, load_policy
 from align.trainers.ppo import PPOTrainer
 from align.trainers.ppo_config import PPOConfig
-from align.trainers.reward_fns import Sample, SentenceTeacherReward, SequenceReward
+from align.trainers.reward_fns import Sample, SequenceReward
 from align.trainers.rollout import Chunk, forward_tokens, sample_chunk
 from align.trainers.sft import SFTConfig, sft_train
 from teacher.records import Feedback
@@ -53,12 +55,11 @@ def sft_lm_path(tiny_lm_path, tmp_path_factory):
     return out
 
 
-def _config(tmp_path, **kw):
+def _config(tmp_path, num_samples=4, max_new_tokens=24, **kw):
     base = dict(
         output_dir=str(tmp_path),
         prompts_per_iteration=8,
-        num_samples=4,
-        max_new_tokens=24,
+        sampling=SamplingConfig(num_samples=num_samples, max_new_tokens=max_new_tokens),
         ppo_epochs=4,
         minibatch_size=16,
         learning_rate=1e-3,

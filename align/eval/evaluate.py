@@ -8,7 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from align.ares import AresConfig, load_problems
+from align.data import load_problems
 from align.eval.answers import accuracy_by_group, direct_answer_accuracy
 from align.eval.inference import two_stage
 from align.eval.quality import quality_summary
@@ -67,8 +67,7 @@ def parse_models(spec: str) -> list[tuple[str, str]]:
 
 
 def evaluate(cfg: EvalConfig) -> dict[str, Any]:
-    data_cfg = AresConfig(dataset=cfg.dataset, data_root=cfg.data_root, image_root=cfg.image_root)
-    problems = load_problems(data_cfg, cfg.split, cfg.max_problems)
+    problems = load_problems(cfg.dataset, cfg.split, cfg.data_root, cfg.image_root, cfg.max_problems)
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     answer_policy = load_policy(cfg.answer_model, dtype="float32") if cfg.answer_model else None

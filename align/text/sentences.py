@@ -144,3 +144,14 @@ def split_sentences(text: str) -> list[Sentence]:
 def sentence_texts(text: str) -> list[str]:
     """The sentences of `text` as plain strings."""
     return [s.text for s in split_sentences(text)]
+
+
+def dedupe_sentences(text: str) -> str:
+    """`text` without exact repeats of earlier sentences (ARES removes them before asking for a correction)."""
+    seen: set[str] = set()
+    kept = []
+    for sentence in sentence_texts(text):
+        if sentence not in seen:
+            kept.append(sentence)
+            seen.add(sentence)
+    return " ".join(kept)

@@ -33,6 +33,21 @@ from align.trainers.rollout import Chunk, ValueHead, forward_tokens, sample_chun
 STATE_FILE = "trainer_state.pt"
 
 
+def flat_config(config: Any) -> dict[str, Any]:
+    """A dataclass config as one flat mapping (`sampling.top_k`), as trackers' hparams want it."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(f"{prefix}{k}.", v)
+        else:
+            out[prefix[:-1]] = value
+
+    walk("", asdict(config))
+    return out
+
+
 class PPOTrainer:
     """Token-level PPO over a list of problems (anything with the `Problem` fields)."""
 
@@ -68,7 +83,7 @@ class PPOTrainer:
             self.kl_ctl = FixedKLController(config.kl_coef)
         self.iteration = 0
         if config.report_to != "none":
-            self.accelerator.init_trackers("ppo", config=asdict(config))
+            self.accelerator.init_trackers("ppo", config=flat_config(config))
 
     # --- data order -----------------------------------------------------------------------------------------
     def problems_for(self, iteration: int) -> list[Any]:
@@ -86,13 +101,13 @@ class PPOTrainer:
 
     # --- rollout --------------------------------------------------------------------------------------------
     def _generate_kwargs(self) -> dict[str, Any]:
-        c = self.config
+        s = self.config.sampling
         return {
-            "max_new_tokens": c.max_new_tokens,
+            "max_new_tokens": s.max_new_tokens,
             "do_sample": True,
-            "top_k": c.top_k,
-            "top_p": c.top_p,
-            "temperature": c.temperature,
+            "top_k": s.top_k,
+            "top_p": s.top_p,
+            "temperature": s.temperature,
         }
 
     def _groups(self, problems: list[Any]) -> list[list[Any]]:
@@ -100,7 +115,7 @@ class PPOTrainer:
             groups = [problems]
         else:
             groups = [[p for p in problems if p.image is not None], [p for p in problems if p.image is None]]
-        size = self.config.generation_batch_size
+        size = self.config.sampling.batch_size
         return [g[i : i + size] for g in groups if g for i in range(0, len(g), size)]
 
     @torch.no_grad()
@@ -111,7 +126,9 @@ class PPOTrainer:
         chunks = []
         for group in self._groups(problems):
             t0 = time.perf_counter()
-            chunk = sample_chunk(self.policy, group, self.config.num_samples, self._generate_kwargs())
+            chunk = sample_chunk(
+                self.policy, group, self.config.sampling.num_samples, self._generate_kwargs()
+            )
             stats["time/generation_s"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             samples = [

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from align.generate import SamplingConfig
+
 
 @dataclass
 class PPOConfig:
@@ -12,12 +14,10 @@ class PPOConfig:
     output_dir: str = field(default="runs/ppo", metadata={"help": "Where checkpoints and metrics go."})
     seed: int = field(default=0, metadata={"help": "Seed for data order, sampling and dropout."})
     prompts_per_iteration: int = field(default=8, metadata={"help": "Problems per PPO iteration."})
-    num_samples: int = field(default=4, metadata={"help": "Samples per problem (ARES k=4)."})
-    max_new_tokens: int = field(default=64, metadata={"help": "Maximum response length in tokens."})
-    top_k: int = field(default=50, metadata={"help": "Top-k sampling."})
-    top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling."})
-    temperature: float = field(default=1.0, metadata={"help": "Sampling temperature."})
-    generation_batch_size: int = field(default=8, metadata={"help": "Prompts per generate() call."})
+    sampling: SamplingConfig = field(
+        default_factory=SamplingConfig,
+        metadata={"help": "How responses are sampled: num_samples per problem (ARES k=4), top_k 50, ..."},
+    )
     ppo_epochs: int = field(default=10, metadata={"help": "Passes over each rollout (ARES base: 10)."})
     minibatch_size: int = field(default=8, metadata={"help": "Sequences per optimizer micro-step."})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-steps per optimizer step."})
@@ -43,7 +43,6 @@ class PPOConfig:
     sppo_alpha: float = field(default=1.0, metadata={"help": "SPPO weight of the PPO term."})
     sppo_beta: float = field(default=0.0, metadata={"help": "SPPO weight of the reverse term."})
     sppo_z: float = field(default=-1.0, metadata={"help": "SPPO's Z (RCE's stand-in for log 0)."})
-    neutral_score: float = field(default=0.5, metadata={"help": "Teacher score that gives zero reward."})
     value_head_hidden: int = field(default=0, metadata={"help": "Value-head MLP width (0: model width)."})
     mixed_precision: str = field(
         default="no", metadata={"help": "accelerate mixed precision: no, fp16, bf16."}
@@ -56,5 +55,7 @@ class PPOConfig:
             raise ValueError(f"policy_loss must be 'ppo' or 'sppo', got {self.policy_loss!r}")
         if self.kl_estimator not in ("k1", "k3"):
             raise ValueError(f"kl_estimator must be 'k1' or 'k3', got {self.kl_estimator!r}")
-        if self.minibatch_size < 1 or self.num_samples < 1 or self.prompts_per_iteration < 1:
-            raise ValueError("minibatch_size, num_samples and prompts_per_iteration must be >= 1")
+        if self.minibatch_size < 1 or self.sampling.num_samples < 1 or self.prompts_per_iteration < 1:
+            raise ValueError("minibatch_size, sampling.num_samples and prompts_per_iteration must be >= 1")
+        if not self.sampling.do_sample:
+            raise ValueError("PPO learns from sampled responses: sampling.do_sample must be true")

@@ -7,6 +7,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from align.ares.layout import RunLayout
+
 COLUMNS = [
     ("teacher_score_mean", "teacher score"),
     ("repeated_sentence_rate", "repeated sent."),
@@ -16,10 +18,10 @@ COLUMNS = [
 ]
 
 
-def _rl_curves(out: Path, stages: list[str]) -> dict[str, list[dict[str, float]]]:
+def _rl_curves(layout: RunLayout, stages: list[str]) -> dict[str, list[dict[str, float]]]:
     curves = {}
     for stage in stages:
-        path = out / stage.replace("/", "-") / "ppo" / "metrics.jsonl"
+        path = layout.ppo_metrics(stage)
         if path.is_file():
             curves[stage] = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return curves
@@ -71,9 +73,10 @@ def _plot(out: Path, state: dict[str, Any], curves: dict[str, list[dict[str, flo
 
 
 def write_ares_report(
-    out: Path, cfg: Any, state: dict[str, Any], stages: list[str], cache_stats: dict
+    layout: RunLayout, cfg: Any, state: dict[str, Any], stages: list[str], cache_stats: dict
 ) -> dict[str, Any]:
-    curves = _rl_curves(out, stages)
+    out = layout.root
+    curves = _rl_curves(layout, stages)
     report = {
         "config": asdict(cfg),
         "stages": stages,
