@@ -214,4 +214,6 @@ class AresRun:
     def write_report(self) -> dict[str, Any]:
         from align.ares.report import write_ares_report
 
-        return write_ares_report(self.layout, self.cfg, self.state, self.stages, self.teacher.cache.stats())
+        return write_ares_report(
+            self.layout, self.cfg, self.state, self.stages, self.teacher.cache.stats(), self.ppo
+        )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from align.rl.rewards import sentence_end_tokens, sentence_rewards
+from align.rl.rewards import NEUTRAL_SCORE, sentence_end_tokens, sentence_rewards
 from align.text.sentences import split_sentences
 from align.trainers.reward_fns import Sample, TokenRewards
 
@@ -16,7 +16,7 @@ class SentenceTeacherReward:
     (unparsable, wrong count, out of range, request error) is dropped with the teacher's reason.
     Requests run concurrently through the teacher's async interface."""
 
-    def __init__(self, teacher: Any, neutral_score: float = 0.5, concurrency: int = 16):
+    def __init__(self, teacher: Any, neutral_score: float = NEUTRAL_SCORE, concurrency: int = 16):
         self.teacher, self.neutral_score = teacher, neutral_score
         self.concurrency = concurrency
 
