@@ -354,12 +354,6 @@ class BatchJob:
                     task=task, ok=False, failure=got, model=model, prompt_version=entry.prompt_version
                 )
             cache.put(entry.key, request, name, model, feedback)
-            report.cost += feedback.cost or 0.0
-            report.input_tokens += feedback.input_tokens
-            report.output_tokens += feedback.output_tokens
-            if feedback.ok:
-                report.done += 1
-            else:
-                report.failed += 1
+            report.record(feedback)
         cache.set_batch_status(batch_id, "collected")
         runner._notify()

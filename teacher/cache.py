@@ -18,6 +18,7 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,11 +178,51 @@ class FeedbackCache:
             self._db.close()
             raise CacheError(f"cache {self.path} is not a feedback cache (SQLite says: {err})") from None
 
+    @contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """One write transaction, taken at once (so concurrent writers queue instead of deadlocking)."""
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _in_live_batch(self, key: str) -> bool:
+        found = self._db.execute(
+            "SELECT 1 FROM batch_items i JOIN batches b ON b.batch_id = i.batch_id "
+            f"WHERE i.key = ? AND b.status IN {LIVE_BATCH}",
+            (key,),
+        )
+        return found.fetchone() is not None
+
+    def _held_by_other(self, key: str, owner: str, now: float) -> bool:
+        held = self._db.execute("SELECT owner, expires FROM claims WHERE key = ?", (key,)).fetchone()
+        return held is not None and held[0] != owner and held[1] > now and owner_alive(held[0])
+
+    def _insert_batch(
+        self,
+        batch_id: str,
+        ident: tuple[str, str, str],
+        status: str,
+        tag: str | None,
+        entries: list[BatchEntry],
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO batches (batch_id, backend, model, task, status, created, tag, n) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (batch_id, *ident, status, time.time(), tag, len(entries)),
+        )
+        self._db.executemany(
+            "INSERT INTO batch_items VALUES (?, ?, ?, ?, ?, ?)",
+            [(batch_id, e.custom_id, e.key, e.item_id, e.prompt_version, e.expect) for e in entries],
+        )
+
     def _migrate(self) -> None:
         """Columns and tables added since a cache was first written; the spend ledger of an older cache
         starts with one row holding what its rows cost."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             for table, column, kind in (
                 ("feedback", "reported_model", "TEXT"),
                 ("feedback", "expect", "INTEGER"),
@@ -199,10 +240,6 @@ class FeedbackCache:
                     "HAVING COUNT(*) > 0",
                     (time.time(),),
                 )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def get(self, key: str) -> Feedback | None:
         row = self._db.execute(f"SELECT {','.join(_COLUMNS)} FROM feedback WHERE key = ?", (key,)).fetchone()
@@ -238,8 +275,7 @@ class FeedbackCache:
             fb.model,
             request.expect,
         )
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             self._db.execute(
                 f"INSERT OR REPLACE INTO feedback ({','.join(_COLUMNS)}) VALUES ({','.join('?' * len(row))})",
                 row,
@@ -252,10 +288,6 @@ class FeedbackCache:
                 )
             if claim_owner is not None:
                 self._db.execute("DELETE FROM claims WHERE key = ? AND owner = ?", (key, claim_owner))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def total_spent(self) -> float:
         """Dollars recorded in the spend ledger: every paid result ever written to this cache (imports
@@ -268,30 +300,17 @@ class FeedbackCache:
         and not to be re-sent: `resend_failed_before` re-sends failures written before that time), or
         'taken' (another live job holds it, or it sits in a provider batch)."""
         now = time.time()
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             row = self._db.execute("SELECT ok, created FROM feedback WHERE key = ?", (key,)).fetchone()
             if row is not None and (row[0] or resend_failed_before is None or row[1] >= resend_failed_before):
                 outcome = "cached"
-            elif self._db.execute(
-                "SELECT 1 FROM batch_items i JOIN batches b ON b.batch_id = i.batch_id "
-                f"WHERE i.key = ? AND b.status IN {LIVE_BATCH}",
-                (key,),
-            ).fetchone():
+            elif self._in_live_batch(key) or self._held_by_other(key, owner, now):
                 outcome = "taken"
             else:
-                held = self._db.execute("SELECT owner, expires FROM claims WHERE key = ?", (key,)).fetchone()
-                if held is not None and held[0] != owner and held[1] > now and owner_alive(held[0]):
-                    outcome = "taken"
-                else:
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO claims VALUES (?, ?, ?)", (key, owner, now + lease_s)
-                    )
-                    outcome = "claimed"
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+                self._db.execute(
+                    "INSERT OR REPLACE INTO claims VALUES (?, ?, ?)", (key, owner, now + lease_s)
+                )
+                outcome = "claimed"
         return outcome
 
     def renew_claim(self, key: str, owner: str, lease_s: float) -> None:
@@ -366,16 +385,11 @@ class FeedbackCache:
         """Insert validated rows in one transaction; returns how many were written."""
         verb = "INSERT OR REPLACE" if overwrite else "INSERT OR IGNORE"
         before = self._db.total_changes
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             self._db.executemany(
                 f"{verb} INTO feedback ({','.join(_COLUMNS)}) VALUES ({','.join('?' * len(_COLUMNS))})",
                 [tuple(row.get(c) for c in _COLUMNS) for row in rows],
             )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return self._db.total_changes - before
 
     # -- provider batches (OpenAI Batch API, Anthropic Message Batches) ----------------------------------
@@ -384,21 +398,8 @@ class FeedbackCache:
     ) -> None:
         """Record a submitted batch and its requests in one transaction, so a restarted job collects it
         instead of paying again."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            self._db.execute(
-                "INSERT INTO batches (batch_id, backend, model, task, status, created, n) "
-                "VALUES (?, ?, ?, ?, 'open', ?, ?)",
-                (batch_id, backend, model, task, time.time(), len(entries)),
-            )
-            self._db.executemany(
-                "INSERT INTO batch_items VALUES (?, ?, ?, ?, ?, ?)",
-                [(batch_id, e.custom_id, e.key, e.item_id, e.prompt_version, e.expect) for e in entries],
-            )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+        with self._transaction():
+            self._insert_batch(batch_id, (backend, model, task), "open", None, entries)
 
     def add_batch_intent(
         self, tag: str, backend: str, model: str, task: str, entries: list[BatchEntry], owner: str
@@ -407,54 +408,29 @@ class FeedbackCache:
         carry `tag` too), keeping only the entries that no result, live batch or other live job's claim
         already covers; returns those. A job killed after the provider accepted the batch finds the intent
         on resume and looks the batch up by its tag instead of submitting again."""
-        local_id, now = f"intent:{tag}", time.time()
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            kept = []
-            for e in entries:
-                if self._db.execute("SELECT 1 FROM feedback WHERE key = ? AND ok = 1", (e.key,)).fetchone():
-                    continue
-                if self._db.execute(
-                    "SELECT 1 FROM batch_items i JOIN batches b ON b.batch_id = i.batch_id "
-                    f"WHERE i.key = ? AND b.status IN {LIVE_BATCH}",
-                    (e.key,),
-                ).fetchone():
-                    continue
-                held = self._db.execute(
-                    "SELECT owner, expires FROM claims WHERE key = ?", (e.key,)
+        now = time.time()
+        with self._transaction():
+            kept = [
+                e
+                for e in entries
+                if not self._db.execute(
+                    "SELECT 1 FROM feedback WHERE key = ? AND ok = 1", (e.key,)
                 ).fetchone()
-                if held is not None and held[0] != owner and held[1] > now and owner_alive(held[0]):
-                    continue
-                kept.append(e)
+                and not self._in_live_batch(e.key)
+                and not self._held_by_other(e.key, owner, now)
+            ]
             if kept:
-                self._db.execute(
-                    "INSERT INTO batches (batch_id, backend, model, task, status, created, tag, n) "
-                    "VALUES (?, ?, ?, ?, 'submitting', ?, ?, ?)",
-                    (local_id, backend, model, task, now, tag, len(kept)),
-                )
-                self._db.executemany(
-                    "INSERT INTO batch_items VALUES (?, ?, ?, ?, ?, ?)",
-                    [(local_id, e.custom_id, e.key, e.item_id, e.prompt_version, e.expect) for e in kept],
-                )
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
+                self._insert_batch(f"intent:{tag}", (backend, model, task), "submitting", tag, kept)
         return kept
 
     def confirm_batch(self, tag: str, batch_id: str) -> None:
         """The provider accepted the intent `tag` as `batch_id`: it is now an open batch."""
         local_id = f"intent:{tag}"
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._transaction():
             self._db.execute(
                 "UPDATE batches SET batch_id = ?, status = 'open' WHERE batch_id = ?", (batch_id, local_id)
             )
             self._db.execute("UPDATE batch_items SET batch_id = ? WHERE batch_id = ?", (batch_id, local_id))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
 
     def drop_intent(self, tag: str) -> None:
         """The intent `tag` never reached the provider: its requests are free to be submitted again."""

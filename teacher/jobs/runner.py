@@ -126,6 +126,16 @@ class JobReport:
     def sent(self) -> int:
         return self.done + self.failed
 
+    def record(self, feedback: Feedback) -> None:
+        """Count one result that was paid for and cached."""
+        self.cost += feedback.cost or 0.0
+        self.input_tokens += feedback.input_tokens
+        self.output_tokens += feedback.output_tokens
+        if feedback.ok:
+            self.done += 1
+        else:
+            self.failed += 1
+
     @property
     def complete(self) -> bool:
         return self.stopped is None and self.skipped == 0
@@ -351,14 +361,7 @@ class JobRunner:
         self.cache.put(key, request, self.teacher.name, self.teacher.model, feedback, claim_owner=self.owner)
         tokens = feedback.input_tokens + feedback.output_tokens
         budget.settle(sum(reserved), float(tokens) if budget.unit == "tokens" else (cost or 0.0))
-        rep = self.report
-        rep.cost += cost or 0.0
-        rep.input_tokens += feedback.input_tokens
-        rep.output_tokens += feedback.output_tokens
-        if feedback.ok:
-            rep.done += 1
-        else:
-            rep.failed += 1
+        self.report.record(feedback)
         self._notify()
 
     async def _send(
