@@ -105,9 +105,13 @@ class OpenAIBatches(BatchProvider):
                 continue
             content = await self.client.files.content(file_id)
             for text in content.text.splitlines():
-                if text.strip():
+                if not text.strip():
+                    continue
+                try:
                     row = json.loads(text)
                     out[row["custom_id"]] = self._reply(row)
+                except (ValueError, KeyError, TypeError):  # its request is filed as missing, with a reason
+                    log.warning("unreadable line in the results of batch %s: %.200s", batch_id, text)
         return out
 
     @staticmethod
