@@ -25,13 +25,19 @@ class TokenBucket:
     request larger than the bucket leaves a debt that later requests wait out: the long-run rate is exact.
     Providers enforce per-minute limits over shorter windows too, hence the short default burst."""
 
-    def __init__(self, per_minute: float, burst_s: float = 1.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        per_minute: float,
+        burst_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
         if per_minute <= 0:
             raise ValueError(f"a rate limit must be positive, got {per_minute} per minute")
         self.rate = per_minute / 60.0
         self.capacity = max(1.0, self.rate * burst_s)
         self.level = self.capacity
-        self._clock = clock
+        self._clock, self._sleep = clock, sleep
         self._stamp = clock()
         self._lock = asyncio.Lock()
 
@@ -49,16 +55,23 @@ class TokenBucket:
     async def acquire(self, n: float = 1.0) -> None:
         async with self._lock:  # first come, first served
             while (delay := self.wait_time(n)) > 0:
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
             self.level -= n
 
 
 class RateLimiter:
     """Requests-per-minute and tokens-per-minute pacing; either may be None (unlimited)."""
 
-    def __init__(self, rpm: float | None = None, tpm: float | None = None, burst_s: float = 1.0):
-        self.requests = TokenBucket(rpm, burst_s) if rpm else None
-        self.tokens = TokenBucket(tpm, burst_s) if tpm else None
+    def __init__(
+        self,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        burst_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
+        self.requests = TokenBucket(rpm, burst_s, clock, sleep) if rpm else None
+        self.tokens = TokenBucket(tpm, burst_s, clock, sleep) if tpm else None
 
     async def acquire(self, estimated_tokens: int) -> None:
         if self.requests is not None:

@@ -48,7 +48,7 @@ def _go(job, items):
 
 def _job(server, tmp_path, provider, wait=True, prices=None, **config) -> BatchJob:
     spec, url = PROVIDERS[provider]
-    teacher = make_teacher(spec, base_url=getattr(server, url), timeout=2.0)
+    teacher = make_teacher(spec, base_url=getattr(server, url), timeout=30.0)
     runner = JobRunner(teacher, FeedbackCache(tmp_path / "c.sqlite"), "score", JobConfig(**config), prices)
     return BatchJob(runner, poll_s=0.01, wait=wait)
 

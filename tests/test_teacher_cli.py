@@ -65,7 +65,7 @@ def _args(server, tmp_path, task="score", provider="openai", *extra):
         "--cache",
         str(tmp_path / "c.sqlite"),
         "--timeout",
-        "2",
+        "30",  # generous: a loaded machine must not turn a reply into a timeout
         "--no-progress",
         *extra,
     ]

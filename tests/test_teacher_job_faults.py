@@ -71,7 +71,7 @@ def test_a_rejected_key_mid_job_stops_it_with_summary_and_output(teacher_server,
 
 
 def test_an_unexpected_error_fails_its_item_uncached_and_the_job_goes_on(teacher_server, tmp_path):
-    teacher = make_teacher("openai:gpt-4o", base_url=teacher_server.openai_url, timeout=5.0)
+    teacher = make_teacher("openai:gpt-4o", base_url=teacher_server.openai_url, timeout=30.0)
     real = teacher.backend.complete
 
     async def complete(request, followup=()):
@@ -194,7 +194,7 @@ def test_import_rejects_rows_a_live_reply_would_fail_and_names_the_line(teacher_
 
 # -- 6. two jobs over one cache split the work -----------------------------------------------------------------
 def _runner(server, path, **config):
-    teacher = make_teacher("openai:gpt-4o", base_url=server.openai_url, timeout=5.0)
+    teacher = make_teacher("openai:gpt-4o", base_url=server.openai_url, timeout=30.0)
     return JobRunner(teacher, FeedbackCache(path), "score", JobConfig(**config))
 
 
@@ -317,7 +317,7 @@ def test_a_non_image_fails_only_its_item_in_score_many(teacher_server, tmp_path)
     fake = tmp_path / "fake.png"
     fake.write_text("<html>not an image</html>")
     broken = dataclasses.replace(PROBLEMS[0], image=fake)
-    teacher = make_teacher("openai:gpt-4o", base_url=teacher_server.openai_url, timeout=5.0)
+    teacher = make_teacher("openai:gpt-4o", base_url=teacher_server.openai_url, timeout=30.0)
     results = teacher.score_many([broken, PROBLEMS[1]], [["One."], ["Two."]])
     assert not results[0].ok and f"image {fake} is not a PNG, JPEG, GIF or WebP image" in results[0].failure
     assert results[1].ok and teacher_server.total() == 1
@@ -333,7 +333,7 @@ def test_cache_that_is_not_a_database_is_named(tmp_path, capsys):
 
 def test_budget_stop_reports_the_same_spend_in_message_and_summary(teacher_server, tmp_path):
     prices = PriceTable({"gpt-4o": (200.0, 200.0)})
-    teacher = make_teacher("openai:gpt-4o", base_url=teacher_server.openai_url, timeout=5.0)
+    teacher = make_teacher("openai:gpt-4o", base_url=teacher_server.openai_url, timeout=30.0)
     runner = JobRunner(
         teacher,
         FeedbackCache(tmp_path / "c.sqlite"),
