@@ -31,6 +31,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                 help=f.metadata.get("help"),
                 metavar="BOOL",
             )
+        elif kind.startswith("dict"):
+            p.add_argument(flag, type=json.loads, default={}, help=f.metadata.get("help"), metavar="JSON")
         else:
             cast = float if "float" in kind else int if "int" in kind else str
             p.add_argument(flag, type=cast, default=f.default, help=f.metadata.get("help"))
