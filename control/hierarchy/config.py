@@ -48,14 +48,18 @@ class HierarchyConfig:
     )
     primitive_steps: dict = field(default_factory=dict, metadata={"help": "Primitive name -> PPO env steps."})
     primitive_seed: int = field(default=1, metadata={"help": "Seed of the primitives (shared by all seeds)."})
+    scripted_primitives: bool = field(
+        default=False,
+        metadata={"help": "Toy task only: hand-written primitives instead of PPO-trained ones."},
+    )
     initiation_portion: dict = field(
         default_factory=dict,
         metadata={"help": "Primitive name -> fraction of its episodes' start kept as its initiation set."},
     )
     expert_episodes: int = field(default=30, metadata={"help": "Episodes of each primitive for its set."})
     pairs: list = field(default_factory=list, metadata={"help": "Transition pairs [from, to]."})
-    starts_per_pair: int = field(default=200, metadata={"help": "Hand-over snapshots saved per pair."})
-    start_episodes: int = field(default=200, metadata={"help": "Most task episodes run to collect them."})
+    starts_per_pair: int = field(default=100, metadata={"help": "Hand-over snapshots saved per pair."})
+    start_episodes: int = field(default=100, metadata={"help": "Most task episodes run to collect them."})
     transition: TransitionSettings = field(default_factory=TransitionSettings)
     airl: AIRLSettings = field(default_factory=AIRLSettings)
     switch: SwitchSettings = field(default_factory=SwitchSettings)
@@ -84,7 +88,7 @@ class HierarchyConfig:
 
 
 _WALKER = dict(
-    primitive_steps={"forward": 800_000, "backward": 600_000, "jump": 1_000_000, "crawl": 1_000_000},
+    primitive_steps={"forward": 800_000, "backward": 500_000, "jump": 800_000, "crawl": 600_000},
     initiation_portion={"forward": 0.2, "backward": 0.2, "jump": 0.4, "crawl": 0.1},  # the authors' portions
     airl=AIRLSettings(state_dims=BODY_DIM),
 )
@@ -127,17 +131,20 @@ def preset(task: str) -> HierarchyConfig:
             task_env="Hierarchy/PointDashPark-v0",
             primitives={"dash": "Hierarchy/PointDash-v0", "park": "Hierarchy/PointPark-v0"},
             primitive_steps={"dash": 20_480, "park": 40_960},
+            scripted_primitives=True,
             initiation_portion={"dash": 0.3, "park": 0.3},
             expert_episodes=30,
-            pairs=[["dash", "park"], ["park", "dash"]],
+            pairs=[["dash", "park"]],  # a park ends at rest, where a dash starts: no transition needed
             starts_per_pair=100,
             start_episodes=300,
             transition=TransitionSettings(
-                steps=16_384, horizon=40, num_envs=4, num_steps=256, minibatch_size=64, checkpoint_every=4096
+                steps=8192, horizon=40, num_envs=4, num_steps=256, minibatch_size=64, checkpoint_every=2048
             ),
             airl=AIRLSettings(epochs=3),
-            switch=SwitchSettings(episodes=300, learning_starts=100, target_update=200, learning_rate=1e-3),
-            fixed_handover_steps=20,
+            switch=SwitchSettings(
+                episodes=200, learning_starts=100, target_update=200, learning_rate=1e-3, checkpoint_every=25
+            ),
+            fixed_handover_steps=10,
             eval_episodes=50,
         )
     raise ValueError(f"unknown hierarchical task {task!r}: expected patrol, hurdle, obstacle or toy")

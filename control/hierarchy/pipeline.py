@@ -57,7 +57,7 @@ def train_primitive(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
     from control.train import train
 
     out, steps = cfg.primitive_dir(name), int(cfg.primitive_steps[name])
-    if not _finished(out, steps):
+    if not cfg.scripted_primitives and not _finished(out, steps):
         train(
             TrainConfig(
                 algo="ppo",
@@ -75,8 +75,9 @@ def train_primitive(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
 def collect_expert(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
     path = cfg.primitive_dir(name) / "initiation.npz"
     if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
         env = gym.make(cfg.primitives[name])
-        policy = RunPolicy(cfg.primitive_dir(name), env.observation_space, env.action_space)
+        policy = load_primitives(cfg, env)[name]
         data = collect_initiation_set(
             env, policy, cfg.expert_episodes, float(cfg.initiation_portion[name]), cfg.primitive_seed + 500
         )
@@ -91,6 +92,12 @@ def collect_expert(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
 
 
 def load_primitives(cfg: HierarchyConfig, env: gym.Env) -> dict[str, Policy]:
+    if cfg.scripted_primitives:
+        if cfg.task != "toy":
+            raise ValueError(f"scripted_primitives exist for the toy task only, not {cfg.task!r}")
+        from control.hierarchy.toy import scripted_primitives
+
+        return scripted_primitives()
     return {
         n: RunPolicy(cfg.primitive_dir(n), env.observation_space, env.action_space) for n in cfg.primitives
     }
@@ -101,19 +108,20 @@ def starts_path(cfg: HierarchyConfig, seed: int, pair: tuple[str, str]) -> Path:
     return cfg.task_dir(seed) / "transitions" / f"starts-{pair[0]}-{pair[1]}.pkl"
 
 
-def collect_starts(cfg: HierarchyConfig, seed: int, primitives: dict[str, Policy]) -> dict[str, int]:
-    """Hand-over snapshots of every pair (switching at once), unless saved already."""
-    paths = {p: starts_path(cfg, seed, p) for p in cfg.pair_list}
-    if not all(path.is_file() for path in paths.values()):
-        env = task_env(cfg)
+def collect_starts(cfg: HierarchyConfig, seed: int, pair: tuple[str, str], env: gym.Env) -> int:
+    """Hand-over snapshots of `pair`, unless saved already: the task run with the primitives and the transition
+    policies trained so far (fixed hand-over rule; switching at once before any exists), so pairs that only
+    occur after an earlier hand-over succeeded get their starts too."""
+    path = starts_path(cfg, seed, pair)
+    if not path.is_file():
+        comp = composition_for_seed(cfg, seed, env)
+        mode = "fixed" if comp.transitions else "none"
         found = collect_handover_snapshots(
-            env, Composition(primitives), cfg.pair_list, cfg.starts_per_pair, seed * 7919, cfg.start_episodes
+            env, comp, [pair], cfg.starts_per_pair, seed * 7919, cfg.start_episodes, mode
         )
-        env.close()
-        for pair, path in paths.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            save_snapshots(path, found[pair])
-    return {f"{p[0]}-{p[1]}": len(load_snapshots(path)) for p, path in paths.items()}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_snapshots(path, found[pair])
+    return len(load_snapshots(path))
 
 
 def train_transition(
@@ -156,17 +164,18 @@ def train_transition(
 
 
 def transitions_for_seed(cfg: HierarchyConfig, seed: int) -> dict[str, Any]:
+    """Every pair in order: its hand-over starts, then its AIRL transition policy."""
     env = task_env(cfg)
-    primitives = load_primitives(cfg, env)
-    env.close()
-    starts = collect_starts(cfg, seed, primitives)
-    results = {}
+    starts, results = {}, {}
     for pair in cfg.pair_list:
-        if not load_snapshots(starts_path(cfg, seed, pair)):
-            results[f"{pair[0]}-{pair[1]}"] = {"skipped": "no hand-over of this pair happened"}
+        key = f"{pair[0]}-{pair[1]}"
+        starts[key] = collect_starts(cfg, seed, pair, env)
+        if not starts[key]:
+            results[key] = {"skipped": "no hand-over of this pair happened"}
             continue
         expert = ExpertData.load(str(cfg.primitive_dir(pair[1]) / "initiation.npz"))
-        results[f"{pair[0]}-{pair[1]}"] = train_transition(cfg, seed, pair, expert)
+        results[key] = train_transition(cfg, seed, pair, expert)
+    env.close()
     return {"seed": seed, "starts": starts, "transitions": results}
 
 

@@ -110,3 +110,17 @@ class PointDashPark(PointLine):
 
     def segment(self) -> str:
         return "dash" if self.successes % 2 == 0 else "park"
+
+
+def scripted_primitives() -> dict[str, Any]:
+    """Hand-written primitives of the toy task: the dash at full throttle; the park a PD law that only knows
+    slow states (|v| < 1, where it was 'trained') and outside them pushes forward, as a policy extrapolating
+    beyond its initiation set may. Switching at once after a dash (v ~ 2) therefore fails; after braking, the
+    park succeeds."""
+    from control.hierarchy.policies import ScriptedPolicy
+
+    def park(obs: np.ndarray) -> list[float]:
+        rel, v = float(obs[0]), float(obs[1])
+        return [float(np.clip(4.0 * (PARK_SPOT - rel) - 3.0 * v, -1.0, 1.0)) if abs(v) < 1.0 else 1.0]
+
+    return {"dash": ScriptedPolicy(lambda obs: [1.0]), "park": ScriptedPolicy(park)}
