@@ -191,9 +191,10 @@ def collect_initiation_set(
     env: gym.Env, policy: Policy, episodes: int, portion: float, seed: int, max_steps: int = 2_000
 ) -> dict[str, np.ndarray]:
     """The primitive's own (s, a, s', terminal) over the first `portion` of each successful episode in its own
-    env: the states it expects to start from (Lee et al.'s initiation set), the AIRL 'expert' data."""
-    rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, float]] = []
-    kept = 0
+    env: the states it expects to start from (Lee et al.'s initiation set), the AIRL 'expert' data. If no
+    episode succeeds, every episode's first part is used (`episodes_kept` 0 records it)."""
+    successful: list[list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]] = []
+    everything: list[list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]] = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
         trajectory = []
@@ -204,19 +205,18 @@ def collect_initiation_set(
             obs = nxt
             if terminated or truncated:
                 break
+        head = trajectory[: max(1, int(round(portion * len(trajectory))))]
+        everything.append(head)
         if info.get("success"):
-            kept += 1
-            rows += trajectory[: max(1, int(round(portion * len(trajectory))))]
-    if not rows:
-        raise RuntimeError(
-            f"the primitive succeeded in none of {episodes} episodes of {env.spec.id if env.spec else env}: "
-            "no initiation set to imitate (train it longer)"
-        )
+            successful.append(head)
+    # a primitive that never succeeds still has starts: then every episode's are kept (and the file says so)
+    rows = [row for head in (successful or everything) for row in head]
     obs, actions, nxt, terminal = (np.asarray(x) for x in zip(*rows, strict=True))
     return {
         "obs": obs.astype(np.float32),
         "actions": actions.astype(np.float32),
         "next_obs": nxt.astype(np.float32),
         "terminal": terminal.astype(np.float32),
-        "episodes_kept": np.asarray(kept),
+        "episodes_kept": np.asarray(len(successful)),
+        "episodes_used": np.asarray(len(successful) or len(everything)),
     }
