@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import statistics
 import sys
@@ -109,6 +110,8 @@ def main() -> None:
     parser.add_argument("--tasks", default="patrol,hurdle,obstacle")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--root", default="runs/hierarchy")
+    parser.add_argument("--config", default=None, help="YAML overriding preset fields (every task).")
+    parser.add_argument("--label", default="", help="Suffix of the result keys (ablations).")
     parser.add_argument("--transition-steps", type=int, default=None)
     parser.add_argument("--switch-episodes", type=int, default=None)
     parser.add_argument("--eval-episodes", type=int, default=50)
@@ -129,11 +132,9 @@ def main() -> None:
         print(json.dumps({"env_steps_per_s": rates}))
     if not args.speed_only:
         for task in args.tasks.split(","):
+            seeds = [int(s) for s in args.seeds.split(",")]
             cfg = load_config(
-                task,
-                root=args.root,
-                seeds=[int(s) for s in args.seeds.split(",")],
-                eval_episodes=args.eval_episodes,
+                task, args.config, root=args.root, seeds=seeds, eval_episodes=args.eval_episodes
             )
             if args.transition_steps:
                 cfg.transition.steps = args.transition_steps
@@ -150,9 +151,10 @@ def main() -> None:
                 "switch_episodes": cfg.switch.episodes,
                 "eval_episodes": cfg.eval_episodes,
             }
-            results[task] = summary
-            switch_curves(cfg, out.with_name(f"control_hierarchy_switch_{task}.png"))
-            print(json.dumps({task: summary}))
+            summary["airl"] = dataclasses.asdict(cfg.airl)
+            results[task + args.label] = summary
+            switch_curves(cfg, out.with_name(f"control_hierarchy_switch_{task}{args.label}.png"))
+            print(json.dumps({task + args.label: summary}))
             out.write_text(json.dumps(results, indent=1))
     out.write_text(json.dumps(results, indent=1))
 

@@ -42,8 +42,13 @@ EVAL_SEED = 10**6
 
 
 def _finished(run: Path, steps: int) -> bool:
-    summary = run / "summary.json"
-    return summary.is_file() and json.loads(summary.read_text()).get("global_step", 0) >= steps
+    """Whether the run folder holds a finished run of `steps` (the loop stops at a whole number of rollouts)."""
+    summary, config = run / "summary.json", run / "config.json"
+    if not (summary.is_file() and config.is_file()):
+        return False
+    c = json.loads(config.read_text())
+    batch = (c.get("num_envs") or 1) * (c.get("num_steps") or 1)
+    return json.loads(summary.read_text()).get("global_step", 0) >= max(1, steps // batch) * batch
 
 
 def task_env(cfg: HierarchyConfig) -> gym.Env:
@@ -77,7 +82,7 @@ def collect_expert(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         env = gym.make(cfg.primitives[name])
-        policy = load_primitives(cfg, env)[name]
+        policy = load_primitives(cfg, env, [name])[name]
         data = collect_initiation_set(
             env, policy, cfg.expert_episodes, float(cfg.initiation_portion[name]), cfg.primitive_seed + 500
         )
@@ -91,16 +96,16 @@ def collect_expert(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
         }
 
 
-def load_primitives(cfg: HierarchyConfig, env: gym.Env) -> dict[str, Policy]:
+def load_primitives(cfg: HierarchyConfig, env: gym.Env, names: list[str] | None = None) -> dict[str, Policy]:
+    """The primitives `names` (default: all of the task's) as greedy policies."""
+    names = list(cfg.primitives) if names is None else names
     if cfg.scripted_primitives:
         if cfg.task != "toy":
             raise ValueError(f"scripted_primitives exist for the toy task only, not {cfg.task!r}")
         from control.hierarchy.toy import scripted_primitives
 
-        return scripted_primitives()
-    return {
-        n: RunPolicy(cfg.primitive_dir(n), env.observation_space, env.action_space) for n in cfg.primitives
-    }
+        return {n: p for n, p in scripted_primitives().items() if n in names}
+    return {n: RunPolicy(cfg.primitive_dir(n), env.observation_space, env.action_space) for n in names}
 
 
 # --- 2. transitions ---
