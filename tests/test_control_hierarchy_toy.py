@@ -97,3 +97,12 @@ def test_task_config_from_yaml(tmp_path):
         load_config("hurdle", str(path))
     with pytest.raises(ValueError, match="unknown hierarchical task 'maze'"):
         load_config("maze")
+
+
+def test_a_run_counts_as_finished_at_its_last_whole_rollout(tmp_path):
+    from control.hierarchy.pipeline import _finished
+
+    (tmp_path / "config.json").write_text(json.dumps({"num_envs": 1, "num_steps": 2048}))
+    assert not _finished(tmp_path, 800_000)  # no summary yet
+    (tmp_path / "summary.json").write_text(json.dumps({"global_step": 798_720}))  # 390 rollouts of 2048
+    assert _finished(tmp_path, 800_000) and not _finished(tmp_path, 802_816)
