@@ -106,3 +106,12 @@ def test_a_run_counts_as_finished_at_its_last_whole_rollout(tmp_path):
     assert not _finished(tmp_path, 800_000)  # no summary yet
     (tmp_path / "summary.json").write_text(json.dumps({"global_step": 798_720}))  # 390 rollouts of 2048
     assert _finished(tmp_path, 800_000) and not _finished(tmp_path, 802_816)
+
+
+def test_stages_run_over_seeds_in_worker_processes(tmp_path):
+    cfg = load_config("toy", root=str(tmp_path), seeds=[1, 2], eval_episodes=3)
+    run_stage(cfg, "primitives")
+    results = run_stage(cfg, "evaluate", workers=2)  # each seed a job of control.sweep.map_jobs
+    assert [r["seed"] for r in results] == [1, 2]
+    assert all(r["results"]["none"]["counts"] == [1, 1, 1] for r in results)  # no transitions yet: 1 of 4
+    assert report(cfg)["seeds"] == [1, 2]
