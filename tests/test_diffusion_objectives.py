@@ -89,7 +89,9 @@ def test_kl_in_reward_subtracts_kl_from_the_reward():
 def test_reward_normalisation():
     r = torch.tensor([1.0, 2.0, 3.0])
     torch.testing.assert_close(normalise_rewards(r, "center"), torch.tensor([-1.0, 0.0, 1.0]))
-    torch.testing.assert_close(normalise_rewards(r, "whiten"), torch.tensor([-1.0, 0.0, 1.0]), atol=1e-6, rtol=0)
+    torch.testing.assert_close(
+        normalise_rewards(r, "whiten"), torch.tensor([-1.0, 0.0, 1.0]), atol=1e-6, rtol=0
+    )
     with pytest.raises(ValueError, match="normalisation"):
         normalise_rewards(r, "rank")
 

@@ -13,19 +13,31 @@ from align.diffusion.steps import gaussian_kl, noise_prediction_loss, step_distr
 @pytest.mark.parametrize("variance_type", ["fixed_small", "fixed_large"])
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
 def test_ddpm_step_gaussian_is_the_one_the_scheduler_samples_from(steps, variance_type, prediction_type):
-    sched = DDPMScheduler(num_train_timesteps=1000, variance_type=variance_type, prediction_type=prediction_type)
+    sched = DDPMScheduler(
+        num_train_timesteps=1000, variance_type=variance_type, prediction_type=prediction_type
+    )
     sched.set_timesteps(steps)
     torch.manual_seed(0)
     x_t = torch.randn(3, 1, 40)
     out = torch.randn(3, 1, 40) * 0.5
-    for t in (int(sched.timesteps[0]), int(sched.timesteps[len(sched.timesteps) // 2]), int(sched.timesteps[-2])):
+    for t in (
+        int(sched.timesteps[0]),
+        int(sched.timesteps[len(sched.timesteps) // 2]),
+        int(sched.timesteps[-2]),
+    ):
         g = step_distribution(sched, out, t, x_t)
         prev = sched.step(out, t, x_t, generator=torch.Generator().manual_seed(5)).prev_sample
         noise = torch.randn(x_t.shape, generator=torch.Generator().manual_seed(5))
         torch.testing.assert_close(prev, g.mean + g.std * noise, atol=2e-4, rtol=1e-4)  # float32 rounding
-        direct = torch.distributions.Normal(g.mean.double(), g.std.double()).log_prob(prev.double()).sum((1, 2))
-        torch.testing.assert_close(step_log_prob(g.mean, g.std, prev, "sum").double(), direct, atol=1e-3, rtol=1e-5)
-        torch.testing.assert_close(step_log_prob(g.mean, g.std, prev, "mean").double(), direct / 40, atol=1e-4, rtol=1e-5)
+        direct = (
+            torch.distributions.Normal(g.mean.double(), g.std.double()).log_prob(prev.double()).sum((1, 2))
+        )
+        torch.testing.assert_close(
+            step_log_prob(g.mean, g.std, prev, "sum").double(), direct, atol=1e-3, rtol=1e-5
+        )
+        torch.testing.assert_close(
+            step_log_prob(g.mean, g.std, prev, "mean").double(), direct / 40, atol=1e-4, rtol=1e-5
+        )
 
 
 def test_ddpm_last_step_is_deterministic_and_has_no_density():
