@@ -14,13 +14,9 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from align.diffusion.config import DiffusionRLConfig  # noqa: E402
-from align.diffusion.tts import TTSPretrainConfig  # noqa: E402
-from align.diffusion.tts_run import DLPOTTSRun, DLPOTTSRunConfig, report  # noqa: E402
-from align.models.wavegrad2 import WaveGrad2Config  # noqa: E402
+from align.diffusion.tts_run import SECTIONS, DLPOTTSRun, report  # noqa: E402
 from align.recipe_config import load_sections  # noqa: E402
 
-SECTIONS = {"run": DLPOTTSRunConfig, "model": WaveGrad2Config, "pretrain": TTSPretrainConfig, "rl": DiffusionRLConfig}
 OUT = "runs/bench-dlpo-tts"
 
 

@@ -9,18 +9,8 @@ import os
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from align.diffusion.config import DiffusionRLConfig  # noqa: E402
-from align.diffusion.tts import TTSPretrainConfig  # noqa: E402
-from align.diffusion.tts_run import DLPOTTSRun, DLPOTTSRunConfig, report  # noqa: E402
-from align.models.wavegrad2 import WaveGrad2Config  # noqa: E402
+from align.diffusion.tts_run import SECTIONS, DLPOTTSRun, report  # noqa: E402
 from align.recipe_config import load_sections, recipe_arguments  # noqa: E402
-
-SECTIONS = {
-    "run": DLPOTTSRunConfig,
-    "model": WaveGrad2Config,
-    "pretrain": TTSPretrainConfig,
-    "rl": DiffusionRLConfig,
-}
 
 
 def main(default_config: str = "dlpo_tts_demo") -> None:

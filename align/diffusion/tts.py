@@ -98,6 +98,7 @@ def pretrain(
     log = (out / "pretrain_log.jsonl").open("a")
     while step < config.steps:
         g = torch.Generator().manual_seed(config.seed * 1000003 + step)
+        torch.manual_seed(config.seed * 1000003 + step)  # dropout: a resumed run repeats an uninterrupted one
         idx = torch.randint(len(utterances), (config.batch_size,), generator=g)
         x0, cond = data_batch(model, [utterances[i] for i in idx])
         t = torch.randint(scheduler.config.num_train_timesteps, (len(idx),), generator=g)
@@ -117,7 +118,10 @@ def pretrain(
         optimizer.step()
         step += 1
         log.write(
-            json.dumps({"step": step, "diffusion_loss": float(diff), "duration_loss": float(dur)}) + "\n"
+            json.dumps(
+                {"step": step, "diffusion_loss": float(diff.detach()), "duration_loss": float(dur.detach())}
+            )
+            + "\n"
         )
         if step % config.save_every == 0 or step == config.steps:
             log.flush()

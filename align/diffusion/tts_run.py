@@ -200,3 +200,11 @@ def report(results: dict) -> str:
             f"\nGround-truth clips (the eSpeak NG recordings, held out): MOS {results['ground_truth']['mos']:.3f}"
         )
     return "\n".join(lines) + "\n"
+
+
+SECTIONS = {
+    "run": DLPOTTSRunConfig,
+    "model": WaveGrad2Config,
+    "pretrain": TTSPretrainConfig,
+    "rl": DiffusionRLConfig,
+}
