@@ -182,7 +182,9 @@ def test_recipe_configs_load():
         3e-5,
         22050,
     )
-    with pytest.raises(ValueError, match="unknown"):
-        load_sections("dlpo_tts_demo", SECTIONS, ["run.objectives=ppo"])  # a list given as a string
+    cfg = load_sections("dlpo_tts_demo", SECTIONS, ["run.objectives=dlpo,ddpo", "run.seeds=0,2"])
+    assert (cfg["run"].objectives, cfg["run"].seeds) == (["dlpo", "ddpo"], [0, 2])
+    with pytest.raises(ValueError, match=r"run.objectives: unknown \['ppo'\]"):
+        load_sections("dlpo_tts_demo", SECTIONS, ["run.objectives=dlpo,ppo"])
     with pytest.raises(ValueError, match="objective must be one of"):
         DiffusionRLConfig(objective="ppo")
