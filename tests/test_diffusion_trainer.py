@@ -124,3 +124,36 @@ def test_missing_checkpoint_and_wrong_objective_are_named(tmp_path):
     )
     with pytest.raises(ValueError, match="objective 'ddpo'"):
         other.load_checkpoint()
+
+
+def test_unet1d_denoiser_trains_through_the_same_trainer(tmp_path):
+    from diffusers import UNet1DModel
+
+    torch.manual_seed(0)
+    unet = UNet1DModel(
+        sample_size=32,
+        in_channels=1,
+        out_channels=1,
+        extra_in_channels=64,
+        block_out_channels=(32, 32, 64),
+        down_block_types=("DownBlock1DNoSkip", "DownBlock1D", "AttnDownBlock1D"),
+        up_block_types=("AttnUpBlock1D", "UpBlock1D", "UpBlock1DNoSkip"),
+        mid_block_type="UNetMidBlock1D",
+        act_fn="silu",
+        use_timestep_embedding=False,
+        time_embedding_type="fourier",
+        flip_sin_to_cos=True,
+        layers_per_block=1,
+    )
+    signal_task = DiffusionTask(
+        prompts=list(range(16)),
+        prepare=lambda m, p: (None, (len(p), 1, 32)),
+        reward_fn=lambda x0, p, c: x0.mean(dim=(1, 2)),
+    )
+    trainer = DiffusionRLTrainer(
+        UNetDenoiser(unet), DDPMScheduler(), signal_task, config(tmp_path, learning_rate=1e-3)
+    )
+    history = trainer.train(10)
+    assert sum(h["reward"] for h in history[-3:]) / 3 > history[0]["reward"] + 0.1, [
+        h["reward"] for h in history
+    ]
