@@ -14,7 +14,7 @@ import torch
 
 from align.diffusion.config import DiffusionRLConfig
 from align.diffusion.objectives import OBJECTIVES
-from align.diffusion.speech_metrics import make_asr, make_mos
+from align.diffusion.speech_metrics import make_asr, make_mos, word_error_rate
 from align.diffusion.trainer import DiffusionRLTrainer
 from align.diffusion.tts import TTSPretrainConfig, evaluate_tts, pretrain, tts_task
 from align.models.ljspeech import read_ljspeech
@@ -108,7 +108,11 @@ class DLPOTTSRun:
         rate = self.model_config.sample_rate
         mos, asr = make_mos(self.run.mos, rate), make_asr(self.run.asr, rate)
         if "ground_truth" not in self.results:
-            self.results["ground_truth"] = {"mos": float(mos([u.wav for u in held_out]).mean())}
+            wavs = [u.wav for u in held_out]
+            self.results["ground_truth"] = {
+                "mos": float(mos(wavs).mean()),
+                "wer": word_error_rate(eval_texts, asr(wavs)),
+            }
             self._save()
         pretrained_dir = Path(self.run.pretrained) if self.run.pretrained else self.out / "pretrain" / "model"
         base = self.pretrained_model(train)
@@ -181,13 +185,14 @@ def summarise(results: dict) -> dict[str, dict[str, tuple[float, float, int]]]:
 
 
 def report(results: dict) -> str:
+    """Markdown table: mean ± std over seeds of held-out MOS and WER, training reward and KL, speeds."""
     s = summarise(results)
     lines = [
-        "| method | MOS (eval) | WER | samples/s (eval) | train reward first -> last | seeds |",
-        "|---|---|---|---|---|---|",
+        "| method | MOS (held out) | WER | train reward, first -> last iteration | KL at end | "
+        "train samples/s | eval samples/s | seeds |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    order = ["pretrained", *[m for m in s if m != "pretrained"]]
-    for m in order:
+    for m in ["pretrained", *[m for m in s if m != "pretrained"]]:
         if m not in s:
             continue
         r = s[m]
@@ -196,13 +201,17 @@ def report(results: dict) -> str:
             if "train_reward_first" in r
             else "-"
         )
+        kl = f"{r['final_kl'][0]:.4f}" if "final_kl" in r else "-"
+        speed = f"{r['train_samples_per_s'][0]:.2f}" if "train_samples_per_s" in r else "-"
         lines.append(
-            f"| {m} | {r['mos'][0]:.3f} ± {r['mos'][1]:.3f} | {r['wer'][0]:.3f} ± {r['wer'][1]:.3f} | "
-            f"{r['samples_per_s'][0]:.2f} | {train} | {r['mos'][2]} |"
+            f"| {m} | {r['mos'][0]:.3f} ± {r['mos'][1]:.3f} | {r['wer'][0]:.3f} ± {r['wer'][1]:.3f} | {train} | "
+            f"{kl} | {speed} | {r['samples_per_s'][0]:.2f} | {r['mos'][2]} |"
         )
     if "ground_truth" in results:
         lines.append(
-            f"\nGround-truth clips (the eSpeak NG recordings, held out): MOS {results['ground_truth']['mos']:.3f}"
+            f"\nGround-truth clips (the eSpeak NG recordings of the held-out transcripts): MOS "
+            f"{results['ground_truth']['mos']:.3f}"
+            + (f", WER {results['ground_truth']['wer']:.3f}" if "wer" in results["ground_truth"] else "")
         )
     return "\n".join(lines) + "\n"
 
