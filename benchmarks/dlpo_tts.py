@@ -14,7 +14,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from align.diffusion.tts_run import SECTIONS, DLPOTTSRun, report  # noqa: E402
+from align.diffusion.tts_run import SECTIONS, DLPOTTSRun, report, training_summary  # noqa: E402
 from align.recipe_config import load_sections  # noqa: E402
 
 OUT = "runs/bench-dlpo-tts"
@@ -46,7 +46,20 @@ def plot(out: Path, figure: Path) -> None:
 def main() -> None:
     cfg = load_sections("dlpo_tts_demo", SECTIONS, [f"run.output_dir={OUT}"])
     cfg["run"].seeds = [0, 1, 2]
-    results = DLPOTTSRun(cfg["run"], cfg["model"], cfg["pretrain"], cfg["rl"]).execute()
+    run = DLPOTTSRun(cfg["run"], cfg["model"], cfg["pretrain"], cfg["rl"])
+    results = run.execute()
+    for key in results:  # recompute training figures from the logs (runs finished before a summary change)
+        if "/" in key and not key.startswith("pretrained/"):
+            results[key].update(training_summary(Path(OUT) / key / "metrics.jsonl"))
+    if "wer" not in results["ground_truth"]:
+        from align.diffusion.speech_metrics import make_asr, word_error_rate
+        from align.models.ljspeech import read_ljspeech
+
+        held = read_ljspeech(cfg["run"].data_dir, cfg["model"].sample_rate, True)[-cfg["run"].eval_count :]
+        hyps = make_asr(cfg["run"].asr, cfg["model"].sample_rate)([u.wav for u in held])
+        results["ground_truth"]["wer"] = word_error_rate([u.text for u in held], hyps)
+    run.results = results
+    run._save()
     table = report(results)
     here = Path(__file__).resolve().parent / "results"
     here.mkdir(exist_ok=True)

@@ -188,3 +188,22 @@ def test_recipe_configs_load():
         load_sections("dlpo_tts_demo", SECTIONS, ["run.objectives=dlpo,ppo"])
     with pytest.raises(ValueError, match="objective must be one of"):
         DiffusionRLConfig(objective="ppo")
+
+
+def test_training_summary_and_report(tmp_path):
+    from align.diffusion.tts_run import report, training_summary
+
+    rows = [
+        {"reward": r, "kl": k, "diffusion_loss": d, "samples": 8, "time/iteration_s": 2.0}
+        for r, k, d in [(1.0, 0.0, 0.5), (2.0, 0.1, 0.4), (3.0, 0.2, 0.3), (4.0, 0.3, 0.2)]
+    ]
+    (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
+    s = training_summary(tmp_path / "metrics.jsonl", window=2)
+    assert (s["train_reward_first"], s["train_reward_last"], s["final_kl"]) == (1.5, 3.5, 0.25)
+    assert s["diffusion_loss_last"] == pytest.approx(0.25) and s["train_samples_per_s"] == 4.0
+    ev = {"mos": 2.0, "mos_std": 0.1, "wer": 0.5, "samples_per_s": 1.0, "audio_s_per_s": 1.0}
+    table = report(
+        {"pretrained/seed0": ev, "dlpo/seed0": {**ev, "mos": 3.0, **s}, "dlpo/seed1": {**ev, "mos": 4.0, **s}}
+    )
+    assert "| dlpo | 3.500 ± 0.500 | 0.500 ± 0.000 | 1.500 -> 3.500 | 0.2500 |" in table
+    assert table.index("| pretrained |") < table.index("| dlpo |")

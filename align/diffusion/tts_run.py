@@ -142,8 +142,7 @@ class DLPOTTSRun:
                     tts_task(model, [u.text for u in train], mos, train),
                     _rl_config(self.rl, self.run, objective, seed, run_dir),
                 )
-                history = trainer.train(self.run.iterations)
-                rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+                trainer.train(self.run.iterations)
                 trained = trainer.accelerator.unwrap_model(trainer.model)
                 trained.save_pretrained(run_dir / "model")
                 result = evaluate_tts(
@@ -156,17 +155,33 @@ class DLPOTTSRun:
                     self.out / "audio" / key,
                     self.run.n_audio,
                 )
-                result["train_reward_first"] = rows[0]["reward"]
-                result["train_reward_last"] = rows[-1]["reward"]
-                result["train_samples_per_s"] = sum(r["samples"] for r in rows) / sum(
-                    r["time/iteration_s"] for r in rows
-                )
-                result["final_kl"] = rows[-1].get("kl", math.nan)
-                del history
+                result.update(training_summary(run_dir / "metrics.jsonl"))
                 self.results[key] = result
                 self._save()
         (self.out / "report.md").write_text(report(self.results))
         return self.results
+
+
+def training_summary(metrics_path: Path, window: int = 3) -> dict[str, float]:
+    """Means over the first and last `window` iterations of a run's metrics.jsonl: training reward, KL to the
+    pretrained model, diffusion loss on real data, and training samples/s (sampling + reward + update)."""
+    import numpy as np
+
+    rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines()]
+
+    def mean(key: str, part: list[dict]) -> float:
+        vals = [r[key] for r in part if r.get(key) is not None]
+        return float(np.mean(vals)) if vals else math.nan
+
+    first, last = rows[:window], rows[-window:]
+    return {
+        "train_reward_first": mean("reward", first),
+        "train_reward_last": mean("reward", last),
+        "final_kl": mean("kl", last),
+        "diffusion_loss_first": mean("diffusion_loss", first),
+        "diffusion_loss_last": mean("diffusion_loss", last),
+        "train_samples_per_s": sum(r["samples"] for r in rows) / sum(r["time/iteration_s"] for r in rows),
+    }
 
 
 def summarise(results: dict) -> dict[str, dict[str, tuple[float, float, int]]]:
@@ -188,9 +203,9 @@ def report(results: dict) -> str:
     """Markdown table: mean ± std over seeds of held-out MOS and WER, training reward and KL, speeds."""
     s = summarise(results)
     lines = [
-        "| method | MOS (held out) | WER | train reward, first -> last iteration | KL at end | "
-        "train samples/s | eval samples/s | seeds |",
-        "|---|---|---|---|---|---|---|---|",
+        "| method | MOS (held out) | WER | train reward, first 3 -> last 3 iterations | KL at end | "
+        "diffusion loss on data, first 3 -> last 3 | train samples/s | eval samples/s | seeds |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for m in ["pretrained", *[m for m in s if m != "pretrained"]]:
         if m not in s:
@@ -203,9 +218,14 @@ def report(results: dict) -> str:
         )
         kl = f"{r['final_kl'][0]:.4f}" if "final_kl" in r else "-"
         speed = f"{r['train_samples_per_s'][0]:.2f}" if "train_samples_per_s" in r else "-"
+        diff = (
+            f"{r['diffusion_loss_first'][0]:.3f} -> {r['diffusion_loss_last'][0]:.3f}"
+            if "diffusion_loss_last" in r
+            else "-"
+        )
         lines.append(
             f"| {m} | {r['mos'][0]:.3f} ± {r['mos'][1]:.3f} | {r['wer'][0]:.3f} ± {r['wer'][1]:.3f} | {train} | "
-            f"{kl} | {speed} | {r['samples_per_s'][0]:.2f} | {r['mos'][2]} |"
+            f"{kl} | {diff} | {speed} | {r['samples_per_s'][0]:.2f} | {r['mos'][2]} |"
         )
     if "ground_truth" in results:
         lines.append(
