@@ -116,19 +116,15 @@ class DLPOTTSRun:
             self._save()
         pretrained_dir = Path(self.run.pretrained) if self.run.pretrained else self.out / "pretrain" / "model"
         base = self.pretrained_model(train)
+
+        def evaluate(model: WaveGrad2, seed: int, key: str) -> dict[str, float]:
+            steps, audio = self.run.eval_inference_steps, self.out / "audio" / key
+            return evaluate_tts(model, eval_texts, mos, asr, steps, seed, audio, self.run.n_audio)
+
         for seed in self.run.seeds:
             key = f"pretrained/seed{seed}"
             if key not in self.results:
-                self.results[key] = evaluate_tts(
-                    base,
-                    eval_texts,
-                    mos,
-                    asr,
-                    self.run.eval_inference_steps,
-                    seed,
-                    self.out / "audio" / key,
-                    self.run.n_audio,
-                )
+                self.results[key] = evaluate(base, seed, key)
                 self._save()
             for objective in self.run.objectives:
                 key = f"{objective}/seed{seed}"
@@ -145,16 +141,7 @@ class DLPOTTSRun:
                 trainer.train(self.run.iterations)
                 trained = trainer.accelerator.unwrap_model(trainer.model)
                 trained.save_pretrained(run_dir / "model")
-                result = evaluate_tts(
-                    trained,
-                    eval_texts,
-                    mos,
-                    asr,
-                    self.run.eval_inference_steps,
-                    seed,
-                    self.out / "audio" / key,
-                    self.run.n_audio,
-                )
+                result = evaluate(trained, seed, key)
                 result.update(training_summary(run_dir / "metrics.jsonl"))
                 self.results[key] = result
                 self._save()
