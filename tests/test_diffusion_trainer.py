@@ -86,6 +86,8 @@ def test_resume_repeats_an_uninterrupted_run(tmp_path):
         tiny_unet(), DDPMScheduler(), task(), config(tmp_path / "part", objective="dpok", beta=0.1)
     )
     part.train(2)
+    with (tmp_path / "part" / "metrics.jsonl").open("a") as f:  # logged, then killed before the checkpoint
+        f.write(json.dumps({"iteration": 2, "reward": 123.0}) + "\n")
     resumed = DiffusionRLTrainer(
         tiny_unet(), DDPMScheduler(), task(), config(tmp_path / "part", objective="dpok", beta=0.1)
     )

@@ -334,3 +334,15 @@ class DiffusionRLTrainer:
         self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.iteration = state["iteration"]
+        self._drop_rows_past_checkpoint()
+
+    def _drop_rows_past_checkpoint(self) -> None:
+        """A run killed between logging an iteration and checkpointing it repeats that iteration: keep its
+        metrics.jsonl to the iterations the checkpoint holds, so every iteration is logged once."""
+        log = self.output_dir / "metrics.jsonl"
+        if not self.accelerator.is_main_process or not log.is_file():
+            return
+        lines = log.read_text().splitlines()
+        kept = [line for line in lines if line.strip() and json.loads(line)["iteration"] < self.iteration]
+        if len(kept) != len(lines):
+            log.write_text("".join(line + "\n" for line in kept))

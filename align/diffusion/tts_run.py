@@ -154,7 +154,11 @@ def training_summary(metrics_path: Path, window: int = 3) -> dict[str, float]:
     pretrained model, diffusion loss on real data, and training samples/s (sampling + reward + update)."""
     import numpy as np
 
-    rows = [json.loads(line) for line in Path(metrics_path).read_text().splitlines()]
+    by_iteration = {}
+    for line in Path(metrics_path).read_text().splitlines():
+        row = json.loads(line)
+        by_iteration[row["iteration"]] = row  # a repeated iteration (killed before its checkpoint): the rerun
+    rows = [by_iteration[i] for i in sorted(by_iteration)]
 
     def mean(key: str, part: list[dict]) -> float:
         vals = [r[key] for r in part if r.get(key) is not None]
