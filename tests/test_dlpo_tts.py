@@ -194,9 +194,10 @@ def test_training_summary_and_report(tmp_path):
     from align.diffusion.tts_run import report, training_summary
 
     rows = [
-        {"reward": r, "kl": k, "diffusion_loss": d, "samples": 8, "time/iteration_s": 2.0}
-        for r, k, d in [(1.0, 0.0, 0.5), (2.0, 0.1, 0.4), (3.0, 0.2, 0.3), (4.0, 0.3, 0.2)]
+        {"iteration": i, "reward": r, "kl": k, "diffusion_loss": d, "samples": 8, "time/iteration_s": 2.0}
+        for i, (r, k, d) in enumerate([(1.0, 0.0, 0.5), (2.0, 0.1, 0.4), (3.0, 0.2, 0.3), (9.0, 0.3, 0.2)])
     ]
+    rows.append({**rows[-1], "reward": 4.0})  # iteration 3 repeated after a kill: the rerun counts
     (tmp_path / "metrics.jsonl").write_text("\n".join(json.dumps(r) for r in rows))
     s = training_summary(tmp_path / "metrics.jsonl", window=2)
     assert (s["train_reward_first"], s["train_reward_last"], s["final_kl"]) == (1.5, 3.5, 0.25)
