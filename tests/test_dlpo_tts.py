@@ -136,6 +136,13 @@ def test_word_error_rate_and_offline_asr(clips):
     hyps = asr([c.wav for c in clips[:3]])
     assert all(isinstance(h, str) for h in hyps) and any(h for h in hyps)
     assert word_error_rate([c.text for c in clips[:3]], hyps[:3]) < 1.0
+    # a clip's transcript does not depend on what the decoder heard before (noisy clips showed it did)
+    rng = np.random.default_rng(0)
+    noisy = [
+        (c.wav * 0.5 + rng.normal(0, 0.05, len(c.wav))).clip(-1, 1).astype(np.float32) for c in clips[:3]
+    ]
+    again = asr([noisy[0], noisy[0], noisy[2], noisy[0]])
+    assert again[0] == again[1] == again[3]
 
 
 def test_tts_task_through_the_trainer(tmp_path, clips):

@@ -106,6 +106,9 @@ class PocketSphinxASR:
         out = []
         for w in wavs:
             pcm = (np.clip(resample(w, self.sample_rate, DNSMOS_RATE), -1, 1) * 32767).astype(np.int16)
+            # the feature front end (cepstral mean normalisation) adapts across utterances: reset it, so that a
+            # clip's transcript does not depend on what was decoded before
+            self.decoder.reinit_feat()
             self.decoder.start_utt()
             self.decoder.process_raw(pcm.tobytes(), full_utt=True)
             self.decoder.end_utt()
