@@ -69,7 +69,9 @@ def synthesise(texts: list[str], voice: str = "en-us", rate_wpm: int = 165) -> t
     if rate <= 0:
         raise RuntimeError("eSpeak NG failed to initialise")
     chunks: list[np.ndarray] = []
-    callback_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+    callback_type = ctypes.CFUNCTYPE(
+        ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p
+    )
 
     def collect(wav, n, _events):  # eSpeak hands over audio in pieces
         if n > 0:
