@@ -215,3 +215,14 @@ def test_training_summary_and_report(tmp_path):
     )
     assert "| dlpo | 3.500 ± 0.500 | 0.500 ± 0.000 | 1.500 -> 3.500 | 0.2500 |" in table
     assert table.index("| pretrained |") < table.index("| dlpo |")
+
+
+def test_online_only_rewards_say_what_they_need():
+    pytest.importorskip("numpy")
+    try:
+        import utmos  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="pip install utmos"):
+            make_mos("utmos", 16000)
+    else:
+        pytest.skip("utmos is installed here")
