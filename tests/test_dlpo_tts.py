@@ -218,7 +218,6 @@ def test_training_summary_and_report(tmp_path):
 
 
 def test_online_only_rewards_say_what_they_need():
-    pytest.importorskip("numpy")
     try:
         import utmos  # noqa: F401
     except ImportError:
