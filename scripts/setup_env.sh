@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Create .venv (if missing) and install ares-align with its extras (control; ray, for the sweep's Ray backend
-# test; dev). CPU torch first so that pip does not pull a multi-GB CUDA build on machines without a GPU;
+# test; tts, for DLPO text-to-speech; dev). CPU torch first so that pip does not pull a multi-GB CUDA build on machines without a GPU;
 # set ARES_TORCH to choose another torch spec.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,4 +8,4 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "${ARES_TORCH:-torch==2.13.0}"
-.venv/bin/python -m pip install -q -e ".[control,ray,dev]"
+.venv/bin/python -m pip install -q -e ".[control,ray,tts,dev]"
