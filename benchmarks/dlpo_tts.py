@@ -44,7 +44,8 @@ def plot(out: Path, figure: Path) -> None:
 
 
 def main() -> None:
-    cfg = load_sections("dlpo_tts_demo", SECTIONS, [f"run.output_dir={OUT}"])
+    configs = Path(__file__).resolve().parent.parent / "recipes" / "configs"
+    cfg = load_sections("dlpo_tts_demo", SECTIONS, [f"run.output_dir={OUT}"], configs)
     cfg["run"].seeds = [0, 1, 2]
     run = DLPOTTSRun(cfg["run"], cfg["model"], cfg["pretrain"], cfg["rl"])
     results = run.execute()

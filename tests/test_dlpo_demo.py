@@ -6,18 +6,17 @@ DDPO and DPOK must run through the same trainer and produce finite figures."""
 import math
 
 import pytest
+from recipes_sections import load_recipe
 
-from align.diffusion.tts_run import SECTIONS, DLPOTTSRun
-from align.recipe_config import load_sections
+from align.diffusion.tts_run import DLPOTTSRun
 
 WER_BOUND = 0.10
 
 
 @pytest.mark.slow
 def test_demo_dlpo_raises_mos_and_keeps_wer(tmp_path):
-    cfg = load_sections(
+    cfg = load_recipe("dlpo_tts").load_config(
         "dlpo_tts_demo",
-        SECTIONS,
         [f"run.output_dir={tmp_path}", "run.objectives=dlpo,rwr,ddpo,dpok", "run.seeds=0"],
     )
     results = DLPOTTSRun(cfg["run"], cfg["model"], cfg["pretrain"], cfg["rl"]).execute()

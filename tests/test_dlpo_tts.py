@@ -177,22 +177,23 @@ def test_tts_task_through_the_trainer(tmp_path, clips):
 
 
 def test_recipe_configs_load():
-    from align.diffusion.tts_run import SECTIONS
-    from align.recipe_config import load_sections
+    from recipes_sections import load_recipe
+
+    load_config = load_recipe("dlpo_tts").load_config
 
     for name in ("dlpo_tts_demo", "dlpo_tts_paper"):
-        cfg = load_sections(name, SECTIONS, [])
+        cfg = load_config(name, [])
         assert cfg["rl"].alpha == 5.0 and cfg["rl"].beta == 1.0
-    paper = load_sections("dlpo_tts_paper", SECTIONS, [])
+    paper = load_config("dlpo_tts_paper", [])
     assert (paper["rl"].diffusion_timesteps, paper["rl"].learning_rate, paper["model"].sample_rate) == (
         11,
         3e-5,
         22050,
     )
-    cfg = load_sections("dlpo_tts_demo", SECTIONS, ["run.objectives=dlpo,ddpo", "run.seeds=0,2"])
+    cfg = load_config("dlpo_tts_demo", ["run.objectives=dlpo,ddpo", "run.seeds=0,2"])
     assert (cfg["run"].objectives, cfg["run"].seeds) == (["dlpo", "ddpo"], [0, 2])
     with pytest.raises(ValueError, match=r"run.objectives: unknown \['ppo'\]"):
-        load_sections("dlpo_tts_demo", SECTIONS, ["run.objectives=dlpo,ppo"])
+        load_config("dlpo_tts_demo", ["run.objectives=dlpo,ppo"])
     with pytest.raises(ValueError, match="objective must be one of"):
         DiffusionRLConfig(objective="ppo")
 

@@ -54,11 +54,6 @@ class DLPOTTSRunConfig:
     threads: int = field(default=1, metadata={"help": "torch threads."})
 
     def __post_init__(self) -> None:
-        # `--set run.objectives=dlpo,ddpo` and `--set run.seeds=0,1,2` arrive as strings
-        if isinstance(self.objectives, str):
-            self.objectives = [o.strip() for o in self.objectives.strip("[]").split(",") if o.strip()]
-        if isinstance(self.seeds, str):
-            self.seeds = [int(x) for x in self.seeds.strip("[]").split(",") if x.strip()]
         unknown = sorted(set(self.objectives) - set(OBJECTIVES))
         if unknown:
             raise ValueError(f"run.objectives: unknown {unknown}; choose from {sorted(OBJECTIVES)}")
