@@ -96,8 +96,33 @@ def test_reward_normalisation():
         normalise_rewards(r, "rank")
 
 
+def test_per_prompt_baseline_by_hand():
+    # prompts 0, 0, 1, 1: rewards minus their prompt's mean are -1, 1, -0.5, 0.5; their RMS is sqrt(0.625)
+    r = torch.tensor([1.0, 3.0, 10.0, 11.0])
+    out = normalise_rewards(r, "per_prompt", torch.tensor([0, 0, 1, 1]))
+    torch.testing.assert_close(out, torch.tensor([-1.0, 1.0, -0.5, 0.5]) / 0.625**0.5)
+    # a prompt that scores higher on every sample gets no credit for it (batch whitening would give it some)
+    assert normalise_rewards(r, "whiten")[2:].min() > 0
+    with pytest.raises(ValueError, match="at least 2 samples"):
+        normalise_rewards(r, "per_prompt", torch.tensor([0, 0, 1, 2]))
+    with pytest.raises(ValueError, match="group id"):
+        normalise_rewards(r, "per_prompt")
+
+
+def test_diffusion_only_is_dlpo_with_alpha_zero():
+    inp = _inputs(diffusion_loss=torch.tensor(0.3, requires_grad=True))
+    loss, stats = OBJECTIVES["diffusion_only"].loss(inp, ObjectiveSettings(alpha=5.0, beta=2.0))
+    dlpo, _ = OBJECTIVES["dlpo"].loss(inp, ObjectiveSettings(alpha=0.0, beta=2.0))
+    assert float(loss.detach()) == pytest.approx(0.6) and float(dlpo.detach()) == pytest.approx(0.6)
+    loss.backward()
+    assert inp.logp.grad is None and float(inp.diffusion_loss.grad) == pytest.approx(2.0)
+    assert OBJECTIVES["diffusion_only"].needs_diffusion_loss
+    with pytest.raises(ValueError, match="needs inputs.diffusion_loss"):
+        OBJECTIVES["diffusion_only"].loss(_inputs(), ObjectiveSettings(beta=1.0))
+
+
 def test_every_objective_has_one_signature():
     for name, obj in OBJECTIVES.items():
         inp = _inputs(diffusion_loss=torch.tensor(0.1), kl=torch.zeros(2, 2))
         loss, stats = obj.loss(inp, ObjectiveSettings())
-        assert loss.ndim == 0 and "pg_loss" in stats, name
+        assert loss.ndim == 0 and ("pg_loss" in stats) != (name == "diffusion_only"), name

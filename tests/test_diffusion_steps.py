@@ -6,7 +6,13 @@ import pytest
 import torch
 from diffusers import DDIMScheduler, DDPMScheduler
 
-from align.diffusion.steps import gaussian_kl, noise_prediction_loss, step_distribution, step_log_prob
+from align.diffusion.steps import (
+    gaussian_kl,
+    noise_prediction_loss,
+    step_distribution,
+    step_log_prob,
+    step_std,
+)
 
 
 @pytest.mark.parametrize("steps", [1000, 50])
@@ -80,3 +86,15 @@ def test_unsupported_scheduler_settings_are_named():
         step_distribution(EulerDiscreteScheduler(), torch.zeros(1, 2), 10, torch.zeros(1, 2))
     with pytest.raises(ValueError, match="variance_type"):
         step_distribution(DDPMScheduler(variance_type="learned"), torch.zeros(1, 2), 10, torch.zeros(1, 2))
+
+
+def test_step_std_and_the_near_deterministic_last_step():
+    # the DLPO authors' schedule (betas 1e-6 .. 0.01) at 20 steps: the step from t = 50 has std ~1e-3, 100x
+    # below its neighbour, so its log-prob gradient (proportional to 1/std) is ~100x larger
+    sched = DDPMScheduler(num_train_timesteps=1000, beta_start=1e-6, beta_end=0.01)
+    sched.set_timesteps(20)
+    stds = [step_std(sched, t) for t in sched.timesteps]
+    x = torch.randn(1, 8)
+    assert stds[3] == pytest.approx(float(step_distribution(sched, x, int(sched.timesteps[3]), x).std))
+    assert int(sched.timesteps[-2]) == 50 and 5e-4 < stds[-2] < 2e-3
+    assert stds[-3] > 0.05 and stds[-1] == 0.0

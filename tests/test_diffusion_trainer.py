@@ -1,6 +1,7 @@
 """The diffusion RL trainer on a tiny diffusers UNet2DModel: the reward rises, resume is exact, bad rewards are named."""
 
 import json
+from collections import defaultdict
 
 import pytest
 import torch
@@ -159,3 +160,34 @@ def test_unet1d_denoiser_trains_through_the_same_trainer(tmp_path):
     assert sum(h["reward"] for h in history[-3:]) / 3 > history[0]["reward"] + 0.1, [
         h["reward"] for h in history
     ]
+
+
+def test_min_train_step_std_and_samples_per_prompt(tmp_path):
+    sched = DDPMScheduler(num_train_timesteps=1000, beta_start=1e-6, beta_end=0.01)
+    cfg = config(
+        tmp_path,
+        num_inference_steps=20,
+        train_steps_per_trajectory=0,
+        min_train_step_std=0.01,
+        prompts_per_iteration=4,
+        samples_per_prompt=4,
+        reward_normalisation="per_prompt",
+    )
+    trainer = DiffusionRLTrainer(tiny_unet(), sched, task(), cfg)
+    kept = trainer._kept_steps(torch.Generator().manual_seed(0))
+    # every stochastic step but the one from t = 50 (std ~1e-3); t = 0 is deterministic anyway
+    assert [int(sched.timesteps[i]) for i in kept] == list(range(950, 50, -50))
+    prompts = trainer.prompts_for(0)
+    assert len(prompts) == 16 and all(prompts[4 * i : 4 * i + 4] == [prompts[4 * i]] * 4 for i in range(4))
+    assert len(set(prompts)) == 4
+    groups = trainer.rollout(defaultdict(list))
+    adv = torch.cat([g.advantages for g in groups]).reshape(4, 4)
+    torch.testing.assert_close(adv.sum(1), torch.zeros(4), atol=1e-5, rtol=0)  # zero mean per prompt
+    with pytest.raises(ValueError, match="no step of the chain"):
+        DiffusionRLTrainer(tiny_unet(), sched, task(), config(tmp_path / "x", min_train_step_std=5.0))
+    with pytest.raises(ValueError, match="samples_per_prompt >= 2"):
+        config(tmp_path, reward_normalisation="per_prompt")
+    with pytest.raises(ValueError, match="'diffusion_only' needs beta != 0"):
+        DiffusionRLTrainer(
+            tiny_unet(), sched, task(), config(tmp_path / "y", objective="diffusion_only", beta=0.0)
+        )

@@ -211,11 +211,45 @@ def test_training_summary_and_report(tmp_path):
     assert (s["train_reward_first"], s["train_reward_last"], s["final_kl"]) == (1.5, 3.5, 0.25)
     assert s["diffusion_loss_last"] == pytest.approx(0.25) and s["train_samples_per_s"] == 4.0
     ev = {"mos": 2.0, "mos_std": 0.1, "wer": 0.5, "samples_per_s": 1.0, "audio_s_per_s": 1.0}
-    table = report(
-        {"pretrained/seed0": ev, "dlpo/seed0": {**ev, "mos": 3.0, **s}, "dlpo/seed1": {**ev, "mos": 4.0, **s}}
+    ev["mos_scores"] = [2.0, 2.0]
+    runs = {
+        "dlpo/seed0": {**ev, "mos": 3.0, "mos_diff": 0.1, "mos_diff_se": 0.02, **s},
+        "dlpo/seed1": {**ev, "mos": 4.0, "mos_diff": 0.3, "mos_diff_se": 0.04, **s},
+    }
+    table = report({"evaluation": {"eval_seed": 1, "eval_samples": 2}, "pretrained": ev, **runs})
+    # over seeds: mean of the paired differences +0.2, s.e. std(0.1, 0.3) / sqrt(2) = 0.1
+    assert (
+        "| dlpo | 3.500 ± 0.500 | +0.200 ± 0.100 | seed0 +0.100 ± 0.020, seed1 +0.300 ± 0.040 | 0.500 ± 0.000 | "
+        "1.500 -> 3.500 | 0.2500 |" in table
+    ), table
+    assert "| pretrained | 2.000 | - |" in table and table.index("| pretrained |") < table.index("| dlpo |")
+
+
+def test_paired_difference_by_hand():
+    from align.diffusion.tts_run import paired_difference
+
+    # differences 1, 2, 3: mean 2, std (ddof 1) 1, s.e. 1 / sqrt(3)
+    mean, se, n = paired_difference([2.0, 4.0, 6.0], [1.0, 2.0, 3.0])
+    assert (mean, n) == (2.0, 3) and se == pytest.approx(3**-0.5)
+    with pytest.raises(ValueError, match="equal-length"):
+        paired_difference([1.0, 2.0], [1.0])
+
+
+def test_evaluation_protocol_mismatch_is_named(tmp_path):
+    from recipes_sections import load_recipe
+
+    from align.diffusion.tts_run import DLPOTTSRun
+
+    cfg = load_recipe("dlpo_tts").load_config(
+        "dlpo_tts_demo", [f"run.output_dir={tmp_path}", "run.eval_samples_per_text=2"]
     )
-    assert "| dlpo | 3.500 ± 0.500 | 0.500 ± 0.000 | 1.500 -> 3.500 | 0.2500 |" in table
-    assert table.index("| pretrained |") < table.index("| dlpo |")
+    (tmp_path / "results.json").write_text(
+        json.dumps({"ground_truth": {}, "evaluation": {"eval_seed": 7, "eval_samples": 8}})
+    )
+    run = DLPOTTSRun(cfg["run"], cfg["model"], cfg["pretrain"], cfg["rl"])
+    run.pretrained_model = lambda utts: None  # the check comes before any model is needed
+    with pytest.raises(ValueError, match="evaluated with .*eval_seed.: 7.*another run.output_dir"):
+        run.execute()
 
 
 def test_online_only_rewards_say_what_they_need():

@@ -22,7 +22,11 @@ class DiffusionRLConfig:
     clip_range: float = field(default=1e-4, metadata={"help": "DDPO ratio clip (DDPO: 1e-4)."})
     rwr_temperature: float = field(default=1.0, metadata={"help": "RWR temperature on advantages."})
     reward_normalisation: str = field(
-        default="whiten", metadata={"help": "Advantages from rewards: whiten, center or none (raw reward)."}
+        default="whiten",
+        metadata={
+            "help": "Advantages from rewards: whiten (batch), per_prompt (minus the prompt's mean reward; needs "
+            "samples_per_prompt >= 2), center or none (raw reward)."
+        },
     )
     num_inference_steps: int = field(
         default=1000, metadata={"help": "Denoising steps when sampling (DLPO: all 1000 DDPM steps)."}
@@ -31,6 +35,14 @@ class DiffusionRLConfig:
     train_steps_per_trajectory: int = field(
         default=10,
         metadata={"help": "Denoising steps of each trajectory kept for the policy-gradient term (0: all)."},
+    )
+    min_train_step_std: float = field(
+        default=0.0,
+        metadata={
+            "help": "Train only denoising steps whose sampling std is at least this (0: all). A step's log-prob "
+            "gradient grows as 1/std, so near-deterministic last steps (std ~1e-3 with betas from 1e-6) "
+            "dominate the update with noise."
+        },
     )
     log_prob_reduction: str = field(
         default="mean", metadata={"help": "Step log-prob over elements: mean (per element) or sum (density)."}
@@ -43,7 +55,11 @@ class DiffusionRLConfig:
     )
     diffusion_loss_kind: str = field(default="l2", metadata={"help": "Diffusion loss: l2 or l1 (WaveGrad)."})
     prompts_per_iteration: int = field(
-        default=8, metadata={"help": "Trajectories sampled per iteration (DLPO code: batch 8)."}
+        default=8, metadata={"help": "Distinct prompts per iteration (DLPO code: batch 8)."}
+    )
+    samples_per_prompt: int = field(
+        default=1,
+        metadata={"help": "Trajectories per prompt per iteration (>= 2 for per-prompt baselines)."},
     )
     sampling_batch_size: int = field(default=8, metadata={"help": "Trajectories sampled together."})
     minibatch_size: int = field(default=8, metadata={"help": "Trajectories per optimizer micro-step."})
@@ -65,16 +81,29 @@ class DiffusionRLConfig:
     def __post_init__(self) -> None:
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {sorted(OBJECTIVES)}, got {self.objective!r}")
-        if self.reward_normalisation not in ("whiten", "center", "none"):
+        if self.reward_normalisation not in ("whiten", "per_prompt", "center", "none"):
             raise ValueError(
-                f"reward_normalisation must be whiten, center or none, got {self.reward_normalisation!r}"
+                "reward_normalisation must be whiten, per_prompt, center or none, got "
+                f"{self.reward_normalisation!r}"
+            )
+        if self.reward_normalisation == "per_prompt" and self.samples_per_prompt < 2:
+            raise ValueError(
+                f"reward_normalisation per_prompt needs samples_per_prompt >= 2, got {self.samples_per_prompt}"
             )
         if self.log_prob_reduction not in ("mean", "sum"):
             raise ValueError(f"log_prob_reduction must be mean or sum, got {self.log_prob_reduction!r}")
         if self.diffusion_loss_kind not in ("l2", "l1"):
             raise ValueError(f"diffusion_loss_kind must be l2 or l1, got {self.diffusion_loss_kind!r}")
-        for name in ("prompts_per_iteration", "sampling_batch_size", "minibatch_size", "num_inference_steps"):
+        for name in (
+            "prompts_per_iteration",
+            "samples_per_prompt",
+            "sampling_batch_size",
+            "minibatch_size",
+            "num_inference_steps",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.min_train_step_std < 0:
+            raise ValueError(f"min_train_step_std must be >= 0, got {self.min_train_step_std}")
         if self.train_steps_per_trajectory < 0 or self.diffusion_timesteps < 0:
             raise ValueError("train_steps_per_trajectory and diffusion_timesteps must be >= 0")

@@ -93,6 +93,14 @@ def dpok_loss(inputs: ObjectiveInputs, s: ObjectiveSettings) -> tuple[torch.Tens
     return s.alpha * pg + s.beta * kl, {"pg_loss": pg.detach(), "kl_penalty": kl.detach()}
 
 
+def diffusion_only_loss(inputs: ObjectiveInputs, s: ObjectiveSettings) -> tuple[torch.Tensor, Stats]:
+    """The control for DLPO: beta * diffusion loss alone (DLPO with alpha = 0), i.e. continued pretraining on the
+    same real-data batches and budget with the reward ignored. What DLPO gains over it is the reward term's."""
+    if inputs.diffusion_loss is None:
+        raise ValueError("diffusion_only_loss needs inputs.diffusion_loss")
+    return s.beta * inputs.diffusion_loss, {"diffusion_loss": inputs.diffusion_loss.detach()}
+
+
 def kl_in_reward_shaping(rewards: torch.Tensor, rollout_kl: torch.Tensor, beta: float) -> torch.Tensor:
     """KL-in-reward (Fan et al. 2023's KL-regularised reward): r - beta * sum_k KL_k, the KL measured when the
     trajectory was sampled and treated as part of the reward (no gradient through it)."""
@@ -116,6 +124,7 @@ OBJECTIVES: dict[str, Objective] = {
     "dpok": Objective(dpok_loss, needs_reference=True),
     "kl_in_reward": Objective(reinforce_loss, shapes_reward_with_kl=True),
     "reinforce": Objective(reinforce_loss),
+    "diffusion_only": Objective(diffusion_only_loss, needs_diffusion_loss=True),
 }
 
 
@@ -125,14 +134,28 @@ def get_objective(name: str) -> Objective:
     return OBJECTIVES[name]
 
 
-def normalise_rewards(rewards: torch.Tensor, mode: str) -> torch.Tensor:
-    """Advantages from rewards: 'whiten' (zero mean, unit std over the batch, DDPO's per-batch
-    normalisation), 'center' (minus the batch mean) or 'none' (the raw reward, as the DLPO paper writes it)."""
+def normalise_rewards(
+    rewards: torch.Tensor, mode: str, groups: torch.Tensor | None = None, eps: float = 1e-8
+) -> torch.Tensor:
+    """Advantages from rewards: 'whiten' (zero mean, unit std over the batch, DDPO's per-batch normalisation),
+    'center' (minus the batch mean), 'none' (the raw reward, as the DLPO paper writes it), or 'per_prompt'
+    (minus the mean reward of the same prompt's samples, `groups` giving each sample's prompt, then divided by
+    the std of these centred rewards over the batch: DDPO's per-prompt baseline, with one batch-wide scale so
+    that prompts whose samples happen to score alike are not amplified)."""
     if mode == "none":
         return rewards
     if mode == "center":
         return rewards - rewards.mean()
     if mode == "whiten":
         std = rewards.std() if rewards.numel() > 1 else torch.ones((), dtype=rewards.dtype)
-        return (rewards - rewards.mean()) / (std + 1e-8)
-    raise ValueError(f"reward normalisation must be 'whiten', 'center' or 'none', got {mode!r}")
+        return (rewards - rewards.mean()) / (std + eps)
+    if mode == "per_prompt":
+        if groups is None or groups.shape != rewards.shape:
+            raise ValueError("reward normalisation 'per_prompt' needs one group id per reward")
+        _, inverse, counts = torch.unique(groups, return_inverse=True, return_counts=True)
+        if bool((counts < 2).any()):
+            raise ValueError("reward normalisation 'per_prompt' needs at least 2 samples of every prompt")
+        sums = torch.zeros(len(counts), dtype=rewards.dtype).index_add_(0, inverse, rewards)
+        centred = rewards - (sums / counts.to(rewards.dtype))[inverse]
+        return centred / (centred.pow(2).mean().sqrt() + eps)
+    raise ValueError(f"reward normalisation must be 'whiten', 'center', 'per_prompt' or 'none', got {mode!r}")

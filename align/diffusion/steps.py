@@ -113,6 +113,13 @@ def step_distribution(
     return StepGaussian(mean=mean, std=std.to(x_t.dtype), pred_original_sample=x0)
 
 
+def step_std(scheduler, t: int, eta: float = 1.0) -> float:
+    """sigma_t of the step from timestep t (it does not depend on the model's output): the scale of the noise the
+    step adds, and the 1/sigma_t by which its log-probability's gradient grows."""
+    zero = torch.zeros(1, dtype=torch.float32)
+    return float(step_distribution(scheduler, zero, int(t), zero, eta).std)
+
+
 def _reduce(per_element: torch.Tensor, reduction: str) -> torch.Tensor:
     dims = tuple(range(1, per_element.ndim))
     if reduction == "sum":

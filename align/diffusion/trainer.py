@@ -45,6 +45,7 @@ from align.diffusion.steps import (
     noise_prediction_loss,
     step_distribution,
     step_log_prob,
+    step_std,
     training_target,
 )
 from align.diffusion.task import DiffusionTask
@@ -60,7 +61,9 @@ class DiffusionRLTrainer:
         self.task, self.config, self.scheduler = task, config, scheduler
         self.objective = get_objective(config.objective)
         if self.objective.needs_diffusion_loss and config.beta != 0 and config.diffusion_timesteps == 0:
-            raise ValueError("objective 'dlpo' with beta != 0 needs diffusion_timesteps >= 1")
+            raise ValueError(f"objective {config.objective!r} with beta != 0 needs diffusion_timesteps >= 1")
+        if config.objective == "diffusion_only" and config.beta == 0:
+            raise ValueError("objective 'diffusion_only' needs beta != 0 (its loss is beta * diffusion loss)")
         self.output_dir = Path(config.output_dir)
         self.accelerator = Accelerator(
             gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -84,6 +87,13 @@ class DiffusionRLTrainer:
         self.stochastic = stochastic_step_indices(scheduler, config.eta)
         if not self.stochastic:
             raise ValueError("the scheduler's chain has no stochastic step to train (DDIM needs eta > 0)")
+        self.step_stds = {i: step_std(scheduler, scheduler.timesteps[i], config.eta) for i in self.stochastic}
+        self.trainable = [i for i in self.stochastic if self.step_stds[i] >= config.min_train_step_std]
+        if not self.trainable:
+            raise ValueError(
+                f"min_train_step_std={config.min_train_step_std}: no step of the chain has that std (largest "
+                f"{max(self.step_stds.values()):.3g})"
+            )
         self.iteration = 0
         if config.report_to != "none":
             self.accelerator.init_trackers("diffusion_rl", config=asdict(config))
@@ -96,7 +106,8 @@ class DiffusionRLTrainer:
         )
 
     def prompts_for(self, iteration: int) -> list[Any]:
-        """Consecutive slices of a per-epoch permutation of the prompts, seeded by the config."""
+        """Consecutive slices of a per-epoch permutation of the prompts, seeded by the config; each prompt
+        `samples_per_prompt` times in a row."""
         n, per = len(self.task.prompts), self.config.prompts_per_iteration
         rank, world = self.accelerator.process_index, self.accelerator.num_processes
         out = []
@@ -105,12 +116,12 @@ class DiffusionRLTrainer:
             order = torch.randperm(
                 n, generator=torch.Generator().manual_seed(self.config.seed * 7919 + epoch)
             )
-            out.append(self.task.prompts[int(order[index])])
+            out += [self.task.prompts[int(order[index])]] * self.config.samples_per_prompt
         return out
 
     def _kept_steps(self, generator: torch.Generator) -> torch.Tensor:
         k = self.config.train_steps_per_trajectory
-        pool = torch.tensor(self.stochastic)
+        pool = torch.tensor(self.trainable)
         if k == 0 or k >= len(pool):
             return pool
         return pool[torch.randperm(len(pool), generator=generator)[:k]].sort().values
@@ -163,7 +174,8 @@ class DiffusionRLTrainer:
         if self.objective.shapes_reward_with_kl:
             kl = torch.cat([g.kl.sum(1).cpu() for g in groups])
             shaped = kl_in_reward_shaping(rewards, kl, c.beta)
-        advantages = normalise_rewards(shaped, c.reward_normalisation)
+        prompt_ids = torch.arange(len(shaped)) // c.samples_per_prompt
+        advantages = normalise_rewards(shaped, c.reward_normalisation, prompt_ids)
         offset = 0
         for g in groups:
             g.advantages = advantages[offset : offset + len(g)]

@@ -172,7 +172,9 @@ def evaluate_tts(
     n_audio: int = 2,
     batch_size: int = 8,
 ) -> dict[str, float]:
-    """Mean MOS, corpus WER against `asr` and sampling speed on `texts`; writes a few wavs and spectrograms."""
+    """Mean MOS, corpus WER against `asr` and sampling speed on `texts`; writes a few wavs and spectrograms.
+    `mos_scores` holds every sample's score, in the order of `texts`, for paired comparisons between models
+    evaluated with the same `seed`."""
     model.eval()
     generator = torch.Generator().manual_seed(seed)
     wavs, seconds = [], 0.0
@@ -186,6 +188,7 @@ def evaluate_tts(
     result = {
         "mos": float(np.mean(scores)),
         "mos_std": float(np.std(scores)),
+        "mos_scores": [float(v) for v in scores],
         "wer": word_error_rate(texts, hyps) if hyps is not None else float("nan"),
         "samples_per_s": len(texts) / max(seconds, 1e-9),
         "audio_s_per_s": sum(len(w) for w in wavs) / model.config.sample_rate / max(seconds, 1e-9),

@@ -1,6 +1,9 @@
 """The DLPO TTS experiment: pretrain on an LJSpeech-format corpus, evaluate the pretrained model, fine-tune it
 with each objective and seed through the same trainer, evaluate each, and write results.json + report.md.
-Every stage resumes: finished results are kept, unfinished training continues from its checkpoint."""
+Every model is evaluated with the same noise (`run.eval_seed`) on `eval_samples_per_text` samples of each held-out
+transcript, so that each fine-tuned model's MOS is compared with the pretrained model's sample by sample (a
+paired difference with its standard error). Every stage resumes: finished results are kept, unfinished training
+continues from its checkpoint."""
 
 from __future__ import annotations
 
@@ -48,6 +51,17 @@ class DLPOTTSRunConfig:
         default=0.01, metadata={"help": "beta of DPOK and KL-in-reward (rl.beta is DLPO's)."}
     )
     eval_inference_steps: int = field(default=20, metadata={"help": "Denoising steps at evaluation."})
+    eval_samples_per_text: int = field(
+        default=4,
+        metadata={"help": "Samples per held-out transcript at evaluation (the same noise for every model)."},
+    )
+    eval_seed: int = field(
+        default=1234,
+        metadata={
+            "help": "Seed of the evaluation noise, the same for the pretrained and every fine-tuned model, so "
+            "that MOS differences are paired sample by sample."
+        },
+    )
     n_audio: int = field(
         default=2, metadata={"help": "Audio samples (wav + spectrogram PNG) per evaluation."}
     )
@@ -57,12 +71,33 @@ class DLPOTTSRunConfig:
         unknown = sorted(set(self.objectives) - set(OBJECTIVES))
         if unknown:
             raise ValueError(f"run.objectives: unknown {unknown}; choose from {sorted(OBJECTIVES)}")
+        if self.eval_samples_per_text < 1:
+            raise ValueError(f"run.eval_samples_per_text must be >= 1, got {self.eval_samples_per_text}")
+
+
+def paired_difference(scores: list[float], base: list[float]) -> tuple[float, float, int]:
+    """Mean of the per-sample differences scores - base (the same transcripts and evaluation noise), its standard
+    error std(d, ddof=1) / sqrt(n), and n."""
+    import numpy as np
+
+    d = np.asarray(scores, dtype=float) - np.asarray(base, dtype=float)
+    if len(scores) != len(base) or d.size < 2:
+        raise ValueError(
+            f"paired difference needs two equal-length score lists of >= 2, got {len(scores)} and {len(base)}"
+        )
+    return float(d.mean()), float(d.std(ddof=1) / np.sqrt(d.size)), int(d.size)
 
 
 def _rl_config(
     base: DiffusionRLConfig, run: DLPOTTSRunConfig, objective: str, seed: int, out: Path
 ) -> DiffusionRLConfig:
-    beta = base.beta if objective == "dlpo" else run.kl_beta if objective in ("dpok", "kl_in_reward") else 0.0
+    beta = (
+        base.beta
+        if objective in ("dlpo", "diffusion_only")
+        else run.kl_beta
+        if objective in ("dpok", "kl_in_reward")
+        else 0.0
+    )
     return dataclasses.replace(base, objective=objective, seed=seed, beta=beta, output_dir=str(out))
 
 
@@ -100,6 +135,7 @@ class DLPOTTSRun:
             )
         train, held_out = utts[: -self.run.eval_count], utts[-self.run.eval_count :]
         eval_texts = [u.text for u in held_out]
+        eval_samples = eval_texts * self.run.eval_samples_per_text
         rate = self.model_config.sample_rate
         mos, asr = make_mos(self.run.mos, rate), make_asr(self.run.asr, rate)
         if "ground_truth" not in self.results:
@@ -112,16 +148,24 @@ class DLPOTTSRun:
         pretrained_dir = Path(self.run.pretrained) if self.run.pretrained else self.out / "pretrain" / "model"
         base = self.pretrained_model(train)
 
-        def evaluate(model: WaveGrad2, seed: int, key: str) -> dict[str, float]:
+        def evaluate(model: WaveGrad2, key: str) -> dict[str, float]:
             steps, audio = self.run.eval_inference_steps, self.out / "audio" / key
-            return evaluate_tts(model, eval_texts, mos, asr, steps, seed, audio, self.run.n_audio)
+            return evaluate_tts(
+                model, eval_samples, mos, asr, steps, self.run.eval_seed, audio, self.run.n_audio
+            )
 
-        for seed in self.run.seeds:
-            key = f"pretrained/seed{seed}"
-            if key not in self.results:
-                self.results[key] = evaluate(base, seed, key)
-                self._save()
-            for objective in self.run.objectives:
+        protocol = {"eval_seed": self.run.eval_seed, "eval_samples": len(eval_samples)}
+        if self.results.setdefault("evaluation", protocol) != protocol:
+            raise ValueError(
+                f"{self.results_path}: its results were evaluated with {self.results['evaluation']}, this run "
+                f"asks for {protocol}; use another run.output_dir (paired differences need one protocol)"
+            )
+        if "pretrained" not in self.results:
+            self.results["pretrained"] = evaluate(base, "pretrained")
+            self._save()
+        base_scores = self.results["pretrained"]["mos_scores"]
+        for objective in self.run.objectives:  # objective-major: a cut-short run has every seed of the first
+            for seed in self.run.seeds:
                 key = f"{objective}/seed{seed}"
                 if key in self.results:
                     continue
@@ -136,7 +180,9 @@ class DLPOTTSRun:
                 trainer.train(self.run.iterations)
                 trained = trainer.accelerator.unwrap_model(trainer.model)
                 trained.save_pretrained(run_dir / "model")
-                result = evaluate(trained, seed, key)
+                result = evaluate(trained, key)
+                diff, se, _ = paired_difference(result["mos_scores"], base_scores)
+                result.update(mos_diff=diff, mos_diff_se=se)
                 result.update(training_summary(run_dir / "metrics.jsonl"))
                 self.results[key] = result
                 self._save()
@@ -171,47 +217,62 @@ def training_summary(metrics_path: Path, window: int = 3) -> dict[str, float]:
 
 
 def summarise(results: dict) -> dict[str, dict[str, tuple[float, float, int]]]:
-    """Mean and standard deviation over seeds of each method's metrics."""
+    """Mean and standard deviation over seeds of each fine-tuned method's scalar metrics."""
     import numpy as np
 
     out: dict[str, dict[str, tuple[float, float, int]]] = {}
-    methods = sorted({k.split("/")[0] for k in results if "/" in k})
+    methods = list(dict.fromkeys(k.split("/")[0] for k in results if "/" in k))
     for m in methods:
         rows = [v for k, v in results.items() if k.startswith(m + "/")]
         out[m] = {}
-        for metric in rows[0]:
-            vals = np.array([r[metric] for r in rows], dtype=float)
-            out[m][metric] = (float(np.nanmean(vals)), float(np.nanstd(vals)), len(vals))
+        for metric, value in rows[0].items():
+            if isinstance(value, (int, float)):
+                vals = np.array([r.get(metric, math.nan) for r in rows], dtype=float)
+                out[m][metric] = (float(np.nanmean(vals)), float(np.nanstd(vals)), len(vals))
     return out
 
 
 def report(results: dict) -> str:
-    """Markdown table: mean ± std over seeds of held-out MOS and WER, training reward and KL, speeds."""
+    """Markdown table: held-out MOS and its paired difference from the pretrained model (per seed: mean ± s.e.
+    over the evaluation samples; over seeds: mean ± s.e. of the seeds' differences), WER, training figures."""
+    import numpy as np
+
     s = summarise(results)
+    n_eval = results.get("evaluation", {}).get("eval_samples", "?")
     lines = [
-        "| method | MOS (held out) | WER | train reward, first 3 -> last 3 iterations | KL at end | "
-        "diffusion loss on data, first 3 -> last 3 | train samples/s | eval samples/s | seeds |",
-        "|---|---|---|---|---|---|---|---|---|",
+        f"| method | MOS (held out) | MOS - pretrained, paired (mean ± s.e. over seeds) | per seed: MOS - pretrained "
+        f"± s.e. (n = {n_eval}) | WER | train reward, first 3 -> last 3 iterations | KL at end | diffusion loss "
+        "on data, first 3 -> last 3 | train samples/s | seeds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for m in ["pretrained", *[m for m in s if m != "pretrained"]]:
-        if m not in s:
-            continue
-        r = s[m]
-        train = (
-            f"{r['train_reward_first'][0]:.3f} -> {r['train_reward_last'][0]:.3f}"
-            if "train_reward_first" in r
+    if "pretrained" in results:
+        p = results["pretrained"]
+        lines.append(f"| pretrained | {p['mos']:.3f} | - | - | {p['wer']:.3f} | - | - | - | - | - |")
+    for m, r in s.items():
+        keys = sorted(k for k in results if k.startswith(m + "/"))
+        diffs = [results[k]["mos_diff"] for k in keys if "mos_diff" in results[k]]
+        per_seed = ", ".join(
+            f"{k.split('/')[1]} {results[k]['mos_diff']:+.3f} ± {results[k]['mos_diff_se']:.3f}"
+            for k in keys
+            if "mos_diff" in results[k]
+        )
+        over = (
+            f"{np.mean(diffs):+.3f} ± {np.std(diffs, ddof=1) / np.sqrt(len(diffs)):.3f}"
+            if len(diffs) > 1
+            else f"{diffs[0]:+.3f}"
+            if diffs
             else "-"
         )
+
+        def pair(a: str, b: str, r: dict = r) -> str:
+            return f"{r[a][0]:.3f} -> {r[b][0]:.3f}" if a in r and b in r else "-"
+
         kl = f"{r['final_kl'][0]:.4f}" if "final_kl" in r else "-"
         speed = f"{r['train_samples_per_s'][0]:.2f}" if "train_samples_per_s" in r else "-"
-        diff = (
-            f"{r['diffusion_loss_first'][0]:.3f} -> {r['diffusion_loss_last'][0]:.3f}"
-            if "diffusion_loss_last" in r
-            else "-"
-        )
         lines.append(
-            f"| {m} | {r['mos'][0]:.3f} ± {r['mos'][1]:.3f} | {r['wer'][0]:.3f} ± {r['wer'][1]:.3f} | {train} | "
-            f"{kl} | {diff} | {speed} | {r['samples_per_s'][0]:.2f} | {r['mos'][2]} |"
+            f"| {m} | {r['mos'][0]:.3f} ± {r['mos'][1]:.3f} | {over} | {per_seed or '-'} | "
+            f"{r['wer'][0]:.3f} ± {r['wer'][1]:.3f} | {pair('train_reward_first', 'train_reward_last')} | {kl} | "
+            f"{pair('diffusion_loss_first', 'diffusion_loss_last')} | {speed} | {r['mos'][2]} |"
         )
     if "ground_truth" in results:
         lines.append(
