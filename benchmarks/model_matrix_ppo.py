@@ -60,6 +60,8 @@ def child(args: argparse.Namespace) -> None:
     )
     trainer = PPOTrainer(policy, SequenceReward(lambda p, t: float(len(t.split()) > 8)), config, problems)
     trainer.step()  # warm-up
+    before = _rss_mb("VmRSS")
+    measured = _reset_peak_rss()
     times, parts = [], {"generation": 0.0, "reward": 0.0, "update": 0.0}
     for _ in range(args.iterations):
         t0 = time.perf_counter()
@@ -75,9 +77,29 @@ def child(args: argparse.Namespace) -> None:
         "params_m": sum(p.numel() for p in policy.model.parameters()) / 1e6,
         "trainable_m": sum(p.numel() for p in policy.model.parameters() if p.requires_grad) / 1e6,
         "deepspeed": trainer.accelerator.distributed_type.value,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_before_iterations_mb": before,
+        "peak_rss_iterations_mb": _rss_mb("VmHWM") if measured else None,
+        "peak_rss_process_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
     print("RESULT " + json.dumps(result), flush=True)
+
+
+def _rss_mb(field: str) -> float:
+    """A memory figure of this process from /proc/self/status (VmRSS: now, VmHWM: peak), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _reset_peak_rss() -> bool:
+    """Reset the process's peak RSS (Linux: write 5 to /proc/self/clear_refs), so that VmHWM is the peak of
+    the timed iterations alone, not of imports and model building."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
 
 
 def _zero2_config(tmp: Path) -> Path:

@@ -104,12 +104,13 @@ def write_ares_report(
             "",
             f"## {stage}: PPO",
             "",
-            "| iteration | sentence score | reward | KL | dropped |",
-            "|---|---|---|---|---|",
+            "| iteration | sentence score | reward | KL | explained var. | dropped |",
+            "|---|---|---|---|---|---|",
         ]
         lines += [
             f"| {int(r['iteration']) + 1} | {r.get('score_mean', float('nan')):.3f} | {r.get('reward', float('nan')):.3f} "
-            f"| {r.get('kl', float('nan')):.4f} | {int(r.get('dropped_samples', 0))} |"
+            f"| {r.get('kl', float('nan')):.4f} | {r.get('explained_variance', float('nan')):.3f} "
+            f"| {int(r.get('dropped_samples', 0))} |"
             for r in rows
         ]
     last = state["evals"][list(state["evals"])[-1]]

@@ -326,18 +326,13 @@ class PPOTrainer:
         seconds = time.perf_counter() - t0
         metrics = self._summarise(*self._all_ranks(chunks, stats), seconds)
         # Ziegler et al.'s controller counts its horizon in samples (sequences), not tokens
-        self.kl_ctl.update(
-            metrics.get("kl", 0.0), int(over_ranks(self.accelerator, len(self._samples(chunks)), "sum"))
-        )
+        samples = int(over_ranks(self.accelerator, sum(len(ch) for ch in chunks), "sum"))
+        self.kl_ctl.update(metrics.get("kl", 0.0), samples)
         self.iteration += 1
         self._log(metrics)
         if c.save_every and self.iteration % c.save_every == 0:
             self.save_checkpoint()
         return metrics
-
-    @staticmethod
-    def _samples(chunks: list[Chunk]) -> list[int]:
-        return [k for ch in chunks for k in range(len(ch))]
 
     def _all_ranks(self, chunks: list[Chunk], stats: dict[str, list[float]]) -> tuple[list[Any], dict]:
         """The chunks' metric fields and the stats of every rank (as they are, in a single process)."""
