@@ -84,9 +84,9 @@ def test_family_rollout_ppo_sft_save_and_reload(family, lora, tiny_family_path, 
     stats = defaultdict(list)
     chunks = trainer.rollout(problems, stats)
     assert len(chunks) == (2 if policy.is_vlm else 1) and stats["dropped_samples"] == [0] * len(chunks)
-    for chunk in chunks:
-        for start in range(0, len(chunk), config.minibatch_size):
-            mb = chunk.select(torch.arange(start, min(start + config.minibatch_size, len(chunk))))
+    for k, chunk in enumerate(chunks):
+        for rows in trainer._minibatches(chunk, 0, k):  # the first update epoch's minibatches
+            mb = chunk.select(rows)
             with torch.no_grad():
                 logp, _, _ = forward_tokens(trainer.model, mb)
             ratio = torch.exp(logp - mb.old_logp)[mb.response_mask.bool()]

@@ -80,9 +80,9 @@ def test_ppo_on_gpt2_with_raw_prefixes_has_first_ratio_one_and_updates(tiny_fami
     torch.manual_seed(0)
     chunks = trainer.rollout(trainer.problems_for(0), defaultdict(list))
     assert set(seen) <= set(REVIEWS) and len(seen) == 8
-    for chunk in chunks:
-        for start in range(0, len(chunk), config.minibatch_size):
-            mb = chunk.select(torch.arange(start, min(start + config.minibatch_size, len(chunk))))
+    for k, chunk in enumerate(chunks):
+        for rows in trainer._minibatches(chunk, 0, k):  # the first update epoch's minibatches
+            mb = chunk.select(rows)
             with torch.no_grad():
                 logp, _, _ = rollout.forward_tokens(trainer.model, mb)
             ratio = torch.exp(logp - mb.old_logp)[mb.response_mask.bool()]
