@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import align.trainers.rollout as rollout
+import align.trainers.scoring as scoring
 from align.generate import SamplingConfig
 from align.models import load_policy
 from align.models.inputs import encode
@@ -47,7 +48,7 @@ def test_gpt2_training_log_probs_equal_generation_log_probs_with_left_padding(ti
         logp, _, _ = rollout.forward_tokens(policy.model, chunk)
     torch.testing.assert_close(logp[mask], chunk.generation_logp[mask], atol=1e-5, rtol=0)
     # without positions from the attention mask, GPT-2's absolute position embeddings shift: a real difference
-    monkeypatch.setattr(rollout, "accepts_position_ids", lambda model: False)
+    monkeypatch.setattr(scoring, "accepts_position_ids", lambda model: False)
     with torch.no_grad():
         shifted, _, _ = rollout.forward_tokens(policy.model, chunk)
     assert (shifted[mask] - chunk.generation_logp[mask]).abs().max() > 1e-2

@@ -30,7 +30,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import torch
-from accelerate import Accelerator
+from accelerate import Accelerator, DistributedType
 
 from align.models.loading import LoadedPolicy
 from align.rl.advantages import masked_gae, whiten_across
@@ -52,7 +52,8 @@ from align.trainers.distributed import (
 from align.trainers.ppo_config import PPOConfig
 from align.trainers.prompt_source import MMCoTPrompt, PromptSource, as_prompt
 from align.trainers.reward_fns import RewardFn, Sample
-from align.trainers.rollout import Chunk, PolicyWithValue, ValueHead, forward_tokens, sample_chunk
+from align.trainers.rollout import Chunk, sample_chunk
+from align.trainers.scoring import PolicyWithValue, ValueHead, forward_tokens
 
 STATE_FILE = "trainer_state.pt"
 
@@ -117,6 +118,8 @@ class PPOTrainer:
             self.kl_ctl = FixedKLController(config.kl_coef)
         self.iteration = 0
         self._trackers: list[Any] | None = None
+        self._kept: list[Any] = []  # the scoring pass's forwards of the first update window
+        self._window_left = 0
 
     # --- data order -----------------------------------------------------------------------------------------
     def problems_for(self, iteration: int) -> list[Any]:
@@ -161,12 +164,16 @@ class PPOTrainer:
 
     @torch.no_grad()
     def rollout(self, problems: list[Any], stats: dict[str, list[float]]) -> list[Chunk]:
-        """Sample, score and evaluate a batch; returns chunks with rewards, advantages and returns."""
+        """Sample, score and evaluate a batch; returns chunks with rewards, advantages and returns. Every
+        group is sampled and rewarded before any is scored, so that no generation runs while the first
+        update window's forward (see `_score_tokens`) holds its activations."""
         model = self.accelerator.unwrap_model(self.model)
         model.eval()
         if self.ref_model is not None:
             self.ref_model.train(False)
-        chunks = []
+        self._kept = []
+        self._window_left = self.config.gradient_accumulation_steps if self._reuse_scoring() else 0
+        rewarded = []
         for group in self._groups(problems):
             t0 = time.perf_counter()
             with generation_weights(self.model, self.accelerator):
@@ -194,7 +201,12 @@ class PPOTrainer:
                 continue
             chunk = chunk.select(torch.tensor(keep))
             chunk.score_rewards = torch.stack([scored[i].rewards for i in keep]).to(chunk.input_ids.device)
+            rewarded.append(chunk)
+        chunks = []
+        for chunk in rewarded:
+            t0 = time.perf_counter()
             self._score_tokens(model, chunk, len(chunks))
+            stats["time/scoring_s"].append(time.perf_counter() - t0)
             mask = chunk.response_mask.float()
             chunk.rewards, chunk.kl = token_rewards(
                 chunk.score_rewards,
@@ -221,19 +233,40 @@ class PPOTrainer:
         order, size = self._order(epoch, chunk_index, len(chunk)), self.config.minibatch_size
         return [order[s : s + size] for s in range(0, len(chunk), size)]
 
+    def _reuse_scoring(self) -> bool:
+        """Whether the first update window may train on the scoring pass's forward: a single plain process
+        (DDP and DeepSpeed pair each forward with its backward and collectives)."""
+        return self.config.reuse_scoring_forward and self.accelerator.distributed_type == DistributedType.NO
+
     def _score_tokens(self, model: torch.nn.Module, chunk: Chunk, chunk_index: int) -> None:
         """Old log-probs, values and reference log-probs of a chunk, computed over the very minibatches of
         the first update epoch: the same rows in the same batch (VLM vision towers batch images together),
-        so the first epoch's ratio is exactly 1, not 1 up to float noise."""
+        so the first epoch's ratio is exactly 1, not 1 up to float noise.
+
+        The first accumulation window of the update runs at the weights of the rollout, so its minibatches'
+        forward is the one scored here: it is run with gradients and kept for the update
+        (`reuse_scoring_forward`), which then skips its own forward for them (TRL's GRPO does the same with
+        one update per rollout)."""
         n, length = chunk.input_ids.shape[0], chunk.response_mask.shape[1]
         device = chunk.input_ids.device
         chunk.old_logp, chunk.values, chunk.ref_logp = (
             torch.zeros(n, length, device=device) for _ in range(3)
         )
+        warmup = self.iteration < self.config.value_warmup_iterations
         for rows in self._minibatches(chunk, 0, chunk_index):
             mb = chunk.select(rows)
+            if self._window_left > 0:
+                self._window_left -= 1
+                with torch.enable_grad():
+                    outputs = forward_tokens(
+                        self.model, mb, with_values=True, with_logits=True, detach_values=warmup
+                    )
+                self._kept.append((chunk, rows, outputs))
+                logp, values = outputs[0].detach(), outputs[1].detach()
+            else:
+                with self.accelerator.autocast():
+                    logp, values, _ = forward_tokens(model, mb, with_values=True)
             with self.accelerator.autocast():
-                logp, values, _ = forward_tokens(model, mb, with_values=True)
                 if self.ref_model is None:
                     with self.policy.reference():
                         ref_logp, _, _ = forward_tokens(model, mb)
@@ -241,6 +274,14 @@ class PPOTrainer:
                     ref_logp, _, _ = forward_tokens(self.ref_model, mb)
             rows = rows.to(device)
             chunk.old_logp[rows], chunk.values[rows], chunk.ref_logp[rows] = logp, values, ref_logp
+
+    def _kept_forward(self, step: int, chunk: Chunk, rows: torch.Tensor) -> tuple | None:
+        """The scoring pass's forward of update micro-step `step`, if it kept one for these rows (once)."""
+        if step >= len(self._kept) or self._kept[step] is None:
+            return None
+        kept_chunk, kept_rows, outputs = self._kept[step]
+        self._kept[step] = None
+        return outputs if kept_chunk is chunk and torch.equal(kept_rows, rows) else None
 
     def _whiten(self, chunks: list[Chunk]) -> None:
         """Advantages whitened with the mean and standard deviation over every rank's response tokens."""
@@ -255,11 +296,14 @@ class PPOTrainer:
             c.advantages = advantages
 
     # --- update ---------------------------------------------------------------------------------------------
-    def _minibatch_loss(self, mb: Chunk) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _minibatch_loss(
+        self, mb: Chunk, outputs: tuple | None = None
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The loss of a minibatch; `outputs` is its forward when the scoring pass kept it."""
         c = self.config
         mask = mb.response_mask.float()
         warmup = self.iteration < c.value_warmup_iterations  # value head alone: the policy stays put
-        logp, values, logits = forward_tokens(
+        logp, values, logits = outputs or forward_tokens(
             self.model, mb, with_values=True, with_logits=True, detach_values=warmup
         )
         params = PolicyLossParams(c.clip_range, c.sppo_alpha, c.sppo_beta, c.sppo_z)
@@ -290,6 +334,7 @@ class PPOTrainer:
         ]
         n_micro = int(over_ranks(self.accelerator, len(plan), "max"))
         if n_micro == 0 or over_ranks(self.accelerator, len(plan), "min") == 0:
+            self._kept = []
             stats["update_skipped"].append(1.0)  # a rank has nothing to learn from: all ranks skip together
             return
         self.model.train(False)  # dropout off: the first epoch's ratio is exactly 1
@@ -299,7 +344,8 @@ class PPOTrainer:
             chunk, rows = plan[i % len(plan)]
             repeat = i >= len(plan)
             with micro_step(self.accelerator, self.model, sync):
-                loss, mb_stats = self._minibatch_loss(chunk.select(rows))
+                kept = None if repeat else self._kept_forward(i, chunk, rows)
+                loss, mb_stats = self._minibatch_loss(chunk.select(rows), kept)
                 self.accelerator.backward(loss * (0.0 if repeat else weight))
                 if sync:
                     if c.max_grad_norm and not is_deepspeed(self.accelerator):
@@ -309,6 +355,7 @@ class PPOTrainer:
             if not repeat:
                 for k, v in mb_stats.items():
                     stats[k].append(float(v))
+        self._kept = []
         stats["time/update_s"].append(time.perf_counter() - t0)
 
     # --- one iteration --------------------------------------------------------------------------------------
