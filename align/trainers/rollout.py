@@ -13,7 +13,13 @@ from align.models.loading import LoadedPolicy
 from align.models.tokens import decode_with_char_ends, generation_settings, stop_token_ids
 from align.models.vision_inputs import extend_aligned, split_rows
 from align.trainers.prompt_source import MMCoTPrompt, PromptSource, render_prompts
-from align.trainers.scoring import PolicyWithValue, ValueHead, forward_tokens  # noqa: F401 (re-exported)
+from align.trainers.scoring import (  # noqa: F401 (PolicyWithValue, ValueHead, forward_tokens: re-exported)
+    PolicyWithValue,
+    ValueHead,
+    forward_tokens,
+    prompt_cache,
+    shares_prompts,
+)
 
 
 @dataclass
@@ -101,6 +107,30 @@ def decode_responses(
     return texts, ends
 
 
+def generate_samples(model: Any, batch: Any, num_samples: int, settings: dict[str, Any]) -> Any:
+    """`generate()` with `num_samples` samples per prompt. A text-only model runs each prompt's prefill once
+    (all but its last token, into a KV cache that its samples share) instead of once per sample; the
+    samples are drawn exactly as `num_return_sequences` draws them."""
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    if num_samples == 1 or set(batch) != {"input_ids", "attention_mask"} or ids.shape[1] < 2:
+        return model.generate(
+            **batch, num_return_sequences=num_samples, return_dict_in_generate=True, **settings
+        )
+    if not shares_prompts(model):
+        return model.generate(
+            **batch, num_return_sequences=num_samples, return_dict_in_generate=True, **settings
+        )
+    name, cache, _ = prompt_cache(model, ids[:, :-1], mask[:, :-1])
+    cache.batch_repeat_interleave(num_samples)
+    return model.generate(
+        input_ids=ids.repeat_interleave(num_samples, 0),
+        attention_mask=mask.repeat_interleave(num_samples, 0),
+        return_dict_in_generate=True,
+        **{name: cache},
+        **settings,
+    )
+
+
 @torch.no_grad()
 def sample_chunk(
     policy: LoadedPolicy,
@@ -123,9 +153,7 @@ def sample_chunk(
     images = [p.image for p in prompts] if policy.is_vlm and prompts[0].image is not None else None
     batch = encode(policy, [p.text for p in prompts], images, chat=chat).to(device)
     settings = {**generation_settings(policy), **generate_kwargs}
-    out = policy.model.generate(
-        **batch, num_return_sequences=num_samples, return_dict_in_generate=True, **settings
-    )
+    out = generate_samples(policy.model, batch, num_samples, settings)
     sequences = out.sequences
     prompt_len = batch["input_ids"].shape[1]
     response = sequences[:, prompt_len:]

@@ -220,6 +220,21 @@ def _full_pass(
     return model(**kwargs, use_cache=False).logits
 
 
+def prompt_cache(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> tuple[str, Any, torch.Tensor]:
+    """(the model's cache argument name, a KV cache of left-padded prompts, the logits at their last
+    position)."""
+    name, cache = _cache_name(model), _new_cache()
+    out = model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=position_ids_from_mask(mask),
+        use_cache=True,
+        logits_to_keep=_positions(ids.shape[1] - 1, ids.shape[1], ids.device),
+        **{name: cache},
+    )
+    return name, cache, out.logits
+
+
 def _shared_prompt_pass(
     model: nn.Module,
     input_ids: torch.Tensor,
@@ -229,18 +244,10 @@ def _shared_prompt_pass(
     prompt_index: torch.Tensor,
 ) -> torch.Tensor:
     """Each distinct prompt once (its KV cache gathered for its rows), then the response tokens over it."""
-    cache_name = _cache_name(model)
-    prompt_mask = attention_mask[first, :prompt_len]
-    cache = _new_cache()
-    out = model(
-        input_ids=input_ids[first, :prompt_len],
-        attention_mask=prompt_mask,
-        position_ids=position_ids_from_mask(prompt_mask),
-        use_cache=True,
-        logits_to_keep=_positions(prompt_len - 1, prompt_len, input_ids.device),
-        **{cache_name: cache},
+    name, cache, prompt_logits = prompt_cache(
+        model, input_ids[first, :prompt_len], attention_mask[first, :prompt_len]
     )
-    logits = [out.logits[prompt_index]]
+    logits = [prompt_logits[prompt_index]]
     if input_ids.shape[1] - prompt_len > 1:  # the response tokens but the last one
         cache.batch_select_indices(prompt_index)
         mask = attention_mask[:, :-1]
@@ -249,7 +256,7 @@ def _shared_prompt_pass(
             attention_mask=mask,
             position_ids=position_ids_from_mask(mask)[:, prompt_len:],
             use_cache=True,
-            **{cache_name: cache},
+            **{name: cache},
         )
         logits.append(out.logits)
     return torch.cat(logits, 1)
