@@ -76,9 +76,13 @@ def main() -> None:
     torch.manual_seed(0)
     path = build(args.size, Path(tempfile.mkdtemp()) / args.size)
     trainer = make_ours(path, args.lora)
-    trainer.step()  # warm-up
     phases: dict[str, list[float]] = defaultdict(list)
     instrument(trainer, phases)
+    reset_peak_rss()
+    trainer.step()  # warm-up
+    warmup = {k: v[0] for k, v in phases.items()}
+    warmup["peak_rss_iteration_mb"] = rss_mb("VmHWM")
+    phases.clear()
     reset_peak_rss()
     t0 = time.perf_counter()
     if args.no_profiler:
@@ -99,6 +103,7 @@ def main() -> None:
     split["other_s"] = total - sum(
         split.get(f"{p}_s", 0.0) for p in ("generation", "reward", "scoring", "update")
     )
+    split["warmup"] = warmup
     print("SPLIT " + json.dumps(split))
     if args.out:
         Path(args.out).write_text(json.dumps(split, indent=1))

@@ -1,7 +1,7 @@
 """The forward pass PPO trains with (`align.trainers.scoring`) computes what the plain forward computed before
 the speed work (one pass over whole sequences, every layer's hidden states, a float32 log-softmax over the
 vocabulary: kept here as the reference) on every model of the matrix, with and without LoRA; prompts shared
-by several samples run once; the first update window trained on the scoring pass's forward gives the same
+by several samples run once; the first update micro-step trained on the scoring pass's forward gives the same
 weights as recomputing it; generation with a shared prefill draws the same samples."""
 
 import inspect
@@ -117,15 +117,15 @@ def _trainer(path, tmp_path, reuse):
     return PPOTrainer(policy, SequenceReward(lambda p, t: float(len(t) % 5)), config, SAMPLES)
 
 
-def test_first_update_window_trained_on_the_scoring_forward_gives_the_same_weights(tiny_lm_path, tmp_path):
+def test_first_micro_step_trained_on_the_scoring_forward_gives_the_same_weights(tiny_lm_path, tmp_path):
     trainers = {reuse: _trainer(tiny_lm_path, tmp_path / str(reuse), reuse) for reuse in (True, False)}
     metrics = {}
     for reuse, trainer in trainers.items():
         torch.manual_seed(0)
         stats = defaultdict(list)
         chunks = trainer.rollout(trainer.local_problems(0), stats)
-        # the window of two micro-steps kept its forward (with its graph) from the scoring pass
-        assert len(trainer._kept) == (2 if reuse else 0)
+        # the first micro-step kept its forward (with its graph) from the scoring pass, only that one
+        assert len(trainer._kept) == (1 if reuse else 0)
         assert all(out[0].requires_grad for _, _, out in trainer._kept)
         trainer.update(chunks, stats)
         assert trainer._kept == []

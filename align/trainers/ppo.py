@@ -118,8 +118,8 @@ class PPOTrainer:
             self.kl_ctl = FixedKLController(config.kl_coef)
         self.iteration = 0
         self._trackers: list[Any] | None = None
-        self._kept: list[Any] = []  # the scoring pass's forwards of the first update window
-        self._window_left = 0
+        self._kept: list[Any] = []  # the scoring pass's forward of the first update micro-step
+        self._keep_first = False
 
     # --- data order -----------------------------------------------------------------------------------------
     def problems_for(self, iteration: int) -> list[Any]:
@@ -166,13 +166,13 @@ class PPOTrainer:
     def rollout(self, problems: list[Any], stats: dict[str, list[float]]) -> list[Chunk]:
         """Sample, score and evaluate a batch; returns chunks with rewards, advantages and returns. Every
         group is sampled and rewarded before any is scored, so that no generation runs while the first
-        update window's forward (see `_score_tokens`) holds its activations."""
+        update micro-step's forward (see `_score_tokens`) holds its activations."""
         model = self.accelerator.unwrap_model(self.model)
         model.eval()
         if self.ref_model is not None:
             self.ref_model.train(False)
         self._kept = []
-        self._window_left = self.config.gradient_accumulation_steps if self._reuse_scoring() else 0
+        self._keep_first = self._reuse_scoring()
         rewarded = []
         for group in self._groups(problems):
             t0 = time.perf_counter()
@@ -234,8 +234,8 @@ class PPOTrainer:
         return [order[s : s + size] for s in range(0, len(chunk), size)]
 
     def _reuse_scoring(self) -> bool:
-        """Whether the first update window may train on the scoring pass's forward: a single plain process
-        (DDP and DeepSpeed pair each forward with its backward and collectives)."""
+        """Whether the first update micro-step may train on the scoring pass's forward: a single plain
+        process (DDP and DeepSpeed pair each forward with its backward and collectives)."""
         return self.config.reuse_scoring_forward and self.accelerator.distributed_type == DistributedType.NO
 
     def _score_tokens(self, model: torch.nn.Module, chunk: Chunk, chunk_index: int) -> None:
@@ -243,10 +243,10 @@ class PPOTrainer:
         the first update epoch: the same rows in the same batch (VLM vision towers batch images together),
         so the first epoch's ratio is exactly 1, not 1 up to float noise.
 
-        The first accumulation window of the update runs at the weights of the rollout, so its minibatches'
-        forward is the one scored here: it is run with gradients and kept for the update
-        (`reuse_scoring_forward`), which then skips its own forward for them (TRL's GRPO does the same with
-        one update per rollout)."""
+        The update's first micro-step runs at the weights of the rollout, so its forward is the one scored
+        here: it is run with gradients and kept for the update (`reuse_scoring_forward`), which then skips
+        its own forward (TRL's GRPO does the same with one update per rollout). One micro-step only, so
+        that the memory held is what that micro-step needs anyway, whatever the accumulation."""
         n, length = chunk.input_ids.shape[0], chunk.response_mask.shape[1]
         device = chunk.input_ids.device
         chunk.old_logp, chunk.values, chunk.ref_logp = (
@@ -255,8 +255,8 @@ class PPOTrainer:
         warmup = self.iteration < self.config.value_warmup_iterations
         for rows in self._minibatches(chunk, 0, chunk_index):
             mb = chunk.select(rows)
-            if self._window_left > 0:
-                self._window_left -= 1
+            if self._keep_first:
+                self._keep_first = False
                 with torch.enable_grad():
                     outputs = forward_tokens(
                         self.model, mb, with_values=True, with_logits=True, detach_values=warmup

@@ -60,8 +60,8 @@ class PPOConfig:
     reuse_scoring_forward: bool = field(
         default=True,
         metadata={
-            "help": "Single process: the first update window trains on the rollout's scoring forward (kept "
-            "with its activations) instead of running it again; the same update, one forward fewer."
+            "help": "Single process: the first update micro-step trains on the rollout's scoring forward "
+            "(kept with its activations) instead of running it again; the same update, one forward fewer."
         },
     )
     value_head_hidden: int = field(default=0, metadata={"help": "Value-head MLP width (0: model width)."})
