@@ -6,6 +6,16 @@ This package knows nothing about training: it turns (problem, rationale) request
 from teacher.cache import FeedbackCache
 from teacher.cached import CachedTeacher
 from teacher.client import Teacher, make_teacher
-from teacher.records import Feedback, TeacherRequest
+from teacher.protocols import TeacherLike
+from teacher.records import Feedback, JobWideError, TeacherRequest
 
-__all__ = ["CachedTeacher", "Feedback", "FeedbackCache", "Teacher", "TeacherRequest", "make_teacher"]
+__all__ = [
+    "CachedTeacher",
+    "Feedback",
+    "FeedbackCache",
+    "JobWideError",
+    "Teacher",
+    "TeacherLike",
+    "TeacherRequest",
+    "make_teacher",
+]

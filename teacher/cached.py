@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+
 from teacher.cache import FeedbackCache, cache_key
 from teacher.client import Teacher
 from teacher.limits import RetryPolicy
 from teacher.pricing import PriceTable
 from teacher.records import Feedback, ProblemLike, TeacherRequest
+from teacher.tasks import TeacherTasks
 
 
-class CachedTeacher:
+class CachedTeacher(TeacherTasks):
     """A hit sends nothing and returns the stored feedback (`cached=True`). Failures are stored with their
     reason; they are answered from the cache too unless `retry_failed`. Transient errors (429/5xx/timeouts)
     are retried when a `retry` policy is given (backoff honouring Retry-After; default: no retries) and, if
-    they persist, raised as `TransientError` without caching anything."""
+    they persist, raised as `TransientError` without caching anything (`*_many` return them as failed
+    items, uncached, so the next call sends them again). Concurrent calls for one key send it once."""
 
     def __init__(
         self,
@@ -26,10 +31,14 @@ class CachedTeacher:
         self.teacher, self.cache, self.retry_failed = teacher, cache, retry_failed
         self.retry = retry
         self.prices = prices or PriceTable()
+        self._in_flight: dict[str, asyncio.Future[Feedback]] = {}
 
     def run_sync(self, coro):
         """Run a coroutine on the wrapped teacher's loop thread."""
         return self.teacher.run_sync(coro)
+
+    def build(self, task: str, problem: ProblemLike, *args) -> TeacherRequest:
+        return self.teacher.build(task, problem, *args)
 
     def key(self, request: TeacherRequest) -> str:
         return cache_key(self.teacher.name, self.teacher.model, request)
@@ -44,31 +53,34 @@ class CachedTeacher:
         hit = self.lookup(request)
         if hit is not None:
             return hit
+        key = self.key(request)
+        if key in self._in_flight:  # the same request already on its way: wait for its answer
+            return dataclasses.replace(await asyncio.shield(self._in_flight[key]), cached=True)
+        future = asyncio.get_running_loop().create_future()
+        self._in_flight[key] = future
+        try:
+            feedback = await self._send(key, request)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except BaseException as err:
+            future.set_exception(err)
+            future.exception()  # marked as retrieved: a future nobody waits on logs nothing
+            raise
+        else:
+            future.set_result(feedback)
+        finally:
+            del self._in_flight[key]
+        return feedback
+
+    async def _send(self, key: str, request: TeacherRequest) -> Feedback:
         if self.retry is not None:
             feedback = await self.retry.call(lambda: self.teacher.run(request))
         else:
             feedback = await self.teacher.run(request)
         feedback.cost = self.prices.cost(self.teacher.model, feedback.input_tokens, feedback.output_tokens)
-        self.cache.put(self.key(request), request, self.teacher.name, self.teacher.model, feedback)
+        self.cache.put(key, request, self.teacher.name, self.teacher.model, feedback)
         return feedback
-
-    async def ascore_sentences(self, problem: ProblemLike, sentences: list[str]) -> Feedback:
-        return await self.run(self.teacher.build("score", problem, list(sentences)))
-
-    async def acorrect(self, problem: ProblemLike, rationale: str) -> Feedback:
-        return await self.run(self.teacher.build("correct", problem, rationale))
-
-    async def ajudge(self, problem: ProblemLike, rationale_a: str, rationale_b: str) -> Feedback:
-        return await self.run(self.teacher.build("judge", problem, rationale_a, rationale_b))
-
-    def score_sentences(self, problem: ProblemLike, sentences: list[str]) -> Feedback:
-        return self.teacher.run_sync(self.ascore_sentences(problem, sentences))
-
-    def correct(self, problem: ProblemLike, rationale: str) -> Feedback:
-        return self.teacher.run_sync(self.acorrect(problem, rationale))
-
-    def judge(self, problem: ProblemLike, rationale_a: str, rationale_b: str) -> Feedback:
-        return self.teacher.run_sync(self.ajudge(problem, rationale_a, rationale_b))
 
     @property
     def name(self) -> str:

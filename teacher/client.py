@@ -9,7 +9,16 @@ from typing import Any
 
 from teacher import prompts
 from teacher.backends.base import Backend
-from teacher.records import BadSpecError, Feedback, ProblemLike, RawReply, TeacherRequest
+from teacher.records import (
+    BadSpecError,
+    Feedback,
+    ItemError,
+    ProblemLike,
+    RawReply,
+    TeacherRequest,
+    failed_feedback,
+)
+from teacher.tasks import TeacherTasks
 
 SPEC_HELP = (
     "openai:MODEL, anthropic:MODEL, openai-compatible:URL#MODEL, hf:PATH_OR_HUB_ID, reference, "
@@ -30,11 +39,13 @@ class EventLoopThread:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
 
 
-class Teacher:
+class Teacher(TeacherTasks):
     """Builds versioned requests, sends them through the backend and validates the replies.
 
     With `repair=True` a rejected reply is retried once with a message naming what was wrong; a second
-    rejection is returned as a failed `Feedback` with its reason (never a guess).
+    rejection is returned as a failed `Feedback` with its reason (never a guess). A request the provider
+    refuses or answers with a garbled body (`ItemError`) is a failed `Feedback` too; transient and job-wide
+    errors raise. The tasks, single and `*_many`, come from `TeacherTasks`.
     """
 
     def __init__(self, backend: Backend, repair: bool = True, params: dict | None = None, spec: str = ""):
@@ -69,15 +80,22 @@ class Teacher:
 
     async def run(self, request: TeacherRequest) -> Feedback:
         """Send one request (with at most one repair turn) and return validated feedback."""
-        reply = await self.backend.complete(request)
+        try:
+            reply = await self.backend.complete(request)
+        except ItemError as err:
+            return failed_feedback(request, str(err), self.model)
         feedback = prompts.parse_reply(request, reply)
         if not feedback.ok and self.repair:
             followup = (
                 ("assistant", reply.text or "(empty)"),
                 ("user", prompts.repair_message(feedback.failure)),
             )
-            second = await self.backend.complete(request, followup)
-            repaired = prompts.parse_reply(request, second)
+            try:
+                second = await self.backend.complete(request, followup)
+            except ItemError as err:
+                repaired = failed_feedback(request, f"repair turn: {err}", reply.model)
+            else:
+                repaired = prompts.parse_reply(request, second)
             repaired.input_tokens += reply.input_tokens
             repaired.output_tokens += reply.output_tokens
             repaired.latency_s += reply.latency_s
@@ -85,24 +103,6 @@ class Teacher:
                 repaired.failure = f"{repaired.failure} (after one repair retry; first: {feedback.failure})"
             feedback = repaired
         return feedback
-
-    async def ascore_sentences(self, problem: ProblemLike, sentences: list[str]) -> Feedback:
-        return await self.run(self.build("score", problem, list(sentences)))
-
-    async def acorrect(self, problem: ProblemLike, rationale: str) -> Feedback:
-        return await self.run(self.build("correct", problem, rationale))
-
-    async def ajudge(self, problem: ProblemLike, rationale_a: str, rationale_b: str) -> Feedback:
-        return await self.run(self.build("judge", problem, rationale_a, rationale_b))
-
-    def score_sentences(self, problem: ProblemLike, sentences: list[str]) -> Feedback:
-        return self.run_sync(self.ascore_sentences(problem, sentences))
-
-    def correct(self, problem: ProblemLike, rationale: str) -> Feedback:
-        return self.run_sync(self.acorrect(problem, rationale))
-
-    def judge(self, problem: ProblemLike, rationale_a: str, rationale_b: str) -> Feedback:
-        return self.run_sync(self.ajudge(problem, rationale_a, rationale_b))
 
     async def aclose(self) -> None:
         await self.backend.aclose()

@@ -96,11 +96,30 @@ class TeacherError(RuntimeError):
     """Base class of the teacher's errors."""
 
 
+class JobWideError(TeacherError):
+    """A failure that is not about one request (a missing or rejected key, an unknown model, the budget): it
+    stops a whole job, and `*_many` raise it instead of failing one item."""
+
+
+class ItemError(TeacherError):
+    """The provider refused or garbled the answer to one request (a 400, a body that is not the protocol's
+    JSON, no choices): that item is recorded as failed with this reason and the job goes on."""
+
+    def __init__(self, message: str, status: int | None = None, excerpt: str = ""):
+        detail = f": {excerpt!r}" if excerpt else ""
+        super().__init__(f"{message}{detail}")
+        self.status, self.excerpt = status, excerpt
+
+
 class BadSpecError(TeacherError, ValueError):
     """A teacher spec string that cannot be parsed."""
 
 
-class MissingAPIKeyError(TeacherError):
+class AuthError(JobWideError):
+    """The provider rejected the key (401) or its permissions (403)."""
+
+
+class MissingAPIKeyError(JobWideError):
     """The environment variable holding the provider's key is not set."""
 
     def __init__(self, variable: str, spec: str):
@@ -108,7 +127,7 @@ class MissingAPIKeyError(TeacherError):
         self.variable = variable
 
 
-class UnknownModelError(TeacherError):
+class UnknownModelError(JobWideError):
     """The provider does not know the model."""
 
 
@@ -120,7 +139,7 @@ class TransientError(TeacherError):
         self.retry_after = retry_after
 
 
-class BudgetExceededError(TeacherError):
+class BudgetExceededError(JobWideError):
     """The job's budget would be exceeded by the next request."""
 
     def __init__(self, spent: float, budget: float, requests: int):
@@ -129,3 +148,10 @@ class BudgetExceededError(TeacherError):
             "raise --budget to continue (cached work is kept)"
         )
         self.spent, self.budget, self.requests = spent, budget, requests
+
+
+def failed_feedback(request: TeacherRequest, reason: str, model: str = "") -> Feedback:
+    """The failed `Feedback` of a request that got no usable reply, with the reason."""
+    return Feedback(
+        task=request.task, ok=False, failure=reason, model=model, prompt_version=request.prompt_version
+    )

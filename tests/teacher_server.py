@@ -16,7 +16,25 @@ from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-FAULTS = ("429", "500", "503", "slow", "prose", "truncated", "wrong_count", "out_of_range", "bad_verdict")
+FAULTS = (
+    "429",
+    "500",
+    "503",
+    "slow",
+    "prose",
+    "truncated",
+    "wrong_count",
+    "out_of_range",
+    "bad_verdict",
+    # unusual replies a long job meets once in a while
+    "401",  # the key is rejected: a job-wide error
+    "400",  # this one request is refused (e.g. an image the provider cannot read)
+    "html",  # a 200 with a text/html body (a proxy's error page)
+    "not_json",  # a 200 that claims JSON but is not
+    "empty_choices",  # a 200 with no choices (OpenAI) / no content blocks (Anthropic)
+    "long",  # a long prose reply without JSON, `max_tokens` long: the repair turn will be needed
+)
+STATUS_FAULTS = {"429": 429, "500": 500, "503": 503, "401": 401, "400": 400}
 
 
 def task_of(system: str) -> str:
@@ -50,7 +68,7 @@ def default_responder(task: str, block: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def corrupt(task: str, answer: dict[str, Any], fault: str) -> tuple[str, bool]:
+def corrupt(task: str, answer: dict[str, Any], fault: str, max_tokens: int = 1024) -> tuple[str, bool]:
     """(reply text, is_json_clean) for a content fault."""
     if fault == "prose":
         return f"Sure! Here is my assessment.\n```json\n{json.dumps(answer)}\n```\nHope this helps.", False
@@ -62,7 +80,35 @@ def corrupt(task: str, answer: dict[str, Any], fault: str) -> tuple[str, bool]:
         return json.dumps({"scores": [1.7] + answer["scores"][1:]}), True
     if fault == "bad_verdict" and "verdict" in answer:
         return json.dumps({"verdict": "C", "reason": "?"}), True
+    if fault == "long":
+        return long_prose(max_tokens), False
     return json.dumps(answer), True
+
+
+IMAGE_TOKENS = 765  # what both providers charge for a 512x512 image tile, roughly
+
+
+def prompt_tokens_of(system: str, messages: list[dict]) -> int:
+    """Input tokens the way a provider bills them: every turn's text (4 characters a token, the system
+    prompt and earlier replies included) plus a flat count per image."""
+    chars, images = len(system), 0
+    for message in messages:
+        content = message.get("content", "")
+        if isinstance(content, str):
+            chars += len(content)
+            continue
+        for part in content:
+            if part.get("type") == "text":
+                chars += len(part.get("text", ""))
+            elif part.get("type") in ("image", "image_url"):
+                images += 1
+    return chars // 4 + IMAGE_TOKENS * images
+
+
+def long_prose(tokens: int) -> str:
+    """Prose with no JSON in it, `tokens` long by the server's count (4 characters a token)."""
+    text = "Let me think about each sentence carefully before I answer. " * (tokens // 15 + 1)
+    return text[: tokens * 4]
 
 
 class _QuietServer(ThreadingHTTPServer):
@@ -85,7 +131,13 @@ class TeacherServer:
         self.requests: Counter[str] = Counter()  # per endpoint
         self.by_fingerprint: Counter[str] = Counter()
         self.seen_auth: list[str] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self._hold_until = 0  # requests wait until this many have arrived (see `hold`)
+        self._hold_timeout_s = 0.0
+        self._arrived = 0
         self._lock = threading.Lock()
+        self._arrival = threading.Condition(self._lock)
         self.httpd = _QuietServer((host, port), self._handler())
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -124,8 +176,15 @@ class TeacherServer:
         assert fault in FAULTS, fault
         self.rules.append((substring, fault, times))
 
+    def hold(self, n: int, timeout_s: float = 10.0) -> None:
+        """Hold every request until `n` requests have arrived (or `timeout_s` passed): a client that really
+        keeps `n` in flight then shows `max_in_flight == n` however loaded the machine is."""
+        with self._lock:
+            self._hold_until, self._hold_timeout_s, self._arrived = n, timeout_s, 0
+
     def reset(self) -> None:
         with self._lock:
+            self.in_flight = self.max_in_flight = self._arrived = self._hold_until = 0
             self.faults.clear()
             self.rules.clear()
             self.requests.clear()
@@ -165,6 +224,13 @@ class TeacherServer:
                 self.end_headers()
                 self.wfile.write(data)
 
+            def _send_raw(self, status: int, data: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
             def do_GET(self):  # noqa: N802
                 if self.path.rstrip("/") == "/stats":
                     with server._lock:
@@ -177,6 +243,21 @@ class TeacherServer:
                     self._send(404, {"error": {"message": f"no route {self.path}"}})
 
             def do_POST(self):  # noqa: N802
+                with server._lock:
+                    server.in_flight += 1
+                    server.max_in_flight = max(server.max_in_flight, server.in_flight)
+                    server._arrived += 1
+                    server._arrival.notify_all()
+                    deadline = time.monotonic() + server._hold_timeout_s
+                    while server._arrived < server._hold_until and time.monotonic() < deadline:
+                        server._arrival.wait(deadline - time.monotonic())
+                try:
+                    self._post()
+                finally:
+                    with server._lock:
+                        server.in_flight -= 1
+
+            def _post(self):
                 length = int(self.headers.get("Content-Length", 0))
                 raw = self.rfile.read(length)
                 if len(raw) < length:  # the client died mid-request: nothing to answer, nothing to count
@@ -214,16 +295,28 @@ class TeacherServer:
                 if fault == "slow":
                     time.sleep(server.slow_s)
                     return False
-                if fault in ("429", "500", "503"):
-                    status = int(fault)
+                if fault in STATUS_FAULTS:
+                    status = STATUS_FAULTS[fault]
                     headers = {"Retry-After": "0.05"} if status == 429 else {}
-                    kind = {429: "rate_limit_error", 500: "api_error", 503: "overloaded_error"}[status]
+                    kind = {
+                        429: "rate_limit_error",
+                        500: "api_error",
+                        503: "overloaded_error",
+                        401: "authentication_error",
+                        400: "invalid_request_error",
+                    }[status]
                     body = (
                         {"type": "error", "error": {"type": kind, "message": f"injected {fault}"}}
                         if anthropic
                         else {"error": {"message": f"injected {fault}", "type": kind, "code": fault}}
                     )
                     self._send(status, body, headers)
+                    return True
+                if fault == "html":
+                    self._send_raw(200, b"<html><body><h1>502 Bad Gateway</h1></body></html>", "text/html")
+                    return True
+                if fault == "not_json":
+                    self._send_raw(200, b"upstream connect error or disconnect", "application/json")
                     return True
                 return False
 
@@ -245,7 +338,9 @@ class TeacherServer:
                 fault, answer, _ = self._common("openai.chat", system, user_text, auth)
                 if fault and self._error(fault, anthropic=False):
                     return
-                text, _ = corrupt("", answer, fault or "")
+                max_tokens = body.get("max_completion_tokens") or body.get("max_tokens") or 1024
+                text, _ = corrupt("", answer, fault or "", max_tokens)
+                prompt_tokens = prompt_tokens_of("", messages)
                 self._send(
                     200,
                     {
@@ -253,17 +348,19 @@ class TeacherServer:
                         "object": "chat.completion",
                         "created": int(time.time()),
                         "model": body.get("model", ""),
-                        "choices": [
+                        "choices": []
+                        if fault == "empty_choices"
+                        else [
                             {
                                 "index": 0,
                                 "message": {"role": "assistant", "content": text},
-                                "finish_reason": "stop",
+                                "finish_reason": "length" if fault == "long" else "stop",
                             }
                         ],
                         "usage": {
-                            "prompt_tokens": len(user_text) // 4,
+                            "prompt_tokens": prompt_tokens,
                             "completion_tokens": len(text) // 4,
-                            "total_tokens": (len(user_text) + len(text)) // 4,
+                            "total_tokens": prompt_tokens + len(text) // 4,
                         },
                     },
                 )
@@ -279,7 +376,9 @@ class TeacherServer:
                 fault, answer, _ = self._common("anthropic.messages", system, user_text, auth)
                 if fault and self._error(fault, anthropic=True):
                     return
-                text, clean = corrupt("", answer, fault or "")
+                text, clean = corrupt("", answer, fault or "", body.get("max_tokens") or 1024)
+                turns = body.get("messages", [])
+                prompt_tokens = prompt_tokens_of(system, turns)
                 tools = body.get("tools")
                 if tools and clean:
                     blocks = [
@@ -293,7 +392,9 @@ class TeacherServer:
                     stop = "tool_use"
                 else:
                     blocks = [{"type": "text", "text": text}]
-                    stop = "end_turn"
+                    stop = "max_tokens" if fault == "long" else "end_turn"
+                if fault == "empty_choices":
+                    blocks = []
                 self._send(
                     200,
                     {
@@ -304,7 +405,7 @@ class TeacherServer:
                         "content": blocks,
                         "stop_reason": stop,
                         "stop_sequence": None,
-                        "usage": {"input_tokens": len(user_text) // 4, "output_tokens": len(text) // 4},
+                        "usage": {"input_tokens": prompt_tokens, "output_tokens": len(text) // 4},
                     },
                 )
 

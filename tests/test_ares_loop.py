@@ -48,6 +48,10 @@ def test_ares_loop_runs_reports_and_resumes_without_new_teacher_calls(tmp_path, 
     assert len(corrections) == 8 and all(c["ok"] for c in corrections)
     rl = report["rl"]["round1/rl"]
     assert len(rl) == 2 and all("score_mean" in r for r in rl)
+    # the report shows the PPO objective beside the mean score, and a KL estimator that is never negative
+    assert all(r["kl_k3"] >= 0 for r in rl)
+    md = (out / "report.md").read_text()
+    assert "objective (sum of score - neutral)" in md and "KL (k3)" in md
     paid = len(run.teacher.cache)
     # a run killed before its last stage resumes there: redo SFT + evaluation, no new teacher request
     state = json.loads((out / "ares_state.json").read_text())

@@ -1,7 +1,5 @@
 """The token-level PPO trainer really learns, resumes exactly, and uses the LoRA-disabled base as reference."""
 
-import asyncio
-
 import pytest
 import torch
 
@@ -29,13 +27,15 @@ class WordTeacher:
     def __init__(self, word, fail_on=None):
         self.word, self.fail_on = word, fail_on
 
-    async def ascore_sentences(self, problem, sentences):
+    name, model = "word", "word"
+
+    def score(self, sentences):
         if self.fail_on and any(self.fail_on in s for s in sentences):
             return Feedback("score", False, failure="expected 3 scores, got 2")
         return Feedback("score", True, scores=[1.0 if self.word in s.lower() else 0.0 for s in sentences])
 
-    def run_sync(self, coro):
-        return asyncio.run(coro)
+    def score_many(self, problems, sentence_lists, concurrency=16):
+        return [self.score(s) for s in sentence_lists]
 
 
 @pytest.fixture(scope="module")

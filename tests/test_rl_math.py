@@ -1,10 +1,12 @@
 """Pure RL math against hand-computed numbers and autograd."""
 
+import math
+
 import pytest
 import torch
 
-from align.rl.advantages import masked_gae
-from align.rl.losses import ppo_clip_loss, symmetric_loss, value_loss
+from align.rl.advantages import masked_gae, whiten_across
+from align.rl.losses import POLICY_LOSSES, PolicyLossParams, ppo_clip_loss, symmetric_loss, value_loss
 from align.rl.masked import masked_whiten
 from align.rl.rewards import (
     AdaptiveKLController,
@@ -87,7 +89,10 @@ def test_ppo_clip_hand_computed():
     loss, stats = ppo_clip_loss(new, old, adv, torch.ones(1, 2), clip=0.2)
     # min(1.5, 1.2) = 1.2 and min(0.5, 0.8) = 0.5 -> -(1.2 + 0.5)/2
     assert loss.item() == pytest.approx(-0.85)
-    assert stats["clip_fraction"].item() == pytest.approx(0.5)
+    # both ratios left [0.8, 1.2]; approx_kl = mean((r - 1) - log r)
+    assert stats["clip_fraction"].item() == pytest.approx(1.0)
+    expected_kl = ((0.5 - math.log(1.5)) + (-0.5 - math.log(0.5))) / 2
+    assert stats["approx_kl"].item() == pytest.approx(expected_kl)
 
 
 def test_symmetric_alpha1_beta0_is_ppo_exactly():
@@ -123,3 +128,52 @@ def test_value_loss_clipping():
     assert value_loss(v, old, ret, m)[0].item() == pytest.approx(0.5)
     # clipped value 0.5 -> error (0.5-3)^2 = 6.25 > 1 -> 0.5 * 6.25
     assert value_loss(v, old, ret, m, clip=0.5)[0].item() == pytest.approx(3.125)
+
+
+def test_whiten_across_chunks_equals_whitening_the_concatenated_batch():
+    torch.manual_seed(1)
+    a, b = torch.randn(2, 5), torch.randn(3, 7)
+    ma, mb = (torch.rand(2, 5) > 0.3).float(), (torch.rand(3, 7) > 0.3).float()
+    wa, wb = whiten_across([a, b], [ma, mb])
+    flat = torch.cat([a[ma.bool()], b[mb.bool()]])
+    mean, std = flat.mean(), flat.std()
+    torch.testing.assert_close(wa, (a - mean) / (std + 1e-8) * ma)
+    torch.testing.assert_close(wb, (b - mean) / (std + 1e-8) * mb)
+    assert torch.cat([wa[ma.bool()], wb[mb.bool()]]).std().item() == pytest.approx(1.0, abs=1e-5)
+
+
+def test_policy_loss_registry_dispatches_by_name_with_one_signature():
+    torch.manual_seed(2)
+    logp = torch.randn(2, 4).clamp(max=-0.05)
+    old, adv, mask = logp + 0.1 * torch.randn(2, 4), torch.randn(2, 4), torch.ones(2, 4)
+    params = PolicyLossParams(clip=0.2, alpha=0.5, beta=0.4, z=-1.0)
+    ppo, _ = POLICY_LOSSES["ppo"](logp, old, adv, mask, params)
+    sppo, stats = POLICY_LOSSES["sppo"](logp, old, adv, mask, params)
+    assert torch.equal(ppo, ppo_clip_loss(logp, old, adv, mask, 0.2)[0])
+    assert torch.equal(sppo, symmetric_loss(logp, old, adv, mask, 0.2, 0.5, 0.4, -1.0)[0])
+    assert "reverse_loss" in stats and set(POLICY_LOSSES) >= {"ppo", "sppo"}
+
+
+def test_align_and_control_sppo_agree_in_loss_gradient_and_statistics():
+    """The token-level (masked) SPPO of align and the per-sample SPPO of control are one formula: on the
+    same flat samples with a full mask they give the same loss, gradient and same-named statistics."""
+    from control.losses.policy import sppo_loss
+
+    torch.manual_seed(3)
+    n = 64
+    old = torch.log(torch.rand(n) * 0.9 + 0.05)
+    logp = (old + 0.3 * torch.randn(n)).clamp(max=-1e-3)  # some ratios far outside the clip range
+    adv = torch.randn(n)
+    for z in (-1.0, -6.0):
+        a = logp.clone().requires_grad_()
+        c = logp.clone().requires_grad_()
+        la, sa = symmetric_loss(
+            a.view(1, n), old.view(1, n), adv.view(1, n), torch.ones(1, n), 0.2, 0.5, 0.4, z
+        )
+        lc, sc = sppo_loss(c, old, adv, c.exp(), 0.2, 0.5, 0.4, z)
+        torch.testing.assert_close(la, lc)
+        (ga,) = torch.autograd.grad(la, a)
+        (gc,) = torch.autograd.grad(lc, c)
+        torch.testing.assert_close(ga, gc)
+        for key in ("clip_fraction", "approx_kl", "reverse_loss", "gate_open"):
+            torch.testing.assert_close(sa[key].float(), sc[key].float(), msg=key)

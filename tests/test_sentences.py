@@ -68,6 +68,18 @@ CASES = [
     ("Is it true? No. It is false.", ["Is it true?", "No.", "It is false."]),
     ("It costs $3.50. Buy two.", ["It costs $3.50.", "Buy two."]),
     ("Version 3.10 is out. Try it.", ["Version 3.10 is out.", "Try it."]),
+    # units and references that double as titles end a sentence in lower case
+    ("The rope is 11.5 ft. Magnets attract.", ["The rope is 11.5 ft.", "Magnets attract."]),
+    ("The peak is 8848 mt. It is high.", ["The peak is 8848 mt.", "It is high."]),
+    ("It is 3 st. Weigh it again.", ["It is 3 st.", "Weigh it again."]),
+    ("The mass is approx. Ten grams is close.", ["The mass is approx.", "Ten grams is close."]),
+    ("The mass is approx. ten grams.", ["The mass is approx. ten grams."]),
+    ("See the plot in fig. It shows a line.", ["See the plot in fig.", "It shows a line."]),
+    ("Read it in vol. The end is sad.", ["Read it in vol.", "The end is sad."]),
+    ("St. Louis is a city. It is big.", ["St. Louis is a city.", "It is big."]),
+    ("Ft. Worth is in Texas. It is hot.", ["Ft. Worth is in Texas.", "It is hot."]),
+    ("See Vol. 3 and Fig. 4 for it. Done.", ["See Vol. 3 and Fig. 4 for it.", "Done."]),
+    ("Use Eq. 2 here. It is linear.", ["Use Eq. 2 here.", "It is linear."]),
 ]
 
 

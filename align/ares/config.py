@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from align.data.select import DATASETS
 from align.models.loading import LoraSettings
+from align.rl.rewards import NEUTRAL_SCORE
 
 
 @dataclass
@@ -52,7 +53,8 @@ class AresConfig:
     )
     teacher_concurrency: int = field(default=16, metadata={"help": "Concurrent teacher requests."})
     neutral_score: float = field(
-        default=0.5, metadata={"help": "Teacher score that gives zero reward (reward = score - this)."}
+        default=NEUTRAL_SCORE,
+        metadata={"help": "Teacher score that gives zero reward (reward = score - this)."},
     )
     rounds: int = field(default=1, metadata={"help": "ARES rounds (RL then correction SFT)."})
     rl_iterations: int = field(default=4, metadata={"help": "PPO iterations per round."})

@@ -115,19 +115,11 @@ class AresRun:
             self.ppo.sampling, num_samples=1, max_new_tokens=self.cfg.correction_max_new_tokens
         )
         rationales = [samples[0] for samples in generate_texts(policy, self.train, sampling)]
-
-        async def correct_all() -> list[Any]:
-            import asyncio
-
-            gate = asyncio.Semaphore(self.cfg.teacher_concurrency)
-
-            async def one(problem: Any, rationale: str) -> Any:
-                async with gate:
-                    return await self.teacher.acorrect(problem, dedupe_sentences(rationale) or "(empty)")
-
-            return await asyncio.gather(*(one(p, r) for p, r in zip(self.train, rationales, strict=True)))
-
-        results = self.teacher.run_sync(correct_all())
+        results = self.teacher.correct_many(
+            self.train,
+            [dedupe_sentences(r) or "(empty)" for r in rationales],
+            concurrency=self.cfg.teacher_concurrency,
+        )
         path = self.layout.corrections(stage)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as f:
@@ -163,17 +155,11 @@ class AresRun:
         )
         texts = [s[0] for s in generate_texts(policy, self.eval, sampling)]
 
-        async def score_all() -> list[Any]:
-            import asyncio
-
-            return await asyncio.gather(
-                *(
-                    self.teacher.ascore_sentences(p, sentence_texts(t) or ["(empty)"])
-                    for p, t in zip(self.eval, texts, strict=True)
-                )
-            )
-
-        feedback = self.teacher.run_sync(score_all())
+        feedback = self.teacher.score_many(
+            self.eval,
+            [sentence_texts(t) or ["(empty)"] for t in texts],
+            concurrency=self.cfg.teacher_concurrency,
+        )
         scores = [s for fb in feedback if fb.ok for s in fb.scores]
         examples = [
             {
@@ -214,4 +200,6 @@ class AresRun:
     def write_report(self) -> dict[str, Any]:
         from align.ares.report import write_ares_report
 
-        return write_ares_report(self.layout, self.cfg, self.state, self.stages, self.teacher.cache.stats())
+        return write_ares_report(
+            self.layout, self.cfg, self.state, self.stages, self.teacher.cache.stats(), self.ppo
+        )

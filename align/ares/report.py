@@ -55,25 +55,38 @@ def _plot(out: Path, state: dict[str, Any], curves: dict[str, list[dict[str, flo
     axes[0].set_xticks(range(len(names)), names, rotation=30, ha="right", fontsize=7)
     axes[0].set_title("eval split after each stage")
     axes[0].legend(fontsize=7)
+    objective_axis = axes[1].twinx() if curves else None
     for stage, rows in curves.items():
-        axes[1].plot(
-            [r["iteration"] + 1 for r in rows],
-            [r.get("score_mean", float("nan")) for r in rows],
-            "o-",
-            label=stage,
+        steps = [r["iteration"] + 1 for r in rows]
+        axes[1].plot(steps, [r.get("score_mean", float("nan")) for r in rows], "o-", label=f"{stage} score")
+        objective_axis.plot(
+            steps, [r.get("reward", float("nan")) for r in rows], "s--", label=f"{stage} objective"
         )
     axes[1].set_xlabel("PPO iteration")
-    axes[1].set_title("mean sentence score of samples")
-    if curves:
-        axes[1].legend(fontsize=7)
+    axes[1].set_ylabel("mean sentence score (o-)")
+    axes[1].set_title("samples: mean score and PPO objective")
+    if objective_axis is not None:
+        objective_axis.set_ylabel("sum of (score - neutral) per sample (s--)")
+        axes[1].legend(fontsize=7, loc="upper left")
+        objective_axis.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(out / "report.png", dpi=100)
     plt.close(fig)
     return "report.png"
 
 
+def _num(row: dict[str, float], key: str, digits: int) -> str:
+    value = row.get(key)
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def write_ares_report(
-    layout: RunLayout, cfg: Any, state: dict[str, Any], stages: list[str], cache_stats: dict
+    layout: RunLayout,
+    cfg: Any,
+    state: dict[str, Any],
+    stages: list[str],
+    cache_stats: dict,
+    ppo_cfg: Any = None,
 ) -> dict[str, Any]:
     out = layout.root
     curves = _rl_curves(layout, stages)
@@ -104,12 +117,20 @@ def write_ares_report(
             "",
             f"## {stage}: PPO",
             "",
-            "| iteration | sentence score | reward | KL | dropped |",
-            "|---|---|---|---|---|",
+            "The objective PPO maximises is the sum over a sample's sentences of (score - neutral score),",
+            "not the mean score: a model can raise it by writing fewer poor sentences while its mean",
+            "sentence score falls. KL is per sequence, against the stage's reference model: the estimator",
+            f"that enters the reward (`{getattr(ppo_cfg, 'kl_estimator', 'k1')}`; k1 can go negative under top-k",
+            "sampling) and k3, which never does.",
+            "",
+            "| iteration | mean sentence score | objective (sum of score - neutral) | KL (reward estimator) "
+            "| KL (k3) | explained variance | dropped |",
+            "|---|---|---|---|---|---|---|",
         ]
         lines += [
-            f"| {int(r['iteration']) + 1} | {r.get('score_mean', float('nan')):.3f} | {r.get('reward', float('nan')):.3f} "
-            f"| {r.get('kl', float('nan')):.4f} | {int(r.get('dropped_samples', 0))} |"
+            f"| {int(r['iteration']) + 1} | {_num(r, 'score_mean', 3)} | {_num(r, 'reward', 3)} "
+            f"| {_num(r, 'kl', 4)} | {_num(r, 'kl_k3', 4)} | {_num(r, 'explained_variance', 2)} "
+            f"| {int(r.get('dropped_samples', 0))} |"
             for r in rows
         ]
     last = state["evals"][list(state["evals"])[-1]]

@@ -3,48 +3,36 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
-
-from align.rl.rewards import sentence_end_tokens, sentence_rewards
+from align.rl.rewards import NEUTRAL_SCORE, sentence_end_tokens, sentence_rewards
 from align.text.sentences import split_sentences
 from align.trainers.reward_fns import Sample, TokenRewards
+from teacher.protocols import TeacherLike
 
 
 class SentenceTeacherReward:
     """A `RewardFn`: sentence-level teacher feedback as token rewards. A sample whose feedback failed
     (unparsable, wrong count, out of range, request error) is dropped with the teacher's reason.
-    Requests run concurrently through the teacher's async interface."""
+    The teacher runs the requests concurrently (`score_many`, at most `concurrency` in flight)."""
 
-    def __init__(self, teacher: Any, neutral_score: float = 0.5, concurrency: int = 16):
+    def __init__(self, teacher: TeacherLike, neutral_score: float = NEUTRAL_SCORE, concurrency: int = 16):
         self.teacher, self.neutral_score = teacher, neutral_score
         self.concurrency = concurrency
 
-    async def _score_all(self, samples: list[Sample], sentences: list[list[str]]) -> list[Any]:
-        gate = asyncio.Semaphore(self.concurrency)
-
-        async def one(sample: Sample, texts: list[str]) -> Any:
-            if not texts:
-                return None
-            async with gate:
-                try:
-                    return await self.teacher.ascore_sentences(sample.problem, texts)
-                except Exception as err:  # a failed request drops the sample; it is counted, not hidden
-                    return err
-
-        return await asyncio.gather(*(one(s, t) for s, t in zip(samples, sentences, strict=True)))
-
     def __call__(self, samples: list[Sample]) -> list[TokenRewards]:
         spans = [split_sentences(s.text) for s in samples]
-        texts = [[sp.text for sp in sample_spans] for sample_spans in spans]
-        results = self.teacher.run_sync(self._score_all(samples, texts))
+        scored = [k for k, sample_spans in enumerate(spans) if sample_spans]
+        feedback = self.teacher.score_many(
+            [samples[k].problem for k in scored],
+            [[sp.text for sp in spans[k]] for k in scored],
+            concurrency=self.concurrency,
+        )
+        by_sample = dict(zip(scored, feedback, strict=True))
         out = []
-        for sample, sample_spans, fb in zip(samples, spans, results, strict=True):
+        for k, (sample, sample_spans) in enumerate(zip(samples, spans, strict=True)):
+            fb = by_sample.get(k)
             if fb is None:
                 out.append(TokenRewards(None, "empty response"))
-            elif isinstance(fb, Exception):
-                out.append(TokenRewards(None, f"teacher error: {fb}"))
-            elif not fb.ok:
+            elif not fb.ok:  # unparsable, wrong count, out of range or a failed request: dropped, counted
                 out.append(TokenRewards(None, f"teacher feedback rejected: {fb.failure}"))
             else:
                 ends = sentence_end_tokens(sample.token_char_ends, [sp.end for sp in sample_spans])

@@ -3,11 +3,12 @@ judge's position bias."""
 
 from __future__ import annotations
 
-import asyncio
 import random
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
+
+from teacher.protocols import TeacherLike
 
 
 @dataclass
@@ -98,24 +99,34 @@ def summarise(pairs: Sequence[PairOutcome], seed: int = 0) -> WinRate:
     )
 
 
-async def _judge_pairs(
-    judge: Any, problems: Sequence[Any], a: Sequence[str], b: Sequence[str], concurrency: int
+def judge_pairs(
+    judge: TeacherLike,
+    problems: Sequence[Any],
+    rationales_a: Sequence[str],
+    rationales_b: Sequence[str],
+    concurrency: int = 16,
 ) -> list[PairOutcome]:
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(problem: Any, ra: str, rb: str) -> PairOutcome:
-        async with gate:
-            first, second = await asyncio.gather(judge.ajudge(problem, ra, rb), judge.ajudge(problem, rb, ra))
-        swap = {"A": "B", "B": "A", "tie": "tie"}
-        return PairOutcome(
-            str(problem.id), first.verdict if first.ok else None, swap[second.verdict] if second.ok else None
+    """Every pair judged in both orders (A first, then B first) in one bounded batch of the judge's."""
+    n = len(problems)
+    verdicts = judge.judge_many(
+        list(problems) * 2,
+        list(rationales_a) + list(rationales_b),
+        list(rationales_b) + list(rationales_a),
+        concurrency=concurrency,
+    )
+    swap = {"A": "B", "B": "A", "tie": "tie"}
+    return [
+        PairOutcome(
+            str(problem.id),
+            first.verdict if first.ok else None,
+            swap[second.verdict] if second.ok else None,
         )
-
-    return await asyncio.gather(*(one(p, x, y) for p, x, y in zip(problems, a, b, strict=True)))
+        for problem, first, second in zip(problems, verdicts[:n], verdicts[n:], strict=True)
+    ]
 
 
 def judge_win_rate(
-    judge: Any,
+    judge: TeacherLike,
     problems: Sequence[Any],
     rationales_a: Sequence[str],
     rationales_b: Sequence[str],
@@ -124,5 +135,5 @@ def judge_win_rate(
 ) -> WinRate:
     """Judge every pair in both orders through `judge` (a `Teacher` or `CachedTeacher`: cached judgments make
     a re-run free) and summarise."""
-    pairs = judge.run_sync(_judge_pairs(judge, problems, rationales_a, rationales_b, concurrency))
+    pairs = judge_pairs(judge, problems, rationales_a, rationales_b, concurrency)
     return summarise(pairs, seed)

@@ -34,3 +34,16 @@ def masked_gae(
 
 def whiten_advantages(advantages: torch.Tensor, mask: torch.Tensor, enabled: bool = True) -> torch.Tensor:
     return masked_whiten(advantages, mask) if enabled else advantages * mask
+
+
+def whiten_across(
+    advantages: list[torch.Tensor], masks: list[torch.Tensor], eps: float = 1e-8
+) -> list[torch.Tensor]:
+    """Whiten several (B_i, T_i) advantage tensors with one mean and std over all their masked entries, as if
+    they were one batch (rollout chunks of different lengths); masked-out entries become 0."""
+    flat = torch.cat([a[m.bool()] for a, m in zip(advantages, masks, strict=True)])
+    if flat.numel() == 0:
+        return [a * m for a, m in zip(advantages, masks, strict=True)]
+    mean = flat.mean()
+    std = flat.std() if flat.numel() > 1 else torch.ones((), dtype=flat.dtype)
+    return [(a - mean) / (std + eps) * m for a, m in zip(advantages, masks, strict=True)]

@@ -1,14 +1,40 @@
 """Policy and value losses over masked tokens, as interchangeable pure functions.
 
 All take log-probs of the sampled tokens: `logp` (current policy, with grad), `old_logp` (behaviour policy),
-advantages and a mask, and return (loss, stats).
+advantages and a mask, and return (loss, stats). The policy losses are registered in `POLICY_LOSSES` under one
+signature, `fn(logp, old_logp, advantages, mask, params: PolicyLossParams)`; the trainer dispatches by name.
+Their statistics mean what the same names mean in `control.losses.policy` (CleanRL's definitions):
+`clip_fraction` = share of tokens with |ratio - 1| > clip, `approx_kl` = mean of (ratio - 1) - log ratio (k3).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import torch
 
 from align.rl.masked import masked_mean
+
+
+@dataclass(frozen=True)
+class PolicyLossParams:
+    """The settings a policy loss may read: PPO's clip and the symmetric loss's alpha, beta and Z."""
+
+    clip: float = 0.2
+    alpha: float = 1.0
+    beta: float = 0.0
+    z: float = -1.0
+
+
+def _ratio_stats(logp: torch.Tensor, old_logp: torch.Tensor, mask: torch.Tensor, clip: float) -> dict:
+    with torch.no_grad():
+        log_ratio = logp - old_logp
+        ratio = log_ratio.exp()
+        return {
+            "clip_fraction": masked_mean(((ratio - 1).abs() > clip).float(), mask),
+            "approx_kl": masked_mean((ratio - 1) - log_ratio, mask),
+        }
 
 
 def ppo_clip_loss(
@@ -23,11 +49,7 @@ def ppo_clip_loss(
     unclipped = ratio * advantages
     clipped = torch.clamp(ratio, 1.0 - clip, 1.0 + clip) * advantages
     loss = -masked_mean(torch.minimum(unclipped, clipped), mask)
-    stats = {
-        "clip_fraction": masked_mean((clipped < unclipped).float(), mask).detach(),
-        "approx_kl": masked_mean(0.5 * (logp - old_logp) ** 2, mask).detach(),
-    }
-    return loss, stats
+    return loss, _ratio_stats(logp, old_logp, mask, clip)
 
 
 def sppo_gate(ratio: torch.Tensor, advantages: torch.Tensor, clip: float) -> torch.Tensor:
@@ -87,4 +109,14 @@ def entropy_from_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tenso
     return masked_mean(entropy, mask)
 
 
-POLICY_LOSSES = {"ppo": ppo_clip_loss, "sppo": symmetric_loss}
+PolicyLoss = Callable[
+    [torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, PolicyLossParams],
+    tuple[torch.Tensor, dict[str, torch.Tensor]],
+]
+
+POLICY_LOSSES: dict[str, PolicyLoss] = {
+    "ppo": lambda logp, old_logp, adv, mask, p: ppo_clip_loss(logp, old_logp, adv, mask, p.clip),
+    "sppo": lambda logp, old_logp, adv, mask, p: symmetric_loss(
+        logp, old_logp, adv, mask, p.clip, p.alpha, p.beta, p.z
+    ),
+}

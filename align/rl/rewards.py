@@ -6,6 +6,9 @@ from collections.abc import Sequence
 
 import torch
 
+# ARES's neutral teacher score: a starting thought or a true statement that guides later steps (reward 0).
+NEUTRAL_SCORE = 0.5
+
 
 def sentence_end_tokens(token_char_ends: Sequence[int], sentence_char_ends: Sequence[int]) -> list[int]:
     """For each sentence (by the exclusive end of its character span in the response text), the index of
@@ -19,7 +22,7 @@ def sentence_end_tokens(token_char_ends: Sequence[int], sentence_char_ends: Sequ
 
 
 def sentence_rewards(
-    scores: Sequence[float], end_tokens: Sequence[int], length: int, neutral_score: float = 0.5
+    scores: Sequence[float], end_tokens: Sequence[int], length: int, neutral_score: float = NEUTRAL_SCORE
 ) -> torch.Tensor:
     """ARES (Byun et al., 2024, sec. 3.1): reward `score - neutral_score` on each sentence's last token, 0
     elsewhere. Two sentences ending in one token add up."""

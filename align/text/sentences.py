@@ -22,6 +22,10 @@ ABBREVIATIONS = frozenset(
 )
 # Abbreviations that also often end a sentence: a boundary when a capitalised word follows.
 SENTENCE_FINAL_ABBREVIATIONS = frozenset({"etc", "a.m", "p.m", "b.c", "a.d", "b.c.e", "c.e"})
+# Units and references that double as titles: written in lower case ("11.5 ft.", "see fig.") they end a
+# sentence before a capitalised word; capitalised ("Mt. Everest", "St. Louis", "Fig. 2") they lead a name or
+# a number and do not.
+UNIT_OR_TITLE_ABBREVIATIONS = frozenset({"ft", "st", "mt", "approx", "fig", "figs", "vol", "eq", "eqs", "dept"})
 # Place abbreviations that end a sentence when the next word is a typical sentence opener
 # ("... in the U.S. It is ..."), but not before a name ("the U.S. Army").
 PLACE_ABBREVIATIONS = frozenset({"u.s", "u.k", "u.n"})
@@ -71,6 +75,8 @@ def _is_boundary_after_period(text: str, dot: int, sentence_start: int, nxt: str
     if lowered in ABBREVIATIONS:
         if lowered in PLACE_ABBREVIATIONS:
             return nxt.lower().strip(_OPENERS + ",") in SENTENCE_OPENERS
+        if lowered in UNIT_OR_TITLE_ABBREVIATIONS:
+            return token[:1].islower() and nxt[:1].isupper()
         return lowered in SENTENCE_FINAL_ABBREVIATIONS and nxt[:1].isupper()
     if lowered in NUMBER_ABBREVIATIONS and token[0].isupper() and nxt[:1].isdigit():
         return False

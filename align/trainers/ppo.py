@@ -23,9 +23,9 @@ import torch
 from accelerate import Accelerator
 
 from align.models.loading import LoadedPolicy
-from align.rl.advantages import masked_gae
-from align.rl.losses import entropy_from_logits, symmetric_loss, value_loss
-from align.rl.rewards import AdaptiveKLController, FixedKLController, token_rewards
+from align.rl.advantages import masked_gae, whiten_across
+from align.rl.losses import POLICY_LOSSES, PolicyLossParams, entropy_from_logits, value_loss
+from align.rl.rewards import AdaptiveKLController, FixedKLController, kl_penalty, token_rewards
 from align.trainers.ppo_config import PPOConfig
 from align.trainers.reward_fns import RewardFn, Sample
 from align.trainers.rollout import Chunk, ValueHead, forward_tokens, sample_chunk
@@ -165,10 +165,9 @@ class PPOTrainer:
             )
             chunks.append(chunk)
         if chunks and self.config.whiten_advantages:
-            flat = torch.cat([c.advantages[c.response_mask.bool()] for c in chunks])
-            mean, std = flat.mean(), flat.std() if flat.numel() > 1 else torch.tensor(1.0)
-            for c in chunks:
-                c.advantages = (c.advantages - mean) / (std + 1e-8) * c.response_mask
+            whitened = whiten_across([c.advantages for c in chunks], [c.response_mask for c in chunks])
+            for c, advantages in zip(chunks, whitened, strict=True):
+                c.advantages = advantages
         return chunks
 
     # --- update ---------------------------------------------------------------------------------------------
@@ -176,10 +175,8 @@ class PPOTrainer:
         c = self.config
         mask = mb.response_mask.float()
         logp, values, logits = forward_tokens(self.model, self.value_head, mb, with_logits=True)
-        alpha, beta = (c.sppo_alpha, c.sppo_beta) if c.policy_loss == "sppo" else (1.0, 0.0)
-        pg_loss, stats = symmetric_loss(
-            logp, mb.old_logp, mb.advantages, mask, c.clip_range, alpha, beta, c.sppo_z
-        )
+        params = PolicyLossParams(c.clip_range, c.sppo_alpha, c.sppo_beta, c.sppo_z)
+        pg_loss, stats = POLICY_LOSSES[c.policy_loss](logp, mb.old_logp, mb.advantages, mask, params)
         v_loss, _ = value_loss(values, mb.values, mb.returns, mask, c.value_clip_range)
         entropy = entropy_from_logits(logits.detach() if c.ent_coef == 0 else logits, mask)
         loss = pg_loss + c.vf_coef * v_loss - c.ent_coef * entropy
@@ -247,6 +244,10 @@ class PPOTrainer:
         if chunks:
             per_sample = torch.cat([(ch.score_rewards * ch.response_mask).sum(1) for ch in chunks])
             kl = torch.cat([(ch.kl * ch.response_mask).sum(1) for ch in chunks])
+            # k1 (often the reward's estimator) can go negative under top-k sampling; k3 never does
+            kl_k3 = torch.cat(
+                [(kl_penalty(ch.old_logp, ch.ref_logp, "k3") * ch.response_mask).sum(1) for ch in chunks]
+            )
             values = torch.cat([ch.values[ch.response_mask.bool()] for ch in chunks])
             returns = torch.cat([ch.returns[ch.response_mask.bool()] for ch in chunks])
             tokens = sum(int(ch.response_mask.sum()) for ch in chunks)
@@ -254,6 +255,7 @@ class PPOTrainer:
                 {
                     "reward": float(per_sample.mean()),
                     "kl": float(kl.mean()),
+                    "kl_k3": float(kl_k3.mean()),
                     "kl_coef": float(self.kl_ctl.value),
                     "response_tokens": float(tokens / len(per_sample)),
                     "explained_variance": float(1 - (returns - values).var() / returns.var().clamp(min=1e-8)),

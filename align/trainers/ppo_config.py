@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from align.generate import SamplingConfig
+from align.rl.losses import POLICY_LOSSES
 
 
 @dataclass
@@ -39,7 +40,9 @@ class PPOConfig:
     adaptive_kl_horizon: int = field(
         default=10000, metadata={"help": "Horizon of the adaptive KL controller."}
     )
-    policy_loss: str = field(default="ppo", metadata={"help": "'ppo' or 'sppo' (symmetric RCE loss)."})
+    policy_loss: str = field(
+        default="ppo", metadata={"help": "A registered policy loss: 'ppo' or 'sppo' (symmetric RCE loss)."}
+    )
     sppo_alpha: float = field(default=1.0, metadata={"help": "SPPO weight of the PPO term."})
     sppo_beta: float = field(default=0.0, metadata={"help": "SPPO weight of the reverse term."})
     sppo_z: float = field(default=-1.0, metadata={"help": "SPPO's Z (RCE's stand-in for log 0)."})
@@ -51,8 +54,10 @@ class PPOConfig:
     save_every: int = field(default=1, metadata={"help": "Save a resumable checkpoint every N iterations."})
 
     def __post_init__(self) -> None:
-        if self.policy_loss not in ("ppo", "sppo"):
-            raise ValueError(f"policy_loss must be 'ppo' or 'sppo', got {self.policy_loss!r}")
+        if self.policy_loss not in POLICY_LOSSES:
+            raise ValueError(
+                f"ppo.policy_loss must be one of {sorted(POLICY_LOSSES)}, got {self.policy_loss!r}"
+            )
         if self.kl_estimator not in ("k1", "k3"):
             raise ValueError(f"kl_estimator must be 'k1' or 'k3', got {self.kl_estimator!r}")
         if self.minibatch_size < 1 or self.sampling.num_samples < 1 or self.prompts_per_iteration < 1:

@@ -8,16 +8,17 @@ import os
 import time
 
 import anthropic
+from anthropic.types import Message
 
-from teacher.backends.base import Backend, b64, image_media_type, retry_after_seconds
-from teacher.records import (
-    MissingAPIKeyError,
-    RawReply,
-    TeacherError,
-    TeacherRequest,
-    TransientError,
-    UnknownModelError,
+from teacher.backends.base import (
+    Backend,
+    b64,
+    image_media_type,
+    parsed_body,
+    retry_after_seconds,
+    status_error,
 )
+from teacher.records import MissingAPIKeyError, RawReply, TeacherRequest, TransientError
 
 
 class AnthropicBackend(Backend):
@@ -72,23 +73,14 @@ class AnthropicBackend(Backend):
     async def complete(self, request: TeacherRequest, followup: tuple[tuple[str, str], ...] = ()) -> RawReply:
         start = time.perf_counter()
         try:
-            message = await self._client.messages.create(**self.body(request, followup))
-        except anthropic.RateLimitError as err:
-            raise TransientError("429 rate limited by anthropic", retry_after_seconds(err)) from None
-        except anthropic.NotFoundError as err:
-            raise UnknownModelError(f"anthropic does not know model {self.model!r}: {err.message}") from None
-        except anthropic.AuthenticationError as err:
-            raise TeacherError(f"anthropic rejected the API key: {err.message}") from None
-        except anthropic.InternalServerError as err:
-            raise TransientError(
-                f"{err.status_code} server error from anthropic", retry_after_seconds(err)
-            ) from None
+            raw = await self._client.messages.with_raw_response.create(**self.body(request, followup))
         except anthropic.APIStatusError as err:
-            if err.status_code in (429, 529) or err.status_code >= 500:
-                raise TransientError(f"{err.status_code} from anthropic", retry_after_seconds(err)) from None
-            raise TeacherError(f"anthropic refused the request ({err.status_code}): {err.message}") from None
+            raise status_error(
+                self.name, self.model, err.status_code, err.response.text, retry_after_seconds(err)
+            ) from None
         except (anthropic.APITimeoutError, anthropic.APIConnectionError) as err:
             raise TransientError(f"{type(err).__name__} talking to anthropic") from None
+        message = await parsed_body(self.name, raw, Message)
         parts = []
         for block in message.content:
             if block.type == "tool_use":

@@ -7,16 +7,18 @@ import os
 import time
 
 import openai
+from openai.types.chat import ChatCompletion
 
-from teacher.backends.base import Backend, b64, image_media_type, retry_after_seconds
-from teacher.records import (
-    MissingAPIKeyError,
-    RawReply,
-    TeacherError,
-    TeacherRequest,
-    TransientError,
-    UnknownModelError,
+from teacher.backends.base import (
+    Backend,
+    b64,
+    excerpt,
+    image_media_type,
+    parsed_body,
+    retry_after_seconds,
+    status_error,
 )
+from teacher.records import ItemError, MissingAPIKeyError, RawReply, TeacherRequest, TransientError
 
 
 class OpenAIBackend(Backend):
@@ -61,21 +63,16 @@ class OpenAIBackend(Backend):
     async def complete(self, request: TeacherRequest, followup: tuple[tuple[str, str], ...] = ()) -> RawReply:
         start = time.perf_counter()
         try:
-            response = await self._client.chat.completions.create(**self.body(request, followup))
-        except openai.RateLimitError as err:
-            raise TransientError(f"429 rate limited by {self.name}", retry_after_seconds(err)) from None
-        except openai.NotFoundError as err:
-            raise UnknownModelError(
-                f"{self.name} does not know model {self.model!r}: {err.message}"
-            ) from None
-        except openai.AuthenticationError as err:
-            raise TeacherError(f"{self.name} rejected the API key: {err.message}") from None
-        except openai.InternalServerError as err:
-            raise TransientError(
-                f"{err.status_code} server error from {self.name}", retry_after_seconds(err)
+            raw = await self._client.chat.completions.with_raw_response.create(**self.body(request, followup))
+        except openai.APIStatusError as err:
+            raise status_error(
+                self.name, self.model, err.status_code, err.response.text, retry_after_seconds(err)
             ) from None
         except (openai.APITimeoutError, openai.APIConnectionError) as err:
             raise TransientError(f"{type(err).__name__} talking to {self.name}") from None
+        response = await parsed_body(self.name, raw, ChatCompletion)
+        if not response.choices:
+            raise ItemError(f"{self.name} answered 200 with no choices", 200, excerpt(raw.http_response.text))
         choice = response.choices[0]
         usage = response.usage
         return RawReply(
