@@ -13,6 +13,7 @@ from typing import Any
 
 from teacher import prompts
 from teacher.records import Feedback, TeacherRequest
+from teacher.tasks import TeacherTasks
 
 SUMMARY_JUDGE_VERSION = "tldr-judge-v1"
 SUMMARY_JUDGE_SYSTEM = """You compare two summaries of the same Reddit post.
@@ -38,18 +39,32 @@ def summary_judge_request(
     )
 
 
-class SummaryJudge:
-    """`ajudge(prompt, summary_a, summary_b)` for a `Teacher` or `CachedTeacher` (cached verdicts make a
-    re-run free); `prompt` is a `RLPrompt` whose text is the post."""
+class SummaryJudge(TeacherTasks):
+    """A judge of summaries over any `Teacher` or `CachedTeacher` (cached verdicts make a re-run free):
+    `judge_many(prompts, summaries_a, summaries_b)` as `align.eval.winrate.judge_win_rate` calls it, where a
+    prompt is an `RLPrompt` whose text is the post."""
 
     def __init__(self, teacher: Any):
         self.teacher = teacher
         inner = getattr(teacher, "teacher", teacher)
         self.params = getattr(inner, "params", None)
 
+    def build(self, task: str, problem: Any, *args: Any) -> TeacherRequest:
+        if task != "judge":
+            raise ValueError(f"the summary judge only judges; got task {task!r}")
+        post = problem.prompt.removesuffix("TL;DR:").strip()
+        return summary_judge_request(str(problem.id), post, args[0], args[1], self.params)
+
+    async def run(self, request: TeacherRequest) -> Feedback:
+        return await self.teacher.run(request)
+
     def run_sync(self, coro: Any) -> Any:
         return self.teacher.run_sync(coro)
 
-    async def ajudge(self, prompt: Any, summary_a: str, summary_b: str) -> Feedback:
-        post = prompt.prompt.removesuffix("TL;DR:").strip()
-        return await self.teacher.run(summary_judge_request(str(prompt.id), post, summary_a, summary_b, self.params))
+    @property
+    def name(self) -> str:
+        return self.teacher.name
+
+    @property
+    def model(self) -> str:
+        return self.teacher.model

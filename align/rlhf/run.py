@@ -25,7 +25,6 @@ from align.rlhf.records import RLPrompt
 from align.rlhf.rewards import BatchedSequenceReward, ScoreBatch
 from align.trainers.ppo import PPOTrainer
 from align.trainers.ppo_config import PPOConfig
-from align.trainers.prompt_source import TextPrompt
 
 
 class RunState:
@@ -80,6 +79,11 @@ class RlhfRun:
     """Base of `ImdbRun` and `TldrRun`: the state, the evaluation and the per-seed RL stage."""
 
     name = "rlhf"
+    with_rouge = False  # ROUGE against the prompts' reference texts in the evaluation
+
+    def extend(self, result: dict[str, Any], prompts: list[RLPrompt], seed: int) -> dict[str, Any]:
+        """Further measurements of an evaluation, its `samples` included (the TL;DR judge)."""
+        return result
 
     def __init__(self, output_dir: str, ppo: PPOConfig, eval_settings: EvalSettings, policy_settings: PolicySettings):
         self.root = Path(output_dir)
@@ -108,8 +112,7 @@ class RlhfRun:
         return load_policy(path, "causal", s.lora if lora else None, s.quantization or None, s.dtype)
 
     def evaluate(
-        self, policy: LoadedPolicy, prompts: list[RLPrompt], score: ScoreBatch, seed: int, reference: Any = None,
-        with_rouge: bool = False,
+        self, policy: LoadedPolicy, prompts: list[RLPrompt], score: ScoreBatch, seed: int, reference: Any = None
     ) -> dict[str, Any]:
         e, s = self.eval_settings, self.ppo.sampling
         return evaluate_policy(
@@ -124,24 +127,26 @@ class RlhfRun:
             top_k=s.top_k,
             batch_size=e.batch_size,
             seed=seed,
-            with_rouge=with_rouge,
+            with_rouge=self.with_rouge,
         )
 
-    def evaluate_initial(self, policy_path: str, prompts: list[RLPrompt], score: ScoreBatch, **kw: Any) -> dict:
+    def evaluate_initial(self, policy_path: str, prompts: list[RLPrompt], score: ScoreBatch) -> dict:
         """The starting policy on the held-out prompts (its KL to itself is 0)."""
         policy = self.load_policy(policy_path, lora=False)
         if self.device == "cuda" and not self.policy_settings.quantization:
             policy.model.to(self.device)
-        result = self.evaluate(policy, prompts, score, seed=0, **kw)
+        result = self.extend(self.evaluate(policy, prompts, score, seed=0), prompts, 0)
         write_samples(self.stage_dir("initial") / "samples.jsonl", result.pop("samples"))
         return result
 
     def rl_seed(
         self, seed: int, policy_path: str, iterations: int, prompts: list[RLPrompt], eval_prompts: list[RLPrompt],
-        score: ScoreBatch, **kw: Any,
+        score: ScoreBatch,
     ) -> dict[str, Any]:
         """PPO/SPPO from `policy_path` with the given seed (resuming from its checkpoint), then the held-out
         evaluation of the final policy against the initial one."""
+        from align.trainers.prompt_source import TextPrompt
+
         folder = self.seed_dir(seed)
         policy = self.load_policy(policy_path)
         cfg = replace(self.ppo, seed=seed, output_dir=str(folder / "ppo"))
@@ -151,7 +156,8 @@ class RlhfRun:
         model.save_pretrained(folder / "policy")
         policy.tokenizer.save_pretrained(folder / "policy")
         policy.model = model
-        result = self.evaluate(policy, eval_prompts, score, seed=seed, reference=trainer.ref_model, **kw)
+        result = self.evaluate(policy, eval_prompts, score, seed=seed, reference=trainer.ref_model)
+        result = self.extend(result, eval_prompts, seed)
         write_samples(folder / "samples.jsonl", result.pop("samples"))
         return {"seed": seed, "iterations": iterations, **result}
 

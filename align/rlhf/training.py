@@ -6,8 +6,8 @@
 - `train_sft`: supervised fine-tuning on prompt/completion pairs with TRL's `SFTTrainer` (TL;DR stage 1);
 - `train_reward_model`: a scalar reward model on preference pairs with TRL's `RewardTrainer` (TL;DR stage 2).
 
-Each writes trainer checkpoints under `<out>/checkpoints` and resumes from the last one when restarted; the
-final model (LoRA merged into its base) goes to `<out>/model`, and the function returns its measurements
+Each writes trainer checkpoints under `<out>/checkpoints` and resumes from the last one when restarted
+(`callbacks` are passed to the trainer); the final model (LoRA merged into its base) goes to `<out>/model`, and the function returns its measurements
 (held-out loss before and after, held-out accuracy).
 """
 
@@ -135,7 +135,9 @@ def _tokenizer(path: str):
     return tok
 
 
-def pretrain_lm(base: str, texts: list[str], eval_texts: list[str], settings: TrainSettings, out: Path) -> dict:
+def pretrain_lm(
+    base: str, texts: list[str], eval_texts: list[str], settings: TrainSettings, out: Path, callbacks: list | None = None
+) -> dict:
     """Language modelling on `texts` (TRL `SFTTrainer`, a "text" dataset); held-out loss before and after."""
     from trl import SFTConfig, SFTTrainer
 
@@ -153,12 +155,18 @@ def pretrain_lm(base: str, texts: list[str], eval_texts: list[str], settings: Tr
         eval_dataset=Dataset.from_dict({"text": eval_texts}),
         processing_class=_tokenizer(base),
         peft_config=settings.lora.to_peft() if settings.lora else None,
+        callbacks=callbacks,
     )
     return _fit(trainer, base, settings, out)
 
 
 def train_sft(
-    base: str, train: list[SummaryPair], held_out: list[SummaryPair], settings: TrainSettings, out: Path
+    base: str,
+    train: list[SummaryPair],
+    held_out: list[SummaryPair],
+    settings: TrainSettings,
+    out: Path,
+    callbacks: list | None = None,
 ) -> dict:
     """SFT on prompt/completion pairs (TRL `SFTTrainer`, loss on the completion only); held-out loss before
     and after training."""
@@ -181,6 +189,7 @@ def train_sft(
         eval_dataset=dataset(held_out),
         processing_class=_tokenizer(base),
         peft_config=settings.lora.to_peft() if settings.lora else None,
+        callbacks=callbacks,
     )
     return _fit(trainer, base, settings, out)
 
@@ -202,7 +211,12 @@ def _fit(trainer: Any, base: str, settings: TrainSettings, out: Path, classifier
 
 
 def train_classifier(
-    base: str, train: list[Review], held_out: list[Review], settings: TrainSettings, out: Path
+    base: str,
+    train: list[Review],
+    held_out: list[Review],
+    settings: TrainSettings,
+    out: Path,
+    callbacks: list | None = None,
 ) -> dict:
     """A sentiment classifier (`AutoModelForSequenceClassification` + transformers `Trainer`); held-out
     accuracy before and after training."""
@@ -229,6 +243,7 @@ def train_classifier(
         data_collator=DataCollatorWithPadding(tokenizer),
         processing_class=tokenizer,
         compute_metrics=accuracy,
+        callbacks=callbacks,
     )
     before = trainer.evaluate()
     resume = last_checkpoint(out)
@@ -261,7 +276,12 @@ def preference_accuracy(model_path: str, pairs: list[PreferencePair], batch_size
 
 
 def train_reward_model(
-    base: str, train: list[PreferencePair], held_out: list[PreferencePair], settings: TrainSettings, out: Path
+    base: str,
+    train: list[PreferencePair],
+    held_out: list[PreferencePair],
+    settings: TrainSettings,
+    out: Path,
+    callbacks: list | None = None,
 ) -> dict:
     """A scalar reward model on preference pairs (TRL `RewardTrainer`, Bradley-Terry loss); held-out
     accuracy (chosen scored above rejected) of the initial and of the trained model."""
@@ -294,6 +314,7 @@ def train_reward_model(
         eval_dataset=dataset(held_out),
         processing_class=tokenizer,
         peft_config=peft,
+        callbacks=callbacks,
     )
     resume = last_checkpoint(out)
     trainer.train(resume_from_checkpoint=resume)

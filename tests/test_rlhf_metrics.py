@@ -1,0 +1,83 @@
+"""RLHF evaluation metrics against hand-computed values, the summary judge through the real SDK, and the
+Welch interval against scipy."""
+
+import math
+
+import pytest
+import torch
+
+from align.eval.winrate import judge_win_rate
+from align.rlhf.compare import welch_interval
+from align.rlhf.judge import SUMMARY_JUDGE_VERSION, SummaryJudge
+from align.rlhf.metrics import kl_per_sample, mean_std, position_ids, rouge
+from align.rlhf.records import RLPrompt
+from teacher import CachedTeacher, FeedbackCache, make_teacher
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_kl_per_sample_hand_computed():
+    logp = torch.tensor([[-1.0, -2.0, -0.5], [-1.0, -1.0, -9.0]])
+    ref = torch.tensor([[-1.5, -1.0, -0.5], [-2.0, -1.0, -1.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    k1, k3 = kl_per_sample(logp, ref, mask)
+    assert k1.tolist() == pytest.approx([0.5 - 1.0 + 0.0, 1.0])
+    # k3 = (exp(-d) - 1) + d per token, d = logp - ref
+    expected = [(math.exp(-0.5) - 1 + 0.5) + (math.exp(1.0) - 1 - 1.0), math.exp(-1.0) - 1 + 1.0]
+    assert k3.tolist() == pytest.approx(expected)
+    assert (k3 >= 0).all()
+
+
+def test_position_ids_count_real_tokens_under_left_padding():
+    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
+    assert position_ids(mask).tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]
+
+
+def test_rouge_hand_values():
+    assert rouge(["my dog barks at night"], ["my dog barks at night"]) == pytest.approx(
+        {"rouge1": 1.0, "rouge2": 1.0, "rougeL": 1.0}
+    )
+    assert rouge(["cats sleep"], ["my dog barks"])["rouge1"] == 0.0
+    # 2 of 4 unigrams shared both ways: P = R = 0.5; bigrams: "dog barks" of 3 -> 1/3
+    r = rouge(["the dog barks loudly"], ["a dog barks often"])
+    assert r["rouge1"] == pytest.approx(0.5) and r["rouge2"] == pytest.approx(1 / 3)
+
+
+def test_mean_std_and_welch_against_scipy():
+    from scipy import stats
+
+    assert mean_std([1.0, 3.0]) == pytest.approx((2.0, math.sqrt(2.0)))
+    a, b = [1.0, 2.0, 4.0, 3.5, 2.2], [0.5, 0.7, 1.9, 1.1, 0.2]
+    diff, lo, hi = welch_interval(a, b)
+    ci = stats.ttest_ind(a, b, equal_var=False).confidence_interval(0.95)
+    assert diff == pytest.approx(sum(a) / 5 - sum(b) / 5)
+    assert (lo, hi) == pytest.approx((ci.low, ci.high))
+
+
+POST = RLPrompt("post-1", "SUBREDDIT: r/dogs\n\nTITLE: Beagle barks\n\nPOST: My beagle barks at night.\n\nTL;DR:", "beagle barks at night")
+
+
+def test_summary_judge_both_orders_through_the_sdk_and_cached(teacher_server, tmp_path):
+    def responder(task, block):  # prefer the summary sharing more words with the post
+        post = set(block["post"].lower().split())
+        a, b = (len(post & set(block[k].lower().split())) for k in ("summary_A", "summary_B"))
+        return {"verdict": "tie" if a == b else "A" if a > b else "B", "reason": "overlap"}
+
+    teacher_server.responder = responder
+    judge = SummaryJudge(
+        CachedTeacher(make_teacher("openai:gpt-4o", base_url=teacher_server.openai_url), FeedbackCache(tmp_path / "j.sqlite"))
+    )
+    prompts = [POST, RLPrompt("post-2", POST.prompt, "")]
+    result = judge_win_rate(judge, prompts, ["my beagle barks at night", "cats"], ["cats", "my beagle barks"])
+    assert teacher_server.total() == 4  # two pairs, both orders
+    assert (result.wins, result.losses, result.win_rate) == (1, 1, 0.5)
+    request = judge.build("judge", POST, "x", "y")
+    assert request.prompt_version == SUMMARY_JUDGE_VERSION and "TL;DR" not in request.payload["gold"]
+    judge_win_rate(judge, prompts, ["my beagle barks at night", "cats"], ["cats", "my beagle barks"])
+    assert teacher_server.total() == 4  # the re-run came from the cache
+
+
+def test_offline_judge_prefers_the_faithful_summary():
+    judge = SummaryJudge(make_teacher("reference:lexical"))
+    result = judge_win_rate(judge, [POST], ["my beagle barks at night"], ["need some advice please"])
+    assert result.win_rate == 1.0
