@@ -10,6 +10,7 @@ from align.data.problem import Problem
 from align.data.prompts import build_prompt
 from align.models.inputs import encode
 from align.models.loading import LoadedPolicy
+from align.models.tokens import generation_settings
 
 
 @dataclass
@@ -39,9 +40,10 @@ def generate_texts(
     sampling: SamplingConfig,
     fmt: str = "QCM-E",
     rationales: list[str] | None = None,
-    chat: bool = True,
+    chat: bool | None = None,
 ) -> list[list[str]]:
-    """`num_samples` completions for each problem (in problem order), decoded without special tokens."""
+    """`num_samples` completions for each problem (in problem order), decoded without special tokens.
+    Prompts go through the chat template when `chat` is true, or None and the policy has one."""
     out: list[list[str]] = [[] for _ in problems]
     device = next(policy.model.parameters()).device
     for group in _groups(problems) if policy.is_vlm else [list(range(len(problems)))]:
@@ -58,7 +60,7 @@ def generate_texts(
                 top_p=sampling.top_p if sampling.do_sample else None,
                 temperature=sampling.temperature if sampling.do_sample else None,
                 num_return_sequences=sampling.num_samples,
-                pad_token_id=policy.tokenizer.pad_token_id,
+                **generation_settings(policy),
             )
             texts = policy.tokenizer.batch_decode(
                 generated[:, batch["input_ids"].shape[1] :], skip_special_tokens=True

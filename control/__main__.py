@@ -45,13 +45,21 @@ def _config(args: argparse.Namespace, **over) -> TrainConfig:
     return TrainConfig(**values, **over)
 
 
+def _algorithms_help() -> str:
+    from control.algos.registry import ALGORITHMS
+
+    return "Registered algorithms: " + "; ".join(
+        f"{a.name} ({a.description or a.family})" for a in ALGORITHMS.values()
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m control", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    t = sub.add_parser("train", help="train one run")
-    t.add_argument("--algo", default="ppo")
+    t = sub.add_parser("train", help="train one run", epilog=_algorithms_help())
+    t.add_argument("--algo", default="ppo", help="A registered algorithm (listed below).")
     t.add_argument("--env", default="CartPole-v1")
     t.add_argument("--steps", type=int, default=100_000)
     _add_train_options(t)
@@ -71,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     e.add_argument("--seed", type=int, default=None, help="Default: the run's evaluation seed.")
     s = sub.add_parser("sweep", help="algorithms x envs x seeds, resumable, local processes or Ray")
-    s.add_argument("--algos", default="ppo,sppo")
+    s.add_argument("--algos", default="ppo,sppo", help="Comma-separated registered algorithms.")
     s.add_argument("--envs", default="CartPole-v1")
     s.add_argument("--seeds", default="1,2,3")
     s.add_argument("--steps", type=int, default=100_000)

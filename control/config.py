@@ -106,43 +106,33 @@ class TrainConfig:
         )
 
 
-PPO_DEFAULTS = dict(
-    num_envs=1,
-    num_steps=2048,
-    update_epochs=10,
-    minibatch_size=64,
-    learning_rate=3e-4,
-    gae_lambda=0.95,
-    clip_coef=0.2,
-    ent_coef=0.0,
-    norm_adv=True,
-)
-A2C_DEFAULTS = dict(
-    num_envs=1,
-    num_steps=5,
-    update_epochs=1,
-    minibatch_size=0,
-    learning_rate=7e-4,
-    gae_lambda=1.0,
-    clip_coef=0.2,
-    ent_coef=0.0,
-    norm_adv=False,
-)
-ATARI_DEFAULTS = dict(
-    num_envs=8,
-    num_steps=128,
-    update_epochs=4,
-    minibatch_size=256,
-    learning_rate=2.5e-4,
-    clip_coef=0.1,
-    ent_coef=0.01,
-)
+# The defaults of the unset (None) fields, one column per (update family, env kind). PPO as SB3/CleanRL, A2C as
+# SB3, Atari as the symmetric-loss paper (PPO: 8 envs x 128 steps, 4 epochs; A2C: 16 envs).
+DEFAULT_COLUMNS = ("ppo", "a2c", "ppo-atari", "a2c-atari")
+DEFAULTS: dict[str, tuple] = {
+    # field: (ppo, a2c, ppo-atari, a2c-atari)
+    "num_envs": (1, 1, 8, 16),
+    "num_steps": (2048, 5, 128, 5),
+    "update_epochs": (10, 1, 4, 1),
+    "minibatch_size": (64, 0, 256, 0),
+    "learning_rate": (3e-4, 7e-4, 2.5e-4, 7e-4),
+    "gae_lambda": (0.95, 1.0, 0.95, 1.0),
+    "clip_coef": (0.2, 0.2, 0.1, 0.2),
+    "ent_coef": (0.0, 0.0, 0.01, 0.01),
+    "norm_adv": (True, False, True, False),
+}
+
+
+def algo_defaults(on_policy_family: str, env_id: str) -> dict:
+    """The column of :data:`DEFAULTS` for `on_policy_family` ('ppo' or 'a2c') and the env's kind."""
+    if on_policy_family not in ("ppo", "a2c"):
+        raise ValueError(f"unknown update family {on_policy_family!r}: expected 'ppo' or 'a2c'")
+    column = DEFAULT_COLUMNS.index(on_policy_family + ("-atari" if is_atari(env_id) else ""))
+    return {name: values[column] for name, values in DEFAULTS.items()}
 
 
 def with_algo_defaults(cfg: TrainConfig, on_policy_family: str) -> TrainConfig:
-    """Fill unset fields: `on_policy_family` is 'ppo' or 'a2c'; Atari ids add the Atari settings."""
-    base = dict(PPO_DEFAULTS if on_policy_family == "ppo" else A2C_DEFAULTS)
-    if is_atari(cfg.env_id):
-        base.update(ATARI_DEFAULTS if on_policy_family == "ppo" else {"num_envs": 16, "ent_coef": 0.01})
+    """Fill unset fields from the family's column of :data:`DEFAULTS` (Atari ids: the Atari column)."""
+    base = algo_defaults(on_policy_family, cfg.env_id)
     filled = {k: v for k, v in base.items() if getattr(cfg, k) is None}
     return dataclasses.replace(cfg, **filled)

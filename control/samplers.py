@@ -29,21 +29,27 @@ class Sampler(Protocol):
 
 
 class TorchSampler:
-    """Samples with the torch network itself, on its device (the global torch RNG of that device)."""
+    """Samples with the torch network itself, on its device (the global torch RNG of that device); values from
+    `critic.value` when a critic replaces the agent's value head."""
 
-    def __init__(self, agent: ActorCritic):
-        self.agent = agent
+    def __init__(self, agent: ActorCritic, critic: nn.Module | None = None):
+        self.agent, self.critic = agent, critic
         self.device = next(agent.parameters()).device
 
     @torch.no_grad()
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        terms = self.agent.distribution_terms(torch.as_tensor(obs, device=self.device))
+        x = torch.as_tensor(obs, device=self.device)
+        terms = self.agent.distribution_terms(x)
         action, log_prob, _, _, value, _ = (t.cpu() if t is not None else t for t in terms)
+        if self.critic is not None:
+            value = self.critic.value(x).cpu()
         return action.numpy(), log_prob.numpy(), value.numpy()
 
     @torch.no_grad()
     def value(self, obs: np.ndarray) -> np.ndarray:
-        return self.agent.value(torch.as_tensor(obs, device=self.device)).cpu().numpy()
+        x = torch.as_tensor(obs, device=self.device)
+        net = self.critic if self.critic is not None else self.agent
+        return net.value(x).cpu().numpy()
 
     def sync(self) -> None:
         pass
@@ -72,13 +78,16 @@ def _forward(params: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.n
 
 class NumpyMLPSampler:
     """A float32 numpy copy of an MLP `ActorCritic` (Gaussian, discrete or multi-discrete head) with its own
-    seeded numpy generator; call `sync()` after each optimiser step phase."""
+    seeded numpy generator; call `sync()` after each optimiser step phase. A `critic` replacing the agent's value
+    head is copied from its `net` (a Linear/Tanh MLP); the value is the mean of its outputs (one output: itself;
+    a quantile critic: the mean quantile)."""
 
-    def __init__(self, agent: ActorCritic, seed: int):
+    def __init__(self, agent: ActorCritic, seed: int, critic: nn.Module | None = None):
         if agent.image:
             raise ValueError("NumpyMLPSampler is for vector observations; use TorchSampler for images")
         self.agent, self.rng = agent, np.random.default_rng(seed)
-        self.actor_layers, self.critic_layers = _linear_layers(agent.actor), _linear_layers(agent.critic)
+        self.actor_layers = _linear_layers(agent.actor)
+        self.critic_layers = _linear_layers(critic.net if critic is not None else agent.critic)
         self.offsets = np.cumsum([0, *agent.nvec]) if agent.kind != "gaussian" else None
         self.sync()
 
@@ -95,12 +104,16 @@ class NumpyMLPSampler:
             self.log_std = self.agent.log_std.detach().cpu().numpy().astype(np.float32)
             self.std = np.exp(self.log_std)
 
+    def _value(self, obs: np.ndarray) -> np.ndarray:
+        out = _forward(self.critic, obs)
+        return out[:, 0] if out.shape[1] == 1 else out.mean(-1)
+
     def value(self, obs: np.ndarray) -> np.ndarray:
-        return _forward(self.critic, np.asarray(obs, dtype=np.float32))[:, 0]
+        return self._value(np.asarray(obs, dtype=np.float32))
 
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         obs = np.asarray(obs, dtype=np.float32)
-        out, value = _forward(self.actor, obs), _forward(self.critic, obs)[:, 0]
+        out, value = _forward(self.actor, obs), self._value(obs)
         if self.offsets is None:
             noise = self.rng.standard_normal(out.shape, dtype=np.float32)
             log_prob = (-0.5 * noise * noise - self.log_std).sum(-1) - HALF_LOG_2PI * out.shape[-1]
@@ -124,6 +137,6 @@ class NumpyMLPSampler:
         self.rng.bit_generator.state = state["rng"]
 
 
-def make_sampler(agent: ActorCritic, seed: int) -> Sampler:
-    """The numpy sampler for MLP policies, torch otherwise."""
-    return TorchSampler(agent) if agent.image else NumpyMLPSampler(agent, seed)
+def make_sampler(agent: ActorCritic, seed: int, critic: nn.Module | None = None) -> Sampler:
+    """The numpy sampler for MLP policies, torch otherwise; `critic` replaces the agent's value head."""
+    return TorchSampler(agent, critic) if agent.image else NumpyMLPSampler(agent, seed, critic)

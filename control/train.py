@@ -1,6 +1,8 @@
-"""The on-policy training loop shared by PPO, SPPO, A2C, SA2C (and registered extensions). It reads top to
+"""The on-policy training loop shared by PPO, SPPO, A2C, SA2C and every registered extension. It reads top to
 bottom like a CleanRL script: rollout, advantages, update; logging, evaluation and checkpoints are
-`control.run`'s, envs `control.envs`'s, rollout sampling `control.samplers`'s. A run resumes from `<out_dir>/checkpoint.pt` and continues the step count.
+`control.run`'s, envs `control.envs`'s, rollout sampling `control.samplers`'s. What an algorithm adds (a critic,
+a reward term, extra losses and logs: ND-PPO, the AIRL transition policies) comes in through
+`control.hooks.LoopHooks`. A run resumes from `<out_dir>/checkpoint.pt` and continues the step count.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from control.algos.registry import LossInputs, get
 from control.config import TrainConfig, with_algo_defaults
 from control.device import resolve_device
 from control.envs import VecNormalize, make_vec_env
+from control.hooks import LoopContext, LoopHooks, Minibatch, StepRecord, overrides
 from control.losses.advantages import gae
 from control.losses.policy import value_loss
 from control.networks import ActorCritic
@@ -33,13 +36,14 @@ from control.run import (
 from control.samplers import make_sampler
 
 
-def train(cfg: TrainConfig) -> dict[str, Any]:
-    """Train until `cfg.total_steps`; returns a summary (steps, steps/s, final evaluation)."""
+def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
+    """Train until `cfg.total_steps`; returns a summary (steps, steps/s, final evaluation). `hooks` default to
+    the registered algorithm's (`Algorithm.hooks`), or none."""
     algo = get(cfg.algo)
-    if algo.trainer is not None:  # algorithms with their own loop (ndppo, qppo)
-        return algo.trainer(cfg)
+    if hooks is None:
+        hooks = algo.hooks(cfg) if algo.hooks is not None else LoopHooks()
     cfg = with_algo_defaults(cfg, algo.family)
-    out = start_run(cfg)
+    out = start_run(cfg, hooks.config_extra())
 
     envs = make_vec_env(cfg.env_config(), cfg.num_envs, cfg.seed, cfg.async_envs)
     vector_obs = len(envs.single_observation_space.shape) == 1
@@ -52,8 +56,11 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     agent = ActorCritic(
         envs.single_observation_space, envs.single_action_space, tuple(cfg.hidden), cfg.bf16
     ).to(device)
+    hooks.setup(LoopContext(cfg, envs, agent, norm, device, out))
+    critic = hooks.critic.to(device) if hooks.critic is not None else None
+    params = list(agent.parameters()) + (list(critic.parameters()) if critic is not None else [])
     # fused: one kernel for all parameters (~2x faster steps for small MLPs on CPU)
-    optimizer = torch.optim.Adam(agent.parameters(), lr=cfg.learning_rate, eps=1e-5, fused=True)
+    optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-5, fused=True)
     batch = cfg.num_envs * cfg.num_steps
     minibatch = cfg.minibatch_size or batch
     iterations = max(1, cfg.total_steps // batch)
@@ -62,7 +69,10 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     if ckpt.is_file():
         state = torch.load(ckpt, map_location=device, weights_only=False)
         agent.load_state_dict(state["agent"])
+        if critic is not None:
+            critic.load_state_dict(state["critic"])
         optimizer.load_state_dict(state["optimizer"])
+        hooks.load_state_dict(state.get("hooks") or {})
         global_step, start_iteration = state["global_step"], state["iteration"] + 1
         if norm is not None and state.get("norm"):
             norm.load_state_dict(state["norm"])
@@ -70,7 +80,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     log = RunLog(out, global_step)
 
     obs_shape, act_shape = envs.single_observation_space.shape, envs.single_action_space.shape
-    sampler = make_sampler(agent, cfg.seed)
+    sampler = make_sampler(agent, cfg.seed, critic)
     if state is not None and state.get("sampler"):
         sampler.load_state_dict(state["sampler"])
     # Rollout storage in numpy (the env's currency); one torch view per update.
@@ -79,6 +89,9 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
     logp_buf, rew_buf, done_buf, val_buf = (
         np.zeros((cfg.num_steps, cfg.num_envs), np.float32) for _ in range(4)
     )
+    extra_bufs: dict[str, np.ndarray] = {}  # per-step records of hooks.observe
+    use_reward_term, use_observe = overrides(hooks, "reward_term"), overrides(hooks, "observe")
+    use_extra_loss = overrides(hooks, "extra_loss")
 
     raw, _ = envs.reset(seed=cfg.seed + 1000 * (start_iteration - 1))
     next_obs = norm.obs(raw) if norm else np.asarray(raw)
@@ -97,10 +110,18 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
             action, logp_buf[step], val_buf[step] = sampler.act(next_obs)
             act_buf[step] = action.reshape(act_buf[step].shape)
             tock = time.perf_counter()
+            raw_obs = raw
             raw, reward, terminated, truncated, info = envs.step(action)
             clock["policy"] += tock - tick
             clock["env"] += time.perf_counter() - tock
             done = np.logical_or(terminated, truncated)
+            if use_reward_term:
+                record = StepRecord(
+                    next_obs, raw_obs, action, logp_buf[step], raw, terminated, truncated, info
+                )
+                term = hooks.reward_term(record)
+                if term is not None:
+                    reward = np.asarray(reward, np.float64) + term
             reward = norm.reward(np.asarray(reward, np.float64), done) if norm else reward
             if truncated.any() and "final_obs" in info:  # bootstrap time limits: r += gamma * V(final obs)
                 reward = np.array(reward, np.float32)
@@ -108,9 +129,15 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                     final = info["final_obs"][i][None]
                     reward[i] += cfg.gamma * sampler.value(norm.apply_obs(final) if norm else final)[0]
             rew_buf[step] = reward
+            if use_observe:
+                for name, value in hooks.observe(rew_buf[step], done).items():
+                    if name not in extra_bufs:
+                        extra_bufs[name] = np.zeros((cfg.num_steps, cfg.num_envs), np.asarray(value).dtype)
+                    extra_bufs[name][step] = value
             next_obs = norm.obs(raw) if norm else np.asarray(raw)
             next_done = done
             log.finished_episodes(info, global_step)
+        hooks.after_rollout()
 
         # --- advantages ---
         tick = time.perf_counter()
@@ -139,6 +166,7 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 t_val.reshape(-1),
             )
         )
+        b_extra = {k: torch.from_numpy(v).reshape(-1).to(device) for k, v in extra_bufs.items()}
         for _epoch in range(cfg.update_epochs):
             order = torch.randperm(batch, device=device)
             for start in range(0, batch, minibatch):
@@ -148,11 +176,31 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 if cfg.norm_adv and len(idx) > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 pg_loss, stats = algo.policy_loss(LossInputs(logp, b_logp[idx], adv, prob), cfg)
-                v_loss = value_loss(value, b_ret[idx], b_val[idx], cfg.clip_coef if cfg.clip_vloss else None)
+                mb = None
+                if critic is not None or use_extra_loss:
+                    mb = Minibatch(
+                        b_obs[idx],
+                        b_act[idx],
+                        logp,
+                        b_logp[idx],
+                        adv,
+                        b_ret[idx],
+                        b_val[idx],
+                        {k: v[idx] for k, v in b_extra.items()},
+                    )
+                if critic is not None:
+                    v_loss = hooks.critic_loss(mb)
+                else:
+                    v_loss = value_loss(
+                        value, b_ret[idx], b_val[idx], cfg.clip_coef if cfg.clip_vloss else None
+                    )
                 loss = pg_loss - cfg.ent_coef * entropy.mean() + cfg.vf_coef * v_loss
+                if use_extra_loss and (extra := hooks.extra_loss(mb)) is not None:
+                    loss = loss + extra[0]
+                    stats = {**stats, **extra[1]}
                 optimizer.zero_grad()
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(agent.parameters(), cfg.max_grad_norm)
+                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
                 optimizer.step()
         sampler.sync()
         clock["update"] += time.perf_counter() - tick
@@ -164,6 +212,8 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
         log.scalar("losses/entropy", entropy.mean().item(), global_step)
         for k, v in stats.items():
             log.scalar(f"losses/{k}", float(v), global_step)
+        for k, v in hooks.logs().items():
+            log.scalar(k, float(v), global_step)
         if crossed(global_step, cfg.eval_every, batch):
             evaluate_and_log(log, agent, cfg, norm, global_step)
         if iteration == iterations or crossed(global_step, cfg.checkpoint_every, batch):
@@ -172,12 +222,14 @@ def train(cfg: TrainConfig) -> dict[str, Any]:
                 ckpt,
                 {
                     "agent": agent.state_dict(),
+                    "critic": critic.state_dict() if critic is not None else None,
                     "optimizer": optimizer.state_dict(),
                     "global_step": global_step,
                     "iteration": iteration,
                     "norm": norm.state_dict() if norm else None,
                     **rng_state(),
                     "sampler": sampler.state_dict(),
+                    "hooks": hooks.state_dict(),
                     "config": dataclasses.asdict(cfg),
                 },
             )

@@ -12,10 +12,11 @@ from transformers import (
     AutoConfig,
     AutoModelForCausalLM,
     AutoModelForImageTextToText,
-    AutoProcessor,
     AutoTokenizer,
     PreTrainedModel,
 )
+
+from align.models.processors import load_processor
 
 VLM_MODEL_TYPES = {
     "llava",
@@ -158,7 +159,7 @@ def load_policy(
         model_kwargs["quantization_config"] = qconfig
     if kind == "vlm":
         model = AutoModelForImageTextToText.from_pretrained(name_or_path, **model_kwargs)
-        processor = AutoProcessor.from_pretrained(name_or_path, **hub)
+        processor = load_processor(name_or_path, **hub)
         tokenizer = processor.tokenizer
     else:
         model = AutoModelForCausalLM.from_pretrained(name_or_path, **model_kwargs)

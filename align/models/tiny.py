@@ -61,21 +61,28 @@ class TinyConfig:
     vision_hidden: int = field(default=32, metadata={"help": "Width of the tiny CLIP vision tower."})
 
 
-def train_tokenizer(vocab_size: int = 1024, corpus: Path = CORPUS) -> PreTrainedTokenizerFast:
-    """A byte-level BPE trained on the packaged corpus, with pad/eos, the image token and a chat template."""
+def train_bpe(
+    vocab_size: int = 1024, special_tokens: list[str] = SPECIAL_TOKENS, corpus: Path = CORPUS
+) -> Tokenizer:
+    """A byte-level BPE (the `tokenizers` library) trained on the packaged corpus."""
     tok = Tokenizer(models.BPE())
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
     tok.post_processor = processors.ByteLevel(trim_offsets=False)
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=special_tokens,
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
     tok.train_from_iterator(corpus.read_text(encoding="utf-8").splitlines(), trainer=trainer)
+    return tok
+
+
+def train_tokenizer(vocab_size: int = 1024, corpus: Path = CORPUS) -> PreTrainedTokenizerFast:
+    """A byte-level BPE trained on the packaged corpus, with pad/eos, the image token and a chat template."""
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
+        tokenizer_object=train_bpe(vocab_size, SPECIAL_TOKENS, corpus),
         bos_token="<s>",
         eos_token="<|end|>",
         pad_token="<pad>",

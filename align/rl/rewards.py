@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Sequence
 
 import torch
@@ -14,11 +15,8 @@ def sentence_end_tokens(token_char_ends: Sequence[int], sentence_char_ends: Sequ
     """For each sentence (by the exclusive end of its character span in the response text), the index of
     the response token that contains its last character. `token_char_ends[i]` is the length of the text
     decoded from tokens 0..i (non-decreasing)."""
-    out = []
-    for end in sentence_char_ends:
-        index = next((i for i, e in enumerate(token_char_ends) if e >= end), len(token_char_ends) - 1)
-        out.append(index)
-    return out
+    last = len(token_char_ends) - 1
+    return [min(bisect_left(token_char_ends, end), last) for end in sentence_char_ends]
 
 
 def sentence_rewards(

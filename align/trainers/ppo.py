@@ -27,6 +27,7 @@ from align.rl.advantages import masked_gae, whiten_across
 from align.rl.losses import POLICY_LOSSES, PolicyLossParams, entropy_from_logits, value_loss
 from align.rl.rewards import AdaptiveKLController, FixedKLController, kl_penalty, token_rewards
 from align.trainers.ppo_config import PPOConfig
+from align.trainers.prompt_source import MMCoTPrompt, PromptSource, as_prompt
 from align.trainers.reward_fns import RewardFn, Sample
 from align.trainers.rollout import Chunk, ValueHead, forward_tokens, sample_chunk
 
@@ -49,12 +50,22 @@ def flat_config(config: Any) -> dict[str, Any]:
 
 
 class PPOTrainer:
-    """Token-level PPO over a list of problems (anything with the `Problem` fields)."""
+    """Token-level PPO over a list of problems. `prompt_source` turns a problem into its prompt (text and
+    optional image); the default is ARES's MM-CoT prompt, which needs the `Problem` fields. Prompts go
+    through the chat template when `config.chat` is true, or None (auto) and the policy has one."""
 
-    def __init__(self, policy: LoadedPolicy, reward_fn: RewardFn, config: PPOConfig, problems: list[Any]):
+    def __init__(
+        self,
+        policy: LoadedPolicy,
+        reward_fn: RewardFn,
+        config: PPOConfig,
+        problems: list[Any],
+        prompt_source: PromptSource | None = None,
+    ):
         if not problems:
             raise ValueError("PPOTrainer needs at least one problem")
         self.policy, self.reward_fn, self.config, self.problems = policy, reward_fn, config, problems
+        self.prompt_source = prompt_source or MMCoTPrompt()
         self.output_dir = Path(config.output_dir)
         self.accelerator = Accelerator(
             gradient_accumulation_steps=config.gradient_accumulation_steps,
@@ -114,7 +125,11 @@ class PPOTrainer:
         if not self.policy.is_vlm:
             groups = [problems]
         else:
-            groups = [[p for p in problems if p.image is not None], [p for p in problems if p.image is None]]
+            has_image = [as_prompt(self.prompt_source(p)).image is not None for p in problems]
+            groups = [
+                [p for p, h in zip(problems, has_image, strict=True) if h],
+                [p for p, h in zip(problems, has_image, strict=True) if not h],
+            ]
         size = self.config.sampling.batch_size
         return [g[i : i + size] for g in groups if g for i in range(0, len(g), size)]
 
@@ -127,7 +142,12 @@ class PPOTrainer:
         for group in self._groups(problems):
             t0 = time.perf_counter()
             chunk = sample_chunk(
-                self.policy, group, self.config.sampling.num_samples, self._generate_kwargs()
+                self.policy,
+                group,
+                self.config.sampling.num_samples,
+                self._generate_kwargs(),
+                self.prompt_source,
+                self.config.chat,
             )
             stats["time/generation_s"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()

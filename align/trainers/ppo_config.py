@@ -19,6 +19,12 @@ class PPOConfig:
         default_factory=SamplingConfig,
         metadata={"help": "How responses are sampled: num_samples per problem (ARES k=4), top_k 50, ..."},
     )
+    chat: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Prompts through the chat template: true, false (raw text), none (when there is one)."
+        },
+    )
     ppo_epochs: int = field(default=10, metadata={"help": "Passes over each rollout (ARES base: 10)."})
     minibatch_size: int = field(default=8, metadata={"help": "Sequences per optimizer micro-step."})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Micro-steps per optimizer step."})

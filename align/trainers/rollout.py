@@ -3,15 +3,22 @@ and values with one forward pass of the policy."""
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from align.data.prompts import build_prompt
-from align.models.inputs import encode
+from align.models.inputs import encode, position_ids_from_mask
 from align.models.loading import LoadedPolicy
+from align.models.tokens import decode_with_char_ends, generation_settings, stop_token_ids
+from align.models.vision_inputs import extend_aligned, join_rows, split_rows
+from align.trainers.prompt_source import MMCoTPrompt, PromptSource, render_prompts
+
+# Batches carrying these keys get M-RoPE positions (Qwen2-VL family) that the model computes itself from the
+# attention mask, as its generate() does; every other model gets positions from the attention mask here.
+MROPE_KEYS = ("image_grid_thw", "video_grid_thw")
 
 
 class ValueHead(nn.Module):
@@ -29,7 +36,9 @@ class ValueHead(nn.Module):
 @dataclass
 class Chunk:
     """A homogeneous group of rollout sequences (all with images or all without), `prompt_len` columns of
-    left-padded prompt followed by the response."""
+    left-padded prompt followed by the response. `vision` holds each row's image inputs (any VLM layout,
+    see `align.models.vision_inputs`), `extra` the token-aligned inputs (`mm_token_type_ids`) over all
+    columns."""
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
@@ -38,7 +47,7 @@ class Chunk:
     problems: list[Any]
     texts: list[str]
     token_char_ends: list[list[int]]
-    pixel_values: torch.Tensor | None = None
+    vision: list[dict[str, torch.Tensor]] = field(default_factory=list)
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
     old_logp: torch.Tensor | None = None
     ref_logp: torch.Tensor | None = None
@@ -48,6 +57,7 @@ class Chunk:
     advantages: torch.Tensor | None = None
     returns: torch.Tensor | None = None
     score_rewards: torch.Tensor | None = None
+    generation_logp: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -65,6 +75,7 @@ class Chunk:
             "advantages",
             "returns",
             "score_rewards",
+            "generation_logp",
         ):
             value = getattr(self, name)
             picked[name] = value[rows] if value is not None else None
@@ -76,29 +87,35 @@ class Chunk:
             problems=[self.problems[i] for i in idx],
             texts=[self.texts[i] for i in idx],
             token_char_ends=[self.token_char_ends[i] for i in idx],
-            pixel_values=self.pixel_values[rows] if self.pixel_values is not None else None,
+            vision=[self.vision[i] for i in idx] if self.vision else [],
             extra={k: v[rows] for k, v in self.extra.items()},
             **picked,
         )
 
 
-def response_mask_from(response_ids: torch.Tensor, eos_id: int, pad_id: int) -> torch.Tensor:
-    """1 for response tokens up to and including the first EOS; 0 after it."""
-    is_eos = response_ids == eos_id
-    after_eos = (is_eos.cumsum(1) - is_eos.long()) > 0
-    mask = ~after_eos
-    if pad_id != eos_id:
-        mask &= response_ids != pad_id
-    return mask.long()
+def response_mask_from(response_ids: torch.Tensor, stop_ids: int | list[int]) -> torch.Tensor:
+    """1 for response tokens up to and including the first stop token; 0 after it. A pad or other token
+    sampled before the stop is part of the response (generation only pads after a row has stopped)."""
+    stops = torch.tensor(
+        [stop_ids] if isinstance(stop_ids, int) else list(stop_ids), device=response_ids.device
+    )
+    is_stop = torch.isin(response_ids, stops)
+    after_stop = (is_stop.long().cumsum(1) - is_stop.long()) > 0
+    return (~after_stop).long()
 
 
-def char_ends(tokenizer: Any, ids: list[int]) -> tuple[str, list[int]]:
-    """The decoded response and, for each token, the length of the text decoded from tokens 0..i."""
-    ends, text = [], ""
-    for i in range(len(ids)):
-        text = tokenizer.decode(ids[: i + 1], skip_special_tokens=True)
-        ends.append(len(text))
-    return text, ends
+def decode_responses(
+    tokenizer: Any, response: torch.Tensor, mask: torch.Tensor, stop_ids: list[int]
+) -> tuple[list[str], list[list[int]]]:
+    """Each response's text (up to its stop token) and, per token, the length of the text decoded through
+    that token (exact for multi-byte characters; the stop token and the columns after it end the text)."""
+    texts, ends = [], []
+    for row, n in zip(response.tolist(), mask.sum(1).tolist(), strict=True):
+        content = n - 1 if n and row[n - 1] in stop_ids else n
+        text, e = decode_with_char_ends(tokenizer, row[:content])
+        texts.append(text)
+        ends.append(e + [len(text)] * (len(row) - content))
+    return texts, ends
 
 
 @torch.no_grad()
@@ -107,48 +124,67 @@ def sample_chunk(
     problems: list[Any],
     num_samples: int,
     generate_kwargs: dict[str, Any],
-    fmt: str = "QCM-E",
+    prompt_source: PromptSource | None = None,
+    chat: bool | None = None,
 ) -> Chunk:
-    """Sample `num_samples` responses per problem (all problems with images, or all without)."""
+    """Sample `num_samples` responses per problem (all prompts with images, or all without).
+
+    Prompts come from `prompt_source` (ARES's MM-CoT `QCM-E` prompt by default), through the chat template
+    when `chat` is true or None and the policy has one. Generation stops at any of the model's stop tokens
+    and never samples special tokens (image placeholders, chat markers). `generate_kwargs` with
+    `output_logits=True` also records the generation-time log-probs of the sampled tokens
+    (`chunk.generation_logp`), a check that training forward passes see what sampling saw.
+    """
     device = next(policy.model.parameters()).device
-    images = [p.image for p in problems] if policy.is_vlm and problems[0].image is not None else None
-    batch = encode(policy, [build_prompt(p, fmt) for p in problems], images).to(device)
-    model = policy.model
-    out = model.generate(
-        **batch,
-        num_return_sequences=num_samples,
-        pad_token_id=policy.tokenizer.pad_token_id,
-        eos_token_id=policy.tokenizer.eos_token_id,
-        **generate_kwargs,
+    prompts = render_prompts(prompt_source or MMCoTPrompt(), problems)
+    images = [p.image for p in prompts] if policy.is_vlm and prompts[0].image is not None else None
+    batch = encode(policy, [p.text for p in prompts], images, chat=chat).to(device)
+    settings = {**generation_settings(policy), **generate_kwargs}
+    out = policy.model.generate(
+        **batch, num_return_sequences=num_samples, return_dict_in_generate=True, **settings
     )
+    sequences = out.sequences
     prompt_len = batch["input_ids"].shape[1]
-    response = out[:, prompt_len:]
-    rmask = response_mask_from(response, policy.tokenizer.eos_token_id, policy.tokenizer.pad_token_id)
+    response = sequences[:, prompt_len:]
+    stops = stop_token_ids(policy)
+    rmask = response_mask_from(response, stops)
     prompt_mask = batch["attention_mask"].repeat_interleave(num_samples, 0)
     attention = torch.cat([prompt_mask, rmask], dim=1)
-    texts, ends = [], []
-    for row, m in zip(response.tolist(), rmask.tolist(), strict=True):
-        n = sum(m)
-        text, e = char_ends(policy.tokenizer, row[:n])
-        texts.append(text)
-        ends.append(e + [len(text)] * (len(row) - n))
-    pixel_values = batch.get("pixel_values")
+    texts, ends = decode_responses(policy.tokenizer, response, rmask, stops)
+    rows, aligned = split_rows(batch, len(prompts))
     extra = {
-        k: v.repeat_interleave(num_samples, 0)
-        for k, v in batch.items()
-        if k not in ("input_ids", "attention_mask", "pixel_values") and torch.is_tensor(v)
+        k: v.repeat_interleave(num_samples, 0) for k, v in extend_aligned(aligned, sequences.shape[1]).items()
     }
-    return Chunk(
-        input_ids=out,
+    chunk = Chunk(
+        input_ids=sequences,
         attention_mask=attention,
         prompt_len=prompt_len,
         response_mask=rmask,
         problems=[p for p in problems for _ in range(num_samples)],
         texts=texts,
         token_char_ends=ends,
-        pixel_values=pixel_values.repeat_interleave(num_samples, 0) if pixel_values is not None else None,
+        vision=[row for row in rows for _ in range(num_samples)] if any(rows) else [],
         extra=extra,
     )
+    if getattr(out, "logits", None):
+        logits = torch.stack(out.logits, dim=1).float()
+        chunk.generation_logp = (
+            torch.log_softmax(logits, -1).gather(-1, response.unsqueeze(-1)).squeeze(-1) * rmask
+        )
+    return chunk
+
+
+def base_model(model: nn.Module) -> nn.Module:
+    """The transformers model inside DDP/DeepSpeed wrappers and a peft adapter."""
+    while hasattr(model, "module"):
+        model = model.module
+    if hasattr(model, "get_base_model"):
+        model = model.get_base_model()
+    return model
+
+
+def accepts_position_ids(model: nn.Module) -> bool:
+    return "position_ids" in inspect.signature(base_model(model).forward).parameters
 
 
 def forward_tokens(
@@ -156,8 +192,9 @@ def forward_tokens(
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """(log-probs of the response tokens, values before each response token, response logits if asked)."""
     kwargs = {"input_ids": chunk.input_ids, "attention_mask": chunk.attention_mask, **chunk.extra}
-    if chunk.pixel_values is not None:
-        kwargs["pixel_values"] = chunk.pixel_values
+    kwargs.update(join_rows(chunk.vision))
+    if accepts_position_ids(model) and not any(k in kwargs for k in MROPE_KEYS):
+        kwargs["position_ids"] = position_ids_from_mask(chunk.attention_mask)
     out = model(**kwargs, output_hidden_states=value_head is not None, use_cache=False)
     start = chunk.prompt_len - 1
     logits = out.logits[:, start:-1].float()

@@ -20,6 +20,7 @@ from accelerate import Accelerator
 from align.data.prompts import build_prompt
 from align.models.inputs import encode
 from align.models.loading import LoadedPolicy
+from align.trainers.prompt_source import Prompt, PromptSource, as_prompt
 
 
 @dataclass
@@ -37,6 +38,12 @@ class SFTConfig:
         default=256, metadata={"help": "Targets are truncated to this many tokens."}
     )
     prompt_format: str = field(default="QCM-E", metadata={"help": "MM-CoT prompt format of the inputs."})
+    chat: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Prompts through the chat template: true, false (raw text), none (when there is one)."
+        },
+    )
     mixed_precision: str = field(
         default="no", metadata={"help": "accelerate mixed precision: no, fp16, bf16."}
     )
@@ -56,16 +63,22 @@ def build_examples(
     targets: list[str],
     cfg: SFTConfig,
     rationales: list[str] | None = None,
+    prompt_source: PromptSource | None = None,
 ) -> list[SFTExample]:
-    """Tokenise prompt + target (+ EOS); labels are -100 on the prompt. `rationales` feed the QCMG-A format."""
+    """Tokenise prompt + target (+ EOS); labels are -100 on the prompt. Prompts come from `prompt_source`,
+    or else the MM-CoT `cfg.prompt_format` (`rationales` feed the QCMG-A format)."""
     if len(problems) != len(targets):
         raise ValueError(f"{len(problems)} problems but {len(targets)} targets")
     examples = []
     tok = policy.tokenizer
     for k, (problem, target) in enumerate(zip(problems, targets, strict=True)):
-        image = problem.image if policy.is_vlm else None
-        text = build_prompt(problem, cfg.prompt_format, rationales[k] if rationales else None)
-        prompt = encode(policy, [text], [image] if image else None)
+        if prompt_source is not None:
+            prompt_k = as_prompt(prompt_source(problem))
+        else:
+            text = build_prompt(problem, cfg.prompt_format, rationales[k] if rationales else None)
+            prompt_k = Prompt(text, problem.image)
+        image = prompt_k.image if policy.is_vlm else None
+        prompt = encode(policy, [prompt_k.text], [image] if image else None, chat=cfg.chat)
         target_ids = tok(target, add_special_tokens=False)["input_ids"][: cfg.max_target_tokens] + [
             tok.eos_token_id
         ]
@@ -97,9 +110,10 @@ def sft_train(
     targets: list[str],
     cfg: SFTConfig,
     rationales: list[str] | None = None,
+    prompt_source: PromptSource | None = None,
 ) -> list[float]:
     """Fine-tune `policy.model` in place; returns the mean loss of each epoch."""
-    examples = build_examples(policy, problems, targets, cfg, rationales)
+    examples = build_examples(policy, problems, targets, cfg, rationales, prompt_source)
     groups = [
         [e for e in examples if e.pixel_values is not None],
         [e for e in examples if e.pixel_values is None],

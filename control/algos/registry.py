@@ -1,5 +1,6 @@
-"""The algorithm registry: a name -> its update family and its policy loss. Adding an algorithm is one
-`register(Algorithm(...))` call; the CLI and the sweep runner see it at once."""
+"""The algorithm registry: a name -> its update family, its policy loss and (optionally) the hooks it adds to the
+shared loop. Adding an algorithm is one `register(Algorithm(...))` call in a module that
+`control/algos/__init__.py` imports; the CLI and the sweep runner see it at once."""
 
 from __future__ import annotations
 
@@ -29,9 +30,8 @@ class Algorithm:
     policy_loss: Callable[[LossInputs, Any], tuple[torch.Tensor, dict[str, torch.Tensor]]]
     needs_prob: bool = False
     description: str = ""
-    trainer: Callable[..., dict[str, Any]] | None = (
-        None  # own loop (e.g. a different critic); None: control.train
-    )
+    # builds the control.hooks.LoopHooks the algorithm adds to the shared loop (a critic, a reward term, ...)
+    hooks: Callable[[Any], Any] | None = None
 
 
 ALGORITHMS: dict[str, Algorithm] = {}
@@ -95,7 +95,3 @@ register(
         description="symmetric A2C (Byun & Perrault, 2025)",
     )
 )
-
-# Algorithms registered in their own modules (they import this one).
-from control.algos import ndppo as _ndppo  # noqa: E402,F401
-from control.algos import ppg as _ppg  # noqa: E402,F401
