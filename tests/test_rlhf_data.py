@@ -11,6 +11,7 @@ from align.data.errors import DatasetFormatError
 from align.data.samples import sample_root
 from align.rlhf.imdb_data import imdb_prompts, load_reviews, review_prompt, train_val_split
 from align.rlhf.records import RLPrompt
+from align.rlhf.run import check_prompts_fit
 
 from align.rlhf.tldr_data import fit_prompt, load_preferences, load_summaries, tldr_prompts
 

@@ -9,7 +9,7 @@ import torch
 from align.eval.winrate import judge_win_rate
 from align.rlhf.compare import welch_interval
 from align.rlhf.judge import SUMMARY_JUDGE_VERSION, SummaryJudge
-from align.rlhf.metrics import kl_per_sample, mean_std, position_ids, rouge
+from align.rlhf.metrics import kl_per_sample, mean_std, rouge
 from align.rlhf.records import RLPrompt
 from teacher import CachedTeacher, FeedbackCache, make_teacher
 
@@ -26,11 +26,6 @@ def test_kl_per_sample_hand_computed():
     expected = [(math.exp(-0.5) - 1 + 0.5) + (math.exp(1.0) - 1 - 1.0), math.exp(-1.0) - 1 + 1.0]
     assert k3.tolist() == pytest.approx(expected)
     assert (k3 >= 0).all()
-
-
-def test_position_ids_count_real_tokens_under_left_padding():
-    mask = torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])
-    assert position_ids(mask).tolist() == [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]
 
 
 def test_rouge_hand_values():

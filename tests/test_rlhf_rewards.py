@@ -69,9 +69,22 @@ def test_reward_model_scores_what_reward_trainer_trains_on(tmp_path):
     prompt, chosen = "SUBREDDIT: r/dogs\n\nPOST: my dog barks\n\nTL;DR:", " dog barks"
     trainer = RewardTrainer(
         model=model,
-        args=RewardConfig(output_dir=str(tmp_path / "rm"), report_to=[], use_cpu=True, max_length=128),
+        args=RewardConfig(output_dir=str(tmp_path / "rm"), report_to=[], use_cpu=True, bf16=False, max_length=128),
         train_dataset=Dataset.from_dict({"prompt": [prompt], "chosen": [chosen], "rejected": [" cat"]}),
         processing_class=tok,
     )
     trained_ids = trainer.train_dataset[0]["chosen_ids"]
     assert tok(summary_text(prompt, chosen, tok.eos_token))["input_ids"] == trained_ids
+
+
+def test_sequence_reward_sits_on_the_last_generated_token_only():
+    """Padding on both sides: the prompt's left padding never reaches the reward function, and the columns
+    after a response's stop token are padding; the scalar lands on the last generated token."""
+    from align.trainers.reward_fns import SequenceReward
+
+    reward = SequenceReward(lambda problem, text: 5.0)
+    ended = Sample("p", "ab", [1, 2, 2, 2, 2], length=3)  # 2 tokens + stop token, then 2 padding columns
+    full = Sample("p", "abcde", [1, 2, 3, 4, 5], length=5)  # ran to max_new_tokens
+    legacy = Sample("p", "abc", [1, 2, 3])  # no length: every column is generated
+    out = [r.rewards.tolist() for r in reward([ended, full, legacy])]
+    assert out == [[0, 0, 5.0, 0, 0], [0, 0, 0, 0, 5.0], [0, 0, 5.0]]

@@ -46,7 +46,9 @@ class ImdbRun(RlhfRun):
         texts = [clean_review(r.text) for r in self.train_reviews]
         base = build_tiny_gpt2(self.root / "tiny-gpt2", texts, seed=self.lm.seed)
         held_out = [clean_review(r.text) for r in self.val_reviews]
-        return pretrain_lm(str(base), texts, held_out, self.lm, self.stage_dir("lm"))
+        return pretrain_lm(
+            str(base), texts, held_out, self.lm, self.stage_dir("lm"), mixed_precision=self.ppo.mixed_precision
+        )
 
     def classifier_path(self, policy_path: str) -> str:
         if self.cfg.classifier:
@@ -59,7 +61,10 @@ class ImdbRun(RlhfRun):
 
         base = build_tiny_classifier(self.root / "tiny-classifier", tokenizer_dir, seed=self.classifier_settings.seed)
         held_out = load_reviews(self.source, self.cfg.classifier_eval_split)
-        return train_classifier(str(base), self.train_reviews, held_out, self.classifier_settings, self.stage_dir("classifier"))
+        return train_classifier(
+            str(base), self.train_reviews, held_out, self.classifier_settings, self.stage_dir("classifier"),
+            mixed_precision=self.ppo.mixed_precision,
+        )
 
     # --- the run --------------------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:

@@ -18,7 +18,10 @@ from typing import Any
 import torch
 
 from align.eval.quality import distinct_n
-from align.trainers.rollout import response_mask_from
+from align.models.inputs import encode, position_ids_from_mask
+from align.models.loading import LoadedPolicy
+from align.models.tokens import generation_settings, stop_token_ids
+from align.trainers.rollout import decode_responses, response_mask_from
 
 
 @dataclass
@@ -32,41 +35,31 @@ class Generations:
     prompt_len: int
 
 
-def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
-    """Positions counted over real tokens only, as `generate` does under left padding (GPT-2 has absolute
-    position embeddings, so a left-padded forward needs them)."""
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-
-
 @torch.no_grad()
 def generate(
-    model: Any,
-    tokenizer: Any,
+    policy: LoadedPolicy,
     prompts: Sequence[str],
     max_new_tokens: int,
     do_sample: bool = True,
     top_k: int = 50,
     top_p: float = 1.0,
     temperature: float = 1.0,
+    chat: bool = False,
 ) -> Generations:
-    """One completion per prompt (left padding, no chat template: the prompts are raw text)."""
-    tokenizer.padding_side = "left"
-    device = next(model.parameters()).device
-    batch = tokenizer(list(prompts), return_tensors="pt", padding=True, add_special_tokens=False).to(device)
-    sampling = {"do_sample": True, "top_k": top_k, "top_p": top_p, "temperature": temperature} if do_sample else {"do_sample": False}
-    out = model.generate(
-        **batch,
-        max_new_tokens=max_new_tokens,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        **sampling,
+    """One completion per prompt, encoded, stopped and decoded as the PPO rollout does (raw text by default)."""
+    device = next(policy.model.parameters()).device
+    batch = encode(policy, list(prompts), chat=chat).to(device)
+    sampling = (
+        {"do_sample": True, "top_k": top_k, "top_p": top_p, "temperature": temperature}
+        if do_sample
+        else {"do_sample": False}
     )
+    out = policy.model.generate(**batch, max_new_tokens=max_new_tokens, **generation_settings(policy), **sampling)
     prompt_len = batch["input_ids"].shape[1]
     response = out[:, prompt_len:]
-    rmask = response_mask_from(response, tokenizer.eos_token_id, tokenizer.pad_token_id)
-    texts = [
-        tokenizer.decode(row[: int(m.sum())], skip_special_tokens=True) for row, m in zip(response, rmask, strict=True)
-    ]
+    stops = stop_token_ids(policy)
+    rmask = response_mask_from(response, stops)
+    texts, _ = decode_responses(policy.tokenizer, response, rmask, stops)
     attention = torch.cat([batch["attention_mask"], rmask.to(batch["attention_mask"].dtype)], dim=1)
     return Generations(texts, out, attention, rmask, prompt_len)
 
@@ -75,7 +68,9 @@ def generate(
 def completion_logprobs(model: Any, gen: Generations) -> torch.Tensor:
     """log pi(y_t | prompt, y_<t) of every response token (0 where the response mask is 0)."""
     out = model(
-        input_ids=gen.input_ids, attention_mask=gen.attention_mask, position_ids=position_ids(gen.attention_mask)
+        input_ids=gen.input_ids,
+        attention_mask=gen.attention_mask,
+        position_ids=position_ids_from_mask(gen.attention_mask),
     )
     logits = out.logits[:, gen.prompt_len - 1 : -1].float()
     targets = gen.input_ids[:, gen.prompt_len :]
@@ -115,8 +110,7 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def evaluate_policy(
-    model: Any,
-    tokenizer: Any,
+    policy: LoadedPolicy,
     prompts: Sequence[Any],
     score: Callable[[list[Any], list[str]], list[float]],
     max_new_tokens: int,
@@ -127,10 +121,12 @@ def evaluate_policy(
     batch_size: int = 16,
     seed: int = 0,
     with_rouge: bool = False,
+    chat: bool = False,
 ) -> dict[str, Any]:
     """Sample one completion per prompt (seeded) and measure it. The reference is `reference` (a frozen
-    model) or `model` itself under `reference_context()` (LoRA with the adapter disabled)."""
+    model) or the policy itself under `reference_context()` (LoRA with the adapter disabled)."""
     torch.manual_seed(seed)
+    model = policy.model
     was_training = model.training
     model.eval()
     texts: list[str] = []
@@ -140,7 +136,7 @@ def evaluate_policy(
     nll, tokens = 0.0, 0.0
     for start in range(0, len(prompts), batch_size):
         chunk = list(prompts[start : start + batch_size])
-        gen = generate(model, tokenizer, [p.prompt for p in chunk], max_new_tokens, do_sample, top_k)
+        gen = generate(policy, [p.prompt for p in chunk], max_new_tokens, do_sample, top_k, chat=chat)
         logp = completion_logprobs(model, gen)
         if reference is not None:
             ref_logp = completion_logprobs(reference, gen)

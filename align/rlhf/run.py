@@ -25,6 +25,7 @@ from align.rlhf.records import RLPrompt
 from align.rlhf.rewards import BatchedSequenceReward, ScoreBatch
 from align.trainers.ppo import PPOTrainer
 from align.trainers.ppo_config import PPOConfig
+from align.trainers.prompt_source import TextPrompt
 
 
 class RunState:
@@ -89,7 +90,10 @@ class RlhfRun:
         self.root = Path(output_dir)
         self.root.mkdir(parents=True, exist_ok=True)
         self.state = RunState(self.root / "rlhf_state.json")
-        self.ppo, self.eval_settings, self.policy_settings = ppo, eval_settings, policy_settings
+        # these tasks prompt with raw text (review prefixes, "... TL;DR:" posts, as SFT trains them): the chat
+        # template is used only when the config asks for it
+        self.ppo = replace(ppo, chat=bool(ppo.chat))
+        self.eval_settings, self.policy_settings = eval_settings, policy_settings
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
 
     def stage_dir(self, stage: str) -> Path:
@@ -116,8 +120,7 @@ class RlhfRun:
     ) -> dict[str, Any]:
         e, s = self.eval_settings, self.ppo.sampling
         return evaluate_policy(
-            policy.model,
-            policy.tokenizer,
+            policy,
             prompts,
             score,
             s.max_new_tokens,
@@ -128,6 +131,7 @@ class RlhfRun:
             batch_size=e.batch_size,
             seed=seed,
             with_rouge=self.with_rouge,
+            chat=bool(self.ppo.chat),
         )
 
     def evaluate_initial(self, policy_path: str, prompts: list[RLPrompt], score: ScoreBatch) -> dict:
@@ -145,8 +149,6 @@ class RlhfRun:
     ) -> dict[str, Any]:
         """PPO/SPPO from `policy_path` with the given seed (resuming from its checkpoint), then the held-out
         evaluation of the final policy against the initial one."""
-        from align.trainers.prompt_source import TextPrompt
-
         folder = self.seed_dir(seed)
         policy = self.load_policy(policy_path)
         cfg = replace(self.ppo, seed=seed, output_dir=str(folder / "ppo"))

@@ -62,7 +62,9 @@ class TldrRun(RlhfRun):
             from align.rlhf.tiny import build_tiny_gpt2
 
             base = str(build_tiny_gpt2(self.root / "tiny-gpt2", [p.prompt + p.completion for p in train], seed=self.sft_settings.seed))
-        return train_sft(base, train, held_out, self.sft_settings, self.stage_dir("sft"))
+        return train_sft(
+            base, train, held_out, self.sft_settings, self.stage_dir("sft"), mixed_precision=self.ppo.mixed_precision
+        )
 
     def reward_model_path(self, sft_path: str) -> str:
         self.stage("reward_model", lambda: self.train_reward_model(sft_path))
@@ -75,7 +77,11 @@ class TldrRun(RlhfRun):
             return {**preference_accuracy(c.reward_model, held_out), "model": c.reward_model, "trained": False}
         train = load_preferences(self.preference_source, c.preference_train_split)
         base = c.reward_base or sft_path
-        return {**train_reward_model(base, train, held_out, self.reward_settings, self.stage_dir("reward_model")), "trained": True}
+        result = train_reward_model(
+            base, train, held_out, self.reward_settings, self.stage_dir("reward_model"),
+            mixed_precision=self.ppo.mixed_precision,
+        )
+        return {**result, "trained": True}
 
     # --- evaluation with the judge ----------------------------------------------------------------------------
     def judge(self) -> SummaryJudge:

@@ -42,24 +42,19 @@ class TrainSettings:
     )
     quantization: str = field(default="", metadata={"help": "'', '4bit' or '8bit' (bitsandbytes, GPU)."})
     dtype: str = field(default="float32", metadata={"help": "Weights dtype when loading: float32, bfloat16."})
-    bf16: str = field(default="auto", metadata={"help": "bf16 mixed precision: auto (on a GPU that has it), true, false."})
     save_steps: int = field(default=0, metadata={"help": "Checkpoint every N steps (0: every epoch)."})
     max_examples: int = field(default=0, metadata={"help": "Train on at most this many examples (0: all)."})
     seed: int = field(default=0, metadata={"help": "Seed of initialisation and data order."})
 
-    def __post_init__(self) -> None:
-        if self.bf16 not in ("auto", "true", "false"):
-            raise ValueError(f"bf16 must be auto, true or false, got {self.bf16!r}")
+
+PRECISIONS = ("no", "bf16", "fp16")
 
 
-def use_bf16(settings: TrainSettings) -> bool:
-    if settings.bf16 == "auto":
-        return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
-    return settings.bf16 == "true"
-
-
-def trainer_arguments(settings: TrainSettings, out: Path, **extra: Any) -> dict[str, Any]:
-    """Keyword arguments common to `TrainingArguments`, `SFTConfig` and `RewardConfig`."""
+def trainer_arguments(settings: TrainSettings, out: Path, mixed_precision: str = "no", **extra: Any) -> dict[str, Any]:
+    """Keyword arguments common to `TrainingArguments`, `SFTConfig` and `RewardConfig`. `mixed_precision` is
+    the run's one setting (the PPO config's): accelerate allows a single precision per process."""
+    if mixed_precision not in PRECISIONS:
+        raise ValueError(f"mixed_precision must be one of {PRECISIONS}, got {mixed_precision!r}")
     return {
         "output_dir": str(out / "checkpoints"),
         "num_train_epochs": settings.epochs,
@@ -70,7 +65,8 @@ def trainer_arguments(settings: TrainSettings, out: Path, **extra: Any) -> dict[
         "weight_decay": settings.weight_decay,
         "warmup_steps": settings.warmup_ratio,
         "lr_scheduler_type": settings.lr_scheduler,
-        "bf16": use_bf16(settings),
+        "bf16": mixed_precision == "bf16",
+        "fp16": mixed_precision == "fp16",
         "use_cpu": not torch.cuda.is_available(),
         "save_strategy": "steps" if settings.save_steps else "epoch",
         "save_steps": settings.save_steps or 500,
@@ -136,13 +132,19 @@ def _tokenizer(path: str):
 
 
 def pretrain_lm(
-    base: str, texts: list[str], eval_texts: list[str], settings: TrainSettings, out: Path, callbacks: list | None = None
+    base: str,
+    texts: list[str],
+    eval_texts: list[str],
+    settings: TrainSettings,
+    out: Path,
+    callbacks: list | None = None,
+    mixed_precision: str = "no",
 ) -> dict:
     """Language modelling on `texts` (TRL `SFTTrainer`, a "text" dataset); held-out loss before and after."""
     from trl import SFTConfig, SFTTrainer
 
     args = SFTConfig(
-        **trainer_arguments(settings, out),
+        **trainer_arguments(settings, out, mixed_precision),
         max_length=settings.max_length,
         model_init_kwargs=model_init_kwargs(settings),
         dataset_text_field="text",
@@ -167,6 +169,7 @@ def train_sft(
     settings: TrainSettings,
     out: Path,
     callbacks: list | None = None,
+    mixed_precision: str = "no",
 ) -> dict:
     """SFT on prompt/completion pairs (TRL `SFTTrainer`, loss on the completion only); held-out loss before
     and after training."""
@@ -176,7 +179,7 @@ def train_sft(
         return Dataset.from_dict({"prompt": [p.prompt for p in pairs], "completion": [p.completion for p in pairs]})
 
     args = SFTConfig(
-        **trainer_arguments(settings, out),
+        **trainer_arguments(settings, out, mixed_precision),
         max_length=settings.max_length,
         model_init_kwargs=model_init_kwargs(settings),
         completion_only_loss=True,
@@ -217,6 +220,7 @@ def train_classifier(
     settings: TrainSettings,
     out: Path,
     callbacks: list | None = None,
+    mixed_precision: str = "no",
 ) -> dict:
     """A sentiment classifier (`AutoModelForSequenceClassification` + transformers `Trainer`); held-out
     accuracy before and after training."""
@@ -237,7 +241,7 @@ def train_classifier(
     model = AutoModelForSequenceClassification.from_pretrained(base, **model_init_kwargs(settings))
     trainer = Trainer(
         model=model,
-        args=TrainingArguments(**trainer_arguments(settings, out)),
+        args=TrainingArguments(**trainer_arguments(settings, out, mixed_precision)),
         train_dataset=dataset(_limit(train, settings)),
         eval_dataset=dataset(held_out),
         data_collator=DataCollatorWithPadding(tokenizer),
@@ -282,6 +286,7 @@ def train_reward_model(
     settings: TrainSettings,
     out: Path,
     callbacks: list | None = None,
+    mixed_precision: str = "no",
 ) -> dict:
     """A scalar reward model on preference pairs (TRL `RewardTrainer`, Bradley-Terry loss); held-out
     accuracy (chosen scored above rejected) of the initial and of the trained model."""
@@ -309,7 +314,7 @@ def train_reward_model(
         peft.task_type, peft.modules_to_save = "SEQ_CLS", ["score"]
     trainer = RewardTrainer(
         model=model,
-        args=RewardConfig(**trainer_arguments(settings, out), max_length=settings.max_length),
+        args=RewardConfig(**trainer_arguments(settings, out, mixed_precision), max_length=settings.max_length),
         train_dataset=dataset(_limit(train, settings)),
         eval_dataset=dataset(held_out),
         processing_class=tokenizer,
