@@ -12,10 +12,14 @@ from align.rlhf.compare import compare_runs
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--runs", required=True, help="name=run_folder,... (the first is the baseline)")
     parser.add_argument("--out", default="runs/sppo-compare", help="Folder for comparison.md/.json/.png.")
-    parser.add_argument("--judge", default="", help="Teacher spec for a head-to-head judgment (e.g. openai:gpt-4o).")
+    parser.add_argument(
+        "--judge", default="", help="Teacher spec for a head-to-head judgment (e.g. openai:gpt-4o)."
+    )
     parser.add_argument("--judge-cache", default="", help="Judge cache file (default: <out>/judge.sqlite).")
     args = parser.parse_args(argv)
     runs = {}

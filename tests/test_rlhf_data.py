@@ -12,7 +12,6 @@ from align.data.samples import sample_root
 from align.rlhf.imdb_data import imdb_prompts, load_reviews, review_prompt, train_val_split
 from align.rlhf.records import RLPrompt
 from align.rlhf.run import check_prompts_fit
-
 from align.rlhf.tldr_data import fit_prompt, load_preferences, load_summaries, tldr_prompts
 
 
@@ -78,10 +77,19 @@ def test_train_val_split_is_seeded_80_20():
 
 def test_carperai_schemas_become_the_trl_form(tmp_path):
     (tmp_path / "valid.jsonl").write_text(
-        json.dumps({"prompt": "SUBREDDIT: r/dogs\nTITLE: x\nPOST: my dog barks\nTL;DR: ", "label": "dog barks"}) + "\n"
+        json.dumps(
+            {"prompt": "SUBREDDIT: r/dogs\nTITLE: x\nPOST: my dog barks\nTL;DR: ", "label": "dog barks"}
+        )
+        + "\n"
     )
     (tmp_path / "valid1.jsonl").write_text(
-        json.dumps({"prompt": "SUBREDDIT: r/dogs\nPOST: my dog barks", "chosen": "TL;DR: dog barks", "rejected": "TL;DR: cat"})
+        json.dumps(
+            {
+                "prompt": "SUBREDDIT: r/dogs\nPOST: my dog barks",
+                "chosen": "TL;DR: dog barks",
+                "rejected": "TL;DR: cat",
+            }
+        )
         + "\n"
         + json.dumps({"prompt": "p", "chosen": "TL;DR: same", "rejected": "TL;DR: same"})
         + "\n"
@@ -103,7 +111,9 @@ def test_fit_prompt_shortens_the_post_and_keeps_tldr():
     with pytest.raises(ValueError, match="'p1'"):
         fit_prompt(prompt, WordTokenizer(), 1, "p1")
     pairs = load_summaries(sample_root() / "tldr" / "sft", "test")[:3]
-    assert [p.reference for p in tldr_prompts(pairs, WordTokenizer(), 0)] == [p.completion.strip() for p in pairs]
+    assert [p.reference for p in tldr_prompts(pairs, WordTokenizer(), 0)] == [
+        p.completion.strip() for p in pairs
+    ]
 
 
 def test_prompt_longer_than_the_context_is_an_error():

@@ -17,15 +17,24 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_kl_per_sample_hand_computed():
-    logp = torch.tensor([[-1.0, -2.0, -0.5], [-1.0, -1.0, -9.0]])
-    ref = torch.tensor([[-1.5, -1.0, -0.5], [-2.0, -1.0, -1.0]])
-    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
-    k1, k3 = kl_per_sample(logp, ref, mask)
-    assert k1.tolist() == pytest.approx([0.5 - 1.0 + 0.0, 1.0])
-    # k3 = (exp(-d) - 1) + d per token, d = logp - ref
-    expected = [(math.exp(-0.5) - 1 + 0.5) + (math.exp(1.0) - 1 - 1.0), math.exp(-1.0) - 1 + 1.0]
-    assert k3.tolist() == pytest.approx(expected)
-    assert (k3 >= 0).all()
+    # two-token vocabulary, one sample, two response steps (the second masked out)
+    p = torch.tensor([[[0.75, 0.25], [0.5, 0.5]]])
+    q = torch.tensor([[[0.5, 0.5], [0.9, 0.1]]])
+    targets = torch.tensor([[1, 0]])
+    mask = torch.tensor([[1.0, 0.0]])
+    exact, k1 = kl_per_sample(p.log(), q.log(), targets, mask)
+    assert exact.item() == pytest.approx(0.75 * math.log(0.75 / 0.5) + 0.25 * math.log(0.25 / 0.5))
+    assert k1.item() == pytest.approx(math.log(0.25 / 0.5))  # the sampled token only: can be negative
+    assert exact.item() >= 0
+
+
+def test_exact_kl_is_the_mean_of_k1_over_sampled_tokens():
+    torch.manual_seed(0)
+    p, q = torch.softmax(torch.randn(1, 1, 5), -1), torch.softmax(torch.randn(1, 1, 5), -1)
+    tokens = torch.multinomial(p[0, 0], 200_000, replacement=True)
+    k1 = (p[0, 0].log() - q[0, 0].log())[tokens].mean()
+    exact, _ = kl_per_sample(p.log(), q.log(), torch.zeros(1, 1, dtype=torch.long), torch.ones(1, 1))
+    assert k1.item() == pytest.approx(exact.item(), abs=3e-3)
 
 
 def test_rouge_hand_values():
@@ -49,7 +58,11 @@ def test_mean_std_and_welch_against_scipy():
     assert (lo, hi) == pytest.approx((ci.low, ci.high))
 
 
-POST = RLPrompt("post-1", "SUBREDDIT: r/dogs\n\nTITLE: Beagle barks\n\nPOST: My beagle barks at night.\n\nTL;DR:", "beagle barks at night")
+POST = RLPrompt(
+    "post-1",
+    "SUBREDDIT: r/dogs\n\nTITLE: Beagle barks\n\nPOST: My beagle barks at night.\n\nTL;DR:",
+    "beagle barks at night",
+)
 
 
 def test_summary_judge_both_orders_through_the_sdk_and_cached(teacher_server, tmp_path):
@@ -60,7 +73,10 @@ def test_summary_judge_both_orders_through_the_sdk_and_cached(teacher_server, tm
 
     teacher_server.responder = responder
     judge = SummaryJudge(
-        CachedTeacher(make_teacher("openai:gpt-4o", base_url=teacher_server.openai_url), FeedbackCache(tmp_path / "j.sqlite"))
+        CachedTeacher(
+            make_teacher("openai:gpt-4o", base_url=teacher_server.openai_url),
+            FeedbackCache(tmp_path / "j.sqlite"),
+        )
     )
     prompts = [POST, RLPrompt("post-2", POST.prompt, "")]
     result = judge_win_rate(judge, prompts, ["my beagle barks at night", "cats"], ["cats", "my beagle barks"])

@@ -62,14 +62,19 @@ def test_reward_model_scores_what_reward_trainer_trains_on(tmp_path):
 
     from align.rlhf.tiny import TinyTextConfig, build_tiny_gpt2
 
-    path = build_tiny_gpt2(tmp_path / "lm", ["SUBREDDIT: r/dogs POST: my dog barks TL;DR: dog barks"] * 20,
-                           config=TinyTextConfig(vocab_size=400, max_positions=128))
+    path = build_tiny_gpt2(
+        tmp_path / "lm",
+        ["SUBREDDIT: r/dogs POST: my dog barks TL;DR: dog barks"] * 20,
+        config=TinyTextConfig(vocab_size=400, max_positions=128),
+    )
     tok = AutoTokenizer.from_pretrained(path)
     model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
     prompt, chosen = "SUBREDDIT: r/dogs\n\nPOST: my dog barks\n\nTL;DR:", " dog barks"
     trainer = RewardTrainer(
         model=model,
-        args=RewardConfig(output_dir=str(tmp_path / "rm"), report_to=[], use_cpu=True, bf16=False, max_length=128),
+        args=RewardConfig(
+            output_dir=str(tmp_path / "rm"), report_to=[], use_cpu=True, bf16=False, max_length=128
+        ),
         train_dataset=Dataset.from_dict({"prompt": [prompt], "chosen": [chosen], "rejected": [" cat"]}),
         processing_class=tok,
     )

@@ -22,7 +22,9 @@ def tldr_sft(tmp_path_factory):
     root = tmp_path_factory.mktemp("tldr")
     train = load_summaries(TLDR / "sft", "train")[:120]
     held_out = load_summaries(TLDR / "sft", "validation")[:20]
-    base = build_tiny_gpt2(root / "base", [p.prompt + p.completion for p in load_summaries(TLDR / "sft", "train")], config=SMALL)
+    base = build_tiny_gpt2(
+        root / "base", [p.prompt + p.completion for p in load_summaries(TLDR / "sft", "train")], config=SMALL
+    )
     settings = TrainSettings(epochs=3, learning_rate=3e-3, batch_size=8, max_length=256)
     return train_sft(str(base), train, held_out, settings, root / "sft")
 
@@ -62,4 +64,6 @@ def test_an_interrupted_stage_resumes_from_its_checkpoint(tmp_path):
     result = train_sft(str(base), train, held_out, settings, tmp_path / "sft")
     assert result["resumed_from"].endswith("checkpoint-2")
     assert result["eval_loss_after"] < result["eval_loss_before"]
-    assert (tmp_path / "sft" / "model" / "config.json").is_file() and last_checkpoint(tmp_path / "sft") is None
+    assert (tmp_path / "sft" / "model" / "config.json").is_file() and last_checkpoint(
+        tmp_path / "sft"
+    ) is None

@@ -45,7 +45,9 @@ def load_run(root: Path) -> dict[str, Any]:
     return {"root": root, "results": results, "seeds": seeds}
 
 
-def head_to_head(judge: Any, runs: dict[str, dict[str, Any]], a: str, b: str, seed: int = 0) -> dict[str, Any]:
+def head_to_head(
+    judge: Any, runs: dict[str, dict[str, Any]], a: str, b: str, seed: int = 0
+) -> dict[str, Any]:
     """Win rate of run `b`'s held-out samples over run `a`'s, pairing the same prompt under the same seed."""
     from align.eval.winrate import judge_win_rate
 
@@ -68,11 +70,19 @@ def compare_runs(runs: dict[str, Path], out: Path, judge: Any = None) -> dict[st
     out.mkdir(parents=True, exist_ok=True)
     loaded = {name: load_run(Path(path)) for name, path in runs.items()}
     names = list(loaded)
-    columns = EVAL_COLUMNS + [c for c in SUMMARY_COLUMNS if any("rouge1" in r["results"].get(f"seed{s}", {}) for r in loaded.values() for s in r["seeds"])]
+    columns = EVAL_COLUMNS + [
+        c
+        for c in SUMMARY_COLUMNS
+        if any("rouge1" in r["results"].get(f"seed{s}", {}) for r in loaded.values() for s in r["seeds"])
+    ]
 
     def values(name: str, key: str) -> list[float]:
         run = loaded[name]
-        return [run["results"][f"seed{s}"][key] for s in run["seeds"] if isinstance(run["results"][f"seed{s}"].get(key), int | float)]
+        return [
+            run["results"][f"seed{s}"][key]
+            for s in run["seeds"]
+            if isinstance(run["results"][f"seed{s}"].get(key), int | float)
+        ]
 
     table = {name: {key: mean_std(values(name, key)) for key, _, _ in columns} for name in names}
     lines = [
@@ -85,7 +95,9 @@ def compare_runs(runs: dict[str, Path], out: Path, judge: Any = None) -> dict[st
         "|---" * (len(columns) + 2) + "|",
     ]
     for name in names:
-        cells = [f"{fmt.format(table[name][k][0])} ± {fmt.format(table[name][k][1])}" for k, _, fmt in columns]
+        cells = [
+            f"{fmt.format(table[name][k][0])} ± {fmt.format(table[name][k][1])}" for k, _, fmt in columns
+        ]
         lines.append(f"| {name} | {len(loaded[name]['seeds'])} | " + " | ".join(cells) + " |")
     diffs: dict[str, dict[str, list[float]]] = {}
     for name in names[1:]:
@@ -100,11 +112,20 @@ def compare_runs(runs: dict[str, Path], out: Path, judge: Any = None) -> dict[st
             else:
                 cells.append("-")
         lines.append(f"| {name} - {names[0]} | | " + " | ".join(cells) + " |")
-    result: dict[str, Any] = {"runs": {n: str(p) for n, p in runs.items()}, "table": table, "differences": diffs}
+    result: dict[str, Any] = {
+        "runs": {n: str(p) for n, p in runs.items()},
+        "table": table,
+        "differences": diffs,
+    }
     if judge is not None:
         result["head_to_head"] = {}
-        lines += ["", f"## Judge head to head (`{judge.model}`), both orders, ties as half", "",
-                  "| pair | win rate | 95% CI | wins / ties / losses | pairs |", "|---|---|---|---|---|"]
+        lines += [
+            "",
+            f"## Judge head to head (`{judge.model}`), both orders, ties as half",
+            "",
+            "| pair | win rate | 95% CI | wins / ties / losses | pairs |",
+            "|---|---|---|---|---|",
+        ]
         for name in names[1:]:
             h = head_to_head(judge, loaded, names[0], name)
             result["head_to_head"][f"{name} vs {names[0]}"] = h

@@ -47,7 +47,12 @@ class ImdbRun(RlhfRun):
         base = build_tiny_gpt2(self.root / "tiny-gpt2", texts, seed=self.lm.seed)
         held_out = [clean_review(r.text) for r in self.val_reviews]
         return pretrain_lm(
-            str(base), texts, held_out, self.lm, self.stage_dir("lm"), mixed_precision=self.ppo.mixed_precision
+            str(base),
+            texts,
+            held_out,
+            self.lm,
+            self.stage_dir("lm"),
+            mixed_precision=self.ppo.mixed_precision,
         )
 
     def classifier_path(self, policy_path: str) -> str:
@@ -59,10 +64,16 @@ class ImdbRun(RlhfRun):
     def train_classifier(self, tokenizer_dir: str) -> dict[str, Any]:
         from align.rlhf.tiny import build_tiny_classifier
 
-        base = build_tiny_classifier(self.root / "tiny-classifier", tokenizer_dir, seed=self.classifier_settings.seed)
+        base = build_tiny_classifier(
+            self.root / "tiny-classifier", tokenizer_dir, seed=self.classifier_settings.seed
+        )
         held_out = load_reviews(self.source, self.cfg.classifier_eval_split)
         return train_classifier(
-            str(base), self.train_reviews, held_out, self.classifier_settings, self.stage_dir("classifier"),
+            str(base),
+            self.train_reviews,
+            held_out,
+            self.classifier_settings,
+            self.stage_dir("classifier"),
             mixed_precision=self.ppo.mixed_precision,
         )
 
@@ -82,11 +93,20 @@ class ImdbRun(RlhfRun):
         held_out = imdb_prompts(self.val_reviews, tokenizer, cfg.prompt_tokens, cfg.prompt_fraction)
         if cfg.eval.prompts:
             held_out = held_out[: cfg.eval.prompts]
-        check_prompts_fit(tokenizer, train + held_out, self.ppo.sampling.max_new_tokens, context_length(policy.model.config), policy_path)
+        check_prompts_fit(
+            tokenizer,
+            train + held_out,
+            self.ppo.sampling.max_new_tokens,
+            context_length(policy.model.config),
+            policy_path,
+        )
         del policy
         self.stage("initial", lambda: self.evaluate_initial(policy_path, held_out, score))
         for seed in cfg.seeds:
-            self.stage(f"seed{seed}", lambda s=seed: self.rl_seed(s, policy_path, cfg.iterations, train, held_out, score))
+            self.stage(
+                f"seed{seed}",
+                lambda s=seed: self.rl_seed(s, policy_path, cfg.iterations, train, held_out, score),
+            )
         return self.write_report(policy_path)
 
     def write_report(self, policy_path: str) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Evaluation of an RLHF policy on held-out prompts: samples, reward, KL to the reference, perplexity under
 the reference, distinct-n and ROUGE against reference texts.
 
-KL is estimated per sample from the sampled tokens: k1 = sum_t log pi(y_t) - log pi_ref(y_t) (unbiased, can
-be negative on a batch) and k3 = sum_t (r_t - 1) - log r_t with r_t = pi_ref/pi (non-negative). Perplexity is
+KL to the reference per sample: the exact per-step KL over the vocabulary summed over the visited states
+(non-negative; for sampled responses an unbiased, low-variance estimate of the sequence KL), and k1 = sum_t
+log pi(y_t) - log pi_ref(y_t) of the generated tokens (what the PPO reward's penalty uses). Perplexity is
 exp of the mean negative log-likelihood per completion token under the reference, completions conditioned on
 their prompts (the authors' TRIL code scores all samples joined by blank lines with a sliding window instead).
 """
@@ -54,7 +55,9 @@ def generate(
         if do_sample
         else {"do_sample": False}
     )
-    out = policy.model.generate(**batch, max_new_tokens=max_new_tokens, **generation_settings(policy), **sampling)
+    out = policy.model.generate(
+        **batch, max_new_tokens=max_new_tokens, **generation_settings(policy), **sampling
+    )
     prompt_len = batch["input_ids"].shape[1]
     response = out[:, prompt_len:]
     stops = stop_token_ids(policy)
@@ -65,24 +68,32 @@ def generate(
 
 
 @torch.no_grad()
-def completion_logprobs(model: Any, gen: Generations) -> torch.Tensor:
-    """log pi(y_t | prompt, y_<t) of every response token (0 where the response mask is 0)."""
+def completion_log_dists(model: Any, gen: Generations) -> torch.Tensor:
+    """log pi(. | prompt, y_<t): the log-softmax over the vocabulary before every response token."""
     out = model(
         input_ids=gen.input_ids,
         attention_mask=gen.attention_mask,
         position_ids=position_ids_from_mask(gen.attention_mask),
     )
-    logits = out.logits[:, gen.prompt_len - 1 : -1].float()
+    return torch.log_softmax(out.logits[:, gen.prompt_len - 1 : -1].float(), -1)
+
+
+def sampled_logprobs(log_dists: torch.Tensor, gen: Generations) -> torch.Tensor:
+    """log pi(y_t | ...) of the generated tokens (0 where the response mask is 0)."""
     targets = gen.input_ids[:, gen.prompt_len :]
-    logp = torch.log_softmax(logits, -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    return logp * gen.response_mask
+    return log_dists.gather(-1, targets.unsqueeze(-1)).squeeze(-1) * gen.response_mask
 
 
-def kl_per_sample(logp: torch.Tensor, ref_logp: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(k1, k3) sums over each sample's response tokens."""
-    log_ratio = (logp - ref_logp) * mask
-    k3 = (torch.expm1(-log_ratio) + log_ratio) * mask
-    return log_ratio.sum(-1), k3.sum(-1)
+def kl_per_sample(
+    log_dists: torch.Tensor, ref_log_dists: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per sample, summed over its response tokens: (exact, k1). Exact: sum_t KL(pi(.|s_t) || pi_ref(.|s_t))
+    over the whole vocabulary at each visited state (non-negative; with sampled responses an unbiased,
+    lower-variance estimate of the sequence KL); k1: sum_t log pi(y_t|s_t) - log pi_ref(y_t|s_t) of the
+    generated tokens (unbiased only for sampled responses, can be negative)."""
+    exact = (log_dists.exp() * (log_dists - ref_log_dists)).sum(-1)
+    log_ratio = (log_dists - ref_log_dists).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    return (exact * mask).sum(-1), (log_ratio * mask).sum(-1)
 
 
 def rouge(predictions: Sequence[str], references: Sequence[str]) -> dict[str, float]:
@@ -131,22 +142,23 @@ def evaluate_policy(
     model.eval()
     texts: list[str] = []
     rewards: list[float] = []
+    kl: list[float] = []
     k1: list[float] = []
-    k3: list[float] = []
     nll, tokens = 0.0, 0.0
     for start in range(0, len(prompts), batch_size):
         chunk = list(prompts[start : start + batch_size])
         gen = generate(policy, [p.prompt for p in chunk], max_new_tokens, do_sample, top_k, chat=chat)
-        logp = completion_logprobs(model, gen)
+        log_dists = completion_log_dists(model, gen)
         if reference is not None:
-            ref_logp = completion_logprobs(reference, gen)
+            ref_log_dists = completion_log_dists(reference, gen)
         else:
             with (reference_context or nullcontext)():
-                ref_logp = completion_logprobs(model, gen)
-        a, b = kl_per_sample(logp, ref_logp, gen.response_mask)
-        k1 += a.tolist()
-        k3 += b.tolist()
-        nll -= float((ref_logp * gen.response_mask).sum())
+                ref_log_dists = completion_log_dists(model, gen)
+        targets = gen.input_ids[:, gen.prompt_len :]
+        a, b = kl_per_sample(log_dists, ref_log_dists, targets, gen.response_mask)
+        kl += a.tolist()
+        k1 += b.tolist()
+        nll -= float(sampled_logprobs(ref_log_dists, gen).sum())
         tokens += float(gen.response_mask.sum())
         rewards += [float(x) for x in score(chunk, gen.texts)]
         texts += gen.texts
@@ -155,8 +167,8 @@ def evaluate_policy(
     result: dict[str, Any] = {
         "reward": reward_mean,
         "reward_std": reward_std,
-        "kl": sum(k1) / len(k1),
-        "kl_k3": sum(k3) / len(k3),
+        "kl": sum(kl) / len(kl),
+        "kl_k1": sum(k1) / len(k1),
         "perplexity": math.exp(nll / tokens) if tokens else float("nan"),
         "distinct_1": distinct_n(texts, 1),
         "distinct_2": distinct_n(texts, 2),
@@ -166,6 +178,7 @@ def evaluate_policy(
     if with_rouge:
         result.update(rouge(texts, [p.reference for p in prompts]))
     result["samples"] = [
-        {"id": p.id, "prompt": p.prompt, "text": t, "reward": r} for p, t, r in zip(prompts, texts, rewards, strict=True)
+        {"id": p.id, "prompt": p.prompt, "text": t, "reward": r}
+        for p, t, r in zip(prompts, texts, rewards, strict=True)
     ]
     return result

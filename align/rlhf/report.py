@@ -15,8 +15,8 @@ from align.rlhf.run import read_metrics, read_samples
 
 EVAL_COLUMNS = [
     ("reward", "reward", "{:.3f}"),
-    ("kl", "KL k1", "{:.3f}"),
-    ("kl_k3", "KL k3", "{:.3f}"),
+    ("kl", "KL", "{:.3f}"),
+    ("kl_k1", "KL k1", "{:.3f}"),
     ("perplexity", "ppl (ref)", "{:.2f}"),
     ("distinct_1", "distinct-1", "{:.3f}"),
     ("distinct_2", "distinct-2", "{:.3f}"),
@@ -86,8 +86,13 @@ def _cell(value: Any, fmt: str) -> str:
     return fmt.format(value) if isinstance(value, int | float) else "-"
 
 
-def eval_table(rows: dict[str, dict[str, Any]], seeds: Sequence[int], columns: list[tuple[str, str, str]]) -> list[str]:
-    lines = ["| policy | " + " | ".join(label for _, label, _ in columns) + " |", "|---" * (len(columns) + 1) + "|"]
+def eval_table(
+    rows: dict[str, dict[str, Any]], seeds: Sequence[int], columns: list[tuple[str, str, str]]
+) -> list[str]:
+    lines = [
+        "| policy | " + " | ".join(label for _, label, _ in columns) + " |",
+        "|---" * (len(columns) + 1) + "|",
+    ]
     for name, row in rows.items():
         lines.append(f"| {name} | " + " | ".join(_cell(row.get(k), f) for k, _, f in columns) + " |")
     finals = [rows[f"seed {s}"] for s in seeds if f"seed {s}" in rows]
@@ -105,7 +110,9 @@ def supervised_lines(results: dict[str, dict[str, Any]]) -> list[str]:
     lines = []
     if "lm" in results:
         r = results["lm"]
-        lines.append(f"- language-model stage (TRL SFTTrainer): held-out loss {r['eval_loss_before']:.3f} -> {r['eval_loss_after']:.3f}")
+        lines.append(
+            f"- language-model stage (TRL SFTTrainer): held-out loss {r['eval_loss_before']:.3f} -> {r['eval_loss_after']:.3f}"
+        )
     if "classifier" in results:
         r = results["classifier"]
         lines.append(
@@ -114,7 +121,9 @@ def supervised_lines(results: dict[str, dict[str, Any]]) -> list[str]:
         )
     if "sft" in results:
         r = results["sft"]
-        lines.append(f"- SFT (TRL SFTTrainer): held-out completion loss {r['eval_loss_before']:.3f} -> **{r['eval_loss_after']:.3f}**")
+        lines.append(
+            f"- SFT (TRL SFTTrainer): held-out completion loss {r['eval_loss_before']:.3f} -> **{r['eval_loss_after']:.3f}**"
+        )
     if "reward_model" in results:
         r = results["reward_model"]
         before = f"{r['accuracy_before']:.3f} -> " if "accuracy_before" in r else ""
@@ -132,17 +141,27 @@ def examples(root: Path, seeds: Sequence[int], k: int = 3) -> list[str]:
     if not (first.is_file() and initial.is_file()):
         return []
     before, after = read_samples(initial), read_samples(first)
-    lines = ["", f"## Examples (held-out prompts; initial policy vs seed {seeds[0]} after RL)", "",
-             "| prompt | initial (reward) | after RL (reward) |", "|---|---|---|"]
+    lines = [
+        "",
+        f"## Examples (held-out prompts; initial policy vs seed {seeds[0]} after RL)",
+        "",
+        "| prompt | initial (reward) | after RL (reward) |",
+        "|---|---|---|",
+    ]
     for b, a in list(zip(before, after, strict=False))[:k]:
+
         def cell(text: str, limit: int = 300) -> str:
             return text.replace("|", "/").replace("\n", " ")[-limit:]
 
-        lines.append(f"| {cell(b['prompt'], 200)} | {cell(b['text'])} ({b['reward']:.2f}) | {cell(a['text'])} ({a['reward']:.2f}) |")
+        lines.append(
+            f"| {cell(b['prompt'], 200)} | {cell(b['text'])} ({b['reward']:.2f}) | {cell(a['text'])} ({a['reward']:.2f}) |"
+        )
     return lines
 
 
-def write_report(run: Any, task: str, models: dict[str, str], seeds: Sequence[int], iterations: int) -> dict[str, Any]:
+def write_report(
+    run: Any, task: str, models: dict[str, str], seeds: Sequence[int], iterations: int
+) -> dict[str, Any]:
     root, results = run.root, run.state.data["results"]
     ppo = run.ppo
     rows = {"initial": results["initial"]} if "initial" in results else {}
@@ -171,8 +190,9 @@ def write_report(run: Any, task: str, models: dict[str, str], seeds: Sequence[in
         f"## Held-out evaluation ({rows['initial']['n'] if 'initial' in rows else '?'} prompts, "
         f"{'sampled' if run.eval_settings.do_sample else 'greedy'})",
         "",
-        "Reward: the reward model's score; KL: per-sample sum over tokens to the reference (k1 unbiased, k3 "
-        "non-negative); ppl: perplexity of the samples under the reference.",
+        "Reward: the reward model's score; KL: to the reference per sample, the exact per-step KL over the "
+        "vocabulary summed over the response (k1: log-ratio of the generated tokens, the PPO penalty's "
+        "estimator); ppl: perplexity of the samples under the reference.",
         "",
         *eval_table(rows, seeds, columns),
     ]

@@ -111,7 +111,9 @@ class ClassifierScore:
                 values = logits[:, self.index]
             for text, value in zip(chunk, values.tolist(), strict=True):
                 if not math.isfinite(value):
-                    raise ValueError(f"reward model {self.name!r} returned {value} for the text {text[:200]!r}")
+                    raise ValueError(
+                        f"reward model {self.name!r} returned {value} for the text {text[:200]!r}"
+                    )
                 out.append(value)
         return out
 

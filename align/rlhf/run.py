@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -63,7 +64,9 @@ def context_length(config: Any) -> int | None:
     return None
 
 
-def check_prompts_fit(tokenizer: Any, prompts: list[RLPrompt], max_new_tokens: int, context: int | None, model: str) -> None:
+def check_prompts_fit(
+    tokenizer: Any, prompts: list[RLPrompt], max_new_tokens: int, context: int | None, model: str
+) -> None:
     """An error naming the first prompt whose tokens plus the generated ones exceed the model's context."""
     if context is None:
         return
@@ -86,7 +89,9 @@ class RlhfRun:
         """Further measurements of an evaluation, its `samples` included (the TL;DR judge)."""
         return result
 
-    def __init__(self, output_dir: str, ppo: PPOConfig, eval_settings: EvalSettings, policy_settings: PolicySettings):
+    def __init__(
+        self, output_dir: str, ppo: PPOConfig, eval_settings: EvalSettings, policy_settings: PolicySettings
+    ):
         self.root = Path(output_dir)
         self.root.mkdir(parents=True, exist_ok=True)
         self.state = RunState(self.root / "rlhf_state.json")
@@ -116,7 +121,12 @@ class RlhfRun:
         return load_policy(path, "causal", s.lora if lora else None, s.quantization or None, s.dtype)
 
     def evaluate(
-        self, policy: LoadedPolicy, prompts: list[RLPrompt], score: ScoreBatch, seed: int, reference: Any = None
+        self,
+        policy: LoadedPolicy,
+        prompts: list[RLPrompt],
+        score: ScoreBatch,
+        seed: int,
+        reference: Any = None,
     ) -> dict[str, Any]:
         e, s = self.eval_settings, self.ppo.sampling
         return evaluate_policy(
@@ -144,7 +154,12 @@ class RlhfRun:
         return result
 
     def rl_seed(
-        self, seed: int, policy_path: str, iterations: int, prompts: list[RLPrompt], eval_prompts: list[RLPrompt],
+        self,
+        seed: int,
+        policy_path: str,
+        iterations: int,
+        prompts: list[RLPrompt],
+        eval_prompts: list[RLPrompt],
         score: ScoreBatch,
     ) -> dict[str, Any]:
         """PPO/SPPO from `policy_path` with the given seed (resuming from its checkpoint), then the held-out
@@ -152,8 +167,12 @@ class RlhfRun:
         folder = self.seed_dir(seed)
         policy = self.load_policy(policy_path)
         cfg = replace(self.ppo, seed=seed, output_dir=str(folder / "ppo"))
-        trainer = PPOTrainer(policy, BatchedSequenceReward(score), cfg, prompts, prompt_source=TextPrompt("prompt"))
+        trainer = PPOTrainer(
+            policy, BatchedSequenceReward(score), cfg, prompts, prompt_source=TextPrompt("prompt")
+        )
+        start, done_before = time.perf_counter(), len(read_metrics(folder / "ppo" / "metrics.jsonl"))
         trainer.train(iterations)
+        seconds = time.perf_counter() - start
         model = trainer.accelerator.unwrap_model(trainer.model)
         model.save_pretrained(folder / "policy")
         policy.tokenizer.save_pretrained(folder / "policy")
@@ -161,7 +180,9 @@ class RlhfRun:
         result = self.evaluate(policy, eval_prompts, score, seed=seed, reference=trainer.ref_model)
         result = self.extend(result, eval_prompts, seed)
         write_samples(folder / "samples.jsonl", result.pop("samples"))
-        return {"seed": seed, "iterations": iterations, **result}
+        # wall-clock of the iterations trained in this process (a resumed stage times only its remainder)
+        timing = {"train_seconds": seconds, "iterations_timed": max(iterations - done_before, 0)}
+        return {"seed": seed, "iterations": iterations, **timing, **result}
 
 
 def write_samples(path: Path, samples: list[dict[str, Any]]) -> None:

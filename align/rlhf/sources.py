@@ -69,7 +69,8 @@ def load_rows(source: str | Path, split: str, columns: Sequence[str]) -> tuple[l
         if not files:
             present = sorted({p.name for s in TABLE_SUFFIXES for p in path.rglob(f"*{s}")})
             raise DatasetFormatError(
-                path, f"no files for split {split!r} (looked for {split}.<ext> and {split}-*.<ext>); found {present}"
+                path,
+                f"no files for split {split!r} (looked for {split}.<ext> and {split}-*.<ext>); found {present}",
             )
         rows, where = [r for f in files for r in _read_file(f)], ", ".join(str(f) for f in files)
     else:

@@ -61,9 +61,20 @@ class TldrRun(RlhfRun):
         if not base:
             from align.rlhf.tiny import build_tiny_gpt2
 
-            base = str(build_tiny_gpt2(self.root / "tiny-gpt2", [p.prompt + p.completion for p in train], seed=self.sft_settings.seed))
+            base = str(
+                build_tiny_gpt2(
+                    self.root / "tiny-gpt2",
+                    [p.prompt + p.completion for p in train],
+                    seed=self.sft_settings.seed,
+                )
+            )
         return train_sft(
-            base, train, held_out, self.sft_settings, self.stage_dir("sft"), mixed_precision=self.ppo.mixed_precision
+            base,
+            train,
+            held_out,
+            self.sft_settings,
+            self.stage_dir("sft"),
+            mixed_precision=self.ppo.mixed_precision,
         )
 
     def reward_model_path(self, sft_path: str) -> str:
@@ -74,11 +85,19 @@ class TldrRun(RlhfRun):
         c = self.cfg
         held_out = load_preferences(self.preference_source, c.preference_eval_split)
         if c.reward_model:
-            return {**preference_accuracy(c.reward_model, held_out), "model": c.reward_model, "trained": False}
+            return {
+                **preference_accuracy(c.reward_model, held_out),
+                "model": c.reward_model,
+                "trained": False,
+            }
         train = load_preferences(self.preference_source, c.preference_train_split)
         base = c.reward_base or sft_path
         result = train_reward_model(
-            base, train, held_out, self.reward_settings, self.stage_dir("reward_model"),
+            base,
+            train,
+            held_out,
+            self.reward_settings,
+            self.stage_dir("reward_model"),
             mixed_precision=self.ppo.mixed_precision,
         )
         return {**result, "trained": True}
@@ -108,23 +127,37 @@ class TldrRun(RlhfRun):
         c = self.cfg
         sft = self.sft_path()
         scorer = ClassifierScore(
-            self.reward_model_path(sft), "", "logit", device=self.device, dtype=c.reward_dtype,
+            self.reward_model_path(sft),
+            "",
+            "logit",
+            device=self.device,
+            dtype=c.reward_dtype,
             quantization=c.reward_quantization,
         )
         score = summary_score(scorer)
         policy = self.load_policy(sft, lora=False)
         tokenizer = policy.tokenizer
-        train = tldr_prompts(load_summaries(self.sft_source, c.sft_train_split), tokenizer, c.max_prompt_tokens)
+        train = tldr_prompts(
+            load_summaries(self.sft_source, c.sft_train_split), tokenizer, c.max_prompt_tokens
+        )
         if c.max_train_prompts:
             train = train[: c.max_train_prompts]
         held_out = tldr_prompts(load_summaries(self.sft_source, c.eval_split), tokenizer, c.max_prompt_tokens)
         if c.eval.prompts:
             held_out = held_out[: c.eval.prompts]
-        check_prompts_fit(tokenizer, train + held_out, self.ppo.sampling.max_new_tokens, context_length(policy.model.config), sft)
+        check_prompts_fit(
+            tokenizer,
+            train + held_out,
+            self.ppo.sampling.max_new_tokens,
+            context_length(policy.model.config),
+            sft,
+        )
         del policy
         self.stage("initial", lambda: self.evaluate_initial(sft, held_out, score))
         for seed in c.seeds:
-            self.stage(f"seed{seed}", lambda s=seed: self.rl_seed(s, sft, c.iterations, train, held_out, score))
+            self.stage(
+                f"seed{seed}", lambda s=seed: self.rl_seed(s, sft, c.iterations, train, held_out, score)
+            )
         return self.write_report(sft)
 
     def write_report(self, sft: str) -> dict[str, Any]:
@@ -139,4 +172,3 @@ class TldrRun(RlhfRun):
             f"{c.preference_dataset or 'our sample pairs in the ' + TLDR_PREFERENCE_HUB_ID + ' layout'}",
         }
         return write_report(self, "TL;DR summarisation", models, c.seeds, c.iterations)
-

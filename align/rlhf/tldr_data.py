@@ -13,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from align.data.errors import DatasetFormatError
-from align.rlhf.records import PreferencePair, SummaryPair, RLPrompt
+from align.rlhf.records import PreferencePair, RLPrompt, SummaryPair
 from align.rlhf.sources import load_rows, text_field
 
 TLDR_SFT_HUB_ID = "trl-lib/tldr"
@@ -43,7 +43,8 @@ def load_summaries(source: str | Path, split: str) -> list[SummaryPair]:
     column = "completion" if "completion" in rows[0] else "label" if "label" in rows[0] else None
     if column is None:
         raise DatasetFormatError(
-            where, f"missing column 'completion' (or CarperAI's 'label'); the rows have {sorted(rows[0])}",
+            where,
+            f"missing column 'completion' (or CarperAI's 'label'); the rows have {sorted(rows[0])}",
             field="completion",
         )
     return [
@@ -61,9 +62,15 @@ def load_preferences(source: str | Path, split: str) -> list[PreferencePair]:
     rows, where = load_rows(source, split, ("prompt", "chosen", "rejected"))
     out = []
     for k, row in enumerate(rows):
-        chosen, rejected = (normalise_completion(text_field(row, c, where, k)) for c in ("chosen", "rejected"))
+        chosen, rejected = (
+            normalise_completion(text_field(row, c, where, k)) for c in ("chosen", "rejected")
+        )
         if chosen != rejected:
-            out.append(PreferencePair(f"{split}-{k}", normalise_prompt(text_field(row, "prompt", where, k)), chosen, rejected))
+            out.append(
+                PreferencePair(
+                    f"{split}-{k}", normalise_prompt(text_field(row, "prompt", where, k)), chosen, rejected
+                )
+            )
     if not out:
         raise DatasetFormatError(where, f"split {split!r} has no pair whose chosen and rejected texts differ")
     return out

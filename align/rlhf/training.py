@@ -34,7 +34,9 @@ class TrainSettings:
     batch_size: int = field(default=8, metadata={"help": "Examples per device step."})
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Steps per optimizer update."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
-    warmup_ratio: float = field(default=0.0, metadata={"help": "Share of steps (in [0, 1)) with a linear warm-up."})
+    warmup_ratio: float = field(
+        default=0.0, metadata={"help": "Share of steps (in [0, 1)) with a linear warm-up."}
+    )
     lr_scheduler: str = field(default="linear", metadata={"help": "transformers scheduler name."})
     max_length: int = field(default=1024, metadata={"help": "Longest tokenised example."})
     lora: LoraSettings | None = field(
@@ -50,7 +52,9 @@ class TrainSettings:
 PRECISIONS = ("no", "bf16", "fp16")
 
 
-def trainer_arguments(settings: TrainSettings, out: Path, mixed_precision: str = "no", **extra: Any) -> dict[str, Any]:
+def trainer_arguments(
+    settings: TrainSettings, out: Path, mixed_precision: str = "no", **extra: Any
+) -> dict[str, Any]:
     """Keyword arguments common to `TrainingArguments`, `SFTConfig` and `RewardConfig`. `mixed_precision` is
     the run's one setting (the PPO config's): accelerate allows a single precision per process."""
     if mixed_precision not in PRECISIONS:
@@ -176,7 +180,9 @@ def train_sft(
     from trl import SFTConfig, SFTTrainer
 
     def dataset(pairs: list[SummaryPair]) -> Dataset:
-        return Dataset.from_dict({"prompt": [p.prompt for p in pairs], "completion": [p.completion for p in pairs]})
+        return Dataset.from_dict(
+            {"prompt": [p.prompt for p in pairs], "completion": [p.completion for p in pairs]}
+        )
 
     args = SFTConfig(
         **trainer_arguments(settings, out, mixed_precision),
@@ -225,14 +231,21 @@ def train_classifier(
     """A sentiment classifier (`AutoModelForSequenceClassification` + transformers `Trainer`); held-out
     accuracy before and after training."""
     import numpy as np
-    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers import (
+        AutoModelForSequenceClassification,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     from align.rlhf.imdb_data import clean_review
 
     tokenizer = _tokenizer(base)
 
     def dataset(reviews: list[Review]) -> Dataset:
-        enc = tokenizer([clean_review(r.text) for r in reviews], truncation=True, max_length=settings.max_length)
+        enc = tokenizer(
+            [clean_review(r.text) for r in reviews], truncation=True, max_length=settings.max_length
+        )
         return Dataset.from_dict({**enc, "labels": [r.label for r in reviews]})
 
     def accuracy(pred: Any) -> dict[str, float]:
@@ -265,7 +278,9 @@ def train_classifier(
     }
 
 
-def preference_accuracy(model_path: str, pairs: list[PreferencePair], batch_size: int = 16) -> dict[str, float]:
+def preference_accuracy(
+    model_path: str, pairs: list[PreferencePair], batch_size: int = 16
+) -> dict[str, float]:
     """Share of pairs whose chosen summary the reward model scores above the rejected one (ties count half),
     scoring exactly what the PPO stage scores (prompt + completion + EOS)."""
     from align.rlhf.rewards import ClassifierScore, summary_text
@@ -295,12 +310,18 @@ def train_reward_model(
 
     def dataset(pairs: list[PreferencePair]) -> Dataset:
         return Dataset.from_dict(
-            {"prompt": [p.prompt for p in pairs], "chosen": [p.chosen for p in pairs], "rejected": [p.rejected for p in pairs]}
+            {
+                "prompt": [p.prompt for p in pairs],
+                "chosen": [p.chosen for p in pairs],
+                "rejected": [p.rejected for p in pairs],
+            }
         )
 
     tokenizer = _tokenizer(base)
     torch.manual_seed(settings.seed)  # the new score head's initialisation
-    model = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1, **model_init_kwargs(settings))
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=1, **model_init_kwargs(settings)
+    )
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     init = out / "initial"
@@ -314,7 +335,9 @@ def train_reward_model(
         peft.task_type, peft.modules_to_save = "SEQ_CLS", ["score"]
     trainer = RewardTrainer(
         model=model,
-        args=RewardConfig(**trainer_arguments(settings, out, mixed_precision), max_length=settings.max_length),
+        args=RewardConfig(
+            **trainer_arguments(settings, out, mixed_precision), max_length=settings.max_length
+        ),
         train_dataset=dataset(_limit(train, settings)),
         eval_dataset=dataset(held_out),
         processing_class=tokenizer,
