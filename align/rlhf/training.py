@@ -135,6 +135,38 @@ def _tokenizer(path: str):
     return tok
 
 
+def _sft(
+    base: str,
+    train: Dataset,
+    held_out: Dataset,
+    settings: TrainSettings,
+    out: Path,
+    callbacks: list | None,
+    mixed_precision: str,
+    **config: Any,
+) -> dict:
+    """TRL `SFTTrainer` on `train` (text or prompt/completion), held-out loss before and after."""
+    from trl import SFTConfig, SFTTrainer
+
+    args = SFTConfig(
+        **trainer_arguments(settings, out, mixed_precision),
+        max_length=settings.max_length,
+        model_init_kwargs=model_init_kwargs(settings),
+        packing=False,
+        **config,
+    )
+    trainer = SFTTrainer(
+        model=base,
+        args=args,
+        train_dataset=train,
+        eval_dataset=held_out,
+        processing_class=_tokenizer(base),
+        peft_config=settings.lora.to_peft() if settings.lora else None,
+        callbacks=callbacks,
+    )
+    return _fit(trainer, base, settings, out)
+
+
 def pretrain_lm(
     base: str,
     texts: list[str],
@@ -145,25 +177,9 @@ def pretrain_lm(
     mixed_precision: str = "no",
 ) -> dict:
     """Language modelling on `texts` (TRL `SFTTrainer`, a "text" dataset); held-out loss before and after."""
-    from trl import SFTConfig, SFTTrainer
-
-    args = SFTConfig(
-        **trainer_arguments(settings, out, mixed_precision),
-        max_length=settings.max_length,
-        model_init_kwargs=model_init_kwargs(settings),
-        dataset_text_field="text",
-        packing=False,
-    )
-    trainer = SFTTrainer(
-        model=base,
-        args=args,
-        train_dataset=Dataset.from_dict({"text": _limit(texts, settings)}),
-        eval_dataset=Dataset.from_dict({"text": eval_texts}),
-        processing_class=_tokenizer(base),
-        peft_config=settings.lora.to_peft() if settings.lora else None,
-        callbacks=callbacks,
-    )
-    return _fit(trainer, base, settings, out)
+    train = Dataset.from_dict({"text": _limit(texts, settings)})
+    held_out = Dataset.from_dict({"text": eval_texts})
+    return _sft(base, train, held_out, settings, out, callbacks, mixed_precision, dataset_text_field="text")
 
 
 def train_sft(
@@ -177,30 +193,22 @@ def train_sft(
 ) -> dict:
     """SFT on prompt/completion pairs (TRL `SFTTrainer`, loss on the completion only); held-out loss before
     and after training."""
-    from trl import SFTConfig, SFTTrainer
 
     def dataset(pairs: list[SummaryPair]) -> Dataset:
         return Dataset.from_dict(
             {"prompt": [p.prompt for p in pairs], "completion": [p.completion for p in pairs]}
         )
 
-    args = SFTConfig(
-        **trainer_arguments(settings, out, mixed_precision),
-        max_length=settings.max_length,
-        model_init_kwargs=model_init_kwargs(settings),
+    return _sft(
+        base,
+        dataset(_limit(train, settings)),
+        dataset(held_out),
+        settings,
+        out,
+        callbacks,
+        mixed_precision,
         completion_only_loss=True,
-        packing=False,
     )
-    trainer = SFTTrainer(
-        model=base,
-        args=args,
-        train_dataset=dataset(_limit(train, settings)),
-        eval_dataset=dataset(held_out),
-        processing_class=_tokenizer(base),
-        peft_config=settings.lora.to_peft() if settings.lora else None,
-        callbacks=callbacks,
-    )
-    return _fit(trainer, base, settings, out)
 
 
 def _fit(trainer: Any, base: str, settings: TrainSettings, out: Path, classifier: bool = False) -> dict:
