@@ -92,3 +92,50 @@ def test_offline_judge_prefers_the_faithful_summary():
     judge = SummaryJudge(make_teacher("reference:lexical"))
     result = judge_win_rate(judge, [POST], ["my beagle barks at night"], ["need some advice please"])
     assert result.win_rate == 1.0
+
+
+def _fake_run(root, rewards, texts):
+    """A finished run folder: state with per-seed results, PPO metrics and held-out samples."""
+    import json
+
+    results = {}
+    for seed, reward in zip((42, 43, 44), rewards, strict=True):
+        results[f"seed{seed}"] = {
+            "reward": reward,
+            "kl": 1.0,
+            "kl_k1": 1.0,
+            "perplexity": 5.0,
+            "distinct_1": 0.5,
+            "distinct_2": 0.7,
+            "mean_tokens": 10.0,
+            "rouge1": 0.3,
+            "rouge2": 0.1,
+            "rougeL": 0.3,
+            "win_rate": 0.5,
+        }
+        folder = root / f"seed{seed}"
+        (folder / "ppo").mkdir(parents=True)
+        (folder / "ppo" / "metrics.jsonl").write_text(
+            "\n".join(json.dumps({"iteration": i, "reward": reward * i, "kl": i}) for i in range(3))
+        )
+        (folder / "samples.jsonl").write_text(
+            json.dumps({"id": "post-1", "prompt": POST.prompt, "text": texts[0], "reward": 0.0}) + "\n"
+        )
+    (root / "rlhf_state.json").write_text(json.dumps({"done": list(results), "results": results}))
+    return root
+
+
+def test_compare_runs_table_welch_and_head_to_head(tmp_path):
+    from align.rlhf.compare import compare_runs
+
+    a = _fake_run(tmp_path / "ppo", [1.0, 1.2, 1.1], ["need some advice please"])
+    b = _fake_run(tmp_path / "sppo", [2.0, 2.1, 1.9], ["my beagle barks at night"])
+    out = compare_runs(
+        {"ppo": a, "sppo": b}, tmp_path / "cmp", SummaryJudge(make_teacher("reference:lexical"))
+    )
+    d, lo, hi = out["differences"]["sppo"]["reward"]
+    assert d == pytest.approx(0.9) and lo < d < hi and lo > 0
+    h2h = out["head_to_head"]["sppo vs ppo"]
+    assert h2h["n"] == 3 and h2h["win_rate"] == 1.0  # one prompt per seed, sppo's faithful summary wins
+    text = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "| sppo - ppo |" in text and "ROUGE-1" in text and (tmp_path / "cmp" / "comparison.png").is_file()
