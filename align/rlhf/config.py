@@ -116,6 +116,9 @@ class TldrConfig:
     preference_train_split: str = field(default="train", metadata={"help": "Reward-model training split."})
     preference_eval_split: str = field(default="validation", metadata={"help": "Held-out preference split."})
     eval_split: str = field(default="test", metadata={"help": "Split of the posts evaluated after RL."})
+    held_out_pairs: int = field(
+        default=1000, metadata={"help": "Held-out SFT / preference pairs measured (0: the whole split)."}
+    )
     policy: str = field(
         default="", metadata={"help": "Base model that SFT starts from (paper: GPT-J 6B); empty: tiny GPT-2."}
     )

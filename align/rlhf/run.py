@@ -71,7 +71,7 @@ def check_prompts_fit(
     if context is None:
         return
     for p in prompts:
-        n = len(tokenizer(p.prompt, add_special_tokens=False)["input_ids"])
+        n = len(tokenizer(p.prompt)["input_ids"])  # as the rollout encodes raw prompts
         if n + max_new_tokens > context:
             raise ValueError(
                 f"prompt {p.id!r} has {n} tokens; with {max_new_tokens} new tokens that exceeds the "
@@ -85,10 +85,6 @@ class RlhfRun:
     name = "rlhf"
     with_rouge = False  # ROUGE against the prompts' reference texts in the evaluation
 
-    def extend(self, result: dict[str, Any], prompts: list[RLPrompt], seed: int) -> dict[str, Any]:
-        """Further measurements of an evaluation, its `samples` included (the TL;DR judge)."""
-        return result
-
     def __init__(
         self, output_dir: str, ppo: PPOConfig, eval_settings: EvalSettings, policy_settings: PolicySettings
     ):
@@ -100,6 +96,10 @@ class RlhfRun:
         self.ppo = replace(ppo, chat=bool(ppo.chat))
         self.eval_settings, self.policy_settings = eval_settings, policy_settings
         self.device = "cuda" if torch.cuda.is_available() else "cpu"
+
+    def extend(self, result: dict[str, Any], prompts: list[RLPrompt], seed: int) -> dict[str, Any]:
+        """Further measurements of an evaluation, its `samples` included (the TL;DR judge)."""
+        return result
 
     def stage_dir(self, stage: str) -> Path:
         return self.root / "stages" / stage

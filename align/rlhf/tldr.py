@@ -33,6 +33,10 @@ from align.rlhf.training import TrainSettings, preference_accuracy, train_reward
 from align.trainers.ppo_config import PPOConfig
 
 
+def limit(items: list, n: int) -> list:
+    return items[:n] if n else items
+
+
 class TldrRun(RlhfRun):
     """One TL;DR run in `cfg.output_dir`; `run()` executes or resumes every stage and writes the report."""
 
@@ -56,7 +60,7 @@ class TldrRun(RlhfRun):
     def train_sft(self) -> dict[str, Any]:
         c = self.cfg
         train = load_summaries(self.sft_source, c.sft_train_split)
-        held_out = load_summaries(self.sft_source, c.sft_eval_split)
+        held_out = limit(load_summaries(self.sft_source, c.sft_eval_split), c.held_out_pairs)
         base = c.policy
         if not base:
             from align.rlhf.tiny import build_tiny_gpt2
@@ -83,7 +87,7 @@ class TldrRun(RlhfRun):
 
     def train_reward_model(self, sft_path: str) -> dict[str, Any]:
         c = self.cfg
-        held_out = load_preferences(self.preference_source, c.preference_eval_split)
+        held_out = limit(load_preferences(self.preference_source, c.preference_eval_split), c.held_out_pairs)
         if c.reward_model:
             return {
                 **preference_accuracy(c.reward_model, held_out),
