@@ -16,7 +16,7 @@ from align.data.samples import sample_root
 from align.rlhf.config import ImdbConfig
 from align.rlhf.imdb_data import IMDB_HUB_ID, clean_review, imdb_prompts, load_reviews, train_val_split
 from align.rlhf.rewards import ClassifierScore, sentiment_score
-from align.rlhf.run import RlhfRun, check_prompts_fit, context_length
+from align.rlhf.run import RlhfRun, check_prompts_fit, tokenizer_and_context
 from align.rlhf.training import TrainSettings, pretrain_lm, train_classifier
 from align.trainers.ppo_config import PPOConfig
 
@@ -85,22 +85,14 @@ class ImdbRun(RlhfRun):
             self.classifier_path(policy_path), cfg.reward_label, cfg.reward_kind, device=self.device
         )
         score = sentiment_score(scorer, cfg.reward_includes_prompt)
-        policy = self.load_policy(policy_path, lora=False)
-        tokenizer = policy.tokenizer
+        tokenizer, context = tokenizer_and_context(policy_path)
         train = imdb_prompts(self.train_reviews, tokenizer, cfg.prompt_tokens, cfg.prompt_fraction)
         if cfg.max_train_prompts:
             train = train[: cfg.max_train_prompts]
         held_out = imdb_prompts(self.val_reviews, tokenizer, cfg.prompt_tokens, cfg.prompt_fraction)
         if cfg.eval.prompts:
             held_out = held_out[: cfg.eval.prompts]
-        check_prompts_fit(
-            tokenizer,
-            train + held_out,
-            self.ppo.sampling.max_new_tokens,
-            context_length(policy.model.config),
-            policy_path,
-        )
-        del policy
+        check_prompts_fit(tokenizer, train + held_out, self.ppo.sampling.max_new_tokens, context, policy_path)
         self.stage("initial", lambda: self.evaluate_initial(policy_path, held_out, score))
         for seed in cfg.seeds:
             self.stage(

@@ -64,6 +64,16 @@ def context_length(config: Any) -> int | None:
     return None
 
 
+def tokenizer_and_context(path: str) -> tuple[Any, int | None]:
+    """A policy's tokenizer and context length, without loading its weights (a LoRA adapter folder names
+    its base)."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    adapter = Path(path) / "adapter_config.json"
+    base = json.loads(adapter.read_text())["base_model_name_or_path"] if adapter.is_file() else path
+    return AutoTokenizer.from_pretrained(path), context_length(AutoConfig.from_pretrained(base))
+
+
 def check_prompts_fit(
     tokenizer: Any, prompts: list[RLPrompt], max_new_tokens: int, context: int | None, model: str
 ) -> None:

@@ -21,7 +21,7 @@ from align.eval.winrate import judge_win_rate
 from align.rlhf.config import TldrConfig
 from align.rlhf.judge import SummaryJudge
 from align.rlhf.rewards import ClassifierScore, summary_score
-from align.rlhf.run import RlhfRun, check_prompts_fit, context_length
+from align.rlhf.run import RlhfRun, check_prompts_fit, tokenizer_and_context
 from align.rlhf.tldr_data import (
     TLDR_PREFERENCE_HUB_ID,
     TLDR_SFT_HUB_ID,
@@ -139,24 +139,12 @@ class TldrRun(RlhfRun):
             quantization=c.reward_quantization,
         )
         score = summary_score(scorer)
-        policy = self.load_policy(sft, lora=False)
-        tokenizer = policy.tokenizer
-        train = tldr_prompts(
-            load_summaries(self.sft_source, c.sft_train_split), tokenizer, c.max_prompt_tokens
-        )
-        if c.max_train_prompts:
-            train = train[: c.max_train_prompts]
-        held_out = tldr_prompts(load_summaries(self.sft_source, c.eval_split), tokenizer, c.max_prompt_tokens)
-        if c.eval.prompts:
-            held_out = held_out[: c.eval.prompts]
-        check_prompts_fit(
-            tokenizer,
-            train + held_out,
-            self.ppo.sampling.max_new_tokens,
-            context_length(policy.model.config),
-            sft,
-        )
-        del policy
+        tokenizer, context = tokenizer_and_context(sft)
+        posts = limit(load_summaries(self.sft_source, c.sft_train_split), c.max_train_prompts)
+        train = tldr_prompts(posts, tokenizer, c.max_prompt_tokens)
+        posts = limit(load_summaries(self.sft_source, c.eval_split), c.eval.prompts)
+        held_out = tldr_prompts(posts, tokenizer, c.max_prompt_tokens)
+        check_prompts_fit(tokenizer, train + held_out, self.ppo.sampling.max_new_tokens, context, sft)
         self.stage("initial", lambda: self.evaluate_initial(sft, held_out, score))
         for seed in c.seeds:
             self.stage(
