@@ -250,14 +250,19 @@ def summarise(out: Path, methods: list[str], seeds: list[int], start: dict) -> s
         "",
         "Differences to PPO (mean, Welch 95% interval):",
         "",
-        "| method | final reward | KL | reward gain / s |",
-        "|---|---|---|---|",
+        "| method | final reward | KL | ppl (initial) | reward gain / s |",
+        "|---|---|---|---|---|",
     ]
     for m, rows in results.items():
         if m == "ppo" or len(rows) < 2 or len(base) < 2:
             continue
         cells = []
-        for k, fmt in (("reward", "{:+.3f}"), ("kl", "{:+.2f}"), ("gain_per_s", "{:+.4f}")):
+        for k, fmt in (
+            ("reward", "{:+.3f}"),
+            ("kl", "{:+.2f}"),
+            ("perplexity", "{:+.1f}"),
+            ("gain_per_s", "{:+.4f}"),
+        ):
             d, lo, hi = welch_interval([r[k] for r in rows], [r[k] for r in base])
             cells.append(f"{fmt.format(d)} [{fmt.format(lo)}, {fmt.format(hi)}]")
         lines.append(f"| {m} - ppo | " + " | ".join(cells) + " |")
