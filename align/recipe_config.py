@@ -57,7 +57,7 @@ def coerce(tp: Any, value: Any, where: str) -> Any:
     if origin in (tuple, list):
         items = value
         if isinstance(value, str):
-            items = [v for v in value.replace("(", "").replace(")", "").split(",") if v.strip()]
+            items = [v.strip() for v in value.strip().strip("[]()").split(",") if v.strip()]
         if not isinstance(items, list | tuple):
             raise ValueError(f"{where}: expected a list, got {value!r}")
         item_type = args[0] if args else Any

@@ -1,9 +1,10 @@
-"""`python -m control train|evaluate|plot|sweep`.
+"""`python -m control train|evaluate|plot|sweep|hierarchy`.
 
 python -m control train --algo sppo --env Hopper-v5 --steps 1000000 --seed 1 --reward-noise 0.05 --discretize-bins 11
 python -m control plot runs/control/* --out curves.png
 python -m control evaluate runs/control --episodes 30 --greedy false
 python -m control sweep --algos ppo,sppo --envs LunarLander-v3,Hopper-v5 --seeds 1,2,3 --steps 200000 --root runs/sweep
+python -m control hierarchy all --task hurdle --seeds 1,2,3 --root runs/hierarchy
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def _add_train_options(p: argparse.ArgumentParser) -> None:
                 help=f.metadata.get("help"),
                 metavar="BOOL",
             )
+        elif kind.startswith("dict"):
+            p.add_argument(flag, type=json.loads, default={}, help=f.metadata.get("help"), metavar="JSON")
         else:
             cast = float if "float" in kind else int if "int" in kind else str
             p.add_argument(flag, type=cast, default=f.default, help=f.metadata.get("help"))
@@ -88,7 +91,15 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--backend", choices=("local", "ray"), default="local")
     s.add_argument("--ray-address", default=None)
     _add_train_options(s)
+    from control.hierarchy.cli import add_arguments as add_hierarchy_arguments
+
+    h = sub.add_parser("hierarchy", help="transition policies for hierarchical tasks (stages, resumable)")
+    add_hierarchy_arguments(h)
     args = parser.parse_args(argv)
+    if args.command == "hierarchy":
+        from control.hierarchy.cli import run as run_hierarchy
+
+        return run_hierarchy(args)
     from control.algos import registry
 
     if args.command == "train":

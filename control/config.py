@@ -18,6 +18,10 @@ class TrainConfig:
         default="ppo", metadata={"help": "ppo, sppo, a2c, sa2c (and any registered algorithm)."}
     )
     env_id: str = field(default="CartPole-v1", metadata={"help": "gymnasium environment id."})
+    env_kwargs: dict = field(
+        default_factory=dict,
+        metadata={"help": "Keyword arguments of gymnasium.make, as JSON (non-Atari envs)."},
+    )
     seed: int = field(default=1, metadata={"help": "Seed of envs, network and sampling."})
     total_steps: int = field(default=100_000, metadata={"help": "Environment steps in total."})
     num_envs: int | None = field(default=UNSET, metadata={"help": "Parallel envs (default 1; Atari 8)."})
@@ -103,6 +107,7 @@ class TrainConfig:
             self.discretize_bins,
             self.normalize and not is_atari(self.env_id),
             self.gamma,
+            dict(self.env_kwargs),
         )
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import gymnasium as gym
 import numpy as np
 
+from control.hierarchy import registration  # noqa: F401  (the Hierarchy/ env ids)
+
 
 class RewardSignFlip(gym.RewardWrapper):
     """With probability p the (clipped) reward r becomes -r (the symmetric-loss paper's Atari noise)."""
@@ -108,6 +110,7 @@ class EnvConfig:
         default=True, metadata={"help": "Normalise observations and rewards (vector envs)."}
     )
     gamma: float = field(default=0.99, metadata={"help": "Discount used by reward normalisation."})
+    kwargs: dict = field(default_factory=dict, metadata={"help": "Keyword arguments of gymnasium.make."})
 
 
 def is_atari(env_id: str) -> bool:
@@ -138,7 +141,7 @@ def make_env(cfg: EnvConfig, seed: int, evaluation: bool = False) -> Callable[[]
                     env = RewardSignFlip(env, cfg.reward_flip_p, seed + 10_000)
             env = gym.wrappers.FrameStackObservation(env, 4)
         else:
-            env = gym.make(cfg.env_id)
+            env = gym.make(cfg.env_id, **cfg.kwargs)
             env = gym.wrappers.RecordEpisodeStatistics(env)
             if isinstance(env.action_space, gym.spaces.Box):
                 env = (

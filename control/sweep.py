@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,37 @@ def _run(cfg_dict: dict[str, Any]) -> dict[str, Any]:
     return train(TrainConfig(**cfg_dict))
 
 
+def map_jobs(
+    fn: Callable[..., Any],
+    jobs: list[dict[str, Any]],
+    workers: int | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
+    cpus_per_job: int = 1,
+) -> list[Any]:
+    """`fn(**job)` for every job, in order: in local processes (`workers`, default every core) or as Ray tasks
+    of `cpus_per_job` CPUs. `fn` must be importable (a module-level function)."""
+    if backend not in ("local", "ray"):
+        raise ValueError(f"unknown sweep backend {backend!r}: use 'local' or 'ray'")
+    if not jobs:
+        return []
+    if backend == "ray":
+        try:
+            import ray
+        except ImportError as exc:
+            raise RuntimeError("--backend ray needs Ray: pip install 'ares-align[ray]'") from exc
+        if not ray.is_initialized():
+            ray.init(address=ray_address, num_cpus=workers if ray_address is None else None)
+        remote = ray.remote(num_cpus=cpus_per_job)(_call)
+        return ray.get([remote.remote(fn, job) for job in jobs])
+    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        return list(pool.map(_call, [fn] * len(jobs), jobs))
+
+
+def _call(fn: Callable[..., Any], job: dict[str, Any]) -> Any:
+    return fn(**job)
+
+
 def run_sweep(
     configs: list[TrainConfig],
     workers: int | None = None,
@@ -50,20 +82,10 @@ def run_sweep(
     if backend not in ("local", "ray"):
         raise ValueError(f"unknown sweep backend {backend!r}: use 'local' or 'ray'")
     todo = [c for c in configs if not (Path(c.out_dir) / "summary.json").is_file()]
-    fresh: dict[str, dict[str, Any]] = {}
-    if backend == "ray" and todo:
-        try:
-            import ray
-        except ImportError as exc:
-            raise RuntimeError("--backend ray needs Ray: pip install 'ares-align[ray]'") from exc
-        if not ray.is_initialized():
-            ray.init(address=ray_address, num_cpus=workers if ray_address is None else None)
-        tasks = [ray.remote(num_cpus=c.threads)(_run).remote(dataclasses.asdict(c)) for c in todo]
-        fresh = {c.out_dir: summary for c, summary in zip(todo, ray.get(tasks), strict=True)}
-    elif backend == "local" and todo:
-        with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-            summaries = pool.map(_run, [dataclasses.asdict(c) for c in todo])
-            fresh = {c.out_dir: summary for c, summary in zip(todo, summaries, strict=True)}
+    jobs = [{"cfg_dict": dataclasses.asdict(c)} for c in todo]
+    cpus = max((c.threads for c in todo), default=1)
+    summaries = map_jobs(_run, jobs, workers, backend, ray_address, cpus)
+    fresh = {c.out_dir: summary for c, summary in zip(todo, summaries, strict=True)}
     return [
         fresh.get(c.out_dir) or json.loads((Path(c.out_dir) / "summary.json").read_text()) for c in configs
     ]

@@ -6,8 +6,9 @@
     ares-teacher export --cache feedback.sqlite --to shared.jsonl
     ares-teacher import --cache feedback.sqlite --from shared.jsonl
 
-Exit status: 0 all items cached (ok or failed with a reason), 1 error, 2 budget reached, 3 batches still
-running (--no-wait; re-run to collect), 130 interrupted.
+Exit status: 0 all items cached (ok or failed with a reason), 1 error (input, arguments, key, model),
+2 budget reached, 3 work still in progress elsewhere (batches running with --no-wait, or items another job
+on the same cache is sending; re-run to collect), 130 interrupted.
 """
 
 from __future__ import annotations
@@ -16,12 +17,14 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from teacher.cache import FeedbackCache
+from teacher.cache import CacheError, FeedbackCache, is_cache_file, same_file
 from teacher.client import SPEC_HELP, Teacher, make_teacher
 from teacher.jobs.items import JobInputError, JobItem, read_items
 from teacher.jobs.progress import JobProgress
@@ -32,6 +35,33 @@ from teacher.records import TASKS, TeacherError
 EXIT_OK, EXIT_ERROR, EXIT_BUDGET, EXIT_PENDING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument exits with our error status (1), not 2 (which means: budget reached)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+
+
+def number(
+    what: str, kind: type = float, minimum: float = 0.0, inclusive: bool = False
+) -> Callable[[str], Any]:
+    """An argparse type: a finite `kind` above `minimum` (or at least it, when `inclusive`); the message
+    says what the flag expects (argparse prefixes the flag's name)."""
+    bound = f"at least {minimum:g}" if inclusive else f"greater than {minimum:g}"
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} {bound}, got {text!r}") from None
+        if not math.isfinite(value) or value < minimum or (value == minimum and not inclusive):
+            raise argparse.ArgumentTypeError(f"expected {what} {bound}, got {text!r}")
+        return value
+
+    return parse
+
+
 def _job_parser(sub: argparse._SubParsersAction, task: str) -> None:
     p = sub.add_parser(task, help=f"run the {task!r} task over a JSONL file and cache the results")
     p.add_argument("--input", required=True, type=Path, help="JSONL file, one item per line")
@@ -39,24 +69,48 @@ def _job_parser(sub: argparse._SubParsersAction, task: str) -> None:
     p.add_argument("--cache", required=True, type=Path, help="SQLite feedback cache (created if missing)")
     p.add_argument("--output", type=Path, help="also write one result per item to this JSONL file")
     p.add_argument("--base-url", help="provider endpoint (a proxy, a local server)")
-    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request before it is retried")
-    p.add_argument("--concurrency", type=int, default=16, help="requests in flight at once")
-    p.add_argument("--rpm", type=float, help="requests per minute")
-    p.add_argument("--tpm", type=float, help="tokens per minute (estimated before sending)")
-    p.add_argument("--budget", type=float, help="dollars: stop launching requests when reached")
-    p.add_argument("--budget-tokens", type=int, help="tokens: a budget for models without a price")
+    seconds, dollars = number("seconds"), number("dollars")
+    p.add_argument("--timeout", type=seconds, default=120.0, help="seconds per request before it is retried")
+    p.add_argument(
+        "--concurrency",
+        type=number("a whole number", int, 1, True),
+        default=16,
+        help="requests in flight at once",
+    )
+    p.add_argument(
+        "--rpm", type=number("requests per minute"), help="requests per minute (default: unlimited)"
+    )
+    p.add_argument(
+        "--tpm", type=number("tokens per minute"), help="tokens per minute (estimated before sending)"
+    )
+    p.add_argument("--budget", type=dollars, help="dollars this run may spend (per run, not cumulative)")
+    p.add_argument(
+        "--budget-total",
+        type=dollars,
+        help="dollars every run on this cache may spend together (counted from the cache's spend ledger)",
+    )
+    p.add_argument(
+        "--budget-tokens",
+        type=number("tokens", int),
+        help="tokens this run may spend (models without a price)",
+    )
     p.add_argument("--prices", type=Path, help="YAML mapping model -> [usd per 1M input, per 1M output]")
     p.add_argument("--retry-failed", action="store_true", help="send again items cached as failed")
-    p.add_argument("--max-retries", type=int, default=6, help="retries of 429/5xx/timeouts per request")
+    p.add_argument(
+        "--max-retries",
+        type=number("a whole number", int, 0, True),
+        default=6,
+        help="retries of 429/5xx/timeouts per request",
+    )
     p.add_argument("--no-repair", action="store_true", help="no second turn for a reply that fails parsing")
     p.add_argument("--batch", action="store_true", help="use the provider's batch API (openai, anthropic)")
-    p.add_argument("--poll-interval", type=float, default=30.0, help="seconds between batch status polls")
+    p.add_argument("--poll-interval", type=seconds, default=30.0, help="seconds between batch status polls")
     p.add_argument("--no-wait", action="store_true", help="with --batch: submit, collect what is ready, exit")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ares-teacher", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log retries and warnings")
@@ -80,7 +134,11 @@ def make_job_teacher(args: argparse.Namespace) -> Teacher:
     options: dict[str, Any] = {}
     if args.base_url:
         options["base_url"] = args.base_url
-    if args.teacher.split(":", 1)[0] in ("openai", "anthropic", "openai-compatible"):
+    if args.teacher.split(":", 1)[0] in (
+        "openai",
+        "anthropic",
+        "openai-compatible",
+    ):  # the others: no network
         options["timeout"] = args.timeout
     return make_teacher(args.teacher, repair=not args.no_repair, **options)
 
@@ -103,20 +161,33 @@ def write_output(path: Path, runner: JobRunner, cache: FeedbackCache, items: lis
     return n
 
 
+def check_paths(args: argparse.Namespace) -> None:
+    """Refuse paths that would destroy the cache or the input."""
+    if same_file(args.cache, args.input):
+        raise CacheError(f"--cache {args.cache} is the input file: give the cache its own file")
+    if args.output is not None:
+        if is_cache_file(args.output, args.cache):
+            raise CacheError(f"--output {args.output} is the cache itself: writing there would destroy it")
+        if same_file(args.output, args.input):
+            raise CacheError(f"--output {args.output} is the input file: writing there would destroy it")
+
+
 async def run_job(args: argparse.Namespace) -> int:
+    check_paths(args)
     items = read_items(args.input, args.command)
     prices = PriceTable.from_yaml(args.prices) if args.prices else PriceTable()
-    teacher = make_job_teacher(args)
-    cache = FeedbackCache(args.cache)
     config = JobConfig(
         concurrency=args.concurrency,
         rpm=args.rpm,
         tpm=args.tpm,
         budget_usd=args.budget,
+        budget_total_usd=args.budget_total,
         budget_tokens=args.budget_tokens,
         retry_failed=args.retry_failed,
         max_retries=args.max_retries,
     )
+    teacher = make_job_teacher(args)
+    cache = FeedbackCache(args.cache)
     progress = JobProgress(
         len(items), enabled=not args.no_progress and sys.stderr.isatty(), desc=args.command
     )
@@ -146,15 +217,15 @@ async def run_job(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, on_interrupt)
     try:
         report: JobReport = await job.run(items)
-    finally:
+    finally:  # whatever happened, what is cached is written out and summed up
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
         progress.close()
         await teacher.aclose()
-    if args.output:
-        write_output(args.output, runner, cache, items)
-    cache.close()
-    print(summary(report, args.command), file=sys.stderr)
+        if args.output:
+            write_output(args.output, runner, cache, items)
+        cache.close()
+        print(summary(runner.report, args.command), file=sys.stderr)
     if report.stopped == "budget":
         print(report.message, file=sys.stderr)
         return EXIT_BUDGET
@@ -173,10 +244,22 @@ async def run_job(args: argparse.Namespace) -> int:
 
 def summary(report: JobReport, task: str) -> str:
     cost = f"${report.cost:.4f}" if report.cost_known else "unknown (no price for this model)"
+    extra = "".join(
+        f"; {n} {what}"
+        for n, what in (
+            (report.claimed_elsewhere, "left to another job on this cache"),
+            (
+                report.uncached_failures,
+                "failed by an unexpected error (not cached; a re-run sends them again)",
+            ),
+            (report.repairs_skipped, "repair turns skipped to stay within the budget"),
+        )
+        if n
+    )
     return (
         f"{task}: {report.total} items: {report.cached} cached, {report.done} done, {report.failed} failed, "
         f"{report.skipped} not sent; {report.retries} retries; {report.input_tokens}+{report.output_tokens} "
-        f"tokens; cost {cost}; {report.elapsed_s:.1f}s"
+        f"tokens; cost {cost}; {report.elapsed_s:.1f}s{extra}"
     )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from teacher import prompts
@@ -16,6 +16,7 @@ from teacher.records import (
     ProblemLike,
     RawReply,
     TeacherRequest,
+    TransientError,
     failed_feedback,
 )
 from teacher.tasks import TeacherTasks
@@ -78,31 +79,38 @@ class Teacher(TeacherTasks):
             raise ValueError(f"unknown teacher task {task!r}")
         return builder[task](problem, *args, params=self.params)
 
-    async def run(self, request: TeacherRequest) -> Feedback:
-        """Send one request (with at most one repair turn) and return validated feedback."""
+    async def run(
+        self, request: TeacherRequest, may_repair: Callable[[RawReply, str], bool] | None = None
+    ) -> Feedback:
+        """Send one request (with at most one repair turn) and return validated feedback. `may_repair(first
+        reply, failure)` is asked before a repair turn is sent (a caching job's budget answers it); a
+        refused or unanswered repair turn leaves the first reply's failure, with its tokens counted."""
         try:
             reply = await self.backend.complete(request)
         except ItemError as err:
             return failed_feedback(request, str(err), self.model)
         feedback = prompts.parse_reply(request, reply)
-        if not feedback.ok and self.repair:
-            followup = (
-                ("assistant", reply.text or "(empty)"),
-                ("user", prompts.repair_message(feedback.failure)),
-            )
-            try:
-                second = await self.backend.complete(request, followup)
-            except ItemError as err:
-                repaired = failed_feedback(request, f"repair turn: {err}", reply.model)
-            else:
-                repaired = prompts.parse_reply(request, second)
-            repaired.input_tokens += reply.input_tokens
-            repaired.output_tokens += reply.output_tokens
-            repaired.latency_s += reply.latency_s
-            if not repaired.ok:
-                repaired.failure = f"{repaired.failure} (after one repair retry; first: {feedback.failure})"
-            feedback = repaired
-        return feedback
+        if feedback.ok or not self.repair:
+            return feedback
+        if may_repair is not None and not may_repair(reply, feedback.failure or ""):
+            feedback.failure = f"{feedback.failure} (repair turn skipped: it could pass the budget)"
+            return feedback
+        followup = (
+            ("assistant", reply.text or "(empty)"),
+            ("user", prompts.repair_message(feedback.failure or "")),
+        )
+        try:
+            second = await self.backend.complete(request, followup)
+        except (ItemError, TransientError) as err:  # the first turn is paid: keep it, do not resend it
+            feedback.failure = f"{feedback.failure} (repair turn not answered: {err})"
+            return feedback
+        repaired = prompts.parse_reply(request, second)
+        repaired.input_tokens += reply.input_tokens
+        repaired.output_tokens += reply.output_tokens
+        repaired.latency_s += reply.latency_s
+        if not repaired.ok:
+            repaired.failure = f"{repaired.failure} (after one repair retry; first: {feedback.failure})"
+        return repaired
 
     async def aclose(self) -> None:
         await self.backend.aclose()

@@ -25,13 +25,19 @@ class TokenBucket:
     request larger than the bucket leaves a debt that later requests wait out: the long-run rate is exact.
     Providers enforce per-minute limits over shorter windows too, hence the short default burst."""
 
-    def __init__(self, per_minute: float, burst_s: float = 1.0, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        per_minute: float,
+        burst_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
         if per_minute <= 0:
             raise ValueError(f"a rate limit must be positive, got {per_minute} per minute")
         self.rate = per_minute / 60.0
         self.capacity = max(1.0, self.rate * burst_s)
         self.level = self.capacity
-        self._clock = clock
+        self._clock, self._sleep = clock, sleep
         self._stamp = clock()
         self._lock = asyncio.Lock()
 
@@ -49,16 +55,23 @@ class TokenBucket:
     async def acquire(self, n: float = 1.0) -> None:
         async with self._lock:  # first come, first served
             while (delay := self.wait_time(n)) > 0:
-                await asyncio.sleep(delay)
+                await self._sleep(delay)
             self.level -= n
 
 
 class RateLimiter:
     """Requests-per-minute and tokens-per-minute pacing; either may be None (unlimited)."""
 
-    def __init__(self, rpm: float | None = None, tpm: float | None = None, burst_s: float = 1.0):
-        self.requests = TokenBucket(rpm, burst_s) if rpm else None
-        self.tokens = TokenBucket(tpm, burst_s) if tpm else None
+    def __init__(
+        self,
+        rpm: float | None = None,
+        tpm: float | None = None,
+        burst_s: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ):
+        self.requests = TokenBucket(rpm, burst_s, clock, sleep) if rpm else None
+        self.tokens = TokenBucket(tpm, burst_s, clock, sleep) if tpm else None
 
     async def acquire(self, estimated_tokens: int) -> None:
         if self.requests is not None:
@@ -107,29 +120,58 @@ class RetryPolicy:
 
 
 class Budget:
-    """A dollar (or token) budget shared by concurrent requests.
+    """A dollar (or token) budget shared by concurrent requests: `limit` for this run, and optionally
+    `total_limit` for everything ever spent through the cache (`spent_before` is what earlier runs spent).
 
-    Before a request is launched it reserves its estimated cost; `settle` replaces the estimate by the
-    actual cost. A request is refused (BudgetExceededError) when spent + reserved + estimate would pass the
-    limit, so in-flight requests can finish without overshooting by more than their estimation error.
+    Before a request is launched it reserves its estimated worst-case cost; `settle` replaces the estimate by
+    the actual cost. A request is refused (BudgetExceededError) when what is spent + reserved + its estimate
+    would pass a limit, so in-flight requests can finish without overshooting by more than their estimation
+    error (input tokens are estimated from characters; output is bounded by `max_tokens`).
     """
 
-    def __init__(self, limit: float | None, unit: str = "usd"):
+    def __init__(
+        self,
+        limit: float | None,
+        unit: str = "usd",
+        total_limit: float | None = None,
+        spent_before: float = 0.0,
+    ):
         self.limit, self.unit = limit, unit
+        self.total_limit, self.spent_before = total_limit, spent_before
         self.spent = 0.0
         self.reserved = 0.0
         self.requests = 0
+        self.reached: str | None = None  # "run" or "total" once a request was refused
 
     def reserve(self, estimate: float) -> None:
-        if self.limit is not None and self.spent + self.reserved + estimate > self.limit:
-            err = BudgetExceededError(self.spent, self.limit, self.requests)
-            if self.unit == "tokens":
-                err.args = (
-                    f"token budget of {self.limit:.0f} reached: spent {self.spent:.0f} tokens on "
-                    f"{self.requests} requests; raise --budget-tokens to continue (cached work is kept)",
-                )
-            raise err
+        committed = self.spent + self.reserved + estimate
+        if self.limit is not None and committed > self.limit:
+            self.reached = "run"
+            raise self.exceeded()
+        if self.total_limit is not None and self.spent_before + committed > self.total_limit:
+            self.reached = "total"
+            raise self.exceeded()
         self.reserved += estimate
+
+    def exceeded(self) -> BudgetExceededError:
+        """The error (and the message a job ends with) for the limit reached, with the spend as of now."""
+        if self.reached == "total":
+            limit = self.total_limit or 0.0
+            message = (
+                f"total budget of ${limit:.2f} for this cache reached: spent ${self.spent_before:.4f} before "
+                f"this run and ${self.spent:.4f} in it on {self.requests} requests; raise --budget-total to "
+                "continue (cached work is kept)"
+            )
+        elif self.unit == "tokens":
+            limit = self.limit or 0.0
+            message = (
+                f"token budget of {limit:.0f} reached: spent {self.spent:.0f} tokens on {self.requests} "
+                "requests; raise --budget-tokens to continue (cached work is kept)"
+            )
+        else:
+            limit = self.limit or 0.0
+            message = None
+        return BudgetExceededError(self.spent, limit, self.requests, message)
 
     def settle(self, estimate: float, actual: float) -> None:
         self.reserved = max(0.0, self.reserved - estimate)

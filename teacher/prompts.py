@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from teacher.backends.base import image_media_type
 from teacher.parsing import ReplyError, extract_json_object, validate_scores, validate_text, validate_verdict
 from teacher.records import Feedback, ProblemLike, RawReply, TeacherRequest
 
@@ -71,8 +72,18 @@ def _problem_block(problem: ProblemLike) -> dict:
 
 
 def _images(problem: ProblemLike) -> tuple[bytes, ...]:
+    """The problem's image bytes; an unreadable file or one that is not an image is named in the error."""
     image = getattr(problem, "image", None)
-    return (Path(image).read_bytes(),) if image else ()
+    if not image:
+        return ()
+    data = Path(image).read_bytes()
+    try:
+        image_media_type(data)
+    except ValueError:
+        raise ValueError(
+            f"problem {problem.id!r}: image {image} is not a PNG, JPEG, GIF or WebP image"
+        ) from None
+    return (data,)
 
 
 def _gold(problem: ProblemLike) -> str:

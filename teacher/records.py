@@ -140,11 +140,13 @@ class TransientError(TeacherError):
 
 
 class BudgetExceededError(JobWideError):
-    """The job's budget would be exceeded by the next request."""
+    """The job's budget would be exceeded by the next request. The message names the limit, what was spent
+    and the flag that raises it."""
 
-    def __init__(self, spent: float, budget: float, requests: int):
+    def __init__(self, spent: float, budget: float, requests: int, message: str | None = None):
         super().__init__(
-            f"budget of ${budget:.2f} reached: spent ${spent:.4f} on {requests} requests; "
+            message
+            or f"budget of ${budget:.2f} reached: spent ${spent:.4f} on {requests} requests; "
             "raise --budget to continue (cached work is kept)"
         )
         self.spent, self.budget, self.requests = spent, budget, requests

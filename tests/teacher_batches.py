@@ -2,7 +2,12 @@
 `/v1/messages/batches`, enough for the official SDKs' create / retrieve / results calls.
 
 A batch is answered when it is created (same fake teacher, faults and counters as the live endpoints) but
-reports itself in progress for `polls_before_done` status calls, so clients have to poll.
+reports itself in progress for `polls_before_done` status calls, so clients have to poll. Batches can be
+listed (newest first, paginated) like the providers', OpenAI ones with their `metadata`.
+
+`after_accept` simulates a client lost in the window between the provider accepting a batch and the client
+hearing of it: "drop" records the batch and hangs up without answering; ("kill", pid) also SIGKILLs that
+process first (a job run as a subprocess). It applies to the next batch created, once.
 """
 
 from __future__ import annotations
@@ -12,10 +17,13 @@ import email.policy
 import hashlib
 import itertools
 import json
+import os
 import re
+import signal
 import threading
 import time
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from teacher_server import corrupt, task_of
 
@@ -36,6 +44,7 @@ class BatchEmulator:
         self.files: dict[str, bytes] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self.polls_before_done = 1
+        self.after_accept: str | tuple[str, int] | None = None
         self.lock = threading.Lock()
 
     def reset(self) -> None:
@@ -43,6 +52,38 @@ class BatchEmulator:
             self.files.clear()
             self.batches.clear()
             self.polls_before_done = 1
+            self.after_accept = None
+
+    def _lost_after_accept(self, handler: Any) -> bool:
+        """Apply `after_accept` to a batch just recorded: True when the client gets no answer."""
+        with self.lock:
+            action, self.after_accept = self.after_accept, None
+        if action is None:
+            return False
+        if isinstance(action, tuple) and action[0] == "kill":
+            os.kill(action[1], signal.SIGKILL)
+        handler.close_connection = True
+        handler.connection.shutdown(2)  # hang up without a reply
+        return True
+
+    def _page(self, handler: Any, ids: list[str], render: Any, after_key: str) -> None:
+        """One page of a newest-first listing, in the provider's cursor format."""
+        query = parse_qs(urlsplit(handler.path).query)
+        limit = int(query.get("limit", ["20"])[0])
+        after = query.get(after_key, [None])[0]
+        start = ids.index(after) + 1 if after in ids else 0
+        page = ids[start : start + limit]
+        for batch_id in page:  # a look at a batch lets time pass, as a status call does
+            self.batches[batch_id]["polls"] += 1
+        body: dict[str, Any] = {
+            "data": [render(b) for b in page],
+            "has_more": start + limit < len(ids),
+            "first_id": page[0] if page else None,
+            "last_id": page[-1] if page else None,
+        }
+        if after_key == "after":
+            body["object"] = "list"
+        handler._send(200, body)
 
     # -- answering one request of a batch, counted like a live one ----------------------------------------
     def _answer(self, endpoint: str, system: str, user_text: str) -> tuple[str | None, dict]:
@@ -137,6 +178,7 @@ class BatchEmulator:
             "created_at": b["created"],
             "output_file_id": b["output_file_id"] if done else None,
             "error_file_id": None,
+            "metadata": b.get("metadata"),
             "request_counts": {"total": b["n"], "completed": b["n"] if done else 0, "failed": 0},
         }
 
@@ -167,6 +209,16 @@ class BatchEmulator:
         """Answer `handler`'s request if it is a batch route."""
         path = handler.path.split("?")[0].rstrip("/")
         base = f"http://{handler.headers.get('Host')}"
+        if method == "GET" and path == "/v1/batches":
+            with self.lock:
+                ids = [b for b in reversed(self.batches) if b.startswith("batch_")]
+                self._page(handler, ids, self._openai_batch, "after")
+            return True
+        if method == "GET" and path == "/v1/messages/batches":
+            with self.lock:
+                ids = [b for b in reversed(self.batches) if b.startswith("msgbatch_")]
+                self._page(handler, ids, lambda b: self._anthropic_batch(b, base), "after_id")
+            return True
         if method == "POST" and path == "/v1/files":
             ctype = handler.headers.get("Content-Type", "")
             msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
@@ -222,8 +274,11 @@ class BatchEmulator:
                     "n": len(lines),
                     "polls": 0,
                     "created": int(time.time()),
+                    "metadata": body.get("metadata"),
                 }
                 self.server.requests["openai.batches.create"] += 1
+            if self._lost_after_accept(handler):
+                return True
             handler._send(200, self._openai_batch(batch_id))
             return True
         if method == "GET" and (m := re.fullmatch(r"/v1/batches/([\w-]+)", path)):
@@ -247,6 +302,8 @@ class BatchEmulator:
                     "created": int(time.time()),
                 }
                 self.server.requests["anthropic.batches.create"] += 1
+            if self._lost_after_accept(handler):
+                return True
             handler._send(200, self._anthropic_batch(batch_id, base))
             return True
         if method == "GET" and (m := re.fullmatch(r"/v1/messages/batches/([\w-]+)(/results)?", path)):

@@ -130,6 +130,9 @@ class TeacherServer:
         self.rules: list[tuple[str, str, int]] = []  # (substring of user text, fault, remaining uses)
         self.requests: Counter[str] = Counter()  # per endpoint
         self.by_fingerprint: Counter[str] = Counter()
+        self.user_texts: list[
+            str
+        ] = []  # the first user turn of every chat/messages request, in arrival order
         self.seen_auth: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
@@ -189,6 +192,7 @@ class TeacherServer:
             self.rules.clear()
             self.requests.clear()
             self.by_fingerprint.clear()
+            self.user_texts.clear()
             self.seen_auth.clear()
             self.latency_s = 0.0
             self.responder = default_responder
@@ -196,6 +200,11 @@ class TeacherServer:
 
     def total(self) -> int:
         return sum(self.requests.values())
+
+    def sent(self, substring: str) -> int:
+        """How many live requests (repair turns included) carried `substring` in their first user turn."""
+        with self._lock:
+            return sum(substring in text for text in self.user_texts)
 
     def _next_fault(self, user_text: str) -> str | None:
         with self._lock:
@@ -280,6 +289,7 @@ class TeacherServer:
                 with server._lock:
                     server.requests[endpoint] += 1
                     server.by_fingerprint[hashlib.sha256((system + user_text).encode()).hexdigest()] += 1
+                    server.user_texts.append(user_text)
                     server.seen_auth.append(auth)
                 if server.latency_s:
                     time.sleep(server.latency_s)

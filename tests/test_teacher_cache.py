@@ -158,7 +158,7 @@ def test_batches_are_persisted_until_collected(tmp_path):
 
 def test_cached_teacher_retries_transient_errors_only_when_asked(teacher_server, tmp_path):
     problem = load_sample_scienceqa("train")[0]
-    teacher = make_teacher("openai:gpt-4o", base_url=teacher_server.openai_url, timeout=2.0)
+    teacher = make_teacher("openai:gpt-4o", base_url=teacher_server.openai_url, timeout=30.0)
     teacher_server.push("429")
     with pytest.raises(TransientError):
         CachedTeacher(teacher, FeedbackCache(tmp_path / "a.sqlite")).score_sentences(

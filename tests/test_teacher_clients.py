@@ -17,8 +17,10 @@ SENTENCES = ["Opposite poles attract each other.", "The sky is blue.", "So the m
 
 def _teacher(server, provider, **kw):
     if provider == "openai":
-        return make_teacher("openai:gpt-4o", base_url=server.openai_url, timeout=2.0, **kw)
-    return make_teacher("anthropic:claude-3-5-haiku-latest", base_url=server.anthropic_url, timeout=2.0, **kw)
+        return make_teacher("openai:gpt-4o", base_url=server.openai_url, timeout=30.0, **kw)
+    return make_teacher(
+        "anthropic:claude-3-5-haiku-latest", base_url=server.anthropic_url, timeout=30.0, **kw
+    )
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])

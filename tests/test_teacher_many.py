@@ -15,8 +15,10 @@ PROBLEMS = load_sample_scienceqa("train")
 
 def _teacher(server, provider="openai", **kw):
     if provider == "openai":
-        return make_teacher("openai:gpt-4o", base_url=server.openai_url, timeout=5.0, **kw)
-    return make_teacher("anthropic:claude-3-5-haiku-latest", base_url=server.anthropic_url, timeout=5.0, **kw)
+        return make_teacher("openai:gpt-4o", base_url=server.openai_url, timeout=30.0, **kw)
+    return make_teacher(
+        "anthropic:claude-3-5-haiku-latest", base_url=server.anthropic_url, timeout=30.0, **kw
+    )
 
 
 def _client(server, tmp_path, kind, provider="openai", **kw):

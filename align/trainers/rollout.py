@@ -22,15 +22,45 @@ MROPE_KEYS = ("image_grid_thw", "video_grid_thw")
 
 
 class ValueHead(nn.Module):
-    """A two-layer MLP on the last hidden state: V(s_t) for every position."""
+    """A two-layer MLP on the last hidden state: V(s_t) for every position. Its output layer starts at
+    zero, so an untrained head predicts 0 and early advantages are the rewards themselves, not noise that
+    whitening would blow up to unit size."""
 
     def __init__(self, hidden_size: int, width: int = 0):
         super().__init__()
         width = width or hidden_size
         self.net = nn.Sequential(nn.Linear(hidden_size, width), nn.Tanh(), nn.Linear(width, 1))
+        nn.init.zeros_(self.net[-1].weight)
+        nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.net(hidden.float()).squeeze(-1)
+
+
+class PolicyWithValue(nn.Module):
+    """The policy and its value head as one module, so that DDP and DeepSpeed wrap (and shard, and
+    checkpoint) them as one engine with one optimizer."""
+
+    def __init__(self, policy: nn.Module, value_head: ValueHead):
+        super().__init__()
+        self.policy, self.value_head = policy, value_head
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return bool(getattr(self.policy, "is_gradient_checkpointing", False))
+
+    def gradient_checkpointing_enable(self, **kwargs: Any) -> None:
+        self.policy.gradient_checkpointing_enable(**kwargs)
+
+    def gradient_checkpointing_disable(self) -> None:
+        self.policy.gradient_checkpointing_disable()
+
+    def forward(self, return_values: bool = False, detach_values: bool = False, **inputs: Any) -> Any:
+        out = self.policy(**inputs, output_hidden_states=return_values, use_cache=False)
+        if not return_values:
+            return out.logits, None
+        hidden = out.hidden_states[-1]
+        return out.logits, self.value_head(hidden.detach() if detach_values else hidden)
 
 
 @dataclass
@@ -174,10 +204,18 @@ def sample_chunk(
     return chunk
 
 
-def base_model(model: nn.Module) -> nn.Module:
-    """The transformers model inside DDP/DeepSpeed wrappers and a peft adapter."""
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module inside DDP/DeepSpeed wrappers."""
     while hasattr(model, "module"):
         model = model.module
+    return model
+
+
+def base_model(model: nn.Module) -> nn.Module:
+    """The transformers model inside DDP/DeepSpeed wrappers, our `PolicyWithValue` and a peft adapter."""
+    model = unwrap(model)
+    if isinstance(model, PolicyWithValue):
+        model = model.policy
     if hasattr(model, "get_base_model"):
         model = model.get_base_model()
     return model
@@ -188,17 +226,31 @@ def accepts_position_ids(model: nn.Module) -> bool:
 
 
 def forward_tokens(
-    model: nn.Module, value_head: nn.Module | None, chunk: Chunk, with_logits: bool = False
+    model: nn.Module,
+    chunk: Chunk,
+    with_values: bool = False,
+    with_logits: bool = False,
+    detach_values: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """(log-probs of the response tokens, values before each response token, response logits if asked)."""
+    """(log-probs of the response tokens, values before each response token, response logits if asked).
+
+    `model` is a transformers/peft model, or a `PolicyWithValue` (possibly inside DDP/DeepSpeed), which
+    values need. Every model but the M-RoPE family gets positions counted from the attention mask, as in
+    `generate()`, so that training scores the tokens exactly as sampling did (GPT-2 with left padding).
+    """
     kwargs = {"input_ids": chunk.input_ids, "attention_mask": chunk.attention_mask, **chunk.extra}
     kwargs.update(join_rows(chunk.vision))
     if accepts_position_ids(model) and not any(k in kwargs for k in MROPE_KEYS):
         kwargs["position_ids"] = position_ids_from_mask(chunk.attention_mask)
-    out = model(**kwargs, output_hidden_states=value_head is not None, use_cache=False)
+    if isinstance(unwrap(model), PolicyWithValue):
+        logits, values = model(return_values=with_values, detach_values=detach_values, **kwargs)
+    elif with_values:
+        raise ValueError("values need a PolicyWithValue model")
+    else:
+        logits, values = model(**kwargs, use_cache=False).logits, None
     start = chunk.prompt_len - 1
-    logits = out.logits[:, start:-1].float()
+    logits = logits[:, start:-1].float()
     targets = chunk.input_ids[:, chunk.prompt_len :]
     logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    values = value_head(out.hidden_states[-1][:, start:-1]) if value_head is not None else None
+    values = values[:, start:-1] if values is not None else None
     return logp, values, logits if with_logits else None

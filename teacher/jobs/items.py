@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from teacher.backends.base import image_media_type
+from teacher.jsonl import JSONLError, read_objects
 from teacher.records import TASKS
 
 TASK_FIELDS: dict[str, tuple[str, ...]] = {
@@ -63,6 +64,14 @@ def parse_item(obj: dict[str, Any], task: str, where: str, base: Path) -> JobIte
         image = Path(image) if Path(image).is_absolute() else base / image
         if not image.is_file():
             raise JobInputError(f"{where}: field 'image' names {image}, which does not exist")
+        with image.open("rb") as f:
+            head = f.read(16)
+        try:
+            image_media_type(head)
+        except ValueError:
+            raise JobInputError(
+                f"{where}: field 'image' names {image}, which is not a PNG, JPEG, GIF or WebP image"
+            ) from None
     problem = JobProblem(
         id=str(need("id", (str, int))),
         question=need("question", str),
@@ -91,20 +100,13 @@ def read_items(path: str | Path, task: str) -> list[JobItem]:
     path = Path(path)
     items: list[JobItem] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as err:
-                raise JobInputError(f"{where}: not valid JSON ({err.msg})") from None
-            if not isinstance(obj, dict):
-                raise JobInputError(f"{where}: expected a JSON object")
+    try:
+        for where, obj in read_objects(path):
             item = parse_item(obj, task, where, path.parent)
             if item.item_id in seen:
                 raise JobInputError(f"{where}: duplicate item_id {item.item_id!r}")
             seen.add(item.item_id)
-            items.append(JobItem(item.item_id, item.problem, item.args, number))
+            items.append(JobItem(item.item_id, item.problem, item.args, int(where.rsplit(":", 1)[1])))
+    except JSONLError as err:
+        raise JobInputError(str(err)) from None
     return items

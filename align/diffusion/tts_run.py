@@ -1,0 +1,230 @@
+"""The DLPO TTS experiment: pretrain on an LJSpeech-format corpus, evaluate the pretrained model, fine-tune it
+with each objective and seed through the same trainer, evaluate each, and write results.json + report.md.
+Every stage resumes: finished results are kept, unfinished training continues from its checkpoint."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from align.diffusion.config import DiffusionRLConfig
+from align.diffusion.objectives import OBJECTIVES
+from align.diffusion.speech_metrics import make_asr, make_mos, word_error_rate
+from align.diffusion.trainer import DiffusionRLTrainer
+from align.diffusion.tts import TTSPretrainConfig, evaluate_tts, pretrain, tts_task
+from align.models.ljspeech import read_ljspeech
+from align.models.wavegrad2 import WaveGrad2, WaveGrad2Config
+
+
+@dataclass
+class DLPOTTSRunConfig:
+    """What to run: data, rewards, objectives, seeds and evaluation."""
+
+    output_dir: str = field(default="runs/dlpo-tts", metadata={"help": "Where everything goes."})
+    data_dir: str = field(default="data/ljspeech-sample", metadata={"help": "LJSpeech-format folder."})
+    resample: bool = field(
+        default=False, metadata={"help": "Resample clips whose rate differs from the model's."}
+    )
+    eval_count: int = field(default=8, metadata={"help": "Last N clips held out as evaluation transcripts."})
+    pretrained: str = field(
+        default="", metadata={"help": "A saved WaveGrad2 folder to start from (skips pretraining)."}
+    )
+    mos: str = field(default="dnsmos", metadata={"help": "Reward/metric: dnsmos, dnsmos:<field> or utmos."})
+    asr: str = field(
+        default="pocketsphinx", metadata={"help": "ASR for WER: pocketsphinx or whisper[:model]."}
+    )
+    objectives: list[str] = field(
+        default_factory=lambda: ["dlpo", "rwr", "ddpo", "dpok", "kl_in_reward"],
+        metadata={"help": "Objectives to fine-tune with."},
+    )
+    seeds: list[int] = field(default_factory=lambda: [0], metadata={"help": "RL seeds."})
+    iterations: int = field(default=10, metadata={"help": "RL iterations per run."})
+    kl_beta: float = field(
+        default=0.01, metadata={"help": "beta of DPOK and KL-in-reward (rl.beta is DLPO's)."}
+    )
+    eval_inference_steps: int = field(default=20, metadata={"help": "Denoising steps at evaluation."})
+    n_audio: int = field(
+        default=2, metadata={"help": "Audio samples (wav + spectrogram PNG) per evaluation."}
+    )
+    threads: int = field(default=1, metadata={"help": "torch threads."})
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.objectives) - set(OBJECTIVES))
+        if unknown:
+            raise ValueError(f"run.objectives: unknown {unknown}; choose from {sorted(OBJECTIVES)}")
+
+
+def _rl_config(
+    base: DiffusionRLConfig, run: DLPOTTSRunConfig, objective: str, seed: int, out: Path
+) -> DiffusionRLConfig:
+    beta = base.beta if objective == "dlpo" else run.kl_beta if objective in ("dpok", "kl_in_reward") else 0.0
+    return dataclasses.replace(base, objective=objective, seed=seed, beta=beta, output_dir=str(out))
+
+
+class DLPOTTSRun:
+    def __init__(
+        self,
+        run: DLPOTTSRunConfig,
+        model: WaveGrad2Config,
+        pretrain: TTSPretrainConfig,
+        rl: DiffusionRLConfig,
+    ):
+        self.run, self.model_config, self.pretrain_config, self.rl = run, model, pretrain, rl
+        self.out = Path(run.output_dir)
+        self.results_path = self.out / "results.json"
+        self.results = json.loads(self.results_path.read_text()) if self.results_path.is_file() else {}
+
+    def _save(self) -> None:
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.results_path.write_text(json.dumps(self.results, indent=1))
+
+    def pretrained_model(self, utterances) -> WaveGrad2:
+        if self.run.pretrained:
+            return WaveGrad2.from_pretrained(self.run.pretrained)
+        if (self.out / "pretrain" / "model" / "model.safetensors").is_file():
+            return WaveGrad2.from_pretrained(self.out / "pretrain" / "model")
+        torch.manual_seed(self.pretrain_config.seed)
+        return pretrain(WaveGrad2(self.model_config), utterances, self.pretrain_config, self.out / "pretrain")
+
+    def execute(self) -> dict:
+        torch.set_num_threads(self.run.threads)
+        utts = read_ljspeech(self.run.data_dir, self.model_config.sample_rate, self.run.resample)
+        if len(utts) <= self.run.eval_count:
+            raise ValueError(
+                f"{self.run.data_dir}: {len(utts)} clips, need more than eval_count={self.run.eval_count}"
+            )
+        train, held_out = utts[: -self.run.eval_count], utts[-self.run.eval_count :]
+        eval_texts = [u.text for u in held_out]
+        rate = self.model_config.sample_rate
+        mos, asr = make_mos(self.run.mos, rate), make_asr(self.run.asr, rate)
+        if "ground_truth" not in self.results:
+            wavs = [u.wav for u in held_out]
+            self.results["ground_truth"] = {
+                "mos": float(mos(wavs).mean()),
+                "wer": word_error_rate(eval_texts, asr(wavs)),
+            }
+            self._save()
+        pretrained_dir = Path(self.run.pretrained) if self.run.pretrained else self.out / "pretrain" / "model"
+        base = self.pretrained_model(train)
+
+        def evaluate(model: WaveGrad2, seed: int, key: str) -> dict[str, float]:
+            steps, audio = self.run.eval_inference_steps, self.out / "audio" / key
+            return evaluate_tts(model, eval_texts, mos, asr, steps, seed, audio, self.run.n_audio)
+
+        for seed in self.run.seeds:
+            key = f"pretrained/seed{seed}"
+            if key not in self.results:
+                self.results[key] = evaluate(base, seed, key)
+                self._save()
+            for objective in self.run.objectives:
+                key = f"{objective}/seed{seed}"
+                if key in self.results:
+                    continue
+                run_dir = self.out / objective / f"seed{seed}"
+                model = WaveGrad2.from_pretrained(pretrained_dir)
+                trainer = DiffusionRLTrainer(
+                    model,
+                    model.config.scheduler(),
+                    tts_task(model, [u.text for u in train], mos, train),
+                    _rl_config(self.rl, self.run, objective, seed, run_dir),
+                )
+                trainer.train(self.run.iterations)
+                trained = trainer.accelerator.unwrap_model(trainer.model)
+                trained.save_pretrained(run_dir / "model")
+                result = evaluate(trained, seed, key)
+                result.update(training_summary(run_dir / "metrics.jsonl"))
+                self.results[key] = result
+                self._save()
+        (self.out / "report.md").write_text(report(self.results))
+        return self.results
+
+
+def training_summary(metrics_path: Path, window: int = 3) -> dict[str, float]:
+    """Means over the first and last `window` iterations of a run's metrics.jsonl: training reward, KL to the
+    pretrained model, diffusion loss on real data, and training samples/s (sampling + reward + update)."""
+    import numpy as np
+
+    by_iteration = {}
+    for line in Path(metrics_path).read_text().splitlines():
+        row = json.loads(line)
+        by_iteration[row["iteration"]] = row  # a repeated iteration (killed before its checkpoint): the rerun
+    rows = [by_iteration[i] for i in sorted(by_iteration)]
+
+    def mean(key: str, part: list[dict]) -> float:
+        vals = [r[key] for r in part if r.get(key) is not None]
+        return float(np.mean(vals)) if vals else math.nan
+
+    first, last = rows[:window], rows[-window:]
+    return {
+        "train_reward_first": mean("reward", first),
+        "train_reward_last": mean("reward", last),
+        "final_kl": mean("kl", last),
+        "diffusion_loss_first": mean("diffusion_loss", first),
+        "diffusion_loss_last": mean("diffusion_loss", last),
+        "train_samples_per_s": sum(r["samples"] for r in rows) / sum(r["time/iteration_s"] for r in rows),
+    }
+
+
+def summarise(results: dict) -> dict[str, dict[str, tuple[float, float, int]]]:
+    """Mean and standard deviation over seeds of each method's metrics."""
+    import numpy as np
+
+    out: dict[str, dict[str, tuple[float, float, int]]] = {}
+    methods = sorted({k.split("/")[0] for k in results if "/" in k})
+    for m in methods:
+        rows = [v for k, v in results.items() if k.startswith(m + "/")]
+        out[m] = {}
+        for metric in rows[0]:
+            vals = np.array([r[metric] for r in rows], dtype=float)
+            out[m][metric] = (float(np.nanmean(vals)), float(np.nanstd(vals)), len(vals))
+    return out
+
+
+def report(results: dict) -> str:
+    """Markdown table: mean ± std over seeds of held-out MOS and WER, training reward and KL, speeds."""
+    s = summarise(results)
+    lines = [
+        "| method | MOS (held out) | WER | train reward, first 3 -> last 3 iterations | KL at end | "
+        "diffusion loss on data, first 3 -> last 3 | train samples/s | eval samples/s | seeds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in ["pretrained", *[m for m in s if m != "pretrained"]]:
+        if m not in s:
+            continue
+        r = s[m]
+        train = (
+            f"{r['train_reward_first'][0]:.3f} -> {r['train_reward_last'][0]:.3f}"
+            if "train_reward_first" in r
+            else "-"
+        )
+        kl = f"{r['final_kl'][0]:.4f}" if "final_kl" in r else "-"
+        speed = f"{r['train_samples_per_s'][0]:.2f}" if "train_samples_per_s" in r else "-"
+        diff = (
+            f"{r['diffusion_loss_first'][0]:.3f} -> {r['diffusion_loss_last'][0]:.3f}"
+            if "diffusion_loss_last" in r
+            else "-"
+        )
+        lines.append(
+            f"| {m} | {r['mos'][0]:.3f} ± {r['mos'][1]:.3f} | {r['wer'][0]:.3f} ± {r['wer'][1]:.3f} | {train} | "
+            f"{kl} | {diff} | {speed} | {r['samples_per_s'][0]:.2f} | {r['mos'][2]} |"
+        )
+    if "ground_truth" in results:
+        lines.append(
+            f"\nGround-truth clips (the eSpeak NG recordings of the held-out transcripts): MOS "
+            f"{results['ground_truth']['mos']:.3f}"
+            + (f", WER {results['ground_truth']['wer']:.3f}" if "wer" in results["ground_truth"] else "")
+        )
+    return "\n".join(lines) + "\n"
+
+
+SECTIONS = {
+    "run": DLPOTTSRunConfig,
+    "model": WaveGrad2Config,
+    "pretrain": TTSPretrainConfig,
+    "rl": DiffusionRLConfig,
+}

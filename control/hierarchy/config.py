@@ -1,0 +1,193 @@
+"""One dataclass config per hierarchical task (presets: `patrol`, `hurdle`, `obstacle`, `toy`), with the paper's
+settings for the transition policies (PPO inside AIRL) and the switch (Double DQN). A YAML file overrides any
+field (`python -m control hierarchy ... --config task.yaml`); values are converted to the field's type (PyYAML
+reads `1e-4` as a string)."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from control.hierarchy.airl import AIRLSettings
+from control.hierarchy.switch import SwitchSettings
+from control.hierarchy.walker import BODY_DIM
+
+
+@dataclass
+class TransitionSettings:
+    """PPO inside AIRL for one transition policy (paper: gamma 0.995, lambda 0.97, lr 3e-4, 64x64 actor/critic)."""
+
+    steps: int = field(default=200_000, metadata={"help": "Env steps per transition policy."})
+    horizon: int = field(default=100, metadata={"help": "Most steps of a transition (authors: 100)."})
+    gamma: float = field(default=0.995, metadata={"help": "Discount."})
+    gae_lambda: float = field(default=0.97, metadata={"help": "GAE lambda."})
+    learning_rate: float = field(default=3e-4, metadata={"help": "Adam learning rate."})
+    hidden: tuple[int, ...] = field(default=(64, 64), metadata={"help": "Actor and critic hidden sizes."})
+    num_envs: int = field(default=4, metadata={"help": "Parallel transition envs."})
+    num_steps: int = field(default=512, metadata={"help": "Steps per env per rollout."})
+    update_epochs: int = field(default=10, metadata={"help": "PPO epochs per rollout."})
+    minibatch_size: int = field(default=64, metadata={"help": "PPO minibatch size."})
+    ent_coef: float = field(default=0.0, metadata={"help": "Entropy coefficient."})
+    checkpoint_every: int = field(default=20_480, metadata={"help": "Steps between checkpoints."})
+
+
+@dataclass
+class HierarchyConfig:
+    """A compositional task, its primitives, and the settings of every stage."""
+
+    task: str = field(default="hurdle", metadata={"help": "Preset name (patrol, hurdle, obstacle, toy)."})
+    task_env: str = field(default="Hierarchy/Walker2dHurdle-v0", metadata={"help": "The task's env id."})
+    task_kwargs: dict = field(default_factory=dict, metadata={"help": "gymnasium.make kwargs of the task."})
+    primitives: dict = field(
+        default_factory=dict, metadata={"help": "Primitive name -> the env id it is trained in."}
+    )
+    primitive_steps: dict = field(default_factory=dict, metadata={"help": "Primitive name -> PPO env steps."})
+    primitive_seed: int = field(default=1, metadata={"help": "Seed of the primitives (shared by all seeds)."})
+    scripted_primitives: bool = field(
+        default=False,
+        metadata={"help": "Toy task only: hand-written primitives instead of PPO-trained ones."},
+    )
+    initiation_portion: dict = field(
+        default_factory=dict,
+        metadata={"help": "Primitive name -> fraction of its episodes' start kept as its initiation set."},
+    )
+    expert_episodes: int = field(default=30, metadata={"help": "Episodes of each primitive for its set."})
+    pairs: list = field(default_factory=list, metadata={"help": "Transition pairs [from, to]."})
+    starts_per_pair: int = field(default=100, metadata={"help": "Hand-over snapshots saved per pair."})
+    start_episodes: int = field(default=100, metadata={"help": "Most task episodes run to collect them."})
+    transition: TransitionSettings = field(default_factory=TransitionSettings)
+    airl: AIRLSettings = field(default_factory=AIRLSettings)
+    switch: SwitchSettings = field(default_factory=SwitchSettings)
+    fixed_handover_steps: int = field(
+        default=20, metadata={"help": "The fixed rule: transition steps before the hand-over."}
+    )
+    eval_episodes: int = field(default=50, metadata={"help": "Evaluation episodes per seed and policy."})
+    seeds: list = field(default_factory=lambda: [1, 2, 3], metadata={"help": "Seeds of transitions+switch."})
+    root: str = field(default="runs/hierarchy", metadata={"help": "Root folder of every stage's runs."})
+
+    @property
+    def pair_list(self) -> list[tuple[str, str]]:
+        return [(str(i), str(j)) for i, j in self.pairs]
+
+    def task_dir(self, seed: int) -> Path:
+        return Path(self.root) / self.task / f"s{seed}"
+
+    def primitive_dir(self, name: str) -> Path:
+        return Path(self.root) / "primitives" / name
+
+    def transition_dir(self, seed: int, pair: tuple[str, str]) -> Path:
+        return self.task_dir(seed) / "transitions" / f"{pair[0]}-{pair[1]}"
+
+    def switch_dir(self, seed: int, pair: tuple[str, str]) -> Path:
+        return self.task_dir(seed) / "switches" / f"{pair[0]}-{pair[1]}"
+
+
+_WALKER = dict(
+    primitive_steps={"forward": 800_000, "backward": 500_000, "jump": 1_200_000, "crawl": 400_000},
+    initiation_portion={"forward": 0.2, "backward": 0.2, "jump": 0.4, "crawl": 0.1},  # the authors' portions
+    airl=AIRLSettings(state_dims=BODY_DIM),
+)
+_WALKER_PRIMITIVES = {
+    "forward": "Hierarchy/Walker2dForward-v0",
+    "backward": "Hierarchy/Walker2dBackward-v0",
+    "jump": "Hierarchy/Walker2dJump-v0",
+    "crawl": "Hierarchy/Walker2dCrawl-v0",
+}
+
+
+def _walker_task(
+    task: str, env: str, names: list[str], pairs: list[list[str]], fixed: int
+) -> HierarchyConfig:
+    return HierarchyConfig(
+        task=task,
+        task_env=env,
+        primitives={n: _WALKER_PRIMITIVES[n] for n in names},
+        pairs=pairs,
+        fixed_handover_steps=fixed,
+        **{k: dataclasses.replace(v) if dataclasses.is_dataclass(v) else dict(v) for k, v in _WALKER.items()},
+    )
+
+
+def preset(task: str) -> HierarchyConfig:
+    """The preset of `task` (a fresh object)."""
+    if task == "patrol":
+        pairs = [["forward", "backward"], ["backward", "forward"]]
+        return _walker_task("patrol", "Hierarchy/Walker2dPatrol-v0", ["forward", "backward"], pairs, 50)
+    if task == "hurdle":
+        pairs = [["forward", "jump"], ["jump", "forward"]]
+        return _walker_task("hurdle", "Hierarchy/Walker2dHurdle-v0", ["forward", "jump"], pairs, 20)
+    if task == "obstacle":
+        names = ["forward", "jump", "crawl"]
+        pairs = [["forward", "jump"], ["jump", "forward"], ["forward", "crawl"], ["crawl", "forward"]]
+        return _walker_task("obstacle", "Hierarchy/Walker2dObstacleCourse-v0", names, pairs, 20)
+    if task == "toy":
+        return HierarchyConfig(
+            task="toy",
+            task_env="Hierarchy/PointDashPark-v0",
+            primitives={"dash": "Hierarchy/PointDash-v0", "park": "Hierarchy/PointPark-v0"},
+            primitive_steps={"dash": 20_480, "park": 40_960},
+            scripted_primitives=True,
+            initiation_portion={"dash": 0.3, "park": 0.3},
+            expert_episodes=30,
+            pairs=[["dash", "park"]],  # a park ends at rest, where a dash starts: no transition needed
+            starts_per_pair=100,
+            start_episodes=300,
+            transition=TransitionSettings(
+                steps=8192, horizon=40, num_envs=4, num_steps=256, minibatch_size=64, checkpoint_every=2048
+            ),
+            airl=AIRLSettings(epochs=3),
+            switch=SwitchSettings(
+                episodes=200, learning_starts=100, target_update=200, learning_rate=1e-3, checkpoint_every=25
+            ),
+            fixed_handover_steps=10,
+            eval_episodes=50,
+        )
+    raise ValueError(f"unknown hierarchical task {task!r}: expected patrol, hurdle, obstacle or toy")
+
+
+def _convert(kind: Any, value: Any, where: str) -> Any:
+    """`value` as the field type `kind` (nested dataclasses from mappings)."""
+    origin = typing.get_origin(kind)
+    if dataclasses.is_dataclass(kind):
+        if not isinstance(value, dict):
+            raise ValueError(f"{where}: expected a mapping of {kind.__name__} fields, got {value!r}")
+        return _from_mapping(kind(), value, where)
+    if kind is bool:
+        return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+    if kind in (int, float, str):
+        try:
+            return kind(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{where}: expected {kind.__name__}, got {value!r}") from exc
+    if origin is tuple or kind is tuple:
+        return tuple(int(v) for v in value)
+    return value
+
+
+def _from_mapping(base: Any, values: dict[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(type(base))
+    names = {f.name for f in dataclasses.fields(base)}
+    changes = {}
+    for key, value in values.items():
+        if key not in names:
+            raise ValueError(
+                f"{where}: unknown field {key!r} of {type(base).__name__} (known: {sorted(names)})"
+            )
+        changes[key] = _convert(hints[key], value, f"{where}.{key}")
+    return dataclasses.replace(base, **changes)
+
+
+def load_config(task: str, path: str | None = None, **overrides: Any) -> HierarchyConfig:
+    """The preset of `task`, then the fields of the YAML file at `path`, then `overrides` (None: unset)."""
+    cfg = preset(task)
+    if path is not None:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{path}: expected a mapping of HierarchyConfig fields")
+        cfg = _from_mapping(cfg, values, str(path))
+    return _from_mapping(cfg, {k: v for k, v in overrides.items() if v is not None}, "overrides")

@@ -1,0 +1,335 @@
+"""The stages of a hierarchical task, each resumable from its run folders under `cfg.root`:
+
+1. `primitives`: each primitive trained with our PPO (`control.train`, a normal run folder
+   `primitives/<name>/`), then its initiation set collected (`primitives/<name>/initiation.npz`).
+2. `transitions`: per seed, hand-over snapshots of the task (`<task>/s<seed>/transitions/starts-<i>-<j>.pkl`)
+   and one AIRL transition policy per pair (`<task>/s<seed>/transitions/<i>-<j>/`, a control run folder).
+3. `switch`: per seed and pair, the Double-DQN switch (`<task>/s<seed>/switches/<i>-<j>/`).
+4. `evaluate`: per seed, success counts of the three policies (`<task>/s<seed>/evaluation.json`).
+
+Stages over several seeds run through `control.sweep.map_jobs` (local processes or Ray).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from control.config import TrainConfig
+from control.hierarchy.airl import AIRLHooks, ExpertData
+from control.hierarchy.config import HierarchyConfig
+from control.hierarchy.controller import (
+    MODES,
+    Composition,
+    SwitchEnv,
+    SwitchPolicy,
+    collect_handover_snapshots,
+    collect_initiation_set,
+    run_episode,
+)
+from control.hierarchy.policies import Policy, RunPolicy
+from control.hierarchy.switch import SwitchFeatures, load_switch, train_switch
+from control.hierarchy.transition_env import load_snapshots, save_snapshots
+from control.sweep import map_jobs
+
+EVAL_SEED = 10**6
+
+
+def _finished(run: Path, steps: int) -> bool:
+    """Whether the run folder holds a finished run of `steps` (the loop stops at a whole number of rollouts)."""
+    summary, config = run / "summary.json", run / "config.json"
+    if not (summary.is_file() and config.is_file()):
+        return False
+    c = json.loads(config.read_text())
+    batch = (c.get("num_envs") or 1) * (c.get("num_steps") or 1)
+    return json.loads(summary.read_text()).get("global_step", 0) >= max(1, steps // batch) * batch
+
+
+def task_env(cfg: HierarchyConfig) -> gym.Env:
+    return gym.make(cfg.task_env, **cfg.task_kwargs)
+
+
+# --- 1. primitives ---
+def train_primitive(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
+    """PPO on the primitive's own env (the same as `python -m control train --env <id> --out-dir <dir>`), then
+    its initiation set."""
+    from control.train import train
+
+    out, steps = cfg.primitive_dir(name), int(cfg.primitive_steps[name])
+    if not cfg.scripted_primitives and not _finished(out, steps):
+        train(
+            TrainConfig(
+                algo="ppo",
+                env_id=cfg.primitives[name],
+                seed=cfg.primitive_seed,
+                total_steps=steps,
+                out_dir=str(out),
+                eval_every=max(steps // 5, 1),
+                checkpoint_every=max(steps // 10, 1),
+            )
+        )
+    return collect_expert(cfg, name)
+
+
+def collect_expert(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
+    path = cfg.primitive_dir(name) / "initiation.npz"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        env = gym.make(cfg.primitives[name])
+        policy = load_primitives(cfg, env, [name])[name]
+        data = collect_initiation_set(
+            env, policy, cfg.expert_episodes, float(cfg.initiation_portion[name]), cfg.primitive_seed + 500
+        )
+        env.close()
+        np.savez_compressed(path, **data)
+    with np.load(path) as data:
+        return {
+            "primitive": name,
+            "samples": int(len(data["obs"])),
+            "episodes_kept": int(data["episodes_kept"]),
+        }
+
+
+def load_primitives(cfg: HierarchyConfig, env: gym.Env, names: list[str] | None = None) -> dict[str, Policy]:
+    """The primitives `names` (default: all of the task's) as greedy policies."""
+    names = list(cfg.primitives) if names is None else names
+    if cfg.scripted_primitives:
+        if cfg.task != "toy":
+            raise ValueError(f"scripted_primitives exist for the toy task only, not {cfg.task!r}")
+        from control.hierarchy.toy import scripted_primitives
+
+        return {n: p for n, p in scripted_primitives().items() if n in names}
+    return {n: RunPolicy(cfg.primitive_dir(n), env.observation_space, env.action_space) for n in names}
+
+
+# --- 2. transitions ---
+def starts_path(cfg: HierarchyConfig, seed: int, pair: tuple[str, str]) -> Path:
+    return cfg.task_dir(seed) / "transitions" / f"starts-{pair[0]}-{pair[1]}.pkl"
+
+
+def collect_starts(cfg: HierarchyConfig, seed: int, pair: tuple[str, str], env: gym.Env) -> int:
+    """Hand-over snapshots of `pair`, unless saved already: the task run with the primitives and the transition
+    policies trained so far (fixed hand-over rule; switching at once before any exists), so pairs that only
+    occur after an earlier hand-over succeeded get their starts too."""
+    path = starts_path(cfg, seed, pair)
+    if not path.is_file():
+        comp = composition_for_seed(cfg, seed, env)
+        mode = "fixed" if comp.transitions else "none"
+        found = collect_handover_snapshots(
+            env, comp, [pair], cfg.starts_per_pair, seed * 7919, cfg.start_episodes, mode
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_snapshots(path, found[pair])
+    return len(load_snapshots(path))
+
+
+def train_transition(
+    cfg: HierarchyConfig, seed: int, pair: tuple[str, str], expert: ExpertData
+) -> dict[str, Any]:
+    """AIRL on the pair's hand-over starts: PPO (paper settings) with the discriminator reward as a hook."""
+    from control.train import train
+
+    t = cfg.transition
+    out = cfg.transition_dir(seed, pair)
+    if _finished(out, t.steps):
+        return json.loads((out / "summary.json").read_text())
+    env_kwargs = {
+        "task_id": cfg.task_env,
+        "starts": str(starts_path(cfg, seed, pair)),
+        "target": pair[1],
+        "horizon": t.horizon,
+        "task_kwargs": dict(cfg.task_kwargs),
+    }
+    train_cfg = TrainConfig(
+        algo="ppo",
+        env_id="Hierarchy/Transition-v0",
+        env_kwargs=env_kwargs,
+        seed=seed,
+        total_steps=t.steps,
+        num_envs=t.num_envs,
+        num_steps=t.num_steps,
+        update_epochs=t.update_epochs,
+        minibatch_size=t.minibatch_size,
+        learning_rate=t.learning_rate,
+        gamma=t.gamma,
+        gae_lambda=t.gae_lambda,
+        ent_coef=t.ent_coef,
+        hidden=tuple(t.hidden),
+        eval_episodes=0,
+        checkpoint_every=t.checkpoint_every,
+        out_dir=str(out),
+    )
+    return train(train_cfg, AIRLHooks(expert, cfg.airl, t.gamma))
+
+
+def transitions_for_seed(cfg: HierarchyConfig, seed: int) -> dict[str, Any]:
+    """Every pair in order: its hand-over starts, then its AIRL transition policy."""
+    env = task_env(cfg)
+    starts, results = {}, {}
+    for pair in cfg.pair_list:
+        key = f"{pair[0]}-{pair[1]}"
+        starts[key] = collect_starts(cfg, seed, pair, env)
+        if not starts[key]:
+            results[key] = {"skipped": "no hand-over of this pair happened"}
+            continue
+        expert = ExpertData.load(str(cfg.primitive_dir(pair[1]) / "initiation.npz"))
+        results[key] = train_transition(cfg, seed, pair, expert)
+    env.close()
+    return {"seed": seed, "starts": starts, "transitions": results}
+
+
+# --- 3. switch ---
+def _transition_policy(cfg: HierarchyConfig, seed: int, pair: tuple[str, str], env: gym.Env) -> RunPolicy:
+    return RunPolicy(cfg.transition_dir(seed, pair), env.observation_space, env.action_space)
+
+
+def switches_for_seed(cfg: HierarchyConfig, seed: int) -> dict[str, Any]:
+    results = {}
+    for pair in cfg.pair_list:
+        if not (cfg.transition_dir(seed, pair) / "checkpoint.pt").is_file():
+            results[f"{pair[0]}-{pair[1]}"] = {"skipped": "no transition policy"}
+            continue
+        env = task_env(cfg)
+        primitives = load_primitives(cfg, env)
+        transition = _transition_policy(cfg, seed, pair, env)
+        starts = load_snapshots(starts_path(cfg, seed, pair))
+        switch_env = SwitchEnv(env, pair, transition, primitives[pair[1]], starts, cfg.transition.horizon)
+        features = SwitchFeatures(transition.normalise, cfg.transition.horizon)
+        results[f"{pair[0]}-{pair[1]}"] = train_switch(
+            switch_env, features, cfg.switch, cfg.switch_dir(seed, pair), seed
+        )
+        env.close()
+    return {"seed": seed, "switches": results}
+
+
+# --- 4. evaluate ---
+def composition_for_seed(cfg: HierarchyConfig, seed: int, env: gym.Env) -> Composition:
+    """Primitives, and whatever transitions and switches of this seed exist."""
+    comp = Composition(
+        load_primitives(cfg, env), horizon=cfg.transition.horizon, fixed_steps=cfg.fixed_handover_steps
+    )
+    for pair in cfg.pair_list:
+        if (cfg.transition_dir(seed, pair) / "checkpoint.pt").is_file():
+            transition = _transition_policy(cfg, seed, pair, env)
+            comp.transitions[pair] = transition
+            if (cfg.switch_dir(seed, pair) / "checkpoint.pt").is_file():
+                features = SwitchFeatures(transition.normalise, cfg.transition.horizon)
+                comp.switches[pair] = SwitchPolicy(load_switch(cfg.switch_dir(seed, pair), features)[1])
+    return comp
+
+
+def evaluate_composition(
+    env: gym.Env, comp: Composition, modes: list[str], episodes: int, seed: int
+) -> dict[str, Any]:
+    """Success counts (subtasks completed in a row) of each hand-over mode on the same episode seeds."""
+    results = {}
+    for mode in modes:
+        t0 = time.perf_counter()
+        runs = [run_episode(env, comp, mode, seed + k) for k in range(episodes)]
+        counts = [r.subtasks for r in runs]
+        steps = sum(r.steps for r in runs)
+        results[mode] = {
+            "mean": float(np.mean(counts)),
+            "std": float(np.std(counts)),
+            "counts": counts,
+            "steps": steps,
+            "transition_steps": sum(r.transition_steps for r in runs),
+            "steps_per_s": steps / (time.perf_counter() - t0),
+        }
+    return results
+
+
+def evaluate_seed(cfg: HierarchyConfig, seed: int) -> dict[str, Any]:
+    env = task_env(cfg)
+    comp = composition_for_seed(cfg, seed, env)
+    modes = ["none"]
+    if comp.transitions:
+        modes.append("fixed")
+    if comp.switches and set(comp.switches) == set(comp.transitions):
+        modes.append("dqn")
+    results = evaluate_composition(env, comp, modes, cfg.eval_episodes, EVAL_SEED + 1000 * seed)
+    env.close()
+    report = {"task": cfg.task, "seed": seed, "episodes": cfg.eval_episodes, "results": results}
+    path = cfg.task_dir(seed) / "evaluation.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=1))
+    return report
+
+
+# --- running stages over seeds ---
+def _stage_job(cfg_dict: dict[str, Any], stage: str, seed: int) -> dict[str, Any]:
+    from control.hierarchy.config import load_config
+
+    cfg = load_config(cfg_dict["task"], None, **{k: v for k, v in cfg_dict.items() if k != "task"})
+    fn = {"transitions": transitions_for_seed, "switch": switches_for_seed, "evaluate": evaluate_seed}[stage]
+    return fn(cfg, seed)
+
+
+STAGES = ("primitives", "transitions", "switch", "evaluate")
+
+
+def run_stage(
+    cfg: HierarchyConfig,
+    stage: str,
+    workers: int | None = 1,
+    backend: str = "local",
+    ray_address: str | None = None,
+) -> list[dict[str, Any]]:
+    """Run one stage (primitives: every primitive; the others: every seed) and return its results."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}: expected one of {STAGES}")
+    if stage == "primitives":
+        if workers == 1 and backend == "local":
+            return [train_primitive(cfg, name) for name in cfg.primitives]
+        jobs = [{"cfg_dict": _as_dict(cfg), "name": name} for name in cfg.primitives]
+        return map_jobs(_primitive_job, jobs, workers, backend, ray_address)
+    if workers == 1 and backend == "local":
+        return [_stage_job(_as_dict(cfg), stage, seed) for seed in cfg.seeds]
+    jobs = [{"cfg_dict": _as_dict(cfg), "stage": stage, "seed": int(s)} for s in cfg.seeds]
+    return map_jobs(_stage_job, jobs, workers, backend, ray_address)
+
+
+def _primitive_job(cfg_dict: dict[str, Any], name: str) -> dict[str, Any]:
+    from control.hierarchy.config import load_config
+
+    cfg = load_config(cfg_dict["task"], None, **{k: v for k, v in cfg_dict.items() if k != "task"})
+    return train_primitive(cfg, name)
+
+
+def _as_dict(cfg: HierarchyConfig) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def report(cfg: HierarchyConfig) -> dict[str, Any]:
+    """Mean and spread over seeds of each policy's success count (from every seed's evaluation.json)."""
+    per_mode: dict[str, list[float]] = {m: [] for m in MODES}
+    episodes: dict[str, list[int]] = {m: [] for m in MODES}
+    seeds = []
+    for seed in cfg.seeds:
+        path = cfg.task_dir(seed) / "evaluation.json"
+        if not path.is_file():
+            continue
+        seeds.append(seed)
+        for mode, r in json.loads(path.read_text())["results"].items():
+            per_mode[mode].append(r["mean"])
+            episodes[mode] += r["counts"]
+    return {
+        "task": cfg.task,
+        "seeds": seeds,
+        "policies": {
+            m: {
+                "mean": float(np.mean(v)),
+                "seed_std": float(np.std(v)),
+                "episode_std": float(np.std(episodes[m])),
+                "seeds": len(v),
+            }
+            for m, v in per_mode.items()
+            if v
+        },
+    }

@@ -1,0 +1,417 @@
+"""Walker2d-v5 with curbs and ceilings: the primitive skills (Forward, Backward, Jump, Crawl) and the compositional
+tasks (Patrol, Hurdle, Obstacle course) of Lee et al. (ICLR 2019), as used by Byun & Perrault (ICLR 2022).
+
+Our own reward and termination code on gymnasium's `Walker2dEnv` with a generated `xml_file`. The reward terms
+follow the authors' released environments (velocity tracking towards 3 m/s, alive bonus, upright and height
+terms, foot-speed and control costs; Jump: a bonus for rising while over a curb and for the feet passing it;
+collisions end the episode); differences are listed in docs/control_hierarchy.md.
+
+Every env has the same 21-dim observation, so a primitive trained alone runs unchanged inside a task:
+`qpos[1:]` (8), `clip(qvel, -10, 10)` (9), and the next obstacle within `detect_distance` ahead of the torso:
+(distance to its start, distance to its end, curb height or 0, ceiling bottom height or 0); with nothing in sight
+(detect_distance, detect_distance, 0, 0). `info` carries `success` (a subtask completed at this step, or a
+primitive's episode goal reached), `subtasks` (completed so far, in a row: a failure ends the episode),
+`primitive` (the primitive the task expects next) and `collision`. Envs keep their own time limits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from gymnasium import utils
+from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
+from gymnasium.spaces import Box
+
+from control.hierarchy.walker_model import (
+    MAX_CEILINGS,
+    MAX_CURBS,
+    PARKED_X,
+    ObstacleShape,
+    TemporaryModelFile,
+    ceiling_name,
+    curb_name,
+    walker_course_xml,
+)
+
+OBS_DIM = 21
+BODY_DIM = 17  # the walker's own state: the part a transition discriminator compares
+TARGET_SPEED = 3.0  # m/s, the velocity-tracking target of the authors' rewards
+CURB_PASS_MARGIN = 1.5  # a curb counts as passed once the rearmost body point is this far beyond it (authors)
+CEILING_PASS_MARGIN = 0.15  # same for a ceiling (authors' obstacle course)
+NEAR_CEILING_AFTER = 3.0  # the low-height allowance lasts this far past a ceiling's end (authors)
+
+
+@dataclass
+class Obstacle:
+    kind: str  # "curb" or "ceiling"
+    start: float
+    end: float
+
+
+@dataclass(frozen=True)
+class RewardWeights:
+    """Reward weights per primitive (the authors' values)."""
+
+    velocity: float = 1.0  # x 2 for jump and crawl
+    alive: float = 1.0
+    upright: float = 0.1
+    height: float = 1.0  # x 2 for jump; 0 for crawl
+    foot_speed: float = 0.01
+    control: float = 1e-3
+    rise_over_curb: float = 100.0  # x clipped vertical speed when the torso crosses a curb's edge or middle
+    feet_past_curb: float = 200.0  # x (1, 2, 3)/3 when the rearmost foot crosses its start, middle, end
+    collision: float = 10.0
+    success: float = 100.0
+    duck: float = 1.0  # ours: per metre the torso top is above a ceiling's bottom while one is in sight
+
+
+class WalkerCourseEnv(Walker2dEnv):
+    """Base class: a walker, a course of obstacles (and goals), a sequence of subtasks."""
+
+    primitive: str | None = None  # the reward of a primitive env; None: the expected primitive's (tasks)
+
+    def __init__(
+        self,
+        shape: ObstacleShape | None = None,
+        detect_distance: float = 4.0,
+        max_subtasks: int = 5,
+        subtask_steps: int = 1000,
+        reset_noise_scale: float = 0.01,
+        random_steps: int = 5,
+        weights: RewardWeights | None = None,
+        **kwargs: Any,
+    ):
+        self.shape, self.weights = shape or ObstacleShape(), weights or RewardWeights()
+        self.detect_distance, self.max_subtasks, self.subtask_steps = (
+            detect_distance,
+            max_subtasks,
+            subtask_steps,
+        )
+        self.random_steps = random_steps
+        self.obstacles: list[Obstacle] = []
+        self.next_obstacle = self.successes = self.steps_in_subtask = 0
+        with TemporaryModelFile(walker_course_xml(self.shape)) as path:
+            super().__init__(
+                xml_file=path,
+                reset_noise_scale=reset_noise_scale,
+                terminate_when_unhealthy=True,
+                **kwargs,
+            )
+        utils.EzPickle.__init__(self)  # Walker2dEnv stored the temporary xml path; unpickling builds anew
+        self.observation_space = Box(-np.inf, np.inf, (OBS_DIM,), np.float64)
+        name_to_id = {self.model.geom(i).name: i for i in range(self.model.ngeom)}
+        self.curb_ids = [name_to_id[curb_name(i)] for i in range(MAX_CURBS)]
+        self.ceiling_ids = [name_to_id[ceiling_name(i)] for i in range(MAX_CEILINGS)]
+        self.is_obstacle = np.zeros(self.model.ngeom, bool)
+        self.is_obstacle[self.curb_ids + self.ceiling_ids] = True
+        body = {self.model.body(i).name: i for i in range(self.model.nbody)}
+        self.torso, self.feet = body["torso"], [body["foot"], body["foot_left"]]
+
+    # --- what subclasses define ---
+    def make_course(self) -> None:
+        """Draw the episode's obstacles (and goals) with `self.np_random`."""
+        self.obstacles = []
+
+    def expected_primitive(self) -> str:
+        return self.primitive
+
+    def goal_reached(self, x: float) -> bool:
+        """A subtask other than passing an obstacle (Patrol's goals); called every step."""
+        return False
+
+    # --- course bookkeeping ---
+    def _place_obstacles(self) -> None:
+        curbs = iter(self.curb_ids)
+        ceilings = iter(self.ceiling_ids)
+        for i in self.curb_ids + self.ceiling_ids:
+            self.model.geom_pos[i][0] = PARKED_X - 3 * i
+        for obstacle in self.obstacles:
+            gid = next(curbs) if obstacle.kind == "curb" else next(ceilings)
+            self.model.geom_pos[gid][0] = (obstacle.start + obstacle.end) / 2
+
+    def _add(self, kind: str, start: float) -> None:
+        length = self.shape.curb_width if kind == "curb" else self.shape.ceiling_length
+        self.obstacles.append(Obstacle(kind, start, start + length))
+
+    def upcoming(self) -> Obstacle | None:
+        """The next obstacle not yet passed, if any is within sight of the torso."""
+        if self.next_obstacle >= len(self.obstacles):
+            return None
+        o = self.obstacles[self.next_obstacle]
+        return o if o.start - self.data.qpos[0] <= self.detect_distance else None
+
+    def _near_ceiling(self, x: float) -> bool:
+        return any(
+            o.kind == "ceiling" and o.start - self.detect_distance <= x <= o.end + NEAR_CEILING_AFTER
+            for o in self.obstacles
+        )
+
+    def _rear_x(self) -> float:
+        xpos = self.data.xpos
+        return min(xpos[self.torso, 0], xpos[self.feet[0], 0], xpos[self.feet[1], 0])
+
+    def _collided(self) -> bool:
+        ncon = self.data.ncon
+        return bool(ncon) and bool(self.is_obstacle[self.data.contact.geom[:ncon]].any())
+
+    # --- gymnasium API ---
+    def _get_obs(self) -> np.ndarray:
+        qpos, qvel = self.data.qpos, self.data.qvel
+        far = self.detect_distance
+        features = (far, far, 0.0, 0.0)
+        o = self.upcoming()
+        if o is not None:
+            x = qpos[0]
+            curb = o.kind == "curb"
+            features = (
+                o.start - x,
+                o.end - x,
+                self.shape.curb_height if curb else 0.0,
+                0.0 if curb else self.shape.ceiling_bottom,
+            )
+        return np.concatenate([qpos[1:], np.clip(qvel, -10, 10), features])
+
+    def reset_model(self) -> np.ndarray:
+        noise = self._reset_noise_scale
+        qpos = self.init_qpos + self.np_random.uniform(-noise, noise, self.model.nq)
+        qvel = self.init_qvel + self.np_random.uniform(-noise, noise, self.model.nv)
+        self.next_obstacle = self.successes = self.steps_in_subtask = 0
+        self.make_course()
+        qpos[0] += self.start_x()
+        self.set_state(qpos, qvel)
+        self._place_obstacles()
+        for _ in range(self.random_steps):  # the authors' extra perturbation
+            self.do_simulation(self.np_random.uniform(-1, 1, self.model.nu), self.frame_skip)
+        return self._get_obs()
+
+    def start_x(self) -> float:
+        return 0.0
+
+    def _get_reset_info(self) -> dict[str, Any]:
+        return {"success": False, "subtasks": 0, "primitive": self.expected_primitive(), "collision": False}
+
+    def step(self, action: np.ndarray):
+        data = self.data
+        x_before, z_before = data.qpos[0], data.qpos[1]
+        rear_before = min(data.xpos[self.feet[0], 0], data.xpos[self.feet[1], 0])
+        reward_primitive = self.primitive or self.expected_primitive()
+        in_sight = self.upcoming()
+        self.do_simulation(action, self.frame_skip)
+        x, z, angle = data.qpos[0], data.qpos[1], data.qpos[2]
+        rear_after = min(data.xpos[self.feet[0], 0], data.xpos[self.feet[1], 0])
+        velocity, z_velocity = (x - x_before) / self.dt, (z - z_before) / self.dt
+
+        reward, terms = self._reward(reward_primitive, action, velocity, angle, in_sight)
+        if in_sight is not None and in_sight.kind == "curb" and reward_primitive == "jump":
+            reward += self._jump_bonus(in_sight, x_before, x, rear_before, rear_after, z_velocity)
+
+        success = False
+        if self.next_obstacle < len(self.obstacles):
+            o = self.obstacles[self.next_obstacle]
+            margin = CURB_PASS_MARGIN if o.kind == "curb" else CEILING_PASS_MARGIN
+            if self._rear_x() > o.end + margin:
+                self.next_obstacle += 1
+                success = True
+        success = success or self.goal_reached(x)
+        collision = self._collided()
+        low_ok = self.primitive == "crawl" or self._near_ceiling(x)
+        healthy = z > (0.3 if low_ok else 0.8) and (low_ok or abs(angle) < 1.0)
+        terminated = collision or not healthy
+        if collision:
+            reward -= self.weights.collision
+        self.steps_in_subtask += 1
+        if success and not terminated:
+            self.successes += 1
+            self.steps_in_subtask = 0
+            reward += self.weights.success
+        else:
+            success = False
+        terminated = terminated or (self.max_subtasks > 0 and self.successes >= self.max_subtasks)
+        truncated = not terminated and self.steps_in_subtask >= self.subtask_steps
+        if truncated and self.max_subtasks == 0:  # a walking primitive's goal: stay up for the whole episode
+            success = True
+        info = {
+            "success": success,
+            "subtasks": self.successes,
+            "primitive": self.expected_primitive(),
+            "collision": collision,
+            "x_position": x,
+            **terms,
+        }
+        if self.render_mode == "human":
+            self.render()
+        return self._get_obs(), reward, terminated, truncated, info
+
+    # --- rewards ---
+    def _reward(
+        self, primitive: str, action: np.ndarray, velocity: float, angle: float, in_sight: Obstacle | None
+    ) -> tuple[float, dict[str, float]]:
+        """The authors' shaped reward of `primitive` (without the obstacle bonuses)."""
+        w, data = self.weights, self.data
+        direction = -1.0 if primitive == "backward" else 1.0
+        scale = 2.0 if primitive in ("jump", "crawl") else 1.0
+        speed = direction * velocity
+        feet_z = max(data.xpos[self.feet[0], 2], data.xpos[self.feet[1], 2])
+        delta_h = data.xpos[self.torso, 2] - feet_z
+        height_weight = {"jump": 2.0, "crawl": 0.0}.get(primitive, 1.0) * w.height
+        foot_speed = np.abs(data.qvel[5]) + np.abs(data.qvel[8])
+        terms = {
+            "reward_velocity": scale * w.velocity * (TARGET_SPEED - abs(speed - TARGET_SPEED)),
+            "reward_alive": w.alive,
+            "reward_upright": w.upright * np.cos(angle),
+            "reward_height": -height_weight * abs(1.1 - delta_h),
+            "reward_foot": -w.foot_speed * foot_speed,
+            "reward_ctrl": -w.control * float(np.square(action).sum()),
+        }
+        if primitive == "crawl" and in_sight is not None and in_sight.kind == "ceiling":
+            top = data.xpos[self.torso, 2] + 0.2 * abs(np.cos(angle))  # the torso capsule's upper end
+            terms["reward_duck"] = -w.duck * max(0.0, top - (self.shape.ceiling_bottom - 0.05))
+        return float(sum(terms.values())), terms
+
+    def _jump_bonus(
+        self, curb: Obstacle, x_before: float, x: float, rear_before: float, rear_after: float, z_vel: float
+    ) -> float:
+        """Rising while the torso crosses the curb's start, middle or end; the rearmost foot crossing them."""
+        w, bonus = self.weights, 0.0
+        for i, edge in enumerate((curb.start, (curb.start + curb.end) / 2, curb.end)):
+            if x_before <= edge < x:
+                bonus += w.rise_over_curb * float(np.clip(z_vel, -2.0, 2.0))
+            if rear_before <= edge < rear_after:
+                bonus += w.feet_past_curb * (i + 1) / 3
+        return bonus
+
+    # --- snapshots: the transition policies start from saved hand-over states ---
+    def get_snapshot(self) -> dict[str, Any]:
+        return {
+            "qpos": self.data.qpos.copy(),
+            "qvel": self.data.qvel.copy(),
+            "obstacles": [(o.kind, o.start, o.end) for o in self.obstacles],
+            "next_obstacle": self.next_obstacle,
+            "successes": self.successes,
+            "steps_in_subtask": self.steps_in_subtask,
+        }
+
+    def set_snapshot(self, snapshot: dict[str, Any]) -> np.ndarray:
+        """Restore a snapshot (after `reset`, which seeds and builds the env); returns the observation."""
+        self.obstacles = [Obstacle(*o) for o in snapshot["obstacles"]]
+        self._place_obstacles()
+        self.next_obstacle, self.successes = snapshot["next_obstacle"], snapshot["successes"]
+        self.steps_in_subtask = snapshot["steps_in_subtask"]
+        self.set_state(snapshot["qpos"], snapshot["qvel"])
+        return self._get_obs()
+
+
+# --- primitives ---
+class WalkerForward(WalkerCourseEnv):
+    """Walk forward for 1000 steps without falling (success: still up at the time limit)."""
+
+    primitive = "forward"
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(max_subtasks=0, **kwargs)
+
+
+class WalkerBackward(WalkerForward):
+    """Walk backward for 1000 steps without falling."""
+
+    primitive = "backward"
+
+
+class WalkerJump(WalkerCourseEnv):
+    """Run up to one curb 5.5-8.5 m ahead and jump it without touching it (success: 1.5 m past it)."""
+
+    primitive = "jump"
+
+    def __init__(self, curb_range: tuple[float, float] = (5.5, 8.5), **kwargs: Any):
+        self.curb_range = curb_range
+        super().__init__(max_subtasks=1, **kwargs)
+
+    def make_course(self) -> None:
+        self.obstacles = []
+        self._add("curb", self.np_random.uniform(*self.curb_range))
+
+
+class WalkerCrawl(WalkerCourseEnv):
+    """Get under one ceiling 1.5-3.5 m ahead without touching it (success: out past its end); the torso may go
+    down to 0.3 m."""
+
+    primitive = "crawl"
+
+    def __init__(self, ceiling_range: tuple[float, float] = (1.5, 3.5), **kwargs: Any):
+        self.ceiling_range = ceiling_range
+        super().__init__(max_subtasks=1, **kwargs)
+
+    def make_course(self) -> None:
+        self.obstacles = []
+        self._add("ceiling", self.np_random.uniform(*self.ceiling_range))
+
+
+# --- compositional tasks ---
+class WalkerPatrol(WalkerCourseEnv):
+    """Forward to the goal at +L, back to the goal at -L, and so on: each goal reached is a subtask (max 5).
+    The first direction is random; each leg must end within `subtask_steps` (authors: 800)."""
+
+    def __init__(self, track_half_length: float = 2.0, subtask_steps: int = 800, **kwargs: Any):
+        self.track_half_length, self.direction = track_half_length, 1
+        super().__init__(subtask_steps=subtask_steps, **kwargs)
+
+    def make_course(self) -> None:
+        self.obstacles = []
+        self.direction = 1 if self.np_random.random() < 0.5 else -1
+
+    def start_x(self) -> float:
+        return -self.direction * self.track_half_length
+
+    def expected_primitive(self) -> str:
+        return "forward" if self.direction == 1 else "backward"
+
+    def goal_reached(self, x: float) -> bool:
+        if self.direction * x > self.track_half_length:
+            self.direction = -self.direction
+            return True
+        return False
+
+    def get_snapshot(self) -> dict[str, Any]:
+        return {**super().get_snapshot(), "direction": self.direction}
+
+    def set_snapshot(self, snapshot: dict[str, Any]) -> np.ndarray:
+        self.direction = snapshot["direction"]
+        return super().set_snapshot(snapshot)
+
+
+class _ObstacleTask(WalkerCourseEnv):
+    """Forward until an obstacle comes within `detect_distance`, then its primitive until it is passed."""
+
+    def expected_primitive(self) -> str:
+        o = self.upcoming()
+        return "forward" if o is None else ("jump" if o.kind == "curb" else "crawl")
+
+
+class WalkerHurdle(_ObstacleTask):
+    """Five curbs at random spacing (the first 7.5-8.5 m ahead, then gaps of `gap` metres); each one jumped
+    is a subtask."""
+
+    def __init__(self, gap: tuple[float, float] = (8.0, 12.0), **kwargs: Any):
+        self.gap = gap
+        super().__init__(**kwargs)
+
+    def make_course(self) -> None:
+        self.obstacles = []
+        x = self.np_random.uniform(7.5, 8.5)
+        for _ in range(MAX_CURBS):
+            self._add("curb", x)
+            x += self.np_random.uniform(*self.gap)
+
+
+class WalkerObstacleCourse(_ObstacleTask):
+    """Three curbs and two ceilings in random order at 8, 19, 30, 41, 52 m (+-0.5 m, the authors' layout);
+    each one passed is a subtask."""
+
+    def make_course(self) -> None:
+        self.obstacles = []
+        kinds = ["curb"] * 3 + ["ceiling"] * 2
+        self.np_random.shuffle(kinds)
+        for kind, x in zip(kinds, (8.0, 19.0, 30.0, 41.0, 52.0), strict=True):
+            self._add(kind, x + self.np_random.uniform(-0.5, 0.5))

@@ -1,0 +1,143 @@
+"""The Walker2d-v5 primitives and tasks step, reset, report subtasks, success and the expected primitive, and
+terminate as documented; snapshots restore a state exactly."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import control.envs  # noqa: F401  (registers the Hierarchy/ ids)
+from control.hierarchy.registration import NAMESPACE, WALKER_ENVS
+from control.hierarchy.walker import CURB_PASS_MARGIN, OBS_DIM
+
+ZERO = np.zeros(6)
+
+
+def make(name: str, **kwargs):
+    env = gym.make(f"{NAMESPACE}/{name}", **kwargs)
+    return env, env.unwrapped
+
+
+def teleport(raw, x: float) -> None:
+    """Move the whole walker along x (the root slide joint), keeping its pose and speed."""
+    qpos, qvel = raw.data.qpos.copy(), raw.data.qvel.copy()
+    qpos[0] = x
+    raw.set_state(qpos, qvel)
+
+
+@pytest.mark.parametrize("name", sorted(WALKER_ENVS))
+def test_each_walker_env_steps_resets_and_reports(name):
+    env, _ = make(name)
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (OBS_DIM,) and info["subtasks"] == 0 and isinstance(info["primitive"], str)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        obs, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, 6))
+        assert np.isfinite(obs).all() and np.isfinite(reward)
+        assert {"success", "subtasks", "primitive", "collision"} <= set(info)
+        if terminated or truncated:
+            obs, info = env.reset()
+    env.close()
+
+
+def test_hurdle_expects_jump_near_a_curb_and_counts_it_once_passed():
+    env, raw = make("Walker2dHurdle-v0")
+    obs, info = env.reset(seed=3)
+    curbs = raw.obstacles
+    assert [o.kind for o in curbs] == ["curb"] * 5
+    gaps = np.diff([o.start for o in curbs])
+    assert 7.5 <= curbs[0].start <= 8.5 and ((gaps >= 8.0) & (gaps <= 12.0)).all()
+    assert info["primitive"] == "forward" and obs[17:].tolist() == [4.0, 4.0, 0.0, 0.0]
+    teleport(raw, curbs[0].start - 3.0)
+    obs, _, terminated, _, info = env.step(ZERO)
+    assert not terminated and info["primitive"] == "jump"
+    assert obs[17] == pytest.approx(3.0, abs=0.05) and obs[19] == pytest.approx(0.25)
+    teleport(raw, curbs[0].end + CURB_PASS_MARGIN + 0.5)
+    obs, reward, terminated, _, info = env.step(ZERO)
+    assert info["success"] and info["subtasks"] == 1 and not terminated and reward > 50
+    assert info["primitive"] == "forward"  # the next curb is out of sight
+
+
+def test_hurdle_ends_with_success_after_five_curbs():
+    env, raw = make("Walker2dHurdle-v0")
+    env.reset(seed=1)
+    for k, curb in enumerate(raw.obstacles):
+        teleport(raw, curb.end + CURB_PASS_MARGIN + 0.5)
+        _, _, terminated, _, info = env.step(ZERO)
+        assert info["success"] and info["subtasks"] == k + 1
+        assert terminated == (k == 4)
+
+
+def test_touching_a_curb_or_falling_terminates():
+    env, raw = make("Walker2dHurdle-v0")
+    env.reset(seed=2)
+    teleport(raw, raw.obstacles[0].start + 0.1)  # the feet inside the curb
+    _, reward, terminated, _, info = env.step(ZERO)
+    assert terminated and info["collision"] and not info["success"]
+    env.reset(seed=2)
+    qpos = raw.data.qpos.copy()
+    qpos[1] = 0.5  # the torso far below 0.8 m
+    raw.set_state(qpos, raw.data.qvel)
+    _, _, terminated, _, info = env.step(ZERO)
+    assert terminated and not info["collision"]
+
+
+def test_obstacle_course_expects_crawl_under_a_ceiling_and_allows_a_low_torso_there():
+    env, raw = make("Walker2dObstacleCourse-v0")
+    obs, info = env.reset(seed=4)
+    kinds = [o.kind for o in raw.obstacles]
+    assert sorted(kinds) == ["ceiling", "ceiling", "curb", "curb", "curb"]
+    k = kinds.index("ceiling")
+    raw.next_obstacle = k  # as if the obstacles before it had been passed
+    teleport(raw, raw.obstacles[k].start - 2.0)
+    qpos = raw.data.qpos.copy()
+    qpos[1] = 0.5  # low: allowed near a ceiling (authors: 0.3 m there, 0.8 m elsewhere)
+    raw.set_state(qpos, raw.data.qvel)
+    obs, _, terminated, _, info = env.step(ZERO)
+    assert info["primitive"] == "crawl" and obs[20] == pytest.approx(1.1) and obs[19] == 0.0
+    assert not terminated
+
+
+def test_patrol_turns_at_each_goal():
+    env, raw = make("Walker2dPatrol-v0")
+    _, info = env.reset(seed=0)
+    direction = raw.direction
+    assert info["primitive"] == ("forward" if direction == 1 else "backward")
+    assert raw.data.qpos[0] == pytest.approx(-2.0 * direction, abs=0.1)
+    teleport(raw, direction * 2.2)
+    _, _, terminated, _, info = env.step(ZERO)
+    assert info["success"] and info["subtasks"] == 1 and not terminated
+    assert raw.direction == -direction and info["primitive"] == ("backward" if direction == 1 else "forward")
+
+
+def test_primitives_succeed_as_documented():
+    env, raw = make("Walker2dJump-v0")
+    env.reset(seed=0)
+    assert len(raw.obstacles) == 1 and 5.5 <= raw.obstacles[0].start <= 8.5
+    teleport(raw, raw.obstacles[0].end + CURB_PASS_MARGIN + 0.5)
+    _, _, terminated, _, info = env.step(ZERO)
+    assert terminated and info["success"]  # one curb: the episode's goal
+    env, raw = make("Walker2dForward-v0", subtask_steps=3)
+    env.reset(seed=0)
+    results = [env.step(ZERO) for _ in range(3)]
+    assert [r[3] for r in results] == [False, False, True]  # truncated at the time limit...
+    assert results[-1][4]["success"] and not any(
+        r[2] for r in results
+    )  # ...which is a walking primitive's success
+
+
+def test_snapshot_restores_the_state_exactly():
+    env, raw = make("Walker2dObstacleCourse-v0")
+    env.reset(seed=5)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        env.step(rng.uniform(-1, 1, 6))
+    snapshot = raw.get_snapshot()
+    actions = rng.uniform(-1, 1, (15, 6))
+    first = [env.step(a)[0] for a in actions]
+    env.reset(seed=99)  # another course
+    raw.set_snapshot(snapshot)
+    again = [env.step(a)[0] for a in actions]
+    np.testing.assert_allclose(np.array(again), np.array(first))
+    assert [o.start for o in raw.obstacles] == [o[1] for o in snapshot["obstacles"]]

@@ -1,0 +1,117 @@
+"""The hierarchy pipeline end to end on the small point-line task: switching at once fails, an AIRL transition
+policy with the Double-DQN switch (or the fixed rule) raises the success count; a killed stage resumes; task
+configs load from YAML with clear errors."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from control.__main__ import main as cli
+from control.hierarchy.config import load_config
+from control.hierarchy.pipeline import report, run_stage
+
+
+def test_transition_and_switch_raise_success_above_switching_at_once(tmp_path, capsys):
+    assert (
+        cli(
+            [
+                "hierarchy",
+                "all",
+                "--task",
+                "toy",
+                "--seeds",
+                "1",
+                "--root",
+                str(tmp_path),
+                "--eval-episodes",
+                "20",
+            ]
+        )
+        == 0
+    )
+    summary = report(load_config("toy", root=str(tmp_path), seeds=[1]))["policies"]
+    assert summary["none"]["mean"] <= 1.0  # the dash's end state is outside the park's initiation set
+    assert summary["dqn"]["mean"] >= 3.5 and summary["fixed"]["mean"] >= 3.5  # max 4
+    evaluation = json.loads((tmp_path / "toy" / "s1" / "evaluation.json").read_text())
+    assert evaluation["results"]["dqn"]["transition_steps"] > 0
+    switch_log = (tmp_path / "toy" / "s1" / "switches" / "dash-park" / "episodes.csv").read_text().split()
+    outcomes = [float(row.split(",")[2]) for row in switch_log]
+    assert len(outcomes) == 200 and sum(o > 0 for o in outcomes[-40:]) > sum(o > 0 for o in outcomes[:40])
+    assert '"report"' in capsys.readouterr().out
+
+
+def test_a_killed_transition_stage_resumes_from_its_run_folder(tmp_path):
+    root, yaml_path = str(tmp_path), tmp_path / "toy.yaml"
+    yaml_path.write_text("transition:\n  steps: 6144\n  checkpoint_every: 1024\n")
+    cfg = load_config("toy", str(yaml_path), root=root, seeds=[1])
+    run_stage(cfg, "primitives")
+    args = [sys.executable, "-m", "control", "hierarchy", "transitions", "--task", "toy", "--seeds", "1"]
+    args += ["--root", root, "--config", str(yaml_path)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt, deadline = cfg.transition_dir(1, ("dash", "park")) / "checkpoint.pt", time.time() + 120
+    while time.time() < deadline and not ckpt.is_file():
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    saved = torch.load(ckpt, weights_only=False)
+    assert 0 < saved["global_step"] < cfg.transition.steps and "discriminator" in saved["hooks"]
+    starts = cfg.task_dir(1) / "transitions" / "starts-dash-park.pkl"
+    stamp = starts.stat().st_mtime
+    result = run_stage(cfg, "transitions")[0]["transitions"]["dash-park"]
+    assert result["global_step"] == cfg.transition.steps
+    assert starts.stat().st_mtime == stamp  # the saved hand-over starts were reused
+
+
+def test_the_switch_resumes_its_episode_count(tmp_path):
+    cfg = load_config("toy", root=str(tmp_path), seeds=[1])
+    cfg.transition.steps, cfg.switch.episodes, cfg.switch.checkpoint_every = 1024, 30, 10
+    for stage in ("primitives", "transitions", "switch"):
+        run_stage(cfg, stage)
+    log = cfg.switch_dir(1, ("dash", "park")) / "episodes.csv"
+    with log.open("a") as f:  # what a killed run wrote after its last checkpoint
+        f.write("31,3,1.0,0.5,100\n")
+    cfg.switch.episodes = 50
+    run_stage(cfg, "switch")
+    episodes = [int(row.split(",")[0]) for row in log.read_text().split()]
+    assert episodes == list(range(1, 51))
+
+
+def test_task_config_from_yaml(tmp_path):
+    path = tmp_path / "hurdle.yaml"
+    path.write_text(
+        "seeds: [4, 5]\nswitch:\n  learning_rate: 1e-4\n  hidden: [32, 32]\ntransition:\n  steps: 1000\n"
+    )
+    cfg = load_config("hurdle", str(path))
+    assert cfg.seeds == [4, 5] and cfg.switch.learning_rate == 1e-4 and cfg.switch.hidden == (32, 32)
+    assert cfg.transition.steps == 1000 and cfg.transition.gamma == 0.995  # the paper's, untouched
+    assert cfg.pair_list == [("forward", "jump"), ("jump", "forward")]
+    path.write_text("switch:\n  learning_rat: 1\n")
+    with pytest.raises(ValueError, match="unknown field 'learning_rat'"):
+        load_config("hurdle", str(path))
+    with pytest.raises(ValueError, match="unknown hierarchical task 'maze'"):
+        load_config("maze")
+
+
+def test_a_run_counts_as_finished_at_its_last_whole_rollout(tmp_path):
+    from control.hierarchy.pipeline import _finished
+
+    (tmp_path / "config.json").write_text(json.dumps({"num_envs": 1, "num_steps": 2048}))
+    assert not _finished(tmp_path, 800_000)  # no summary yet
+    (tmp_path / "summary.json").write_text(json.dumps({"global_step": 798_720}))  # 390 rollouts of 2048
+    assert _finished(tmp_path, 800_000) and not _finished(tmp_path, 802_816)
+
+
+def test_stages_run_over_seeds_in_worker_processes(tmp_path):
+    cfg = load_config("toy", root=str(tmp_path), seeds=[1, 2], eval_episodes=3)
+    run_stage(cfg, "primitives")
+    results = run_stage(cfg, "evaluate", workers=2)  # each seed a job of control.sweep.map_jobs
+    assert [r["seed"] for r in results] == [1, 2]
+    assert all(r["results"]["none"]["counts"] == [1, 1, 1] for r in results)  # no transitions yet: 1 of 4
+    assert report(cfg)["seeds"] == [1, 2]
