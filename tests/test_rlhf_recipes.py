@@ -108,7 +108,7 @@ def test_gpt2_first_ratio_is_one_and_reward_sits_on_the_last_generated_token(imd
     assert prompt_tokens.min() < prompt_tokens.max()  # left padding of different widths
     assert lengths.min() < chunk.response_mask.shape[1]  # some responses stopped early: right padding
     with torch.no_grad():
-        logp, _, _ = forward_tokens(trainer.model, None, chunk)
+        logp, _, _ = forward_tokens(trainer.model, chunk)
     ratio = torch.exp(logp - chunk.old_logp)[chunk.response_mask.bool()]
     assert torch.equal(ratio, torch.ones_like(ratio))
     for row, n, text in zip(chunk.score_rewards, lengths.tolist(), chunk.texts, strict=True):

@@ -52,7 +52,7 @@ class ImdbRun(RlhfRun):
             held_out,
             self.lm,
             self.stage_dir("lm"),
-            mixed_precision=self.ppo.mixed_precision,
+            mixed_precision=self.precision,
         )
 
     def classifier_path(self, policy_path: str) -> str:
@@ -74,7 +74,7 @@ class ImdbRun(RlhfRun):
             held_out,
             self.classifier_settings,
             self.stage_dir("classifier"),
-            mixed_precision=self.ppo.mixed_precision,
+            mixed_precision=self.precision,
         )
 
     # --- the run --------------------------------------------------------------------------------------------

@@ -17,13 +17,12 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from align.models.loading import LoadedPolicy, load_policy
 from align.rlhf.config import EvalSettings, PolicySettings
 from align.rlhf.metrics import evaluate_policy
 from align.rlhf.records import RLPrompt
 from align.rlhf.rewards import BatchedSequenceReward, ScoreBatch
+from align.trainers.distributed import make_accelerator
 from align.trainers.ppo import PPOTrainer
 from align.trainers.ppo_config import PPOConfig
 from align.trainers.prompt_source import TextPrompt
@@ -105,7 +104,11 @@ class RlhfRun:
         # template is used only when the config asks for it
         self.ppo = replace(ppo, chat=bool(ppo.chat))
         self.eval_settings, self.policy_settings = eval_settings, policy_settings
-        self.device = "cuda" if torch.cuda.is_available() else "cpu"
+        # the run's one accelerator (accelerate allows one precision per process): its precision, from
+        # `ppo.mixed_precision` or the launch, is also the TRL stages' precision
+        self.accelerator = make_accelerator(ppo.mixed_precision)
+        self.precision = str(self.accelerator.mixed_precision)
+        self.device = self.accelerator.device
 
     def extend(self, result: dict[str, Any], prompts: list[RLPrompt], seed: int) -> dict[str, Any]:
         """Further measurements of an evaluation, its `samples` included (the TL;DR judge)."""
@@ -157,7 +160,7 @@ class RlhfRun:
     def evaluate_initial(self, policy_path: str, prompts: list[RLPrompt], score: ScoreBatch) -> dict:
         """The starting policy on the held-out prompts (its KL to itself is 0)."""
         policy = self.load_policy(policy_path, lora=False)
-        if self.device == "cuda" and not self.policy_settings.quantization:
+        if not self.policy_settings.quantization:
             policy.model.to(self.device)
         result = self.extend(self.evaluate(policy, prompts, score, seed=0), prompts, 0)
         write_samples(self.stage_dir("initial") / "samples.jsonl", result.pop("samples"))
@@ -178,18 +181,22 @@ class RlhfRun:
         policy = self.load_policy(policy_path)
         cfg = replace(self.ppo, seed=seed, output_dir=str(folder / "ppo"))
         trainer = PPOTrainer(
-            policy, BatchedSequenceReward(score), cfg, prompts, prompt_source=TextPrompt("prompt")
+            policy,
+            BatchedSequenceReward(score),
+            cfg,
+            prompts,
+            prompt_source=TextPrompt("prompt"),
+            accelerator=self.accelerator,
         )
         start, done_before = time.perf_counter(), len(read_metrics(folder / "ppo" / "metrics.jsonl"))
         trainer.train(iterations)
         seconds = time.perf_counter() - start
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        model.save_pretrained(folder / "policy")
-        policy.tokenizer.save_pretrained(folder / "policy")
-        policy.model = model
         result = self.evaluate(policy, eval_prompts, score, seed=seed, reference=trainer.ref_model)
         result = self.extend(result, eval_prompts, seed)
         write_samples(folder / "samples.jsonl", result.pop("samples"))
+        trainer.finish()  # drops the frozen reference, so the policy saved is the trained one only
+        policy.model.save_pretrained(folder / "policy")
+        policy.tokenizer.save_pretrained(folder / "policy")
         # wall-clock of the iterations trained in this process (a resumed stage times only its remainder)
         timing = {"train_seconds": seconds, "iterations_timed": max(iterations - done_before, 0)}
         return {"seed": seed, "iterations": iterations, **timing, **result}

@@ -78,7 +78,7 @@ class TldrRun(RlhfRun):
             held_out,
             self.sft_settings,
             self.stage_dir("sft"),
-            mixed_precision=self.ppo.mixed_precision,
+            mixed_precision=self.precision,
         )
 
     def reward_model_path(self, sft_path: str) -> str:
@@ -102,7 +102,7 @@ class TldrRun(RlhfRun):
             held_out,
             self.reward_settings,
             self.stage_dir("reward_model"),
-            mixed_precision=self.ppo.mixed_precision,
+            mixed_precision=self.precision,
         )
         return {**result, "trained": True}
 
