@@ -44,6 +44,15 @@ from teacher import CachedTeacher, FeedbackCache, make_teacher
 from teacher.limits import RetryPolicy
 
 
+def standard_error(values: list[float]) -> float:
+    """Standard error of the mean of `values` (nan for fewer than two)."""
+    n = len(values)
+    if n < 2:
+        return float("nan")
+    mean = sum(values) / n
+    return (sum((v - mean) ** 2 for v in values) / (n - 1) / n) ** 0.5
+
+
 def stage_names(cfg: AresConfig, baseline: bool) -> list[str]:
     names = ["baseline_sft"] if baseline else []
     for r in range(1, cfg.rounds + 1):
@@ -226,6 +235,9 @@ class AresRun:
         rows = sorted(gather_lists(self.accelerator, local), key=lambda row: row[0])
         texts, feedback = [row[1] for row in rows], [row[2] for row in rows]
         scores = [s for fb in feedback if fb.ok for s in fb.scores]
+        # per-problem means give the standard error of the eval score (sentences of a problem are not
+        # independent), so the report can tell a stage's effect from the noise of a small eval split
+        per_problem = [sum(fb.scores) / len(fb.scores) for fb in feedback if fb.ok and fb.scores]
         examples = [
             {
                 "id": p.id,
@@ -237,6 +249,8 @@ class AresRun:
         ]
         return {
             "teacher_score_mean": sum(scores) / len(scores) if scores else float("nan"),
+            "teacher_score_se": standard_error(per_problem),
+            "eval_problems": len(per_problem),
             "failed_feedback": sum(not fb.ok for fb in feedback),
             **quality_summary(texts),
             "examples": examples,

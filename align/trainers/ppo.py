@@ -187,9 +187,12 @@ class PPOTrainer:
                 )
             stats["time/generation_s"].append(time.perf_counter() - t0)
             t0 = time.perf_counter()
+            lengths = chunk.response_mask.sum(1).tolist()
             samples = [
-                Sample(p, t, e)
-                for p, t, e in zip(chunk.problems, chunk.texts, chunk.token_char_ends, strict=True)
+                Sample(p, t, e, n)
+                for p, t, e, n in zip(
+                    chunk.problems, chunk.texts, chunk.token_char_ends, lengths, strict=True
+                )
             ]
             scored = self.reward_fn(samples)
             stats["time/reward_s"].append(time.perf_counter() - t0)
