@@ -4,6 +4,7 @@ the 32 sequences, a Python reward on the last token.
 
     python benchmarks/ares_ppo_iteration.py --rounds 3 --iterations 3
     python benchmarks/ares_ppo_iteration.py --baseline /path/to/older/checkout   # ours before vs after
+    python benchmarks/ares_ppo_iteration.py --combine a.json b.json --out all.json  # runs split in parts
 
 Every measurement is a whole process (clean peak memory, startup included), and the processes alternate:
 each round runs every configuration once, the implementations of a configuration back to back, in an order
@@ -310,6 +311,19 @@ def markdown(summary: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def combine(files: list[Path], out: Path) -> None:
+    """One summary of several invocations' runs (each invocation measured whole configurations, so rounds
+    are paired within an invocation)."""
+    parts = [json.loads(f.read_text()) for f in files]
+    rows = [r for part in parts for r in part["runs"]]
+    impls = list(dict.fromkeys(r["impl"] for r in rows))
+    summary = summarise(rows, impls)
+    meta = {"parts": [{"file": f.name, **part["meta"]} for f, part in zip(files, parts, strict=True)]}
+    print(markdown(summary))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "summary": summary, "runs": rows}, indent=1))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3, help="Alternating repeats of every configuration.")
@@ -323,6 +337,12 @@ def main() -> None:
         help="An older checkout: adds 'ours-baseline', our trainer imported from it.",
     )
     parser.add_argument("--out", default="benchmarks/results/ares_ppo_iteration.json")
+    parser.add_argument(
+        "--combine",
+        nargs="+",
+        default=None,
+        help="Result files of earlier invocations (each a part of the configurations): summarise them together.",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", default="tiny", help=argparse.SUPPRESS)
     parser.add_argument("--impl", default="ours", help=argparse.SUPPRESS)
@@ -330,6 +350,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.child:
         child(args)
+        return
+    if args.combine:
+        combine([Path(f) for f in args.combine], ROOT / args.out)
         return
     impls = args.impls.split(",")
     sources = {impl: ROOT for impl in impls}
@@ -350,6 +373,7 @@ def main() -> None:
         "rounds": args.rounds,
         "timed_iterations": args.iterations,
         "load_before": load_average(),
+        "cpu_affinity": sorted(os.sched_getaffinity(0)),
     }
     rows = []
     configs = [(s, w == "lora") for s in args.sizes.split(",") for w in args.weights.split(",")]

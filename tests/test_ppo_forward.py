@@ -18,6 +18,7 @@ from align.models.inputs import encode, position_ids_from_mask
 from align.models.tiny_zoo import TINY_FAMILIES, VLM_FAMILIES
 from align.models.tokens import generation_settings
 from align.models.vision_inputs import join_rows
+from align.rl.losses import POLICY_LOSSES
 from align.trainers.ppo import PPOTrainer
 from align.trainers.ppo_config import PPOConfig
 from align.trainers.reward_fns import SequenceReward
@@ -117,9 +118,18 @@ def _trainer(path, tmp_path, reuse):
     return PPOTrainer(policy, SequenceReward(lambda p, t: float(len(t) % 5)), config, SAMPLES)
 
 
-def test_first_micro_step_trained_on_the_scoring_forward_gives_the_same_weights(tiny_lm_path, tmp_path):
+def test_first_micro_step_trained_on_the_scoring_forward_gives_the_same_weights(
+    tiny_lm_path, tmp_path, monkeypatch
+):
     trainers = {reuse: _trainer(tiny_lm_path, tmp_path / str(reuse), reuse) for reuse in (True, False)}
-    metrics = {}
+    metrics, log_ratios = {}, defaultdict(list)
+    loss_fn = POLICY_LOSSES["ppo"]
+
+    def recorded(logp, old_logp, advantages, mask, params):
+        log_ratios[reuse].append((logp.detach() - old_logp)[mask.bool()])
+        return loss_fn(logp, old_logp, advantages, mask, params)
+
+    monkeypatch.setitem(POLICY_LOSSES, "ppo", recorded)
     for reuse, trainer in trainers.items():
         torch.manual_seed(0)
         stats = defaultdict(list)
@@ -136,6 +146,12 @@ def test_first_micro_step_trained_on_the_scoring_forward_gives_the_same_weights(
     assert not moved, f"weights differ: {moved[:3]}"
     assert metrics[True] == metrics[False]
     assert metrics[True]["approx_kl"][0] == 0.0  # the first micro-step's ratio is exactly 1
+    # every micro-step of the first window (before any optimizer step), kept or recomputed, has ratio
+    # exactly 1: the update's forward (with gradients and logits) scores what the scoring pass scored
+    for reuse in (True, False):
+        window = log_ratios[reuse][:2]
+        assert len(window) == 2 and all(r.numel() > 0 and torch.equal(r, torch.zeros_like(r)) for r in window)
+        assert any(r.abs().max() > 0 for r in log_ratios[reuse][2:])  # later steps moved: the check can fail
 
 
 @pytest.mark.parametrize("family", ["llama", "qwen2", "gpt2"])
