@@ -4,6 +4,7 @@ and reference log-probs, update), with the peak resident memory of each phase an
 
     python benchmarks/profile_ppo_iteration.py --size small            # full fine-tuning
     python benchmarks/profile_ppo_iteration.py --size small --lora --trace trace.json
+    python benchmarks/profile_ppo_iteration.py --summary runs/*.json     # medians (min-max) of saved splits
 
 The workload is the one of `benchmarks/ares_ppo_iteration.py` (8 prompts x 4 samples, 48 new tokens, one
 update epoch, one minibatch of 32), one torch thread.
@@ -55,6 +56,29 @@ def instrument(trainer, phases: dict[str, list[float]]) -> None:
     wrap(trainer, "update", "update")
 
 
+PHASES = ("generation", "reward", "scoring", "update", "other")
+
+
+def summary(files: list[str]) -> str:
+    """A Markdown table of saved splits (`--out`), grouped by file name up to its last `.rN` part: seconds
+    per phase and peak RSS, medians with min-max."""
+    import statistics
+
+    groups: dict[str, list[dict]] = defaultdict(list)
+    for f in files:
+        groups[Path(f).stem.rsplit(".r", 1)[0]].append(json.loads(Path(f).read_text()))
+    keys = ["iteration_s", *(f"{p}_s" for p in PHASES), "peak_rss_iteration_mb"]
+    lines = ["| run | n | " + " | ".join(keys) + " |", "| --- " * (len(keys) + 2) + "|"]
+    for name, splits in groups.items():
+        cells = []
+        for k in keys:
+            v = [s.get(k, 0.0) for s in splits]
+            fmt = ".0f" if k.endswith("mb") else ".2f"
+            cells.append(f"{statistics.median(v):{fmt}} ({min(v):{fmt}}-{max(v):{fmt}})")
+        lines.append(f"| {name} | {len(splits)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="small", choices=("tiny", "small"))
@@ -67,7 +91,11 @@ def main() -> None:
         action="store_true",
         help="Phase times and memory only (the profiler's own cost off).",
     )
+    parser.add_argument("--summary", nargs="+", default=None, help="Saved splits to summarise (no run).")
     args = parser.parse_args()
+    if args.summary:
+        print(summary(args.summary))
+        return
 
     import torch
     from torch.profiler import ProfilerActivity, profile
