@@ -70,8 +70,9 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def make_ours(path: Path, lora: bool):
-    """Our PPOTrainer on the benchmark's workload (raw-text prompts, as GRPO gets them)."""
+def make_ours(path: Path, lora: bool, minibatch: int = PROMPTS * SAMPLES):
+    """Our PPOTrainer on the benchmark's workload (raw-text prompts, as GRPO gets them); a `minibatch`
+    under the 32 sequences accumulates gradients over the micro-steps (one optimizer step, less memory)."""
     from align.data import load_sample_scienceqa
     from align.generate import SamplingConfig
     from align.models import LoraSettings, load_policy
@@ -87,7 +88,8 @@ def make_ours(path: Path, lora: bool):
         sampling=SamplingConfig(num_samples=SAMPLES, max_new_tokens=NEW_TOKENS, batch_size=PROMPTS),
         chat=False,
         ppo_epochs=1,
-        minibatch_size=PROMPTS * SAMPLES,
+        minibatch_size=minibatch,
+        gradient_accumulation_steps=PROMPTS * SAMPLES // minibatch,
         save_every=0,
         learning_rate=1e-5,
     )
@@ -95,8 +97,8 @@ def make_ours(path: Path, lora: bool):
     return PPOTrainer(policy, reward, cfg, load_sample_scienceqa("train"))
 
 
-def time_ours(path: Path, lora: bool, iterations: int) -> dict:
-    trainer = make_ours(path, lora)
+def time_ours(path: Path, lora: bool, iterations: int, minibatch: int = PROMPTS * SAMPLES) -> dict:
+    trainer = make_ours(path, lora, minibatch)
     trainer.step()  # warm-up
     reset_peak_rss()
     times, parts = [], {"generation": 0.0, "reward": 0.0, "scoring": 0.0, "update": 0.0}
@@ -197,8 +199,11 @@ def child(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     path = build(args.size, Path(tempfile.mkdtemp()) / args.size)
-    fn = time_grpo if args.impl == "trl-grpo" else time_ours
-    result = fn(path, args.lora, args.iterations)
+    if args.impl == "trl-grpo":
+        result = time_grpo(path, args.lora, args.iterations)
+    else:  # ours, ours-baseline, or ours-mbN: minibatches of N sequences, accumulated
+        minibatch = int(args.impl.split("-mb")[1]) if "-mb" in args.impl else PROMPTS * SAMPLES
+        result = time_ours(path, args.lora, args.iterations, minibatch)
     result["peak_rss_iterations_mb"] = rss_mb("VmHWM")
     result["peak_rss_process_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["params_m"] = checkpoint_parameters(path) / 1e6
@@ -330,7 +335,11 @@ def main() -> None:
     parser.add_argument("--iterations", type=int, default=3, help="Timed iterations per process.")
     parser.add_argument("--sizes", default="tiny,small")
     parser.add_argument("--weights", default="full,lora", help="full, lora or both.")
-    parser.add_argument("--impls", default=",".join(IMPLS), help="ours, trl-grpo (and ours-baseline).")
+    parser.add_argument(
+        "--impls",
+        default=",".join(IMPLS),
+        help="ours, trl-grpo, ours-mbN (ours with minibatches of N sequences, gradients accumulated).",
+    )
     parser.add_argument(
         "--baseline",
         default=None,
