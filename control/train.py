@@ -16,7 +16,7 @@ import torch
 
 from control.algos.registry import get
 from control.config import TrainConfig, with_algo_defaults
-from control.device import resolve_device
+from control.device import require_native_bf16, resolve_device
 from control.envs import VecNormalize, make_vec_env
 from control.hooks import LoopContext, LoopHooks, Minibatch, StepRecord, overrides
 from control.losses.advantages import gae
@@ -56,6 +56,8 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
     agent = ActorCritic(
         envs.single_observation_space, envs.single_action_space, tuple(cfg.hidden), cfg.bf16
     ).to(device)
+    if cfg.bf16:
+        require_native_bf16(device)
     hooks.setup(LoopContext(cfg, envs, agent, norm, device, out))
     critic = hooks.critic.to(device) if hooks.critic is not None else None
     params = list(agent.parameters()) + (list(critic.parameters()) if critic is not None else [])
@@ -80,6 +82,7 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
     log = RunLog(out, global_step)
 
     obs_shape, act_shape = envs.single_observation_space.shape, envs.single_action_space.shape
+    env_act_shape = (cfg.num_envs, *act_shape)
     sampler = make_sampler(agent, cfg.seed, critic)
     if state is not None and state.get("sampler"):
         sampler.load_state_dict(state["sampler"])
@@ -98,7 +101,7 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
     next_done = np.zeros(cfg.num_envs, np.float32)
     eager_only = critic is not None or use_extra_loss
     compiled = (
-        CompiledUpdate(agent, algo, cfg)
+        CompiledUpdate(agent, algo, cfg, optimizer)
         if should_compile(cfg, agent, eager_only, cfg.total_steps - global_step)
         else None
     )
@@ -114,7 +117,7 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
             obs_buf[step], done_buf[step] = next_obs, next_done
             tick = time.perf_counter()
             action, logp_buf[step], val_buf[step] = sampler.act(next_obs)
-            act_buf[step] = action.reshape(act_buf[step].shape)
+            act_buf[step] = action.reshape(env_act_shape)
             tock = time.perf_counter()
             raw_obs = raw
             raw, reward, terminated, truncated, info = envs.step(action)
@@ -211,7 +214,7 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
                     optimizer.zero_grad()
                     loss.backward()
                     torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                optimizer.step()
+                    optimizer.step()
         sampler.sync()
         clock["update"] += time.perf_counter() - tick
 
