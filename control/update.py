@@ -140,7 +140,7 @@ class CompiledUpdate:
             state[1],
             [],
             state[2],
-            foreach=False,
+            foreach=False,  # the foreach version reads the step count as a Python number: a recompile per step
             capturable=False,
             differentiable=False,
             fused=None,
@@ -154,7 +154,6 @@ class CompiledUpdate:
         )
         return logs
 
-    @torch.no_grad()
     def __call__(
         self, rollout: tuple[torch.Tensor, ...], idx: torch.Tensor
     ) -> dict[str, torch.Tensor] | None:
@@ -164,10 +163,12 @@ class CompiledUpdate:
         compiling failed (nothing was updated then)."""
         self.lr.fill_(self.group["lr"])
         try:
-            return self.compiled(self.params, self.state, self.lr, rollout, idx)
+            with torch.no_grad():
+                return self.compiled(self.params, self.state, self.lr, rollout, idx)
         except Exception as exc:  # noqa: BLE001  (whatever the compiler raises: fall back, say why)
+            reason = " ".join(str(exc).split())[:300]
             warnings.warn(
-                f"torch.compile of the update failed ({type(exc).__name__}: {str(exc)[:300]}); "
+                f"torch.compile of the update failed ({type(exc).__name__}: {reason}); "
                 "continuing with the eager update (--compile off skips the attempt)",
                 RuntimeWarning,
                 stacklevel=2,
