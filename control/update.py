@@ -79,11 +79,26 @@ def should_compile(cfg: TrainConfig, agent: nn.Module, eager_only: bool, steps_a
     return next(agent.parameters()).device.type == "cpu" and steps_ahead >= COMPILE_AUTO_MIN_STEPS
 
 
+def _flatten_into_views(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """One contiguous buffer holding `tensors`, each of which becomes a view into it (their values kept)."""
+    flat = torch.cat([t.detach().reshape(-1) for t in tensors])
+    offset = 0
+    for t in tensors:
+        t.data = flat[offset : offset + t.numel()].view_as(t)
+        offset += t.numel()
+    return flat
+
+
 class CompiledUpdate:
     """One minibatch's update as a compiled pure function of the parameters, the Adam state and the rollout:
     the gradient (`torch.func.grad` of `actor_critic_loss`), clipped to `cfg.max_grad_norm`, then the Adam step
-    of `torch.optim.adam.adam` (torch's own functional Adam) on `optimizer`'s state tensors, in place. So the
-    optimizer's `state_dict` (checkpoints) and `step()` (the eager loop) see the same state either way.
+    of `torch.optim.adam.adam` (torch's own functional Adam), in place.
+
+    The agent's parameters and the optimizer's per-parameter Adam state become views into one flat buffer each,
+    so the compiled function takes and updates a handful of tensors instead of dozens (less tracing, fewer
+    kernels). The optimizer keeps its own per-parameter form: its `state_dict` (checkpoints) and `step()` (the
+    eager loop) read and write the same memory. Build it after any checkpoint is loaded (loading replaces the
+    optimizer's state tensors).
 
     If compiling fails (no C++ compiler for inductor, an op dynamo cannot capture in a registered loss), the
     call warns, returns None and the caller goes on with the eager loop (which raises a loss's own errors)."""
@@ -94,18 +109,30 @@ class CompiledUpdate:
         named = dict(agent.named_parameters())
         if [id(p) for p in named.values()] != [id(p) for p in self.group["params"]]:
             raise ValueError("CompiledUpdate: the optimizer must hold exactly the agent's parameters")
+        if any(not p.is_contiguous() for p in named.values()):
+            raise ValueError("CompiledUpdate: parameters must be contiguous (MLP policies)")
         for p in named.values():  # Adam's lazy state, created as its first step() would
             if not optimizer.state[p]:
                 optimizer.state[p].update(
                     step=torch.zeros((), dtype=torch.float32, device=p.device),
-                    exp_avg=torch.zeros_like(p, memory_format=torch.preserve_format),
-                    exp_avg_sq=torch.zeros_like(p, memory_format=torch.preserve_format),
+                    exp_avg=torch.zeros_like(p),
+                    exp_avg_sq=torch.zeros_like(p),
                 )
-        self.params = {k: p.detach() for k, p in named.items()}  # the same storage: updated in place
-        self.state = [
-            [optimizer.state[p][key] for p in named.values()] for key in ("exp_avg", "exp_avg_sq", "step")
-        ]
-        self.lr = torch.zeros((), dtype=torch.float32, device=next(agent.parameters()).device)
+        self.names = list(named)
+        self.shapes = [p.shape for p in named.values()]
+        states = [optimizer.state[p] for p in named.values()]
+        with torch.no_grad():
+            self.flat = [
+                _flatten_into_views(list(named.values())),
+                _flatten_into_views([s["exp_avg"] for s in states]),
+                _flatten_into_views([s["exp_avg_sq"] for s in states]),
+            ]
+            # the per-parameter step counts (equal) as views of one vector; the compiled step advances all
+            steps = torch.stack([s["step"] for s in states])
+            for i, s in enumerate(states):
+                s["step"] = steps[i]
+        self.steps = steps
+        self.lr = torch.zeros((), dtype=torch.float32, device=steps.device)
         # cpp_wrapper: inductor calls the graph's kernels from generated C++ instead of Python (~12% less time
         # per minibatch here; compiling the first time takes longer, later runs load it from the cache)
         options = {"cpp_wrapper": True} if BACKEND == "inductor" else None
@@ -113,10 +140,17 @@ class CompiledUpdate:
             self._update, fullgraph=True, dynamic=False, backend=BACKEND, options=options
         )
 
+    def _views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
+        views, offset = {}, 0
+        for name, shape in zip(self.names, self.shapes, strict=True):
+            views[name] = flat[offset : offset + shape.numel()].view(shape)
+            offset += shape.numel()
+        return views
+
     def _update(
         self,
-        params: dict[str, torch.Tensor],
-        state: list[list[torch.Tensor]],
+        flat: list[torch.Tensor],
+        steps: torch.Tensor,
         lr: torch.Tensor,
         rollout: tuple[torch.Tensor, ...],
         idx: torch.Tensor,
@@ -124,22 +158,24 @@ class CompiledUpdate:
         obs, actions, old_log_prob, advantages, returns, old_values = (t[idx] for t in rollout)
         advantages = normalise_advantages(advantages, self.cfg)
 
-        def loss(p: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-            terms = torch.func.functional_call(self.agent, p, (obs, actions))
+        def loss(params: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            terms = torch.func.functional_call(self.agent, self._views(params), (obs, actions))
             return actor_critic_loss(
                 self.algo, self.cfg, terms, old_log_prob, advantages, returns, old_values
             )
 
-        grads, logs = torch.func.grad(loss, has_aux=True)(params)
-        grads = clip_by_total_norm(grads, self.cfg.max_grad_norm)
+        params, exp_avg, exp_avg_sq = flat
+        grad, logs = torch.func.grad(loss, has_aux=True)(params)
+        grad = clip_by_total_norm({"all": grad}, self.cfg.max_grad_norm)["all"]
+        step = steps[0]
         g = self.group
         adam(
-            list(params.values()),
-            [grads[k] for k in params],
-            state[0],
-            state[1],
+            [params],
+            [grad],
+            [exp_avg],
+            [exp_avg_sq],
             [],
-            state[2],
+            [step],
             foreach=False,  # the foreach version reads the step count as a Python number: a recompile per step
             capturable=False,
             differentiable=False,
@@ -152,6 +188,7 @@ class CompiledUpdate:
             eps=g["eps"],
             maximize=False,
         )
+        steps.copy_(step.expand_as(steps))
         return logs
 
     def __call__(
@@ -164,7 +201,7 @@ class CompiledUpdate:
         self.lr.fill_(self.group["lr"])
         try:
             with torch.no_grad():
-                return self.compiled(self.params, self.state, self.lr, rollout, idx)
+                return self.compiled(self.flat, self.steps, self.lr, rollout, idx)
         except Exception as exc:  # noqa: BLE001  (whatever the compiler raises: fall back, say why)
             reason = " ".join(str(exc).split())[:300]
             warnings.warn(
