@@ -11,6 +11,7 @@ image policies.
 
 from __future__ import annotations
 
+import types
 import warnings
 
 import torch
@@ -136,8 +137,12 @@ class CompiledUpdate:
         # cpp_wrapper: inductor calls the graph's kernels from generated C++ instead of Python (~12% less time
         # per minibatch here; compiling the first time takes longer, later runs load it from the cache)
         options = {"cpp_wrapper": True} if BACKEND == "inductor" else None
+        # dynamo keeps compiled graphs per code object, at most 8 variants: a process training many runs (a
+        # sweep worker) would run out, so each instance compiles a copy of `_update` with its own code object
+        update = CompiledUpdate._update
+        fresh = types.FunctionType(update.__code__.replace(), update.__globals__, update.__name__)
         self.compiled = torch.compile(
-            self._update, fullgraph=True, dynamic=False, backend=BACKEND, options=options
+            types.MethodType(fresh, self), fullgraph=True, dynamic=False, backend=BACKEND, options=options
         )
 
     def _views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -153,3 +153,18 @@ def test_ppo_with_the_inductor_compiled_update_solves_cartpole(tmp_path):
         )
     )
     assert summary["eval_mean_return"] >= 475, summary
+
+
+def test_each_run_compiles_its_own_update(fast_backend, monkeypatch):
+    """Runs in one process (a sweep worker) never share compiled graphs: dynamo's per-code limit of variants
+    (8) would otherwise send the ninth differently configured run to the slow uncompiled path."""
+    from torch._dynamo.utils import counters
+
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    rollout = (torch.randn(128, 11), torch.randn(128, 3), *(torch.randn(128) for _ in range(4)))
+    for clip in (0.1, 0.2, 0.3):
+        cfg = with_algo_defaults(TrainConfig(env_id="Hopper-v5", clip_coef=clip), "ppo")
+        (net, _), (opt, _) = _pair(gym.spaces.Box(-1, 1, (3,)))
+        graphs = counters["stats"]["unique_graphs"]
+        assert update.CompiledUpdate(net, get("ppo"), cfg, opt)(rollout, torch.arange(64)) is not None
+        assert counters["stats"]["unique_graphs"] == graphs + 1  # compiled, not run uncompiled by dynamo
