@@ -55,15 +55,15 @@ def run_bare(env: str, steps: int, seed: int) -> dict:
     from control.envs import EnvConfig, make_vec_env
 
     env_id, _, num_envs, _ = SETTINGS[env]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     envs = make_vec_env(EnvConfig(env_id=env_id), num_envs, seed)
     envs.reset(seed=seed)
     envs.action_space.seed(seed)
     for _ in range(steps // num_envs):
         envs.step(envs.action_space.sample())
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     envs.close()
-    return {"in_process_s": elapsed}
+    return {"in_process_s": elapsed, "in_process_cpu_s": cpu}
 
 
 def run_ours(env: str, steps: int, seed: int, threads: int, compile_mode: str, bf16: bool) -> dict:
@@ -71,7 +71,7 @@ def run_ours(env: str, steps: int, seed: int, threads: int, compile_mode: str, b
     from control.train import train
 
     out = tempfile.mkdtemp()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     summary = train(
         TrainConfig(
             algo="ppo",
@@ -86,10 +86,11 @@ def run_ours(env: str, steps: int, seed: int, threads: int, compile_mode: str, b
             compile=compile_mode,
         )
     )
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     rows = [r.split(",") for r in (Path(out) / "episodes.csv").read_text().split()]
     return {
         "in_process_s": elapsed,
+        "in_process_cpu_s": cpu,
         "returns": [float(r[1]) for r in rows],
         "lengths": [int(r[2]) for r in rows],
         "seconds": summary["seconds"],
@@ -106,7 +107,7 @@ def run_sb3(env: str, steps: int, seed: int, threads: int) -> dict:
 
     torch.set_num_threads(threads)
     _, sb3_id, num_envs, n_steps = SETTINGS[env]
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     lr = 2.5e-4 if env == "pong" else 3e-4
     shift = num_envs * n_steps / steps  # SB3 anneals from 1 - 1/K at update 1; ours from 1
     common = dict(
@@ -144,10 +145,11 @@ def run_sb3(env: str, steps: int, seed: int, threads: int) -> dict:
             **common,
         )
     model.learn(total_timesteps=steps)
-    elapsed = time.perf_counter() - t0
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
     episodes = list(model.ep_info_buffer)
     return {
         "in_process_s": elapsed,
+        "in_process_cpu_s": cpu,
         "returns": [float(e["r"]) for e in episodes],
         "lengths": [int(e["l"]) for e in episodes],
     }
@@ -158,17 +160,18 @@ def one(kind: str, env: str, steps: int, seed: int, threads: int) -> dict:
         return run_bare(env, steps, seed)
     if kind == "sb3":
         return run_sb3(env, steps, seed, threads)
-    compile_mode = "off" if kind == "ours-eager" else "auto"
+    compile_mode = {"ours-eager": "off", "ours-compiled": "on"}.get(kind, "auto")
     return run_ours(env, steps, seed, threads, compile_mode, bf16=kind == "ours-bf16")
 
 
 # ----------------------------------------------------------------------------------------------- the parent
-def measure(kind: str, env: str, steps: int, seed: int, threads: int) -> dict:
+def measure(kind: str, env: str, steps: int, seed: int, threads: int, extra_env: dict | None = None) -> dict:
     """One fresh process: whole-process wall and CPU time around the child's own figures."""
     cmd = [sys.executable, __file__, "--one", kind, "--env", env, "--steps", str(steps), "--seed", str(seed)]
     cmd += ["--threads", str(threads)]
     child_env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    child_env.update(extra_env or {})
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=child_env)
@@ -179,6 +182,25 @@ def measure(kind: str, env: str, steps: int, seed: int, threads: int) -> dict:
         raise RuntimeError(f"{kind} on {env} (seed {seed}) failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return {"kind": kind, "seed": seed, "steps": steps, "whole_process_s": wall, "cpu_s": cpu, **result}
+
+
+def compile_cost(env: str, threads: int, iterations: int = 2) -> dict:
+    """In-process seconds of a short run compiled with an empty inductor cache (a machine's first run), compiled
+    with the cache that run left (every later run), and eager; leaves the cache warm for the timed runs."""
+    steps = SETTINGS[env][2] * SETTINGS[env][3] * iterations
+    cold_cache = {"TORCHINDUCTOR_CACHE_DIR": tempfile.mkdtemp(prefix="inductor-cold-")}
+    cold = measure("ours-compiled", env, steps, 0, threads, cold_cache)
+    measure("ours-compiled", env, steps, 0, threads)  # fills the default cache, as a user's first run does
+    warm = measure("ours-compiled", env, steps, 0, threads)
+    eager = measure("ours-eager", env, steps, 0, threads)
+    return {
+        "steps": steps,
+        **{
+            f"{k}_in_process_s": r["in_process_s"]
+            for k, r in (("cold", cold), ("warm", warm), ("eager", eager))
+        },
+        **{f"{k}_cpu_s": r["cpu_s"] for k, r in (("cold", cold), ("warm", warm), ("eager", eager))},
+    }
 
 
 def cpu_description() -> dict:
@@ -202,6 +224,14 @@ def cpu_description() -> dict:
     }
 
 
+MEASURES = {  # ratio name -> summary field
+    "whole_process": "whole_process_steps_per_s",
+    "in_process": "in_process_steps_per_s",
+    "cpu": "cpu_steps_per_s",
+    "in_process_cpu": "in_process_cpu_steps_per_s",
+}
+
+
 def spread(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
@@ -212,9 +242,10 @@ def summarise(runs: list[dict]) -> dict:
         "whole_process_steps_per_s": spread([steps / r["whole_process_s"] for r in runs]),
         "in_process_steps_per_s": spread([steps / r["in_process_s"] for r in runs]),
         "cpu_steps_per_s": spread([steps / r["cpu_s"] for r in runs]),
+        "in_process_cpu_steps_per_s": spread([steps / r["in_process_cpu_s"] for r in runs]),
         "startup_s": spread([r["whole_process_s"] - r["in_process_s"] for r in runs]),
     }
-    if "returns" in runs[0]:
+    if all(r.get("returns") for r in runs):  # (no episode ends within Pong's short budget)
         last = [sum(r["returns"][-LAST_EPISODES:]) / max(1, len(r["returns"][-LAST_EPISODES:])) for r in runs]
         # mean return over training: every step's episode return (episodes weighted by their length)
         auc = [
@@ -238,24 +269,33 @@ def table(env: str, result: dict) -> str:
         f"{', '.join(map(str, result['seeds']))}), {result['threads']} torch thread(s); load average "
         f"{result['load_before'][0]:.1f} before, {result['load_after'][0]:.1f} after",
         "",
-        "| run | whole process, steps/s | in-process, steps/s | CPU time, steps/s | startup s "
-        "| last-20 training return | mean training return |",
-        "|---|---|---|---|---|---|---|",
+        "| run | whole process, steps/s | in-process, steps/s | whole process CPU time, steps/s "
+        "| in-process CPU time, steps/s | startup s | last-20 training return | mean training return |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for kind, k in s.items():
         ret = (
             (fmt(k["last_returns"], 1), fmt(k["mean_training_return"], 1))
             if "last_returns" in k
+            else ("no episode ended", "")
+            if "returns" in result["runs"][kind][0]
             else ("", "")
         )
         lines.append(
             f"| {kind} | {fmt(k['whole_process_steps_per_s'])} | {fmt(k['in_process_steps_per_s'])} "
-            f"| {fmt(k['cpu_steps_per_s'])} | {fmt(k['startup_s'], 1)} | {ret[0]} | {ret[1]} |"
+            f"| {fmt(k['cpu_steps_per_s'])} | {fmt(k['in_process_cpu_steps_per_s'])} | {fmt(k['startup_s'], 1)} "
+            f"| {ret[0]} | {ret[1]} |"
         )
     ratios = result["ratios"]
-    lines += ["", "| ratio (medians) | whole process | in-process | CPU time |", "|---|---|---|---|"]
+    lines += [
+        "",
+        "| ratio of medians | whole process | in-process | whole process CPU time | in-process CPU time |",
+        "|---|---|---|---|---|",
+    ]
     for name, r in ratios.items():
-        lines.append(f"| {name} | {r['whole_process']:.2f} | {r['in_process']:.2f} | {r['cpu']:.2f} |")
+        lines.append(
+            f"| {name} | {r['whole_process']:.2f} | {r['in_process']:.2f} | {r['cpu']:.2f} | {r['in_process_cpu']:.2f} |"
+        )
     return "\n".join(lines)
 
 
@@ -274,10 +314,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        t0 = time.process_time()
-        result = one(args.one, args.env, args.steps, args.seed, args.threads)
-        result["in_process_cpu_s"] = time.process_time() - t0
-        print(json.dumps(result))
+        print(json.dumps(one(args.one, args.env, args.steps, args.seed, args.threads)))
         return
     sys.path.insert(0, str(ROOT))
     import torch
@@ -300,9 +337,9 @@ def main() -> None:
             kinds.insert(2, "ours-bf16")
         if args.kinds:
             kinds = [k for k in kinds if k in args.kinds.split(",")]
-        # compile once untimed, so that the timed runs find the compiled code cached as a user's second run does
-        if "ours" in kinds:
-            measure("ours", env, SETTINGS[env][2] * SETTINGS[env][3] * 2, 0, args.threads)
+        if "ours" in kinds and env == "hopper":
+            result["compile_cost"] = compile_cost(env, args.threads)
+            print("compile cost", result["compile_cost"], flush=True)
         load_before = os.getloadavg()
         runs: dict[str, list[dict]] = {k: [] for k in kinds}
         for i in range(args.repeats):
@@ -311,13 +348,7 @@ def main() -> None:
                 runs[kind].append(r)
                 print(env, kind, f"seed {i + 1}", f"{r['whole_process_s']:.1f} s", flush=True)
         summary = {k: summarise(v) for k, v in runs.items()}
-        med = {
-            k: {
-                m: v[m]["median"]
-                for m in ("whole_process_steps_per_s", "in_process_steps_per_s", "cpu_steps_per_s")
-            }
-            for k, v in summary.items()
-        }
+        med = {k: {m: v[m]["median"] for m in MEASURES.values()} for k, v in summary.items()}
         ratios = {}
         for a, b in (
             ("ours", "bare"),
@@ -328,12 +359,7 @@ def main() -> None:
             ("ours", "ours-eager"),
         ):
             if a in med and b in med:
-                ratios[f"{a} / {b}"] = {
-                    "whole_process": med[a]["whole_process_steps_per_s"]
-                    / med[b]["whole_process_steps_per_s"],
-                    "in_process": med[a]["in_process_steps_per_s"] / med[b]["in_process_steps_per_s"],
-                    "cpu": med[a]["cpu_steps_per_s"] / med[b]["cpu_steps_per_s"],
-                }
+                ratios[f"{a} / {b}"] = {name: med[a][m] / med[b][m] for name, m in MEASURES.items()}
         result[env] = {
             "steps": steps,
             "repeats": args.repeats,
