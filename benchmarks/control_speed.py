@@ -43,6 +43,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+BEFORE_ROOT = ""  # --before-root: a checkout of older code, run as the "-before" kinds
 LAST_EPISODES = 20
 SETTINGS = {  # our env id, SB3's env id, envs, steps per rollout
     "hopper": ("Hopper-v5", "Hopper-v5", 1, 2048),
@@ -71,6 +72,8 @@ def run_ours(env: str, steps: int, seed: int, threads: int, compile_mode: str, b
     from control.train import train
 
     out = tempfile.mkdtemp()
+    # `--before-root` code predates the compile setting
+    extra = {"compile": compile_mode} if "compile" in TrainConfig.__dataclass_fields__ else {}
     t0, c0 = time.perf_counter(), time.process_time()
     summary = train(
         TrainConfig(
@@ -83,7 +86,7 @@ def run_ours(env: str, steps: int, seed: int, threads: int, compile_mode: str, b
             threads=threads,
             device="cpu",
             bf16=bf16,
-            compile=compile_mode,
+            **extra,
         )
     )
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -160,8 +163,9 @@ def one(kind: str, env: str, steps: int, seed: int, threads: int) -> dict:
         return run_bare(env, steps, seed)
     if kind == "sb3":
         return run_sb3(env, steps, seed, threads)
+    kind = kind.removesuffix("-before")
     compile_mode = {"ours-eager": "off", "ours-compiled": "on"}.get(kind, "auto")
-    return run_ours(env, steps, seed, threads, compile_mode, bf16=kind == "ours-bf16")
+    return run_ours(env, steps, seed, threads, compile_mode, bf16="bf16" in kind)
 
 
 # ----------------------------------------------------------------------------------------------- the parent
@@ -170,7 +174,8 @@ def measure(kind: str, env: str, steps: int, seed: int, threads: int, extra_env:
     cmd = [sys.executable, __file__, "--one", kind, "--env", env, "--steps", str(steps), "--seed", str(seed)]
     cmd += ["--threads", str(threads)]
     child_env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    root = BEFORE_ROOT if kind.endswith("-before") else str(ROOT)
+    child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
     child_env.update(extra_env or {})
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -308,6 +313,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="alternating rounds, one seed each")
     parser.add_argument("--kinds", default=None, help="comma list (default: all kinds of each env)")
     parser.add_argument("--out", default="benchmarks/results/control_speed")
+    parser.add_argument(
+        "--before-root",
+        default="",
+        help="a checkout of older code (e.g. `git archive REV control | tar -x -C DIR`): adds its PPO as "
+        "ours-before (and ours-bf16-before on Pong), alternating with the rest",
+    )
     parser.add_argument("--one", help=argparse.SUPPRESS)
     parser.add_argument("--env", help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)
@@ -316,18 +327,29 @@ def main() -> None:
     if args.one:
         print(json.dumps(one(args.one, args.env, args.steps, args.seed, args.threads)))
         return
+    global BEFORE_ROOT
+    BEFORE_ROOT = str(Path(args.before_root).resolve()) if args.before_root else ""
     sys.path.insert(0, str(ROOT))
     import torch
 
     from control.device import native_bf16
 
     result: dict = {"cpu": cpu_description(), "threads": args.threads, "repeats": args.repeats}
+    git = ["git", "-C", str(ROOT)]
+    result["commit"] = subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    result["dirty"] = bool(
+        subprocess.run([*git, "status", "--porcelain", "control"], capture_output=True, text=True).stdout
+    )
+    result["before_root"] = BEFORE_ROOT
     result["torch"] = torch.__version__
     bf16_ok, bf16_why = native_bf16(torch.device("cpu"))
     result["bf16"] = {"native": bf16_ok, "why": bf16_why}
     markdown = [
         f"CPU: {result['cpu']['model']} ({', '.join(result['cpu']['flags'])}), {result['cpu']['logical_cpus']} "
-        f"logical CPUs; torch {result['torch']}, Python {result['cpu']['python']}",
+        f"logical CPUs; torch {result['torch']}, Python {result['cpu']['python']}; code at {result['commit'][:10]}"
+        f"{' (control/ modified)' if result['dirty'] else ''}",
         "",
     ]
     for env in args.envs.split(","):
@@ -335,6 +357,8 @@ def main() -> None:
         kinds = ["bare", "ours", "ours-eager", "sb3"] if env == "hopper" else ["bare", "ours", "sb3"]
         if env == "pong" and bf16_ok:
             kinds.insert(2, "ours-bf16")
+        if BEFORE_ROOT:
+            kinds[1:1] = [k + "-before" for k in kinds if k in ("ours", "ours-bf16")]
         if args.kinds:
             kinds = [k for k in kinds if k in args.kinds.split(",")]
         if "ours" in kinds and env == "hopper":
@@ -357,6 +381,11 @@ def main() -> None:
             ("ours-eager", "sb3"),
             ("ours-bf16", "sb3"),
             ("ours", "ours-eager"),
+            ("ours", "ours-before"),
+            ("ours-bf16", "ours-bf16-before"),
+            ("ours-before", "bare"),
+            ("ours-before", "sb3"),
+            ("ours-bf16-before", "sb3"),
         ):
             if a in med and b in med:
                 ratios[f"{a} / {b}"] = {name: med[a][m] / med[b][m] for name, m in MEASURES.items()}

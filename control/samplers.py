@@ -127,6 +127,7 @@ class NumpyMLPSampler:
             self.std = np.exp(log_std)
             # log N(mean + std * noise; mean, std) = -0.5 |noise|^2 - sum(log std) - d/2 log(2 pi)
             self.log_prob_offset = np.float32(-log_std.sum() - HALF_LOG_2PI * log_std.shape[0])
+            self.minus_half = np.full(log_std.shape[0], -0.5, np.float32)
 
     @staticmethod
     def _critic_value(out: np.ndarray) -> np.ndarray:
@@ -144,8 +145,7 @@ class NumpyMLPSampler:
             out, value = _forward(self.actor, obs), self.value(obs)
         if self.offsets is None:
             noise = self.rng.standard_normal(out.shape, dtype=np.float32)
-            log_prob = np.einsum("ij,ij->i", noise, noise)
-            log_prob *= -0.5
+            log_prob = (noise * noise) @ self.minus_half
             log_prob += self.log_prob_offset
             noise *= self.std
             noise += out
