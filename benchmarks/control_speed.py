@@ -314,6 +314,9 @@ def main() -> None:
     parser.add_argument("--kinds", default=None, help="comma list (default: all kinds of each env)")
     parser.add_argument("--out", default="benchmarks/results/control_speed")
     parser.add_argument(
+        "--no-compile-cost", action="store_true", help="skip the compile-cost runs (e.g. a returns-only run)"
+    )
+    parser.add_argument(
         "--before-root",
         default="",
         help="a checkout of older code (e.g. `git archive REV control | tar -x -C DIR`): adds its PPO as "
@@ -361,7 +364,7 @@ def main() -> None:
             kinds[1:1] = [k + "-before" for k in kinds if k in ("ours", "ours-bf16")]
         if args.kinds:
             kinds = [k for k in kinds if k in args.kinds.split(",")]
-        if "ours" in kinds and env == "hopper":
+        if "ours" in kinds and env == "hopper" and not args.no_compile_cost:
             result["compile_cost"] = compile_cost(env, args.threads)
             print("compile cost", result["compile_cost"], flush=True)
         load_before = os.getloadavg()
