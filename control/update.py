@@ -11,6 +11,7 @@ image policies.
 
 from __future__ import annotations
 
+import os
 import types
 import warnings
 
@@ -135,8 +136,14 @@ class CompiledUpdate:
         self.steps = steps
         self.lr = torch.zeros((), dtype=torch.float32, device=steps.device)
         # cpp_wrapper: inductor calls the graph's kernels from generated C++ instead of Python (~12% less time
-        # per minibatch here; compiling the first time takes longer, later runs load it from the cache)
+        # per minibatch here; compiling the first time takes longer, later runs load it from the cache).
+        # cpp.vec_isa_ok: trust the CPU's reported vector ISA instead of building and loading a probe library
+        # per ISA in child processes, which every process repeats (~0.8 s of CPU, most of a cached compile's
+        # cost beside tracing); a compiler that cannot build it fails the compile, and we fall back to eager.
+        # TORCHINDUCTOR_VEC_ISA_OK set by the user wins.
         options = {"cpp_wrapper": True} if BACKEND == "inductor" else None
+        if options is not None and "TORCHINDUCTOR_VEC_ISA_OK" not in os.environ:
+            options["cpp.vec_isa_ok"] = True
         # dynamo keeps compiled graphs per code object, at most 8 variants: a process training many runs (a
         # sweep worker) would run out, so each instance compiles a copy of `_update` with its own code object
         update = CompiledUpdate._update
