@@ -4,8 +4,8 @@ so that the figures reproduce on a shared machine.
     python benchmarks/control_speed.py --envs hopper --hopper-steps 204800 --repeats 3 --threads 1
 
 Method. Every measurement is a fresh process (`--one`), launched by this script; the kinds of one env alternate
-within a round (A, B, C, then C, B, A, ...) and each round uses the next seed (1, 2, 3, ...), so returns come
-from as many seeds as there are rounds. Per process we record
+within a round (A, B, C, then C, B, A, ...) and each round uses the next seed (1, 2, 3, ...; `--first-seed`), so
+returns come from as many seeds as there are rounds. Per process we record
 - whole-process wall time (interpreter start, imports, setup, training, exit) and its CPU time (user + sys),
 - in-process wall time (from building the envs to the last step; for ours `train()`, including compiling),
 - the true return of every training episode (before any reward normalisation).
@@ -311,6 +311,7 @@ def main() -> None:
     parser.add_argument("--pong-steps", type=int, default=16_384)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both libraries")
     parser.add_argument("--repeats", type=int, default=3, help="alternating rounds, one seed each")
+    parser.add_argument("--first-seed", type=int, default=1, help="round i uses seed first_seed + i")
     parser.add_argument("--kinds", default=None, help="comma list (default: all kinds of each env)")
     parser.add_argument("--out", default="benchmarks/results/control_speed")
     parser.add_argument(
@@ -355,6 +356,10 @@ def main() -> None:
         f"{' (control/ modified)' if result['dirty'] else ''}",
         "",
     ]
+    out = ROOT / args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    progress = out.with_suffix(".runs.jsonl")
+    progress.unlink(missing_ok=True)
     for env in args.envs.split(","):
         steps = args.hopper_steps if env == "hopper" else args.pong_steps
         kinds = ["bare", "ours", "ours-eager", "sb3"] if env == "hopper" else ["bare", "ours", "sb3"]
@@ -371,8 +376,11 @@ def main() -> None:
         runs: dict[str, list[dict]] = {k: [] for k in kinds}
         for i in range(args.repeats):
             for kind in kinds if i % 2 == 0 else kinds[::-1]:
-                r = measure(kind, env, steps, i + 1, args.threads)
+                r = measure(kind, env, steps, args.first_seed + i, args.threads)
                 runs[kind].append(r)
+                # each process's figures as they come: an interrupted run keeps them
+                with progress.open("a") as f:
+                    f.write(json.dumps({"env": env, **r}) + "\n")
                 print(env, kind, f"seed {i + 1}", f"{r['whole_process_s']:.1f} s", flush=True)
         summary = {k: summarise(v) for k, v in runs.items()}
         med = {k: {m: v[m]["median"] for m in MEASURES.values()} for k, v in summary.items()}
@@ -395,7 +403,7 @@ def main() -> None:
         result[env] = {
             "steps": steps,
             "repeats": args.repeats,
-            "seeds": list(range(1, args.repeats + 1)),
+            "seeds": list(range(args.first_seed, args.first_seed + args.repeats)),
             "threads": args.threads,
             "load_before": load_before,
             "load_after": os.getloadavg(),
@@ -405,8 +413,6 @@ def main() -> None:
         }
         markdown += [table(env, result[env]), ""]
         print(table(env, result[env]), flush=True)
-    out = ROOT / args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1))
     out.with_suffix(".md").write_text("\n".join(markdown))
 
