@@ -381,7 +381,7 @@ def main() -> None:
                 # each process's figures as they come: an interrupted run keeps them
                 with progress.open("a") as f:
                     f.write(json.dumps({"env": env, **r}) + "\n")
-                print(env, kind, f"seed {i + 1}", f"{r['whole_process_s']:.1f} s", flush=True)
+                print(env, kind, f"seed {args.first_seed + i}", f"{r['whole_process_s']:.1f} s", flush=True)
         summary = {k: summarise(v) for k, v in runs.items()}
         med = {k: {m: v[m]["median"] for m in MEASURES.values()} for k, v in summary.items()}
         ratios = {}
