@@ -7,7 +7,7 @@
 Continuous envs use 11 action bins per dimension for every algorithm (the symmetric loss needs pi(a|s)).
 Noise: Gaussian sigma 0.05 (continuous envs), sign flip p 0.1 (Atari). SPPO: alpha 0.5, beta 1, Z -1.
 Atari runs put the Nature CNN under bfloat16 autocast (`bf16=True`, the same for every variant; `--atari-fp32`
-turns it off). Three measures per run: the evaluation return at the end (noiseless env; greedy actions, sampled
+turns it off; CPUs without native bf16 run float32). Three measures per run: the evaluation return at the end (noiseless env; greedy actions, sampled
 on Atari where a greedy policy loops in place), the mean true (noiseless) return of the last 20 training
 episodes, and the mean true return over all training episodes (the area under the learning curve, which is
 less noisy than either). Stopped runs resume: rerun the command.
@@ -21,11 +21,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from control.config import TrainConfig  # noqa: E402
+from control.device import native_bf16  # noqa: E402
 from control.envs import is_atari  # noqa: E402
 from control.plot import plot_runs  # noqa: E402
 from control.sweep import run_sweep  # noqa: E402
@@ -98,6 +100,9 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/results/control_quality")
     args = parser.parse_args()
     root, configs, labels = Path(args.root), [], {}
+    bf16_here, why = native_bf16(torch.device("cpu"))
+    if not bf16_here and not args.atari_fp32 and any(is_atari(e) for e in args.envs.split(",")):
+        print(f"Atari runs in float32: {why}", flush=True)
     for env_id in args.envs.split(","):
         for noisy in (False, True):
             for name, kw in variants(env_id, noisy).items():
@@ -114,7 +119,7 @@ def main() -> None:
                             steps // 10, 1
                         ),  # a stopped benchmark loses at most 10% of a run
                         device="cpu",
-                        bf16=atari and not args.atari_fp32,
+                        bf16=atari and not args.atari_fp32 and bf16_here,
                         out_dir=str(root / tag),
                         **kw,
                     )

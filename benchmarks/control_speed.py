@@ -1,20 +1,40 @@
-"""Environment steps per second of our PPO versus Stable-Baselines3's PPO, same hyperparameters, one run.
+"""Control PPO: steps per second against the bare simulator and Stable-Baselines3, and training returns, measured
+so that the figures reproduce on a shared machine.
 
-    python benchmarks/control_speed.py --hopper-steps 40960 --pong-steps 16384 --threads 1 --repeats 3
+    python benchmarks/control_speed.py --envs hopper --hopper-steps 204800 --repeats 3 --threads 1
 
-Hopper-v5: 1 env, 2048 steps per rollout, 10 epochs, minibatch 64, 64x64 tanh MLPs, observation and reward
-normalisation (SB3: VecNormalize). ALE/Pong-v5: 8 envs, 128 steps, 4 epochs, minibatch 256, Nature CNN.
-Also the bare simulator with random actions, the mean return of the last training episodes of both (returns
-should match: same algorithm, same budget), and where our time goes (env step, per-step policy, update).
-On Pong ours also runs with `bf16=True` (the Nature CNN under bfloat16 autocast; SB3 has no such setting, so
-the like-for-like ratio is the float32 one). Both libraries get the same number of torch threads; each measurement runs in its own process, ours and
-SB3 alternate, and the medians over `--repeats` pairs are reported. Writes benchmarks/results/control_speed.json.
+Method. Every measurement is a fresh process (`--one`), launched by this script; the kinds of one env alternate
+within a round (A, B, C, then C, B, A, ...) and each round uses the next seed (1, 2, 3, ...; `--first-seed`), so
+returns come from as many seeds as there are rounds. Per process we record
+- whole-process wall time (interpreter start, imports, setup, training, exit) and its CPU time (user + sys),
+- in-process wall time (from building the envs to the last step; for ours `train()`, including compiling),
+- the true return of every training episode (before any reward normalisation).
+Figures are medians with the min-max over the rounds; steps/s = steps / time. The load average is read before
+and after each env's rounds. Both libraries get the same torch thread count (also OMP/MKL threads).
+
+Kinds. `bare`: the same vector env our training steps (SyncVectorEnv with the same wrappers) driven by random
+actions, no learning. `ours`: `control.train` with the defaults (compile auto). `ours-eager`: the same with
+`--compile off` (what a run under 100k steps gets). `ours-bf16` (Pong): the Nature CNN under bfloat16 autocast,
+only where the CPU has native bf16. `sb3`: Stable-Baselines3 PPO configured as ours (below).
+
+Settings. Hopper-v5: 1 env, 2048 steps per rollout, 10 epochs, minibatch 64 (32 per epoch), 64x64 tanh MLPs,
+separate actor and critic, observation and reward normalisation, learning rate 3e-4 annealed linearly,
+no value clipping, time-limit truncations bootstrapped. ALE/Pong-v5 (SB3: PongNoFrameskip-v4, the same game
+without sticky actions): 8 envs, 128 steps, 4 epochs, minibatch 256, Nature CNN, lr 2.5e-4 annealed, clip 0.1,
+entropy 0.01. SB3 as ours: the same network sizes, initialisation and Adam eps; `vf_coef=0.25` because SB3's
+value loss is the mean squared error and ours half of it (CleanRL's); its learning-rate schedule shifted by one
+rollout so that update k uses the same rate as ours.
+
+Writes benchmarks/results/control_speed.json (every process's figures) and control_speed.md (the tables).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+import resource
 import statistics
 import subprocess
 import sys
@@ -23,159 +43,378 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-import gymnasium as gym  # noqa: E402
-import torch  # noqa: E402
-
-from control.config import TrainConfig  # noqa: E402
-from control.envs import EnvConfig, make_vec_env  # noqa: E402
-from control.train import train  # noqa: E402
-
+BEFORE_ROOT = ""  # --before-root: a checkout of older code, run as the "-before" kinds
 LAST_EPISODES = 20
+SETTINGS = {  # our env id, SB3's env id, envs, steps per rollout
+    "hopper": ("Hopper-v5", "Hopper-v5", 1, 2048),
+    "pong": ("ALE/Pong-v5", "PongNoFrameskip-v4", 8, 128),
+}
 
 
-def ours(env_id: str, steps: int, threads: int, bf16: bool = False) -> dict:
+# ----------------------------------------------------------------------------------------- one process each
+def run_bare(env: str, steps: int, seed: int) -> dict:
+    from control.envs import EnvConfig, make_vec_env
+
+    env_id, _, num_envs, _ = SETTINGS[env]
+    t0, c0 = time.perf_counter(), time.process_time()
+    envs = make_vec_env(EnvConfig(env_id=env_id), num_envs, seed)
+    envs.reset(seed=seed)
+    envs.action_space.seed(seed)
+    for _ in range(steps // num_envs):
+        envs.step(envs.action_space.sample())
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    envs.close()
+    return {"in_process_s": elapsed, "in_process_cpu_s": cpu}
+
+
+def run_ours(env: str, steps: int, seed: int, threads: int, compile_mode: str, bf16: bool) -> dict:
+    from control.config import TrainConfig
+    from control.train import train
+
     out = tempfile.mkdtemp()
+    # `--before-root` code predates the compile setting
+    extra = {"compile": compile_mode} if "compile" in TrainConfig.__dataclass_fields__ else {}
+    t0, c0 = time.perf_counter(), time.process_time()
     summary = train(
         TrainConfig(
             algo="ppo",
-            env_id=env_id,
+            env_id=SETTINGS[env][0],
+            seed=seed,
             total_steps=steps,
             out_dir=out,
             eval_episodes=0,
             threads=threads,
             device="cpu",
             bf16=bf16,
+            **extra,
         )
     )
-    rows = (Path(out) / "episodes.csv").read_text().split()
-    returns = [float(r.split(",")[1]) for r in rows[-LAST_EPISODES:]]
-    seconds = {k: round(v, 2) for k, v in summary["seconds"].items()}
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    rows = [r.split(",") for r in (Path(out) / "episodes.csv").read_text().split()]
     return {
-        "steps_per_s": summary["steps_per_s"],
-        "last_returns": sum(returns) / max(len(returns), 1),
-        "seconds": seconds,
+        "in_process_s": elapsed,
+        "in_process_cpu_s": cpu,
+        "returns": [float(r[1]) for r in rows],
+        "lengths": [int(r[2]) for r in rows],
+        "seconds": summary["seconds"],
     }
 
 
-def sb3(env_id: str, steps: int, atari: bool, threads: int) -> dict:
+def run_sb3(env: str, steps: int, seed: int, threads: int) -> dict:
+    import gymnasium as gym
+    import torch
     from stable_baselines3 import PPO
-    from stable_baselines3.common.env_util import make_atari_env
-    from stable_baselines3.common.env_util import make_vec_env as sb3_vec
+    from stable_baselines3.common.env_util import make_atari_env, make_vec_env
     from stable_baselines3.common.vec_env import VecFrameStack, VecNormalize
+    from torch import nn
 
     torch.set_num_threads(threads)
-    if atari:
+    _, sb3_id, num_envs, n_steps = SETTINGS[env]
+    t0, c0 = time.perf_counter(), time.process_time()
+    lr = 2.5e-4 if env == "pong" else 3e-4
+    shift = num_envs * n_steps / steps  # SB3 anneals from 1 - 1/K at update 1; ours from 1
+    common = dict(
+        learning_rate=lambda progress: lr * min(1.0, progress + shift),
+        n_steps=n_steps,
+        gamma=0.99,
+        gae_lambda=0.95,
+        clip_range_vf=None,
+        normalize_advantage=True,
+        vf_coef=0.25,
+        max_grad_norm=0.5,
+        seed=seed,
+        device="cpu",
+        stats_window_size=10**6,  # keep every training episode's return
+    )
+    if env == "pong":
         import ale_py
 
         gym.register_envs(ale_py)
-        env = VecFrameStack(make_atari_env(env_id, n_envs=8, seed=1), 4)
-        model = PPO(
-            "CnnPolicy",
-            env,
-            n_steps=128,
-            n_epochs=4,
-            batch_size=256,
-            learning_rate=2.5e-4,
-            clip_range=0.1,
-            ent_coef=0.01,
-            vf_coef=0.5,
-            device="cpu",
-            seed=1,
-        )
+        venv = VecFrameStack(make_atari_env(sb3_id, n_envs=num_envs, seed=seed), 4)
+        model = PPO("CnnPolicy", venv, n_epochs=4, batch_size=256, clip_range=0.1, ent_coef=0.01, **common)
     else:
-        env = VecNormalize(sb3_vec(env_id, n_envs=1, seed=1))
-        model = PPO("MlpPolicy", env, n_steps=2048, n_epochs=10, batch_size=64, device="cpu", seed=1)
-    t0 = time.perf_counter()
+        venv = VecNormalize(make_vec_env(sb3_id, n_envs=1, seed=seed), gamma=0.99, clip_obs=10.0)
+        policy_kwargs = dict(
+            net_arch=dict(pi=[64, 64], vf=[64, 64]), activation_fn=nn.Tanh, ortho_init=True, log_std_init=0.0
+        )
+        model = PPO(
+            "MlpPolicy",
+            venv,
+            n_epochs=10,
+            batch_size=64,
+            clip_range=0.2,
+            ent_coef=0.0,
+            policy_kwargs=policy_kwargs,
+            **common,
+        )
     model.learn(total_timesteps=steps)
-    rate = steps / (time.perf_counter() - t0)
-    returns = [e["r"] for e in list(model.ep_info_buffer)[-LAST_EPISODES:]]
-    return {"steps_per_s": rate, "last_returns": sum(returns) / max(len(returns), 1)}
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    episodes = list(model.ep_info_buffer)
+    return {
+        "in_process_s": elapsed,
+        "in_process_cpu_s": cpu,
+        "returns": [float(e["r"]) for e in episodes],
+        "lengths": [int(e["l"]) for e in episodes],
+    }
 
 
-def bare(env_id: str, steps: int, num_envs: int) -> dict:
-    envs = make_vec_env(EnvConfig(env_id=env_id), num_envs, 0)
-    envs.reset(seed=0)
+def one(kind: str, env: str, steps: int, seed: int, threads: int) -> dict:
+    if kind == "bare":
+        return run_bare(env, steps, seed)
+    if kind == "sb3":
+        return run_sb3(env, steps, seed, threads)
+    kind = kind.removesuffix("-before")
+    compile_mode = {"ours-eager": "off", "ours-compiled": "on"}.get(kind, "auto")
+    return run_ours(env, steps, seed, threads, compile_mode, bf16="bf16" in kind)
+
+
+# ----------------------------------------------------------------------------------------------- the parent
+def measure(kind: str, env: str, steps: int, seed: int, threads: int, extra_env: dict | None = None) -> dict:
+    """One fresh process: whole-process wall and CPU time around the child's own figures."""
+    cmd = [sys.executable, __file__, "--one", kind, "--env", env, "--steps", str(steps), "--seed", str(seed)]
+    cmd += ["--threads", str(threads)]
+    child_env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    root = BEFORE_ROOT if kind.endswith("-before") else str(ROOT)
+    child_env["PYTHONPATH"] = os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))
+    child_env.update(extra_env or {})
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    for _ in range(steps // num_envs):
-        envs.step(envs.action_space.sample())
-    rate = steps / (time.perf_counter() - t0)
-    envs.close()
-    return {"steps_per_s": rate}
+    done = subprocess.run(cmd, capture_output=True, text=True, env=child_env)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # this child (and what it waited for) alone
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} on {env} (seed {seed}) failed:\n{done.stderr[-3000:]}")
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    return {"kind": kind, "seed": seed, "steps": steps, "whole_process_s": wall, "cpu_s": cpu, **result}
 
 
-SETTINGS = {
-    "hopper": ("Hopper-v5", "Hopper-v5", 1, 5000),
-    "pong": ("ALE/Pong-v5", "PongNoFrameskip-v4", 8, 2048),
+def compile_cost(env: str, threads: int, iterations: int = 2) -> dict:
+    """In-process seconds of a short run compiled with an empty inductor cache (a machine's first run), compiled
+    with the cache that run left (every later run), and eager; leaves the cache warm for the timed runs."""
+    steps = SETTINGS[env][2] * SETTINGS[env][3] * iterations
+    cold_cache = {"TORCHINDUCTOR_CACHE_DIR": tempfile.mkdtemp(prefix="inductor-cold-")}
+    cold = measure("ours-compiled", env, steps, 0, threads, cold_cache)
+    measure("ours-compiled", env, steps, 0, threads)  # fills the default cache, as a user's first run does
+    warm = measure("ours-compiled", env, steps, 0, threads)
+    eager = measure("ours-eager", env, steps, 0, threads)
+    return {
+        "steps": steps,
+        **{
+            f"{k}_in_process_s": r["in_process_s"]
+            for k, r in (("cold", cold), ("warm", warm), ("eager", eager))
+        },
+        **{f"{k}_cpu_s": r["cpu_s"] for k, r in (("cold", cold), ("warm", warm), ("eager", eager))},
+    }
+
+
+def cpu_description() -> dict:
+    """CPU model, the instruction-set flags that matter here, cores, and the load."""
+    model, flags = platform.processor() or "unknown", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name") and model in ("unknown", "", platform.processor()):
+                model = line.split(":", 1)[1].strip()
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    wanted = ("avx2", "avx512f", "avx512_bf16", "amx_bf16")
+    return {
+        "model": model,
+        "flags": [f for f in wanted if f in flags],
+        "logical_cpus": os.cpu_count(),
+        "python": platform.python_version(),
+    }
+
+
+MEASURES = {  # ratio name -> summary field
+    "whole_process": "whole_process_steps_per_s",
+    "in_process": "in_process_steps_per_s",
+    "cpu": "cpu_steps_per_s",
+    "in_process_cpu": "in_process_cpu_steps_per_s",
 }
 
 
-def measure(what: str, env: str, steps: int, threads: int) -> dict:
-    """One measurement in a fresh process, so allocator state or threads of one library never slow the other."""
-    cmd = [
-        sys.executable,
-        __file__,
-        "--one",
-        what,
-        "--env",
-        env,
-        "--steps",
-        str(steps),
-        "--threads",
-        str(threads),
+def spread(values: list[float]) -> dict:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def summarise(runs: list[dict]) -> dict:
+    steps = runs[0]["steps"]
+    out = {
+        "whole_process_steps_per_s": spread([steps / r["whole_process_s"] for r in runs]),
+        "in_process_steps_per_s": spread([steps / r["in_process_s"] for r in runs]),
+        "cpu_steps_per_s": spread([steps / r["cpu_s"] for r in runs]),
+        "in_process_cpu_steps_per_s": spread([steps / r["in_process_cpu_s"] for r in runs]),
+        "startup_s": spread([r["whole_process_s"] - r["in_process_s"] for r in runs]),
+    }
+    if all(r.get("returns") for r in runs):  # (no episode ends within Pong's short budget)
+        last = [sum(r["returns"][-LAST_EPISODES:]) / max(1, len(r["returns"][-LAST_EPISODES:])) for r in runs]
+        # mean return over training: every step's episode return (episodes weighted by their length)
+        auc = [
+            sum(x * n for x, n in zip(r["returns"], r["lengths"], strict=True)) / max(1, sum(r["lengths"]))
+            for r in runs
+        ]
+        out["last_returns"] = spread(last)
+        out["mean_training_return"] = spread(auc)
+        out["episodes"] = [len(r["returns"]) for r in runs]
+    return out
+
+
+def fmt(s: dict, digits: int = 0) -> str:
+    return f"{s['median']:,.{digits}f} ({s['min']:,.{digits}f}-{s['max']:,.{digits}f})"
+
+
+def table(env: str, result: dict) -> str:
+    s = result["summary"]
+    lines = [
+        f"{env}: {result['steps']:,} steps per process, {result['repeats']} alternating rounds (seeds "
+        f"{', '.join(map(str, result['seeds']))}), {result['threads']} torch thread(s); load average "
+        f"{result['load_before'][0]:.1f} before, {result['load_after'][0]:.1f} after",
+        "",
+        "| run | whole process, steps/s | in-process, steps/s | whole process CPU time, steps/s "
+        "| in-process CPU time, steps/s | startup s | last-20 training return | mean training return |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    done = subprocess.run(cmd, check=True, capture_output=True, text=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
-def one(what: str, env: str, steps: int, threads: int) -> dict:
-    ours_id, sb3_id, num_envs, bare_steps = SETTINGS[env]
-    torch.set_num_threads(threads)
-    if what == "bare":
-        return bare(ours_id, bare_steps, num_envs)
-    if what in ("ours", "ours_bf16"):
-        return ours(ours_id, steps, threads, bf16=what == "ours_bf16")
-    return sb3(sb3_id, steps, env == "pong", threads)
+    for kind, k in s.items():
+        ret = (
+            (fmt(k["last_returns"], 1), fmt(k["mean_training_return"], 1))
+            if "last_returns" in k
+            else ("no episode ended", "")
+            if "returns" in result["runs"][kind][0]
+            else ("", "")
+        )
+        lines.append(
+            f"| {kind} | {fmt(k['whole_process_steps_per_s'])} | {fmt(k['in_process_steps_per_s'])} "
+            f"| {fmt(k['cpu_steps_per_s'])} | {fmt(k['in_process_cpu_steps_per_s'])} | {fmt(k['startup_s'], 1)} "
+            f"| {ret[0]} | {ret[1]} |"
+        )
+    ratios = result["ratios"]
+    lines += [
+        "",
+        "| ratio of medians | whole process | in-process | whole process CPU time | in-process CPU time |",
+        "|---|---|---|---|---|",
+    ]
+    for name, r in ratios.items():
+        lines.append(
+            f"| {name} | {r['whole_process']:.2f} | {r['in_process']:.2f} | {r['cpu']:.2f} | {r['in_process_cpu']:.2f} |"
+        )
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--hopper-steps", type=int, default=40960)
-    parser.add_argument("--pong-steps", type=int, default=16384)
+    parser.add_argument("--envs", default="hopper,pong")
+    parser.add_argument("--hopper-steps", type=int, default=204_800)
+    parser.add_argument("--pong-steps", type=int, default=16_384)
     parser.add_argument("--threads", type=int, default=1, help="torch threads for both libraries")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating rounds, one seed each")
+    parser.add_argument("--first-seed", type=int, default=1, help="round i uses seed first_seed + i")
+    parser.add_argument("--kinds", default=None, help="comma list (default: all kinds of each env)")
+    parser.add_argument("--out", default="benchmarks/results/control_speed")
     parser.add_argument(
-        "--repeats", type=int, default=3, help="alternating ours/SB3 pairs; medians are reported"
+        "--no-compile-cost", action="store_true", help="skip the compile-cost runs (e.g. a returns-only run)"
     )
-    parser.add_argument("--out", default="benchmarks/results/control_speed.json")
-    parser.add_argument("--one", choices=("bare", "ours", "ours_bf16", "sb3"), help=argparse.SUPPRESS)
-    parser.add_argument("--env", choices=tuple(SETTINGS), help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--before-root",
+        default="",
+        help="a checkout of older code (e.g. `git archive REV control | tar -x -C DIR`): adds its PPO as "
+        "ours-before (and ours-bf16-before on Pong), alternating with the rest",
+    )
+    parser.add_argument("--one", help=argparse.SUPPRESS)
+    parser.add_argument("--env", help=argparse.SUPPRESS)
     parser.add_argument("--steps", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(args.one, args.env, args.steps, args.threads)))
+        print(json.dumps(one(args.one, args.env, args.steps, args.seed, args.threads)))
         return
-    result: dict = {"threads": args.threads, "repeats": args.repeats}
-    for env, steps in (("hopper", args.hopper_steps), ("pong", args.pong_steps)):
-        kinds = ["ours", "sb3"] + (["ours_bf16"] if env == "pong" else [])
-        runs: dict[str, list[dict]] = {k: [] for k in kinds}
-        for i in range(args.repeats):
-            for what in kinds if i % 2 == 0 else kinds[::-1]:
-                runs[what].append(measure(what, env, steps, args.threads))
-        median = {k: statistics.median(r["steps_per_s"] for r in v) for k, v in runs.items()}
-        result[env] = {
-            "steps": steps,
-            "bare_env": measure("bare", env, steps, args.threads)["steps_per_s"],
-            **median,
-            "ratio": median["ours"] / median["sb3"],
-            "runs": runs,
-        }
-        if "ours_bf16" in median:
-            result[env]["ratio_bf16"] = median["ours_bf16"] / median["sb3"]
-        print(env, {k: v for k, v in result[env].items() if k != "runs"}, flush=True)
+    global BEFORE_ROOT
+    BEFORE_ROOT = str(Path(args.before_root).resolve()) if args.before_root else ""
+    sys.path.insert(0, str(ROOT))
+    import torch
+
+    from control.device import native_bf16
+
+    result: dict = {"cpu": cpu_description(), "threads": args.threads, "repeats": args.repeats}
+    git = ["git", "-C", str(ROOT)]
+    result["commit"] = subprocess.run(
+        [*git, "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    result["dirty"] = bool(
+        subprocess.run([*git, "status", "--porcelain", "control"], capture_output=True, text=True).stdout
+    )
+    result["before_root"] = BEFORE_ROOT
+    result["torch"] = torch.__version__
+    bf16_ok, bf16_why = native_bf16(torch.device("cpu"))
+    result["bf16"] = {"native": bf16_ok, "why": bf16_why}
+    markdown = [
+        f"CPU: {result['cpu']['model']} ({', '.join(result['cpu']['flags'])}), {result['cpu']['logical_cpus']} "
+        f"logical CPUs; torch {result['torch']}, Python {result['cpu']['python']}; code at {result['commit'][:10]}"
+        f"{' (control/ modified)' if result['dirty'] else ''}",
+        "",
+    ]
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
+    progress = out.with_suffix(".runs.jsonl")
+    progress.unlink(missing_ok=True)
+    for env in args.envs.split(","):
+        steps = args.hopper_steps if env == "hopper" else args.pong_steps
+        kinds = ["bare", "ours", "ours-eager", "sb3"] if env == "hopper" else ["bare", "ours", "sb3"]
+        if env == "pong" and bf16_ok:
+            kinds.insert(2, "ours-bf16")
+        if BEFORE_ROOT:
+            kinds[1:1] = [k + "-before" for k in kinds if k in ("ours", "ours-bf16")]
+        if args.kinds:
+            kinds = [k for k in kinds if k in args.kinds.split(",")]
+        if "ours" in kinds and env == "hopper" and not args.no_compile_cost:
+            result["compile_cost"] = compile_cost(env, args.threads)
+            print("compile cost", result["compile_cost"], flush=True)
+        load_before = os.getloadavg()
+        runs: dict[str, list[dict]] = {k: [] for k in kinds}
+        for i in range(args.repeats):
+            for kind in kinds if i % 2 == 0 else kinds[::-1]:
+                r = measure(kind, env, steps, args.first_seed + i, args.threads)
+                runs[kind].append(r)
+                # each process's figures as they come: an interrupted run keeps them
+                with progress.open("a") as f:
+                    f.write(json.dumps({"env": env, **r}) + "\n")
+                print(env, kind, f"seed {args.first_seed + i}", f"{r['whole_process_s']:.1f} s", flush=True)
+        summary = {k: summarise(v) for k, v in runs.items()}
+        med = {k: {m: v[m]["median"] for m in MEASURES.values()} for k, v in summary.items()}
+        ratios = {}
+        for a, b in (
+            ("ours", "bare"),
+            ("ours", "sb3"),
+            ("ours-eager", "bare"),
+            ("ours-eager", "sb3"),
+            ("ours-bf16", "sb3"),
+            ("ours", "ours-eager"),
+            ("ours", "ours-before"),
+            ("ours-bf16", "ours-bf16-before"),
+            ("ours-before", "bare"),
+            ("ours-before", "sb3"),
+            ("ours-bf16-before", "sb3"),
+        ):
+            if a in med and b in med:
+                ratios[f"{a} / {b}"] = {name: med[a][m] / med[b][m] for name, m in MEASURES.items()}
+        result[env] = {
+            "steps": steps,
+            "repeats": args.repeats,
+            "seeds": list(range(args.first_seed, args.first_seed + args.repeats)),
+            "threads": args.threads,
+            "load_before": load_before,
+            "load_after": os.getloadavg(),
+            "summary": summary,
+            "ratios": ratios,
+            "runs": runs,
+        }
+        markdown += [table(env, result[env]), ""]
+        print(table(env, result[env]), flush=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=1))
+    out.with_suffix(".md").write_text("\n".join(markdown))
 
 
 if __name__ == "__main__":

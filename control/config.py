@@ -80,6 +80,14 @@ class TrainConfig:
         default="runs/control", metadata={"help": "Run folder (TensorBoard, CSV, checkpoint)."}
     )
     threads: int = field(default=1, metadata={"help": "torch threads (1 is fastest for small MLPs)."})
+    compile: str = field(
+        default="auto",
+        metadata={
+            "help": "Compile each minibatch's gradient step with torch.compile (MLP policies): on, off, or auto "
+            "(on for runs with >= 100,000 steps ahead on the CPU). Compiling costs ~1 s per process once "
+            "cached, ~5-30 s the first time on a machine; it makes the update ~3x faster."
+        },
+    )
     async_envs: bool = field(default=False, metadata={"help": "AsyncVectorEnv (processes) instead of Sync."})
     device: str = field(
         default="auto",

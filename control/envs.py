@@ -159,6 +159,12 @@ def make_env(cfg: EnvConfig, seed: int, evaluation: bool = False) -> Callable[[]
     return thunk
 
 
+def _clip_to_float32(x: np.ndarray, bound: float) -> np.ndarray:
+    """clip(x, -bound, bound) as float32, in two ufunc calls (np.clip's wrappers cost more than its work)."""
+    np.maximum(x, -bound, out=x)
+    return np.minimum(x, bound, out=np.empty(x.shape, np.float32))
+
+
 class VecNormalize:
     """Running mean/std normalisation of observations and discounted-return reward scaling for a vector env,
     with state that checkpoints save and evaluation reuses frozen."""
@@ -172,8 +178,10 @@ class VecNormalize:
     @staticmethod
     def _update(mean, var, count, batch):
         b_count = batch.shape[0]
-        b_mean = batch.mean(0) if b_count > 1 else batch[0]
-        b_var = batch.var(0) if b_count > 1 else 0.0
+        if b_count == 1:  # one env (every rollout step): the same update in fewer numpy calls
+            delta, total = batch[0] - mean, count + 1
+            return mean + delta / total, (var + delta * delta / total) * (count / total), total
+        b_mean, b_var = batch.mean(0), batch.var(0)
         delta, total = b_mean - mean, count + b_count
         mean = mean + delta * b_count / total
         var = (var * count + b_var * b_count + delta**2 * count * b_count / total) / total
@@ -188,18 +196,17 @@ class VecNormalize:
 
     def apply_obs(self, obs: np.ndarray) -> np.ndarray:
         """Normalise with the current statistics, without updating them."""
-        return np.clip((obs - self.obs_mean) / np.sqrt(self.obs_var + 1e-8), -self.clip, self.clip).astype(
-            np.float32
-        )
+        scaled = (obs - self.obs_mean) / np.sqrt(self.obs_var + 1e-8)
+        return _clip_to_float32(scaled, self.clip)
 
     def reward(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
         self.returns = self.returns * self.gamma + reward
         if self.training:
             self.ret_mean, self.ret_var, self.ret_count = self._update(
-                self.ret_mean, self.ret_var, self.ret_count, self.returns.copy()
+                self.ret_mean, self.ret_var, self.ret_count, self.returns
             )
         self.returns[done] = 0.0
-        return np.clip(reward / np.sqrt(self.ret_var + 1e-8), -self.clip, self.clip).astype(np.float32)
+        return _clip_to_float32(reward / np.sqrt(self.ret_var + 1e-8), self.clip)
 
     def state_dict(self) -> dict:
         return {

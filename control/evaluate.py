@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import numpy as np
 import torch
 
 from control.config import TrainConfig
+from control.device import native_bf16
 from control.envs import VecNormalize, make_env
 from control.networks import ActorCritic
 from control.run import EVAL_SEED_OFFSET, evaluate
@@ -37,7 +39,13 @@ def load_agent(run: Path, cfg: TrainConfig) -> tuple[ActorCritic, VecNormalize |
         raise FileNotFoundError(f"{path}: the run has no checkpoint to evaluate")
     state = torch.load(path, map_location="cpu", weights_only=False)
     env = make_env(cfg.env_config(), cfg.seed, evaluation=True)()
-    agent = ActorCritic(env.observation_space, env.action_space, tuple(cfg.hidden), cfg.bf16)
+    bf16 = cfg.bf16
+    if bf16 and not (native := native_bf16(torch.device("cpu")))[0]:
+        warnings.warn(
+            f"{run}: evaluating in float32 instead of bf16: {native[1]}", RuntimeWarning, stacklevel=2
+        )
+        bf16 = False
+    agent = ActorCritic(env.observation_space, env.action_space, tuple(cfg.hidden), bf16)
     env.close()
     weights = state["agent"]
     if any(k.startswith("quantile_critic.") for k in weights):  # ND-PPO: the actor's part of its agent

@@ -105,6 +105,10 @@ class ActorCritic(nn.Module):
     def value(self, obs: torch.Tensor) -> torch.Tensor:
         return self.critic(self._features(obs)[1]).squeeze(-1)
 
+    def forward(self, obs: torch.Tensor, action: torch.Tensor | None = None):
+        """`distribution_terms` (what `torch.func.functional_call` runs in the compiled update)."""
+        return self.distribution_terms(obs, action)
+
     def distribution_terms(self, obs: torch.Tensor, action: torch.Tensor | None = None):
         """(action, log_prob, prob or None, entropy, value, greedy action); samples when `action` is None."""
         a_in, c_in = self._features(obs)

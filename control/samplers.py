@@ -70,10 +70,29 @@ def _linear_layers(seq: nn.Sequential) -> list[nn.Linear]:
 
 def _forward(params: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
     for i, (weight_t, bias) in enumerate(params):
-        x = x @ weight_t + bias
+        x = x @ weight_t
+        x += bias
         if i < len(params) - 1:
             np.tanh(x, out=x)
     return x
+
+
+def _side_by_side(
+    first: list[tuple[np.ndarray, np.ndarray]], second: list[tuple[np.ndarray, np.ndarray]]
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """One MLP computing two MLPs of equal depth on the same input: the first layers' weights side by side,
+    the later ones block-diagonal; its output is [first's output, second's output]. Half the numpy calls
+    per rollout step (the off-diagonal zeros add exact zeros)."""
+    layers = []
+    for i, ((wa, ba), (wb, bb)) in enumerate(zip(first, second, strict=True)):
+        if i == 0:
+            weight = np.concatenate([wa, wb], 1)
+        else:
+            weight = np.zeros((wa.shape[0] + wb.shape[0], wa.shape[1] + wb.shape[1]), np.float32)
+            weight[: wa.shape[0], : wa.shape[1]] = wa
+            weight[wa.shape[0] :, wa.shape[1] :] = wb
+        layers.append((weight, np.concatenate([ba, bb])))
+    return layers
 
 
 class NumpyMLPSampler:
@@ -100,24 +119,37 @@ class NumpyMLPSampler:
             for m in layers
         ]
         self.actor, self.critic = copy(self.actor_layers), copy(self.critic_layers)
+        same_depth = len(self.actor) == len(self.critic)
+        self.both = _side_by_side(self.actor, self.critic) if same_depth else None
+        self.actor_out = self.actor[-1][1].shape[0]
         if self.agent.kind == "gaussian":
-            self.log_std = self.agent.log_std.detach().cpu().numpy().astype(np.float32)
-            self.std = np.exp(self.log_std)
+            log_std = self.agent.log_std.detach().cpu().numpy().astype(np.float32)
+            self.std = np.exp(log_std)
+            # log N(mean + std * noise; mean, std) = -0.5 |noise|^2 - sum(log std) - d/2 log(2 pi)
+            self.log_prob_offset = np.float32(-log_std.sum() - HALF_LOG_2PI * log_std.shape[0])
+            self.minus_half = np.full(log_std.shape[0], -0.5, np.float32)
 
-    def _value(self, obs: np.ndarray) -> np.ndarray:
-        out = _forward(self.critic, obs)
+    @staticmethod
+    def _critic_value(out: np.ndarray) -> np.ndarray:
         return out[:, 0] if out.shape[1] == 1 else out.mean(-1)
 
     def value(self, obs: np.ndarray) -> np.ndarray:
-        return self._value(np.asarray(obs, dtype=np.float32))
+        return self._critic_value(_forward(self.critic, np.asarray(obs, dtype=np.float32)))
 
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         obs = np.asarray(obs, dtype=np.float32)
-        out, value = _forward(self.actor, obs), self._value(obs)
+        if self.both is not None:
+            both = _forward(self.both, obs)
+            out, value = both[:, : self.actor_out], self._critic_value(both[:, self.actor_out :])
+        else:
+            out, value = _forward(self.actor, obs), self.value(obs)
         if self.offsets is None:
             noise = self.rng.standard_normal(out.shape, dtype=np.float32)
-            log_prob = (-0.5 * noise * noise - self.log_std).sum(-1) - HALF_LOG_2PI * out.shape[-1]
-            return out + self.std * noise, log_prob.astype(np.float32), value
+            log_prob = (noise * noise) @ self.minus_half
+            log_prob += self.log_prob_offset
+            noise *= self.std
+            noise += out
+            return noise, log_prob, value
         actions, log_prob = [], np.zeros(len(out), dtype=np.float32)
         for lo, hi in zip(self.offsets[:-1], self.offsets[1:], strict=True):
             logits = out[:, lo:hi]

@@ -14,13 +14,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from control.algos.registry import LossInputs, get
+from control.algos.registry import get
 from control.config import TrainConfig, with_algo_defaults
-from control.device import resolve_device
+from control.device import require_native_bf16, resolve_device
 from control.envs import VecNormalize, make_vec_env
 from control.hooks import LoopContext, LoopHooks, Minibatch, StepRecord, overrides
 from control.losses.advantages import gae
-from control.losses.policy import value_loss
 from control.networks import ActorCritic
 from control.run import (
     RunLog,
@@ -34,6 +33,7 @@ from control.run import (
     start_run,
 )
 from control.samplers import make_sampler
+from control.update import CompiledUpdate, actor_critic_loss, normalise_advantages, should_compile
 
 
 def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
@@ -56,6 +56,8 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
     agent = ActorCritic(
         envs.single_observation_space, envs.single_action_space, tuple(cfg.hidden), cfg.bf16
     ).to(device)
+    if cfg.bf16:
+        require_native_bf16(device)
     hooks.setup(LoopContext(cfg, envs, agent, norm, device, out))
     critic = hooks.critic.to(device) if hooks.critic is not None else None
     params = list(agent.parameters()) + (list(critic.parameters()) if critic is not None else [])
@@ -80,6 +82,7 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
     log = RunLog(out, global_step)
 
     obs_shape, act_shape = envs.single_observation_space.shape, envs.single_action_space.shape
+    env_act_shape = (cfg.num_envs, *act_shape)
     sampler = make_sampler(agent, cfg.seed, critic)
     if state is not None and state.get("sampler"):
         sampler.load_state_dict(state["sampler"])
@@ -96,7 +99,13 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
     raw, _ = envs.reset(seed=cfg.seed + 1000 * (start_iteration - 1))
     next_obs = norm.obs(raw) if norm else np.asarray(raw)
     next_done = np.zeros(cfg.num_envs, np.float32)
-    t0, steps_at_start, stats = time.perf_counter(), global_step, {}
+    eager_only = critic is not None or use_extra_loss
+    compiled = (
+        CompiledUpdate(agent, algo, cfg, optimizer)
+        if should_compile(cfg, agent, eager_only, cfg.total_steps - global_step)
+        else None
+    )
+    t0, steps_at_start = time.perf_counter(), global_step
     clock = {"env": 0.0, "policy": 0.0, "update": 0.0}  # seconds spent in each part, for the summary
     for iteration in range(start_iteration, iterations + 1):
         if cfg.anneal_lr:
@@ -108,7 +117,7 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
             obs_buf[step], done_buf[step] = next_obs, next_done
             tick = time.perf_counter()
             action, logp_buf[step], val_buf[step] = sampler.act(next_obs)
-            act_buf[step] = action.reshape(act_buf[step].shape)
+            act_buf[step] = action.reshape(env_act_shape)
             tock = time.perf_counter()
             raw_obs = raw
             raw, reward, terminated, truncated, info = envs.step(action)
@@ -167,50 +176,51 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
             )
         )
         b_extra = {k: torch.from_numpy(v).reshape(-1).to(device) for k, v in extra_bufs.items()}
+        rollout = (b_obs, b_act, b_logp, b_adv, b_ret, b_val)
         for _epoch in range(cfg.update_epochs):
             order = torch.randperm(batch, device=device)
             for start in range(0, batch, minibatch):
                 idx = order[start : start + minibatch]
-                _, logp, prob, entropy, value, _ = agent.distribution_terms(b_obs[idx], b_act[idx])
-                adv = b_adv[idx]
-                if cfg.norm_adv and len(idx) > 1:
-                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                pg_loss, stats = algo.policy_loss(LossInputs(logp, b_logp[idx], adv, prob), cfg)
-                mb = None
-                if critic is not None or use_extra_loss:
-                    mb = Minibatch(
-                        b_obs[idx],
-                        b_act[idx],
-                        logp,
+                logs = compiled(rollout, idx) if compiled is not None else None
+                if logs is None:  # the eager update: any hooks, image policies, or compiling failed
+                    compiled = None
+                    terms = agent.distribution_terms(b_obs[idx], b_act[idx])
+                    adv = normalise_advantages(b_adv[idx], cfg)
+                    mb = None
+                    if critic is not None or use_extra_loss:
+                        mb = Minibatch(
+                            b_obs[idx],
+                            b_act[idx],
+                            terms[1],
+                            b_logp[idx],
+                            adv,
+                            b_ret[idx],
+                            b_val[idx],
+                            {k: v[idx] for k, v in b_extra.items()},
+                        )
+                    loss, logs = actor_critic_loss(
+                        algo,
+                        cfg,
+                        terms,
                         b_logp[idx],
                         adv,
                         b_ret[idx],
                         b_val[idx],
-                        {k: v[idx] for k, v in b_extra.items()},
+                        hooks.critic_loss(mb) if critic is not None else None,
                     )
-                if critic is not None:
-                    v_loss = hooks.critic_loss(mb)
-                else:
-                    v_loss = value_loss(
-                        value, b_ret[idx], b_val[idx], cfg.clip_coef if cfg.clip_vloss else None
-                    )
-                loss = pg_loss - cfg.ent_coef * entropy.mean() + cfg.vf_coef * v_loss
-                if use_extra_loss and (extra := hooks.extra_loss(mb)) is not None:
-                    loss = loss + extra[0]
-                    stats = {**stats, **extra[1]}
-                optimizer.zero_grad()
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                optimizer.step()
+                    if use_extra_loss and (extra := hooks.extra_loss(mb)) is not None:
+                        loss = loss + extra[0]
+                        logs = {**logs, **extra[1]}
+                    optimizer.zero_grad()
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
+                    optimizer.step()
         sampler.sync()
         clock["update"] += time.perf_counter() - tick
 
         sps = (global_step - steps_at_start) / (time.perf_counter() - t0)
         log.scalar("charts/SPS", sps, global_step)
-        log.scalar("losses/policy_loss", pg_loss.item(), global_step)
-        log.scalar("losses/value_loss", v_loss.item(), global_step)
-        log.scalar("losses/entropy", entropy.mean().item(), global_step)
-        for k, v in stats.items():
+        for k, v in logs.items():  # the last minibatch's losses, entropy and policy-loss stats
             log.scalar(f"losses/{k}", float(v), global_step)
         for k, v in hooks.logs().items():
             log.scalar(k, float(v), global_step)

@@ -25,7 +25,8 @@ def main(default_config: str = "ares_scienceqa_demo") -> None:
     cfg = load_config(args.config, args.set)
     run = AresRun(cfg["ares"], cfg["ppo"], cfg["sft"], cfg["baseline_sft"])
     run.run()
-    print(f"[ares] report: {run.out / 'report.md'}")
+    if run.main:
+        print(f"[ares] report: {run.out / 'report.md'}", flush=True)
 
 
 if __name__ == "__main__":

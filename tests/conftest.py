@@ -9,4 +9,5 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 from model_fixtures import *  # noqa: E402,F401,F403
+from rlhf_fixtures import *  # noqa: E402,F401,F403
 from teacher_fixtures import *  # noqa: E402,F401,F403

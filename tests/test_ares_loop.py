@@ -52,6 +52,8 @@ def test_ares_loop_runs_reports_and_resumes_without_new_teacher_calls(tmp_path, 
     assert all(r["kl_k3"] >= 0 for r in rl)
     md = (out / "report.md").read_text()
     assert "objective (sum of score - neutral)" in md and "KL (k3)" in md
+    # and says whether the RL stage's effect on the eval score stands out from the noise of the split
+    assert "On the eval split (3 problems" in md and "two standard errors" in md
     paid = len(run.teacher.cache)
     # a run killed before its last stage resumes there: redo SFT + evaluation, no new teacher request
     state = json.loads((out / "ares_state.json").read_text())
@@ -105,3 +107,20 @@ def test_yaml_and_set_values_are_converted_by_the_field_type(tmp_path):
         load_config("ares_scienceqa_demo", ["ppo.sampling.topk=3"])
     with pytest.raises(ValueError, match="whiten_advantages.*'maybe'"):
         load_config("ares_scienceqa_demo", ["ppo.whiten_advantages=maybe"])
+
+
+def test_report_judges_a_stage_effect_against_the_eval_noise():
+    from align.ares.loop import standard_error
+    from align.ares.report import _stage_effect
+
+    assert standard_error([0.0, 1.0]) == pytest.approx(0.5) and standard_error([1.0]) != standard_error([1.0])
+    evals = {
+        "baseline_sft": {"teacher_score_mean": 0.2, "teacher_score_se": 0.03, "eval_problems": 50},
+        "round1/rl": {"teacher_score_mean": 0.4, "teacher_score_se": 0.04, "eval_problems": 50},
+    }
+    assert "difference +0.200" in _stage_effect(evals, "round1/rl") and "beyond two" in _stage_effect(
+        evals, "round1/rl"
+    )
+    evals["round1/rl"]["teacher_score_mean"] = 0.25
+    assert "within two" in _stage_effect(evals, "round1/rl")
+    assert _stage_effect(evals, "baseline_sft") == ""

@@ -32,7 +32,9 @@ def test_every_dotted_name_in_contracts_imports():
 
 
 def test_every_file_in_contracts_exists():
-    paths = set(re.findall(r"`((?:tests|align|teacher|control|recipes|data)/[\w/.]+\.(?:py|md|json))`", CONTRACTS))
+    paths = set(
+        re.findall(r"`((?:tests|align|teacher|control|recipes|data)/[\w/.]+\.(?:py|md|json))`", CONTRACTS)
+    )
     missing = sorted(p for p in paths if not (ROOT / p).exists())
     assert not missing, f"docs/CONTRACTS.md names files that do not exist: {missing}"
 

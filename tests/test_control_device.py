@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from control import device
 from control.config import TrainConfig
 from control.device import resolve_device
 from control.networks import ActorCritic
@@ -84,23 +85,65 @@ def test_bf16_cnn_stays_within_bf16_precision_of_float32():
     assert cosine > 0.99, cosine
 
 
-def test_bf16_cnn_policy_learns_an_image_bandit(tmp_path):
-    summary = train(
-        TrainConfig(
-            env_id="ImageBandit-v0",
-            bf16=True,
-            device="cpu",
-            total_steps=6144,
-            num_envs=8,
-            num_steps=64,
-            update_epochs=4,
-            minibatch_size=128,
-            learning_rate=2.5e-4,
-            ent_coef=0.01,
-            eval_episodes=10,
-            out_dir=str(tmp_path),
-        )
+BANDIT = dict(
+    env_id="ImageBandit-v0",
+    bf16=True,
+    device="cpu",
+    num_envs=8,
+    num_steps=64,
+    update_epochs=4,
+    minibatch_size=128,
+    learning_rate=2.5e-4,
+    ent_coef=0.01,
+)
+
+
+def test_bf16_is_refused_on_a_cpu_without_native_bf16(tmp_path, monkeypatch):
+    """The re-measured AMD EPYC (AVX2 only) ran Pong 8.5x slower with --bf16: such CPUs are refused."""
+    monkeypatch.setattr(device, "cpu_bf16_features", lambda: ("AMD EPYC 7B13", set()))
+    with pytest.raises(
+        ValueError, match=r"--bf16 refused: the CPU \(AMD EPYC 7B13\) has neither AMX nor AVX512-BF16"
+    ):
+        train(TrainConfig(total_steps=512, eval_episodes=0, out_dir=str(tmp_path), **BANDIT))
+    assert not (tmp_path / "checkpoint.pt").exists()
+
+
+def test_bf16_is_refused_when_onednn_is_capped_below_bf16(monkeypatch):
+    monkeypatch.setattr(device, "cpu_bf16_features", lambda: ("Xeon", {"avx512_bf16"}))
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    ok, why = device.native_bf16(torch.device("cpu"))
+    assert not ok and "ONEDNN_MAX_CPU_ISA=AVX2" in why
+    with pytest.raises(ValueError, match="--bf16 refused: ONEDNN_MAX_CPU_ISA=AVX2"):
+        device.require_native_bf16(torch.device("cpu"))
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_AMX")
+    assert device.native_bf16(torch.device("cpu"))[0]
+
+
+def test_native_bf16_cpus_are_recognised(monkeypatch):
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    monkeypatch.delenv("DNNL_MAX_CPU_ISA", raising=False)
+    for features in ({"amx_bf16"}, {"avx512_bf16"}, {"amx_bf16", "avx512_bf16"}):
+        monkeypatch.setattr(device, "cpu_bf16_features", lambda f=features: ("Xeon", f))
+        ok, why = device.native_bf16(torch.device("cpu"))
+        assert ok and all(f in why for f in features)
+        device.require_native_bf16(torch.device("cpu"))  # no error
+
+
+def test_cpu_flags_are_read_from_cpuinfo():
+    text = (
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel name\t: AMD EPYC 7B13\n"
+        "flags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nmodel name\t: AMD EPYC 7B13\n"
     )
+    assert device.cpu_flags_from_cpuinfo(text) == ("AMD EPYC 7B13", {"fpu", "sse2", "avx", "avx2", "fma"})
+    model, flags = device.cpu_flags_from_cpuinfo("model name : Xeon\nflags : avx512f avx512_bf16 amx_bf16")
+    assert flags & set(device.NATIVE_BF16_CPU_FLAGS) == {"avx512_bf16", "amx_bf16"}
+
+
+@pytest.mark.skipif(
+    not device.native_bf16(torch.device("cpu"))[0], reason="this CPU has no native bf16: --bf16 is refused"
+)
+def test_bf16_cnn_policy_learns_an_image_bandit(tmp_path):
+    summary = train(TrainConfig(total_steps=6144, eval_episodes=10, out_dir=str(tmp_path), **BANDIT))
     assert summary["eval_mean_return"] >= 7.5, summary  # random: 4
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
     assert all(v.dtype == torch.float32 for v in state["agent"].values() if v.is_floating_point())

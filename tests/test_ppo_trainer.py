@@ -121,9 +121,9 @@ def test_lora_reference_equals_frozen_base(sft_lm_path):
     chunk = sample_chunk(lora, PROBLEMS[:2], 2, {"max_new_tokens": 8, "do_sample": True})
     with torch.no_grad():
         with lora.reference():
-            ref, _, _ = forward_tokens(lora.model, None, chunk)
-        frozen, _, _ = forward_tokens(base.model, None, chunk)
-        adapted, _, _ = forward_tokens(lora.model, None, chunk)
+            ref, _, _ = forward_tokens(lora.model, chunk)
+        frozen, _, _ = forward_tokens(base.model, chunk)
+        adapted, _, _ = forward_tokens(lora.model, chunk)
     torch.testing.assert_close(ref, frozen)
     assert not torch.allclose(adapted, frozen)
 
@@ -169,6 +169,6 @@ def test_report_to_tensorboard_writes_events(sft_lm_path, tmp_path):
         PROBLEMS,
     )
     trainer.step()
-    trainer.accelerator.end_training()
+    trainer.close()
     assert list(tmp_path.rglob("events.out.tfevents.*"))
     assert "score_hist/0.0" in (tmp_path / "metrics.jsonl").read_text()

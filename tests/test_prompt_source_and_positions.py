@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import align.trainers.rollout as rollout
+import align.trainers.scoring as scoring
 from align.generate import SamplingConfig
 from align.models import load_policy
 from align.models.inputs import encode
@@ -44,12 +45,12 @@ def test_gpt2_training_log_probs_equal_generation_log_probs_with_left_padding(ti
     assert prompt_tokens.min() < prompt_tokens.max()  # rows really are left-padded by different amounts
     mask = chunk.response_mask.bool()
     with torch.no_grad():
-        logp, _, _ = rollout.forward_tokens(policy.model, None, chunk)
+        logp, _, _ = rollout.forward_tokens(policy.model, chunk)
     torch.testing.assert_close(logp[mask], chunk.generation_logp[mask], atol=1e-5, rtol=0)
     # without positions from the attention mask, GPT-2's absolute position embeddings shift: a real difference
-    monkeypatch.setattr(rollout, "accepts_position_ids", lambda model: False)
+    monkeypatch.setattr(scoring, "accepts_position_ids", lambda model: False)
     with torch.no_grad():
-        shifted, _, _ = rollout.forward_tokens(policy.model, None, chunk)
+        shifted, _, _ = rollout.forward_tokens(policy.model, chunk)
     assert (shifted[mask] - chunk.generation_logp[mask]).abs().max() > 1e-2
 
 
@@ -80,11 +81,11 @@ def test_ppo_on_gpt2_with_raw_prefixes_has_first_ratio_one_and_updates(tiny_fami
     torch.manual_seed(0)
     chunks = trainer.rollout(trainer.problems_for(0), defaultdict(list))
     assert set(seen) <= set(REVIEWS) and len(seen) == 8
-    for chunk in chunks:
-        for start in range(0, len(chunk), config.minibatch_size):
-            mb = chunk.select(torch.arange(start, min(start + config.minibatch_size, len(chunk))))
+    for k, chunk in enumerate(chunks):
+        for rows in trainer._minibatches(chunk, 0, k):  # the first update epoch's minibatches
+            mb = chunk.select(rows)
             with torch.no_grad():
-                logp, _, _ = rollout.forward_tokens(trainer.model, None, mb)
+                logp, _, _ = rollout.forward_tokens(trainer.model, mb)
             ratio = torch.exp(logp - mb.old_logp)[mb.response_mask.bool()]
             assert torch.equal(ratio, torch.ones_like(ratio))
     before = [p.detach().clone() for p in policy.model.parameters()]

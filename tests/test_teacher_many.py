@@ -26,14 +26,16 @@ def _client(server, tmp_path, kind, provider="openai", **kw):
     return teacher if kind == "teacher" else CachedTeacher(teacher, FeedbackCache(tmp_path / "c.sqlite"))
 
 
+def _sent(server, client, task, problem, *args):
+    """How many times the server saw this request (by the fingerprint of its system + user text): unlike the
+    server's total, blind to a request another test cancelled that the server handles late."""
+    request = client.build(task, problem, *args)
+    return server.by_fingerprint[hashlib.sha256((request.system + request.user_text).encode()).hexdigest()]
+
+
 def _sent_per_item(server, client, problems, sentence_lists):
-    """How many times the server saw each item's request (by the fingerprint of its system + user text)."""
-    out = []
-    for problem, sentences in zip(problems, sentence_lists, strict=True):
-        request = client.build("score", problem, sentences)
-        fingerprint = hashlib.sha256((request.system + request.user_text).encode()).hexdigest()
-        out.append(server.by_fingerprint[fingerprint])
-    return out
+    """How many times the server saw each item's scoring request."""
+    return [_sent(server, client, "score", p, s) for p, s in zip(problems, sentence_lists, strict=True)]
 
 
 @pytest.mark.parametrize("kind", ["teacher", "cached"])
@@ -101,11 +103,12 @@ def test_correct_many_and_judge_many_through_anthropic(teacher_server, tmp_path)
         "Magnets are things. So the answer is (A) attract.",
         "Poles matter. So the answer is (A) attract.",
     ]
-    verdicts = client.judge_many(
-        [problem] * 3, ["They attract.", "No.", "No."], ["No.", "They attract.", "No."]
-    )
+    pairs = [("They attract.", "No."), ("No.", "They attract."), ("No.", "No.")]
+    verdicts = client.judge_many([problem] * 3, [a for a, _ in pairs], [b for _, b in pairs])
     assert [fb.verdict for fb in verdicts] == ["A", "B", "tie"]
-    assert teacher_server.total() == 5
+    sent = [_sent(teacher_server, client, "correct", problem, r) for r in ("Magnets are things.", "Poles matter.")]
+    sent += [_sent(teacher_server, client, "judge", problem, a, b) for a, b in pairs]
+    assert sent == [1] * 5
 
 
 def test_many_rejects_mismatched_lengths_and_a_bad_bound_and_fails_empty_items_unsent(

@@ -28,11 +28,29 @@ from align.generate import generate_texts
 from align.models import build_tiny_vlm, load_policy
 from align.models.loading import LoadedPolicy
 from align.text.sentences import dedupe_sentences, sentence_texts
+from align.trainers.distributed import (
+    full_parameters,
+    gather_lists,
+    generation_weights,
+    make_accelerator,
+    run_precision,
+    shard,
+    zero_stage,
+)
 from align.trainers.ppo import PPOTrainer
 from align.trainers.ppo_config import PPOConfig
 from align.trainers.sft import SFTConfig, sft_train
 from teacher import CachedTeacher, FeedbackCache, make_teacher
 from teacher.limits import RetryPolicy
+
+
+def standard_error(values: list[float]) -> float:
+    """Standard error of the mean of `values` (nan for fewer than two)."""
+    n = len(values)
+    if n < 2:
+        return float("nan")
+    mean = sum(values) / n
+    return (sum((v - mean) ** 2 for v in values) / (n - 1) / n) ** 0.5
 
 
 def stage_names(cfg: AresConfig, baseline: bool) -> list[str]:
@@ -43,12 +61,27 @@ def stage_names(cfg: AresConfig, baseline: bool) -> list[str]:
 
 
 class AresRun:
-    """One ARES run in `cfg.output_dir`; `run()` executes (or resumes) every stage and writes the report."""
+    """One ARES run in `cfg.output_dir`; `run()` executes (or resumes) every stage and writes the report.
+
+    One `Accelerator` serves every stage (its precision from the launch unless the config sections set one).
+    Under several processes each rank samples, and asks the teacher about, its own share of the problems;
+    results are gathered and files, state and report are written by the main process only.
+    """
 
     def __init__(
-        self, cfg: AresConfig, ppo: PPOConfig, sft: SFTConfig, baseline_sft: SFTConfig | None = None
+        self,
+        cfg: AresConfig,
+        ppo: PPOConfig,
+        sft: SFTConfig,
+        baseline_sft: SFTConfig | None = None,
+        accelerator: Any = None,
     ):
         self.cfg, self.ppo, self.sft, self.baseline_sft = cfg, ppo, sft, baseline_sft
+        precision = {"ppo": ppo.mixed_precision, "sft": sft.mixed_precision}
+        if baseline_sft is not None:
+            precision["baseline_sft"] = baseline_sft.mixed_precision
+        self.accelerator = accelerator or make_accelerator(run_precision(precision))
+        self.main = self.accelerator.is_main_process
         self.layout = RunLayout(Path(cfg.output_dir))
         self.out = self.layout.root
         self.out.mkdir(parents=True, exist_ok=True)
@@ -72,58 +105,89 @@ class AresRun:
 
     # --- persistence ----------------------------------------------------------------------------------------
     def _save_state(self) -> None:
-        tmp = self.layout.state.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state, indent=1))
-        os.replace(tmp, self.layout.state)
+        if self.main:
+            tmp = self.layout.state.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.state, indent=1))
+            os.replace(tmp, self.layout.state)
+        self.accelerator.wait_for_everyone()
 
     def _initial_model(self) -> str:
         if self.cfg.model:
             return self.cfg.model
         path = self.layout.tiny_model
-        if not (path / "config.json").is_file():
+        if self.main and not (path / "config.json").is_file():
             build_tiny_vlm(path, seed=self.cfg.seed)
+        self.accelerator.wait_for_everyone()
         return str(path)
 
     def load(self) -> LoadedPolicy:
         """The model after the last finished stage (or the initial one)."""
         done = [s for s in self.stages if s in self.state["done"]]
-        source = str(self.layout.model_dir(done[-1])) if done else self._initial_model()
-        lora = self.cfg.lora if not done else None  # a saved stage reloads its adapter trainable
+        return self._load(done[-1] if done else None)
+
+    def _load(self, stage: str | None) -> LoadedPolicy:
+        source = str(self.layout.model_dir(stage)) if stage else self._initial_model()
+        lora = self.cfg.lora if stage is None else None  # a saved stage reloads its adapter trainable
         return load_policy(source, self.cfg.model_kind, lora, self.cfg.quantization or None, self.cfg.dtype)
 
-    def _finish(self, stage: str, policy: LoadedPolicy) -> None:
+    def _finish(self, stage: str, policy: LoadedPolicy) -> LoadedPolicy:
+        """Save the stage's model (whole weights), evaluate it, record the stage; returns the policy to go on
+        with: under ZeRO-3 the saved model reloaded, since the stage's engine left its weights sharded."""
         path = self.layout.model_dir(stage)
-        policy.model.save_pretrained(path)
-        policy.processor.save_pretrained(path)
+        with full_parameters(policy.model):
+            if self.main:
+                policy.model.save_pretrained(path)
+                policy.processor.save_pretrained(path)
+        self.accelerator.wait_for_everyone()
+        if zero_stage(self.accelerator) == 3:
+            policy = self._load(stage)
         self.state["evals"][stage] = self.evaluate(policy)
         self.state["done"].append(stage)
         self._save_state()
+        return policy
 
     # --- stages ---------------------------------------------------------------------------------------------
     def run_baseline_sft(self, policy: LoadedPolicy) -> None:
         cfg = replace(self.baseline_sft, output_dir=str(self.layout.model_dir("baseline_sft")))
-        sft_train(policy, self.train, [rationale_target(p) for p in self.train], cfg)
+        targets = [rationale_target(p) for p in self.train]
+        sft_train(policy, self.train, targets, cfg, accelerator=self.accelerator)
 
     def run_rl(self, policy: LoadedPolicy, stage: str) -> None:
         cfg = replace(self.ppo, output_dir=str(self.layout.ppo_dir(stage)))
         reward = SentenceTeacherReward(self.teacher, self.cfg.neutral_score, self.cfg.teacher_concurrency)
-        PPOTrainer(policy, reward, cfg, self.train).train(self.cfg.rl_iterations)
+        trainer = PPOTrainer(policy, reward, cfg, self.train, accelerator=self.accelerator)
+        trainer.train(self.cfg.rl_iterations)
+        trainer.finish()
 
     def run_correct(self, policy: LoadedPolicy, stage: str) -> None:
         torch.manual_seed(self.cfg.seed + len(self.state["done"]))
         sampling = replace(
             self.ppo.sampling, num_samples=1, max_new_tokens=self.cfg.correction_max_new_tokens
         )
-        rationales = [samples[0] for samples in generate_texts(policy, self.train, sampling)]
-        results = self.teacher.correct_many(
-            self.train,
-            [dedupe_sentences(r) or "(empty)" for r in rationales],
-            concurrency=self.cfg.teacher_concurrency,
+        mine = shard(list(range(len(self.train))), self.accelerator, pad=False)
+        problems = [self.train[k] for k in mine]
+        with generation_weights(policy.model):
+            rationales = [s[0] for s in generate_texts(policy, problems, sampling)] if mine else []
+        results = (
+            self.teacher.correct_many(
+                problems,
+                [dedupe_sentences(r) or "(empty)" for r in rationales],
+                concurrency=self.cfg.teacher_concurrency,
+            )
+            if mine
+            else []
         )
+        rows = gather_lists(self.accelerator, list(zip(mine, rationales, results, strict=True)))
+        if self.main:
+            self._write_corrections(stage, sorted(rows, key=lambda row: row[0]))
+        self.accelerator.wait_for_everyone()
+
+    def _write_corrections(self, stage: str, rows: list[tuple[int, str, Any]]) -> None:
         path = self.layout.corrections(stage)
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("w", encoding="utf-8") as f:
-            for problem, rationale, fb in zip(self.train, rationales, results, strict=True):
+            for k, rationale, fb in rows:
+                problem = self.train[k]
                 f.write(
                     json.dumps(
                         {
@@ -145,7 +209,7 @@ class AresRun:
         targets = [ensure_solution_prefix(r["corrected"]) for r in good]
         cfg = replace(self.sft, output_dir=str(self.layout.model_dir(stage)))
         if problems:
-            sft_train(policy, problems, targets, cfg)
+            sft_train(policy, problems, targets, cfg, accelerator=self.accelerator)
 
     # --- evaluation and report ------------------------------------------------------------------------------
     def evaluate(self, policy: LoadedPolicy) -> dict[str, Any]:
@@ -153,14 +217,27 @@ class AresRun:
         sampling = replace(
             self.ppo.sampling, num_samples=1, max_new_tokens=self.cfg.eval_max_new_tokens, do_sample=False
         )
-        texts = [s[0] for s in generate_texts(policy, self.eval, sampling)]
+        mine = shard(list(range(len(self.eval))), self.accelerator, pad=False)
+        problems = [self.eval[k] for k in mine]
+        with generation_weights(policy.model):
+            local_texts = [s[0] for s in generate_texts(policy, problems, sampling)] if mine else []
 
-        feedback = self.teacher.score_many(
-            self.eval,
-            [sentence_texts(t) or ["(empty)"] for t in texts],
-            concurrency=self.cfg.teacher_concurrency,
+        feedback_local = (
+            self.teacher.score_many(
+                problems,
+                [sentence_texts(t) or ["(empty)"] for t in local_texts],
+                concurrency=self.cfg.teacher_concurrency,
+            )
+            if mine
+            else []
         )
+        local = list(zip(mine, local_texts, feedback_local, strict=True))
+        rows = sorted(gather_lists(self.accelerator, local), key=lambda row: row[0])
+        texts, feedback = [row[1] for row in rows], [row[2] for row in rows]
         scores = [s for fb in feedback if fb.ok for s in fb.scores]
+        # per-problem means give the standard error of the eval score (sentences of a problem are not
+        # independent), so the report can tell a stage's effect from the noise of a small eval split
+        per_problem = [sum(fb.scores) / len(fb.scores) for fb in feedback if fb.ok and fb.scores]
         examples = [
             {
                 "id": p.id,
@@ -172,6 +249,8 @@ class AresRun:
         ]
         return {
             "teacher_score_mean": sum(scores) / len(scores) if scores else float("nan"),
+            "teacher_score_se": standard_error(per_problem),
+            "eval_problems": len(per_problem),
             "failed_feedback": sum(not fb.ok for fb in feedback),
             **quality_summary(texts),
             "examples": examples,
@@ -190,16 +269,20 @@ class AresRun:
                 self.run_baseline_sft(policy)
             else:
                 getattr(self, f"run_{kind}")(policy, stage)
-            self._finish(stage, policy)
-            print(
-                f"[ares] finished {stage}: teacher score {self.state['evals'][stage]['teacher_score_mean']:.3f}",
-                flush=True,
-            )
+            policy = self._finish(stage, policy)
+            if self.main:
+                score = self.state["evals"][stage]["teacher_score_mean"]
+                print(f"[ares] finished {stage}: teacher score {score:.3f}", flush=True)
         return self.write_report()
 
     def write_report(self) -> dict[str, Any]:
+        """The report, written by the main process (other ranks get an empty mapping)."""
         from align.ares.report import write_ares_report
 
-        return write_ares_report(
-            self.layout, self.cfg, self.state, self.stages, self.teacher.cache.stats(), self.ppo
-        )
+        report = {}
+        if self.main:
+            report = write_ares_report(
+                self.layout, self.cfg, self.state, self.stages, self.teacher.cache.stats(), self.ppo
+            )
+        self.accelerator.wait_for_everyone()
+        return report

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from align.ares.layout import RunLayout
 
 COLUMNS = [
     ("teacher_score_mean", "teacher score"),
+    ("teacher_score_se", "± s.e."),
     ("repeated_sentence_rate", "repeated sent."),
     ("incomplete_rate", "incomplete"),
     ("distinct_2", "distinct-2"),
@@ -80,6 +82,33 @@ def _num(row: dict[str, float], key: str, digits: int) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+def _stage_effect(evals: dict[str, dict[str, Any]], stage: str) -> str:
+    """One sentence on how a stage moved the eval teacher score, against the noise of the eval split."""
+    names = list(evals)
+    if stage not in names or names.index(stage) == 0:
+        return ""
+    before, after = evals[names[names.index(stage) - 1]], evals[stage]
+    a, b = before.get("teacher_score_mean"), after.get("teacher_score_mean")
+    se_a, se_b = before.get("teacher_score_se"), after.get("teacher_score_se")
+    if (
+        a is None
+        or b is None
+        or se_a is None
+        or se_b is None
+        or any(math.isnan(x) for x in (a, b, se_a, se_b))
+    ):
+        return ""
+    delta, se = b - a, math.hypot(se_a, se_b)
+    verdict = "beyond" if abs(delta) > 2 * se else "within"
+    n = after.get("eval_problems", "?")
+    return (
+        f"On the eval split ({n} problems, greedy decoding) this stage moved the teacher score from {a:.3f} "
+        f"to {b:.3f} (difference {delta:+.3f}, standard error of the difference about {se:.3f}): {verdict} "
+        "two standard errors. Small eval splits (the demo's has 6 problems) cannot show a stage's effect; "
+        "the PPO objective on training samples above is the signal the stage optimised."
+    )
+
+
 def write_ares_report(
     layout: RunLayout,
     cfg: Any,
@@ -111,7 +140,7 @@ def write_ares_report(
         "|---" * (len(COLUMNS) + 1) + "|",
     ]
     for name, ev in state["evals"].items():
-        lines.append(f"| {name} | " + " | ".join(f"{ev[key]:.3f}" for key, _ in COLUMNS) + " |")
+        lines.append(f"| {name} | " + " | ".join(_num(ev, key, 3) for key, _ in COLUMNS) + " |")
     for stage, rows in curves.items():
         lines += [
             "",
@@ -133,6 +162,9 @@ def write_ares_report(
             f"| {int(r.get('dropped_samples', 0))} |"
             for r in rows
         ]
+        effect = _stage_effect(state["evals"], stage)
+        if effect:
+            lines += ["", effect]
     last = state["evals"][list(state["evals"])[-1]]
     lines += [
         "",

@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import copy
 import importlib.util
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +21,7 @@ from transformers import (
 
 from align.models.processors import load_processor
 
+REFERENCE_ADAPTER = "stage_start_reference"
 VLM_MODEL_TYPES = {
     "llava",
     "llava_next",
@@ -67,14 +71,44 @@ class LoadedPolicy:
     def has_lora(self) -> bool:
         return hasattr(self.model, "disable_adapter")
 
-    def reference(self):
-        """A context manager under which `model` computes the reference (LoRA-disabled base) outputs.
-        Without LoRA there is no shared base: callers keep a frozen copy instead."""
+    def freeze_reference(self) -> None:
+        """Keep a frozen copy of the current adapter as the reference: the model as it is now (the start of an
+        RL stage), whatever earlier stages trained, the same meaning as full fine-tuning's frozen copy, for
+        the price of a second adapter (not a second model)."""
         if not self.has_lora:
-            raise RuntimeError(
-                "the reference-by-disabled-adapter needs LoRA; keep a frozen copy of the model instead"
-            )
-        return self.model.disable_adapter()
+            raise RuntimeError("freeze_reference needs LoRA; without it keep a frozen copy of the model")
+        model, active = self.model, self.model.active_adapter
+        self.release_reference()
+        model.add_adapter(REFERENCE_ADAPTER, copy.deepcopy(model.peft_config[active]))
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for name, param in params.items():
+                if f".{active}." in name:
+                    params[name.replace(f".{active}.", f".{REFERENCE_ADAPTER}.")].copy_(param)
+        model.set_adapter(active)  # also leaves the reference adapter frozen
+
+    def release_reference(self) -> None:
+        """Drop the frozen reference adapter (so that saving writes the trained adapter only)."""
+        if self.has_lora and REFERENCE_ADAPTER in self.model.peft_config:
+            self.model.delete_adapter(REFERENCE_ADAPTER)
+
+    @contextmanager
+    def reference(self) -> Iterator[None]:
+        """A context under which `model` computes the reference: the frozen stage-start adapter when
+        `freeze_reference()` made one, else the base with the adapter disabled. Without LoRA there is no
+        shared base: callers keep a frozen copy instead."""
+        if not self.has_lora:
+            raise RuntimeError("the reference-by-adapter needs LoRA; keep a frozen copy of the model instead")
+        if REFERENCE_ADAPTER not in self.model.peft_config:
+            with self.model.disable_adapter():
+                yield
+            return
+        active = self.model.active_adapter
+        self.model.set_adapter(REFERENCE_ADAPTER)
+        try:
+            yield
+        finally:
+            self.model.set_adapter(active)
 
 
 def _adapter_base(name_or_path: str) -> str | None:

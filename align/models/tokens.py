@@ -48,11 +48,15 @@ def suppressed_token_ids(policy: Any) -> list[int]:
     ids = set(_ids(tok.all_special_ids))
     ids |= {i for i, added in tok.added_tokens_decoder.items() if getattr(added, "special", False)}
     config = getattr(policy.model, "config", None)
-    for owner in (policy.processor, config):
-        for name in ("image_token_id", "image_token_index", "video_token_id", "vision_start_token_id"):
-            value = getattr(owner, name, None)
-            if isinstance(value, int) and value >= 0:
-                ids.add(value)
+    for name in ("image_token_id", "image_token_index", "video_token_id", "vision_start_token_id"):
+        value = getattr(config, name, None)
+        if isinstance(value, int) and value >= 0:
+            ids.add(value)
+    if policy.processor is not tok:  # a VLM processor's placeholder ids (Idefics3: image, fake-image, rows)
+        for name, value in vars(policy.processor).items():
+            if name.endswith(("_token_id", "_token_ids", "_col_ids")):
+                values = value if isinstance(value, list | tuple) else [value]
+                ids.update(v for v in values if isinstance(v, int) and v >= 0)
     stops = set(stop_token_ids(policy))
     vocab = len(tok)
     return sorted(i for i in ids if i not in stops and 0 <= i < vocab)

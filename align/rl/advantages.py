@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from align.rl.masked import masked_whiten
@@ -37,13 +39,20 @@ def whiten_advantages(advantages: torch.Tensor, mask: torch.Tensor, enabled: boo
 
 
 def whiten_across(
-    advantages: list[torch.Tensor], masks: list[torch.Tensor], eps: float = 1e-8
+    advantages: list[torch.Tensor],
+    masks: list[torch.Tensor],
+    reduce_sum: Callable[[list[float]], list[float]] | None = None,
+    eps: float = 1e-8,
 ) -> list[torch.Tensor]:
     """Whiten several (B_i, T_i) advantage tensors with one mean and std over all their masked entries, as if
-    they were one batch (rollout chunks of different lengths); masked-out entries become 0."""
-    flat = torch.cat([a[m.bool()] for a, m in zip(advantages, masks, strict=True)])
-    if flat.numel() == 0:
+    they were one batch (rollout chunks of different lengths); masked-out entries become 0. `reduce_sum`
+    sums the moments (sum, sum of squares, count) over processes, so every rank whitens alike under DDP."""
+    flat = [a[m.bool()].double() for a, m in zip(advantages, masks, strict=True)]
+    moments = [sum(float(f.sum()) for f in flat), sum(float((f**2).sum()) for f in flat)]
+    moments.append(float(sum(f.numel() for f in flat)))
+    total, total_sq, n = reduce_sum(moments) if reduce_sum is not None else moments
+    if n == 0:
         return [a * m for a, m in zip(advantages, masks, strict=True)]
-    mean = flat.mean()
-    std = flat.std() if flat.numel() > 1 else torch.ones((), dtype=flat.dtype)
+    mean = total / n
+    std = (max(total_sq - n * mean**2, 0.0) / (n - 1)) ** 0.5 if n > 1 else 1.0
     return [(a - mean) / (std + eps) * m for a, m in zip(advantages, masks, strict=True)]

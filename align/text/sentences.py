@@ -25,7 +25,9 @@ SENTENCE_FINAL_ABBREVIATIONS = frozenset({"etc", "a.m", "p.m", "b.c", "a.d", "b.
 # Units and references that double as titles: written in lower case ("11.5 ft.", "see fig.") they end a
 # sentence before a capitalised word; capitalised ("Mt. Everest", "St. Louis", "Fig. 2") they lead a name or
 # a number and do not.
-UNIT_OR_TITLE_ABBREVIATIONS = frozenset({"ft", "st", "mt", "approx", "fig", "figs", "vol", "eq", "eqs", "dept"})
+UNIT_OR_TITLE_ABBREVIATIONS = frozenset(
+    {"ft", "st", "mt", "approx", "fig", "figs", "vol", "eq", "eqs", "dept"}
+)
 # Place abbreviations that end a sentence when the next word is a typical sentence opener
 # ("... in the U.S. It is ..."), but not before a name ("the U.S. Army").
 PLACE_ABBREVIATIONS = frozenset({"u.s", "u.k", "u.n"})

@@ -44,7 +44,8 @@ class PPOConfig:
         default=None, metadata={"help": "Target KL for the adaptive controller (None: fixed)."}
     )
     adaptive_kl_horizon: int = field(
-        default=10000, metadata={"help": "Horizon of the adaptive KL controller."}
+        default=10000,
+        metadata={"help": "Horizon of the adaptive KL controller, in sampled responses (Ziegler et al.)."},
     )
     policy_loss: str = field(
         default="ppo", metadata={"help": "A registered policy loss: 'ppo' or 'sppo' (symmetric RCE loss)."}
@@ -52,9 +53,21 @@ class PPOConfig:
     sppo_alpha: float = field(default=1.0, metadata={"help": "SPPO weight of the PPO term."})
     sppo_beta: float = field(default=0.0, metadata={"help": "SPPO weight of the reverse term."})
     sppo_z: float = field(default=-1.0, metadata={"help": "SPPO's Z (RCE's stand-in for log 0)."})
+    value_warmup_iterations: int = field(
+        default=0,
+        metadata={"help": "First iterations that train only the value head (the policy does not move)."},
+    )
+    reuse_scoring_forward: bool = field(
+        default=True,
+        metadata={
+            "help": "Single process: the first update micro-step trains on the rollout's scoring forward "
+            "(kept with its activations) instead of running it again; the same update, one forward fewer."
+        },
+    )
     value_head_hidden: int = field(default=0, metadata={"help": "Value-head MLP width (0: model width)."})
-    mixed_precision: str = field(
-        default="no", metadata={"help": "accelerate mixed precision: no, fp16, bf16."}
+    mixed_precision: str | None = field(
+        default=None,
+        metadata={"help": "no, fp16 or bf16; none: the launch's setting (accelerate config or flags)."},
     )
     report_to: str = field(default="none", metadata={"help": "Trackers: none, tensorboard, wandb."})
     save_every: int = field(default=1, metadata={"help": "Save a resumable checkpoint every N iterations."})

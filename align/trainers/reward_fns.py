@@ -16,11 +16,13 @@ import torch
 @dataclass
 class Sample:
     """One sampled response: its problem, decoded text, and for each response token the length of the
-    text decoded from tokens 0..i (to map character positions to tokens)."""
+    text decoded from tokens 0..i (to map character positions to tokens). `length` is the number of tokens
+    the policy generated (up to and including its stop token); the columns after it are padding."""
 
     problem: Any
     text: str
     token_char_ends: list[int]
+    length: int | None = None
 
     @property
     def num_tokens(self) -> int:
@@ -42,7 +44,7 @@ class RewardFn(Protocol):
 
 class SequenceReward:
     """A scalar reward per response (a reward model's score or any Python function of problem and text),
-    placed on the last response token."""
+    placed on the last generated token (the stop token when the response has one), never on padding."""
 
     def __init__(self, fn: Callable[[Any, str], float]):
         self.fn = fn
@@ -51,7 +53,8 @@ class SequenceReward:
         out = []
         for sample in samples:
             rewards = torch.zeros(sample.num_tokens)
-            if sample.num_tokens:
-                rewards[-1] = float(self.fn(sample.problem, sample.text))
+            last = sample.num_tokens if sample.length is None else min(sample.length, sample.num_tokens)
+            if last:
+                rewards[last - 1] = float(self.fn(sample.problem, sample.text))
             out.append(TokenRewards(rewards))
         return out

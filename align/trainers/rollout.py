@@ -1,36 +1,25 @@
-"""Rollouts for token-level PPO: sample responses, mark response tokens, and compute per-token log-probs
-and values with one forward pass of the policy."""
+"""Rollouts for token-level PPO: sample responses and mark response tokens. The forward pass that scores
+them (log-probs, values) is `align.trainers.scoring`; its names are re-exported here."""
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch import nn
 
-from align.models.inputs import encode, position_ids_from_mask
+from align.models.inputs import encode
 from align.models.loading import LoadedPolicy
 from align.models.tokens import decode_with_char_ends, generation_settings, stop_token_ids
-from align.models.vision_inputs import extend_aligned, join_rows, split_rows
+from align.models.vision_inputs import extend_aligned, split_rows
 from align.trainers.prompt_source import MMCoTPrompt, PromptSource, render_prompts
-
-# Batches carrying these keys get M-RoPE positions (Qwen2-VL family) that the model computes itself from the
-# attention mask, as its generate() does; every other model gets positions from the attention mask here.
-MROPE_KEYS = ("image_grid_thw", "video_grid_thw")
-
-
-class ValueHead(nn.Module):
-    """A two-layer MLP on the last hidden state: V(s_t) for every position."""
-
-    def __init__(self, hidden_size: int, width: int = 0):
-        super().__init__()
-        width = width or hidden_size
-        self.net = nn.Sequential(nn.Linear(hidden_size, width), nn.Tanh(), nn.Linear(width, 1))
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.net(hidden.float()).squeeze(-1)
+from align.trainers.scoring import (  # noqa: F401 (PolicyWithValue, ValueHead, forward_tokens: re-exported)
+    PolicyWithValue,
+    ValueHead,
+    forward_tokens,
+    prompt_cache,
+    shares_prompts,
+)
 
 
 @dataclass
@@ -118,6 +107,30 @@ def decode_responses(
     return texts, ends
 
 
+def generate_samples(model: Any, batch: Any, num_samples: int, settings: dict[str, Any]) -> Any:
+    """`generate()` with `num_samples` samples per prompt. A text-only model runs each prompt's prefill once
+    (all but its last token, into a KV cache that its samples share) instead of once per sample; the
+    samples are drawn exactly as `num_return_sequences` draws them."""
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    if num_samples == 1 or set(batch) != {"input_ids", "attention_mask"} or ids.shape[1] < 2:
+        return model.generate(
+            **batch, num_return_sequences=num_samples, return_dict_in_generate=True, **settings
+        )
+    if not shares_prompts(model):
+        return model.generate(
+            **batch, num_return_sequences=num_samples, return_dict_in_generate=True, **settings
+        )
+    name, cache, _ = prompt_cache(model, ids[:, :-1], mask[:, :-1])
+    cache.batch_repeat_interleave(num_samples)
+    return model.generate(
+        input_ids=ids.repeat_interleave(num_samples, 0),
+        attention_mask=mask.repeat_interleave(num_samples, 0),
+        return_dict_in_generate=True,
+        **{name: cache},
+        **settings,
+    )
+
+
 @torch.no_grad()
 def sample_chunk(
     policy: LoadedPolicy,
@@ -140,9 +153,7 @@ def sample_chunk(
     images = [p.image for p in prompts] if policy.is_vlm and prompts[0].image is not None else None
     batch = encode(policy, [p.text for p in prompts], images, chat=chat).to(device)
     settings = {**generation_settings(policy), **generate_kwargs}
-    out = policy.model.generate(
-        **batch, num_return_sequences=num_samples, return_dict_in_generate=True, **settings
-    )
+    out = generate_samples(policy.model, batch, num_samples, settings)
     sequences = out.sequences
     prompt_len = batch["input_ids"].shape[1]
     response = sequences[:, prompt_len:]
@@ -172,33 +183,3 @@ def sample_chunk(
             torch.log_softmax(logits, -1).gather(-1, response.unsqueeze(-1)).squeeze(-1) * rmask
         )
     return chunk
-
-
-def base_model(model: nn.Module) -> nn.Module:
-    """The transformers model inside DDP/DeepSpeed wrappers and a peft adapter."""
-    while hasattr(model, "module"):
-        model = model.module
-    if hasattr(model, "get_base_model"):
-        model = model.get_base_model()
-    return model
-
-
-def accepts_position_ids(model: nn.Module) -> bool:
-    return "position_ids" in inspect.signature(base_model(model).forward).parameters
-
-
-def forward_tokens(
-    model: nn.Module, value_head: nn.Module | None, chunk: Chunk, with_logits: bool = False
-) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
-    """(log-probs of the response tokens, values before each response token, response logits if asked)."""
-    kwargs = {"input_ids": chunk.input_ids, "attention_mask": chunk.attention_mask, **chunk.extra}
-    kwargs.update(join_rows(chunk.vision))
-    if accepts_position_ids(model) and not any(k in kwargs for k in MROPE_KEYS):
-        kwargs["position_ids"] = position_ids_from_mask(chunk.attention_mask)
-    out = model(**kwargs, output_hidden_states=value_head is not None, use_cache=False)
-    start = chunk.prompt_len - 1
-    logits = out.logits[:, start:-1].float()
-    targets = chunk.input_ids[:, chunk.prompt_len :]
-    logp = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    values = value_head(out.hidden_states[-1][:, start:-1]) if value_head is not None else None
-    return logp, values, logits if with_logits else None
