@@ -4,12 +4,15 @@ accelerate launch recipes/ares_scienceqa.py
 accelerate launch recipes/ares_scienceqa.py --config single_gpu_lora --set ares.teacher=openai:gpt-4o
 """
 
+import sys
 from pathlib import Path
 
 from align.ares import AresConfig, AresRun
 from align.recipe_config import load_sections, recipe_arguments
+from align.trainers.hardware import check_hardware
 from align.trainers.ppo_config import PPOConfig
 from align.trainers.sft import SFTConfig
+from align.user_errors import run_command
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SECTIONS = {"ares": AresConfig, "ppo": PPOConfig, "sft": SFTConfig, "baseline_sft": SFTConfig}
@@ -23,6 +26,7 @@ def load_config(config: str, overrides: list[str]) -> dict:
 def main(default_config: str = "ares_scienceqa_demo") -> None:
     args = recipe_arguments(__doc__, default_config)
     cfg = load_config(args.config, args.set)
+    check_hardware(cfg)  # fp16 or 4/8-bit this machine cannot run: exit 2 before any work
     run = AresRun(cfg["ares"], cfg["ppo"], cfg["sft"], cfg["baseline_sft"])
     run.run()
     if run.main:
@@ -30,4 +34,4 @@ def main(default_config: str = "ares_scienceqa_demo") -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main, "ares_scienceqa"))

@@ -6,12 +6,15 @@ accelerate launch recipes/dlpo_tts.py --config dlpo_tts_paper --set run.data_dir
 """
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from align.diffusion.tts_run import SECTIONS, DLPOTTSRun, report  # noqa: E402
 from align.recipe_config import load_sections, recipe_arguments  # noqa: E402
+from align.trainers.hardware import check_hardware  # noqa: E402
+from align.user_errors import run_command  # noqa: E402
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 
@@ -24,10 +27,11 @@ def load_config(config: str, overrides: list[str]) -> dict:
 def main(default_config: str = "dlpo_tts_demo") -> None:
     args = recipe_arguments(__doc__, default_config)
     cfg = load_config(args.config, args.set)
+    check_hardware(cfg)  # fp16 or 4/8-bit this machine cannot run: exit 2 before any work
     results = DLPOTTSRun(cfg["run"], cfg["model"], cfg["pretrain"], cfg["rl"]).execute()
     print(report(results))
     print(f"[dlpo] results: {cfg['run'].output_dir}/results.json, report.md, audio/")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_command(main, "dlpo_tts"))

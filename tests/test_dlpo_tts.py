@@ -9,12 +9,12 @@ import soundfile as sf
 import torch
 
 from align.diffusion.config import DiffusionRLConfig
+from align.diffusion.speech.ljspeech import read_ljspeech
+from align.diffusion.speech.tts_text import encode_text
+from align.diffusion.speech.wavegrad2 import WaveGrad2, WaveGrad2Config
 from align.diffusion.speech_metrics import DNSMOS, PocketSphinxASR, make_mos, word_error_rate
 from align.diffusion.trainer import DiffusionRLTrainer
 from align.diffusion.tts import TTSPretrainConfig, data_batch, pretrain, tts_task
-from align.models.ljspeech import read_ljspeech
-from align.models.tts_text import encode_text
-from align.models.wavegrad2 import WaveGrad2, WaveGrad2Config
 
 torch.set_num_threads(1)
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "ljspeech-sample"

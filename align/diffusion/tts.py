@@ -14,12 +14,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from align.diffusion.speech.ljspeech import Utterance
+from align.diffusion.speech.tts_text import encode_text
+from align.diffusion.speech.wavegrad2 import TTSCondition, WaveGrad2
 from align.diffusion.speech_metrics import WaveformScorer, word_error_rate
 from align.diffusion.steps import noise_prediction_loss, training_target
 from align.diffusion.task import DiffusionTask
-from align.models.ljspeech import Utterance
-from align.models.tts_text import encode_text
-from align.models.wavegrad2 import TTSCondition, WaveGrad2
 
 PRETRAIN_STATE = "pretrain_state.pt"
 

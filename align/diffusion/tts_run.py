@@ -17,11 +17,11 @@ import torch
 
 from align.diffusion.config import DiffusionRLConfig
 from align.diffusion.objectives import OBJECTIVES
+from align.diffusion.speech.ljspeech import read_ljspeech
+from align.diffusion.speech.wavegrad2 import WaveGrad2, WaveGrad2Config
 from align.diffusion.speech_metrics import make_asr, make_mos, word_error_rate
 from align.diffusion.trainer import DiffusionRLTrainer
 from align.diffusion.tts import TTSPretrainConfig, evaluate_tts, pretrain, tts_task
-from align.models.ljspeech import read_ljspeech
-from align.models.wavegrad2 import WaveGrad2, WaveGrad2Config
 
 
 @dataclass

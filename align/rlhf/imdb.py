@@ -37,14 +37,15 @@ class ImdbRun(RlhfRun):
     def policy_path(self) -> str:
         if self.cfg.policy:
             return self.cfg.policy
-        self.stage("lm", self.train_lm)
+        self.stage("lm", self.train_lm, collective=True)
         return self.state.result("lm")["model"]
 
     def train_lm(self) -> dict[str, Any]:
         from align.rlhf.tiny import build_tiny_gpt2
 
         texts = [clean_review(r.text) for r in self.train_reviews]
-        base = build_tiny_gpt2(self.root / "tiny-gpt2", texts, seed=self.lm.seed)
+        base = self.root / "tiny-gpt2"
+        self.on_main(lambda: build_tiny_gpt2(base, texts, seed=self.lm.seed))
         held_out = [clean_review(r.text) for r in self.val_reviews]
         return pretrain_lm(
             str(base),
@@ -58,15 +59,14 @@ class ImdbRun(RlhfRun):
     def classifier_path(self, policy_path: str) -> str:
         if self.cfg.classifier:
             return self.cfg.classifier
-        self.stage("classifier", lambda: self.train_classifier(policy_path))
+        self.stage("classifier", lambda: self.train_classifier(policy_path), collective=True)
         return self.state.result("classifier")["model"]
 
     def train_classifier(self, tokenizer_dir: str) -> dict[str, Any]:
         from align.rlhf.tiny import build_tiny_classifier
 
-        base = build_tiny_classifier(
-            self.root / "tiny-classifier", tokenizer_dir, seed=self.classifier_settings.seed
-        )
+        base = self.root / "tiny-classifier"
+        self.on_main(lambda: build_tiny_classifier(base, tokenizer_dir, seed=self.classifier_settings.seed))
         held_out = load_reviews(self.source, self.cfg.classifier_eval_split)
         return train_classifier(
             str(base),
@@ -98,8 +98,9 @@ class ImdbRun(RlhfRun):
             self.stage(
                 f"seed{seed}",
                 lambda s=seed: self.rl_seed(s, policy_path, cfg.iterations, train, held_out, score),
+                collective=True,
             )
-        return self.write_report(policy_path)
+        return self.write_report(policy_path) if self.main else {}
 
     def write_report(self, policy_path: str) -> dict[str, Any]:
         from align.rlhf.report import write_report

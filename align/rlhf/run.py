@@ -120,13 +120,29 @@ class RlhfRun:
     def seed_dir(self, seed: int) -> Path:
         return self.root / f"seed{seed}"
 
-    def stage(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """Run `fn` unless the stage is done; record and print its result."""
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def on_main(self, fn: Callable[[], Any]) -> None:
+        """`fn` on the main process (files every rank then reads), the others waiting for it."""
+        if self.main:
+            fn()
+        self.accelerator.wait_for_everyone()
+
+    def stage(self, name: str, fn: Callable[[], dict[str, Any]], collective: bool = False) -> dict[str, Any]:
+        """Run `fn` unless the stage is done; record and print its result. Under several processes a
+        `collective` stage (training) runs on every rank and any other (evaluation) on the main one; the
+        main process records the result, the others wait for it and read it from the record."""
         if not self.state.done(name):
-            result = fn()
-            self.state.record(name, result)
-            shown = {k: v for k, v in result.items() if isinstance(v, int | float)}
-            print(f"[{self.name}] finished {name}: {json.dumps(shown)}", flush=True)
+            result = fn() if collective or self.main else {}
+            if self.main:
+                self.state.record(name, result)
+                shown = {k: v for k, v in result.items() if isinstance(v, int | float)}
+                print(f"[{self.name}] finished {name}: {json.dumps(shown)}", flush=True)
+            self.accelerator.wait_for_everyone()
+            if not self.main:
+                self.state = RunState(self.state.path)
         return self.state.result(name)
 
     def load_policy(self, path: str, lora: bool = True) -> LoadedPolicy:
@@ -191,12 +207,16 @@ class RlhfRun:
         start, done_before = time.perf_counter(), len(read_metrics(folder / "ppo" / "metrics.jsonl"))
         trainer.train(iterations)
         seconds = time.perf_counter() - start
-        result = self.evaluate(policy, eval_prompts, score, seed=seed, reference=trainer.ref_model)
-        result = self.extend(result, eval_prompts, seed)
-        write_samples(folder / "samples.jsonl", result.pop("samples"))
+        result: dict[str, Any] = {}
+        if self.main:  # the evaluation runs once, on the main process (one judge request per item)
+            result = self.evaluate(policy, eval_prompts, score, seed=seed, reference=trainer.ref_model)
+            result = self.extend(result, eval_prompts, seed)
+            write_samples(folder / "samples.jsonl", result.pop("samples"))
         trainer.finish()  # drops the frozen reference, so the policy saved is the trained one only
-        policy.model.save_pretrained(folder / "policy")
-        policy.tokenizer.save_pretrained(folder / "policy")
+        if self.main:
+            policy.model.save_pretrained(folder / "policy")
+            policy.tokenizer.save_pretrained(folder / "policy")
+        self.accelerator.wait_for_everyone()
         # wall-clock of the iterations trained in this process (a resumed stage times only its remainder)
         timing = {"train_seconds": seconds, "iterations_timed": max(iterations - done_before, 0)}
         return {"seed": seed, "iterations": iterations, **timing, **result}

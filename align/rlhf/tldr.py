@@ -54,7 +54,7 @@ class TldrRun(RlhfRun):
     def sft_path(self) -> str:
         if self.cfg.sft_model:
             return self.cfg.sft_model
-        self.stage("sft", self.train_sft)
+        self.stage("sft", self.train_sft, collective=True)
         return self.state.result("sft")["model"]
 
     def train_sft(self) -> dict[str, Any]:
@@ -65,13 +65,9 @@ class TldrRun(RlhfRun):
         if not base:
             from align.rlhf.tiny import build_tiny_gpt2
 
-            base = str(
-                build_tiny_gpt2(
-                    self.root / "tiny-gpt2",
-                    [p.prompt + p.completion for p in train],
-                    seed=self.sft_settings.seed,
-                )
-            )
+            texts = [p.prompt + p.completion for p in train]
+            base = str(self.root / "tiny-gpt2")
+            self.on_main(lambda: build_tiny_gpt2(base, texts, seed=self.sft_settings.seed))
         return train_sft(
             base,
             train,
@@ -82,7 +78,7 @@ class TldrRun(RlhfRun):
         )
 
     def reward_model_path(self, sft_path: str) -> str:
-        self.stage("reward_model", lambda: self.train_reward_model(sft_path))
+        self.stage("reward_model", lambda: self.train_reward_model(sft_path), collective=True)
         return self.state.result("reward_model")["model"]
 
     def train_reward_model(self, sft_path: str) -> dict[str, Any]:
@@ -148,9 +144,11 @@ class TldrRun(RlhfRun):
         self.stage("initial", lambda: self.evaluate_initial(sft, held_out, score))
         for seed in c.seeds:
             self.stage(
-                f"seed{seed}", lambda s=seed: self.rl_seed(s, sft, c.iterations, train, held_out, score)
+                f"seed{seed}",
+                lambda s=seed: self.rl_seed(s, sft, c.iterations, train, held_out, score),
+                collective=True,
             )
-        return self.write_report(sft)
+        return self.write_report(sft) if self.main else {}
 
     def write_report(self, sft: str) -> dict[str, Any]:
         from align.rlhf.report import write_report

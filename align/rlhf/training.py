@@ -23,6 +23,7 @@ from datasets import Dataset
 
 from align.models.loading import LoraSettings, quantization_config
 from align.rlhf.records import PreferencePair, Review, SummaryPair
+from align.trainers.distributed import is_main_process, wait_for_everyone
 
 
 @dataclass
@@ -107,6 +108,9 @@ def save_final(trainer: Any, base: str, settings: TrainSettings, out: Path, clas
     """Save the trained model to `<out>/model`: with LoRA, the adapter merged into an unquantized copy of
     the base, so later stages load one plain model (and a later LoRA's disabled adapter is this model)."""
     target = out / "model"
+    if not trainer.accelerator.is_main_process:  # the main process saves; the others wait for the files
+        trainer.accelerator.wait_for_everyone()
+        return target
     model = trainer.model
     if hasattr(model, "merge_and_unload"):
         adapter = out / "adapter"
@@ -123,7 +127,45 @@ def save_final(trainer: Any, base: str, settings: TrainSettings, out: Path, clas
     model.save_pretrained(target)
     trainer.processing_class.save_pretrained(target)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
     return target
+
+
+def evaluate_before_training(trainer: Any) -> dict[str, float]:
+    """`trainer.evaluate()` before `train()`. Under DeepSpeed ZeRO-1/2 transformers refuses to evaluate
+    before the training engine exists (its inference engine is ZeRO-3 only), so there the model is evaluated
+    as loaded, outside DeepSpeed, with the trainer's own loss and metrics: the same eval loss (per-batch means
+    weighted by batch size) and `compute_metrics`, every rank on the whole held-out set."""
+    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+
+    if not trainer.is_deepspeed_enabled or is_deepspeed_zero3_enabled():
+        return trainer.evaluate()
+    from transformers import EvalPrediction
+
+    model = trainer.model.to(trainer.args.device)
+    was_training = model.training
+    model.eval()
+    loader = torch.utils.data.DataLoader(
+        trainer._remove_unused_columns(trainer.eval_dataset, description="evaluation"),
+        batch_size=trainer.args.per_device_eval_batch_size,
+        collate_fn=trainer.data_collator,
+    )
+    total, count, logits, labels = 0.0, 0, [], []
+    with torch.no_grad():
+        for batch in loader:
+            inputs = {k: v.to(trainer.args.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            loss, outputs = trainer.compute_loss(model, inputs, return_outputs=True)
+            n = len(next(v for v in inputs.values() if torch.is_tensor(v)))
+            total, count = total + float(loss) * n, count + n
+            if trainer.compute_metrics is not None:
+                logits.append(outputs["logits"].float().cpu())
+                labels.append(inputs["labels"].cpu())
+    model.train(was_training)
+    metrics = {"eval_loss": total / max(count, 1)}
+    if trainer.compute_metrics is not None:
+        prediction = EvalPrediction(torch.cat(logits).numpy(), torch.cat(labels).numpy())
+        metrics.update({f"eval_{k}": v for k, v in trainer.compute_metrics(prediction).items()})
+    return metrics
 
 
 def _tokenizer(path: str):
@@ -213,7 +255,7 @@ def train_sft(
 
 def _fit(trainer: Any, base: str, settings: TrainSettings, out: Path, classifier: bool = False) -> dict:
     """Held-out loss, train (resuming from the last checkpoint), held-out loss again, save the model."""
-    before = trainer.evaluate()["eval_loss"]
+    before = evaluate_before_training(trainer)["eval_loss"]
     resume = last_checkpoint(out)
     result = trainer.train(resume_from_checkpoint=resume)
     after = trainer.evaluate()["eval_loss"]
@@ -270,7 +312,7 @@ def train_classifier(
         compute_metrics=accuracy,
         callbacks=callbacks,
     )
-    before = trainer.evaluate()
+    before = evaluate_before_training(trainer)
     resume = last_checkpoint(out)
     trainer.train(resume_from_checkpoint=resume)
     after = trainer.evaluate()
@@ -333,9 +375,11 @@ def train_reward_model(
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     init = out / "initial"
-    if not (init / "config.json").is_file():  # the untrained model, for the chance-level accuracy
+    main = is_main_process()
+    if main and not (init / "config.json").is_file():  # the untrained model, for the chance-level accuracy
         model.save_pretrained(init)
         tokenizer.save_pretrained(init)
+    wait_for_everyone()
     before = preference_accuracy(str(init), held_out, settings.batch_size)
     peft = None
     if settings.lora:
@@ -355,6 +399,7 @@ def train_reward_model(
     resume = last_checkpoint(out)
     trainer.train(resume_from_checkpoint=resume)
     path = save_final(trainer, base, settings, out, classifier=True)
-    shutil.rmtree(init, ignore_errors=True)
+    if main:
+        shutil.rmtree(init, ignore_errors=True)
     after = preference_accuracy(str(path), held_out, settings.batch_size)
     return {"accuracy_before": before["accuracy"], **after, "resumed_from": resume, "model": str(path)}

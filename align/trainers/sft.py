@@ -30,6 +30,7 @@ from align.trainers.distributed import (
     is_deepspeed,
     make_accelerator,
     micro_step,
+    precision_summary,
     shard,
 )
 from align.trainers.prompt_source import Prompt, PromptSource, as_prompt
@@ -188,9 +189,12 @@ def sft_train(
         losses = gather_lists(accelerator, losses)
         epoch_losses.append(sum(losses) / max(len(losses), 1))
     model.eval()
+    precision = precision_summary(accelerator, model)
     accelerator.free_memory()
     if accelerator.is_main_process:
         out = Path(cfg.output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "sft_metrics.json").write_text(json.dumps({"epoch_loss": epoch_losses}))
+        (out / "sft_metrics.json").write_text(
+            json.dumps({"epoch_loss": epoch_losses, "precision": precision})
+        )
     return epoch_losses

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from align.models.tts_text import CHARACTERS, batch_text
+from align.diffusion.speech.tts_text import CHARACTERS, batch_text
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
