@@ -13,6 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from align.diffusion.tts_run import SECTIONS, DLPOTTSRun, report  # noqa: E402
 from align.recipe_config import load_sections, recipe_arguments  # noqa: E402
+from align.trainers.distributed import is_main_process  # noqa: E402
 from align.trainers.hardware import check_hardware  # noqa: E402
 from align.user_errors import run_command  # noqa: E402
 
@@ -29,8 +30,9 @@ def main(default_config: str = "dlpo_tts_demo") -> None:
     cfg = load_config(args.config, args.set)
     check_hardware(cfg)  # fp16 or 4/8-bit this machine cannot run: exit 2 before any work
     results = DLPOTTSRun(cfg["run"], cfg["model"], cfg["pretrain"], cfg["rl"]).execute()
-    print(report(results))
-    print(f"[dlpo] results: {cfg['run'].output_dir}/results.json, report.md, audio/")
+    if is_main_process():
+        print(report(results))
+        print(f"[dlpo] results: {cfg['run'].output_dir}/results.json, report.md, audio/")
 
 
 if __name__ == "__main__":

@@ -81,11 +81,18 @@ class TTSPretrainConfig:
 
 
 def pretrain(
-    model: WaveGrad2, utterances: list[Utterance], config: TTSPretrainConfig, output_dir: str | Path
+    model: WaveGrad2,
+    utterances: list[Utterance],
+    config: TTSPretrainConfig,
+    output_dir: str | Path,
+    save: bool = True,
 ) -> WaveGrad2:
-    """Train from scratch (or resume from `output_dir`); the final model is saved under output_dir/model."""
+    """Train from scratch (or resume from `output_dir`); the final model is saved under output_dir/model.
+    With `save=False` nothing is written (the other ranks of a launch compute the same model as the main one,
+    which writes, so that none waits for it)."""
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if save:
+        out.mkdir(parents=True, exist_ok=True)
     scheduler = model.config.scheduler()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     step = 0
@@ -95,7 +102,7 @@ def pretrain(
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
     model.train()
-    log = (out / "pretrain_log.jsonl").open("a")
+    log = (out / "pretrain_log.jsonl").open("a") if save else None
     while step < config.steps:
         g = torch.Generator().manual_seed(config.seed * 1000003 + step)
         torch.manual_seed(config.seed * 1000003 + step)  # dropout: a resumed run repeats an uninterrupted one
@@ -117,6 +124,8 @@ def pretrain(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         step += 1
+        if not save:
+            continue
         log.write(
             json.dumps(
                 {"step": step, "diffusion_loss": float(diff.detach()), "duration_loss": float(dur.detach())}
@@ -136,9 +145,10 @@ def pretrain(
                 tmp,
             )
             os.replace(tmp, out / PRETRAIN_STATE)
-    log.close()
     model.eval()
-    model.save_pretrained(out / "model")
+    if log is not None:
+        log.close()
+        model.save_pretrained(out / "model")
     return model
 
 

@@ -22,6 +22,7 @@ from align.diffusion.speech.wavegrad2 import WaveGrad2, WaveGrad2Config
 from align.diffusion.speech_metrics import make_asr, make_mos, word_error_rate
 from align.diffusion.trainer import DiffusionRLTrainer
 from align.diffusion.tts import TTSPretrainConfig, evaluate_tts, pretrain, tts_task
+from align.trainers.distributed import is_main_process, wait_for_everyone
 
 
 @dataclass
@@ -124,7 +125,11 @@ class DLPOTTSRun:
         if (self.out / "pretrain" / "model" / "model.safetensors").is_file():
             return WaveGrad2.from_pretrained(self.out / "pretrain" / "model")
         torch.manual_seed(self.pretrain_config.seed)
-        return pretrain(WaveGrad2(self.model_config), utterances, self.pretrain_config, self.out / "pretrain")
+        model = WaveGrad2(self.model_config)
+        # every rank of a launch pretrains the same model (no rank waits for another); the main one writes
+        return pretrain(
+            model, utterances, self.pretrain_config, self.out / "pretrain", save=is_main_process()
+        )
 
     def execute(self) -> dict:
         torch.set_num_threads(self.run.threads)
@@ -138,7 +143,8 @@ class DLPOTTSRun:
         eval_samples = eval_texts * self.run.eval_samples_per_text
         rate = self.model_config.sample_rate
         mos, asr = make_mos(self.run.mos, rate), make_asr(self.run.asr, rate)
-        if "ground_truth" not in self.results:
+        main = is_main_process()  # under several processes the main one evaluates and writes results
+        if "ground_truth" not in self.results and main:
             wavs = [u.wav for u in held_out]
             self.results["ground_truth"] = {
                 "mos": float(mos(wavs).mean()),
@@ -147,6 +153,7 @@ class DLPOTTSRun:
             self._save()
         pretrained_dir = Path(self.run.pretrained) if self.run.pretrained else self.out / "pretrain" / "model"
         base = self.pretrained_model(train)
+        wait_for_everyone()
 
         def evaluate(model: WaveGrad2, key: str) -> dict[str, float]:
             steps, audio = self.run.eval_inference_steps, self.out / "audio" / key
@@ -160,10 +167,9 @@ class DLPOTTSRun:
                 f"{self.results_path}: its results were evaluated with {self.results['evaluation']}, this run "
                 f"asks for {protocol}; use another run.output_dir (paired differences need one protocol)"
             )
-        if "pretrained" not in self.results:
+        if "pretrained" not in self.results and main:
             self.results["pretrained"] = evaluate(base, "pretrained")
             self._save()
-        base_scores = self.results["pretrained"]["mos_scores"]
         for objective in self.run.objectives:  # objective-major: a cut-short run has every seed of the first
             for seed in self.run.seeds:
                 key = f"{objective}/seed{seed}"
@@ -179,14 +185,18 @@ class DLPOTTSRun:
                 )
                 trainer.train(self.run.iterations)
                 trained = trainer.accelerator.unwrap_model(trainer.model)
-                trained.save_pretrained(run_dir / "model")
-                result = evaluate(trained, key)
-                diff, se, _ = paired_difference(result["mos_scores"], base_scores)
-                result.update(mos_diff=diff, mos_diff_se=se)
-                result.update(training_summary(run_dir / "metrics.jsonl"))
-                self.results[key] = result
-                self._save()
-        (self.out / "report.md").write_text(report(self.results))
+                if main:
+                    trained.save_pretrained(run_dir / "model")
+                    result = evaluate(trained, key)
+                    base_scores = self.results["pretrained"]["mos_scores"]
+                    diff, se, _ = paired_difference(result["mos_scores"], base_scores)
+                    result.update(mos_diff=diff, mos_diff_se=se)
+                    result.update(training_summary(run_dir / "metrics.jsonl"))
+                    self.results[key] = result
+                    self._save()
+                wait_for_everyone()
+        if main:
+            (self.out / "report.md").write_text(report(self.results))
         return self.results
 
 

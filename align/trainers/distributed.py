@@ -72,18 +72,24 @@ def check_precision(accelerator: Accelerator, wanted: str | None, where: str) ->
         )
 
 
-def is_main_process() -> bool:
-    """Whether this is the main process of the launch (accelerate's process state, no Accelerator needed)."""
+def launch_state() -> Any:
+    """accelerate's process state of the launch, without an Accelerator (none may exist yet). It reads
+    ACCELERATE_USE_CPU as `Accelerator` does: a CPU launch of several processes created without it would
+    leave every process believing it is alone, and every later Accelerator with it."""
     from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
 
-    return PartialState().is_main_process
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+
+
+def is_main_process() -> bool:
+    """Whether this is the main process of the launch."""
+    return launch_state().is_main_process
 
 
 def wait_for_everyone() -> None:
     """A barrier over the launch's processes (nothing in a single process)."""
-    from accelerate import PartialState
-
-    PartialState().wait_for_everyone()
+    launch_state().wait_for_everyone()
 
 
 def is_deepspeed(accelerator: Accelerator) -> bool:
