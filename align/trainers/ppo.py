@@ -113,6 +113,11 @@ class PPOTrainer:
             self.ref_model = _frozen_copy(policy.model, self.accelerator)
         hidden = policy.model.config.get_text_config().hidden_size
         self.value_head = ValueHead(hidden, config.value_head_hidden)
+        if is_deepspeed(self.accelerator):
+            # one engine, one dtype of trainable weights: a model ZeRO-3 loaded sharded keeps the dtype of its
+            # config (bf16) and the engine casts nothing, so the head takes the policy's trainable dtype
+            trainable = next(p.dtype for p in policy.model.parameters() if p.requires_grad)
+            self.value_head.to(trainable)
         module = PolicyWithValue(policy.model, self.value_head)
         params = [p for p in module.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
