@@ -139,4 +139,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from align.user_errors import run_command
+
+    sys.exit(run_command(main, "python -m control"))

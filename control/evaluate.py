@@ -16,7 +16,7 @@ from control.config import TrainConfig
 from control.device import native_bf16
 from control.envs import VecNormalize, make_env
 from control.networks import ActorCritic
-from control.run import EVAL_SEED_OFFSET, evaluate
+from control.run import EVAL_SEED_OFFSET, evaluate, load_checkpoint
 
 
 def load_run_config(run: Path) -> TrainConfig:
@@ -37,7 +37,7 @@ def load_agent(run: Path, cfg: TrainConfig) -> tuple[ActorCritic, VecNormalize |
     path = run / "checkpoint.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: the run has no checkpoint to evaluate")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_checkpoint(path)
     env = make_env(cfg.env_config(), cfg.seed, evaluation=True)()
     bf16 = cfg.bf16
     if bf16 and not (native := native_bf16(torch.device("cpu")))[0]:

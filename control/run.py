@@ -15,6 +15,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from align import checkpoints
 from control.config import TrainConfig
 from control.envs import VecNormalize, make_env
 
@@ -162,10 +163,22 @@ def evaluate_and_log(
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically: a stopped run never leaves a half-written checkpoint."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Write atomically (a stopped run never leaves a half-written checkpoint) in a form that loads without
+    pickle."""
+    checkpoints.save_checkpoint(path, state)
+
+
+def export_policy(out: Path, agent: dict[str, torch.Tensor], norm: dict[str, Any] | None, step: int) -> None:
+    """The policy's weights and observation statistics as `model.safetensors`, the file to share."""
+    weights = {f"agent.{k}": v for k, v in agent.items()}
+    for k, v in (norm or {}).items():
+        weights[f"obs_norm.{k}"] = torch.as_tensor(np.asarray(v, dtype=np.float64))
+    checkpoints.save_weights(out / "model.safetensors", weights, {"global_step": step})
+
+
+def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """A checkpoint written by `save_checkpoint`; one that needs pickle is refused unless the user opted in."""
+    return checkpoints.load_checkpoint(path, map_location)
 
 
 def rng_state() -> dict[str, Any]:

@@ -26,7 +26,9 @@ from control.run import (
     crossed,
     evaluate,
     evaluate_and_log,
+    export_policy,
     finish_run,
+    load_checkpoint,
     restore_rng,
     rng_state,
     save_checkpoint,
@@ -69,7 +71,7 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
     global_step, start_iteration = 0, 1
     ckpt, state = out / "checkpoint.pt", None
     if ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        state = load_checkpoint(ckpt, map_location=device)
         agent.load_state_dict(state["agent"])
         if critic is not None:
             critic.load_state_dict(state["critic"])
@@ -243,6 +245,7 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
                     "config": dataclasses.asdict(cfg),
                 },
             )
+            export_policy(out, agent.state_dict(), norm.state_dict() if norm else None, global_step)
     elapsed = time.perf_counter() - t0  # training only, without the final evaluation
     envs.close()
     final = evaluate_and_log(log, agent, cfg, norm, global_step)

@@ -59,7 +59,7 @@ def test_hooks_add_reward_records_losses_and_state(tmp_path):
     assert hooks.steps == 128 and hooks.rollouts == 2 and hooks.extra_calls == 2 * 2
     index = torch.cat(hooks.seen_index)
     assert sorted(index.tolist()) == [0] * 128 + [1] * 128  # every stored record, once per epoch
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["hooks"] == {"rollouts": 2}
     resumed = CountingHooks()
     train(TrainConfig(out_dir=str(tmp_path), total_steps=384, minibatch_size=64, **RUN), resumed)
@@ -100,7 +100,7 @@ def test_a_critic_hook_replaces_the_value_head_and_is_checkpointed(tmp_path):
     )
     obs = torch.randn(64, 4) * 0.1
     assert (hooks.critic.value(obs) - 3.0).abs().max() < 0.5
-    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["critic"]
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["critic"]
     assert torch.equal(saved["net.0.weight"], hooks.critic.net[0].weight.detach())
 
 

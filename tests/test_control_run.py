@@ -63,12 +63,12 @@ def test_killed_run_has_its_episodes_on_disk_up_to_the_checkpoint_and_resumes(tm
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt, deadline = tmp_path / "checkpoint.pt", time.time() + 120
     while time.time() < deadline and not (
-        ckpt.is_file() and torch.load(ckpt, weights_only=False)["global_step"] >= 4096
+        ckpt.is_file() and torch.load(ckpt, weights_only=True)["global_step"] >= 4096
     ):
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    saved = torch.load(ckpt, weights_only=False)["global_step"]
+    saved = torch.load(ckpt, weights_only=True)["global_step"]
     assert saved >= 4096
     # CartPole ends an episode every few dozen steps early on: rows reach the last 256 steps before the checkpoint
     assert max(_steps(tmp_path / "episodes.csv")) > saved - 256
