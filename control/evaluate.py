@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from align.user_errors import UserError
 from control.config import TrainConfig
 from control.device import native_bf16
 from control.envs import VecNormalize, make_env
@@ -23,7 +24,7 @@ def load_run_config(run: Path) -> TrainConfig:
     """The run's TrainConfig (fields a trainer added to config.json, such as ND-PPO's settings, are left out)."""
     path = run / "config.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a control run folder (no config.json)")
+        raise UserError(f"{run}: not a control run folder (no config.json)")
     raw = json.loads(path.read_text())
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in raw.items() if k in names}
@@ -36,7 +37,7 @@ def load_agent(run: Path, cfg: TrainConfig) -> tuple[ActorCritic, VecNormalize |
     """(agent on the CPU, the checkpoint's normalisation statistics or None, the checkpoint's step)."""
     path = run / "checkpoint.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: the run has no checkpoint to evaluate")
+        raise UserError(f"{path}: the run has no checkpoint to evaluate (has it saved one yet?)")
     state = load_checkpoint(path)
     env = make_env(cfg.env_config(), cfg.seed, evaluation=True)()
     bf16 = cfg.bf16

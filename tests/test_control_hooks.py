@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from control.__main__ import main as cli
+from control.algo_names import BUILTIN_ALGORITHMS
 from control.algos.registry import ALGORITHMS
 from control.config import DEFAULTS, TrainConfig, algo_defaults, with_algo_defaults
 from control.hooks import LoopHooks, Minibatch, StepRecord
@@ -130,8 +131,10 @@ def test_train_help_lists_the_registered_algorithms(capsys):
         cli(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     for name in ALGORITHMS:
-        assert f"{name} (" in text
+        assert f"{name}: " in text
     assert {"ppo", "sppo", "a2c", "sa2c", "ppg", "ndppo", "ndppo-nobonus", "qppo"} <= set(ALGORITHMS)
+    assert set(ALGORITHMS) == set(BUILTIN_ALGORITHMS)  # the CLI's light list names every registered algorithm
+    assert all(ALGORITHMS[n].description == BUILTIN_ALGORITHMS[n] for n in ALGORITHMS)
 
 
 def test_numpy_sampler_values_come_from_a_replacing_critic():

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from control.hierarchy.controller import SwitchEnv
-from control.run import _keep_rows_up_to, load_checkpoint, save_checkpoint
+from control.run import keep_rows_up_to, load_checkpoint, save_checkpoint
 
 
 def double_dqn_targets(
@@ -169,7 +169,7 @@ def train_switch(
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         env.env_steps = state["env_steps"]
-    _keep_rows_up_to(out / "episodes.csv", episode)
+    keep_rows_up_to(out / "episodes.csv", episode)
     log = (out / "episodes.csv").open("a", newline="")
     writer = csv.writer(log)
     decay = int(settings.epsilon_decay * settings.episodes)
