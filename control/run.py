@@ -17,7 +17,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from align import checkpoints
+import align.checkpoints as checkpoints
 from align.run_state import RunRecord, config_differences, write_json_atomic
 from align.user_errors import UserError
 from control.config import NOT_RESULT_CHANGING, TrainConfig
