@@ -105,6 +105,7 @@ CREATE TABLE spend (
     output_tokens INTEGER
 )
 """
+ROW_FIELDS = frozenset(_COLUMNS)  # the fields of an exported row
 LIVE_BATCH = "('open', 'submitting')"  # batch states whose requests may still be (or become) paid for
 
 

@@ -9,6 +9,10 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 TASKS = ("score", "correct", "judge")
+SPEC_HELP = (
+    "openai:MODEL, anthropic:MODEL, openai-compatible:URL#MODEL, hf:PATH_OR_HUB_ID, reference, "
+    "reference:lexical"
+)
 
 
 @runtime_checkable
@@ -111,7 +115,12 @@ class ItemError(TeacherError):
         self.status, self.excerpt = status, excerpt
 
 
-class BadSpecError(TeacherError, ValueError):
+class UsageError(TeacherError, ValueError):
+    """A setting the user must change before anything can be sent (a flag combination that cannot work, a
+    dollar budget for a model without a price); `ares-teacher` exits 2 with its message."""
+
+
+class BadSpecError(UsageError):
     """A teacher spec string that cannot be parsed."""
 
 
