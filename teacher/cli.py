@@ -24,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from teacher.records import SPEC_HELP, TASKS
+from teacher.names import SPEC_HELP, TASKS
 
 if TYPE_CHECKING:  # the job machinery (asyncio, SDKs, tqdm, yaml) is imported when a job starts
     from teacher.cache import FeedbackCache

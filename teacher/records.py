@@ -8,11 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-TASKS = ("score", "correct", "judge")
-SPEC_HELP = (
-    "openai:MODEL, anthropic:MODEL, openai-compatible:URL#MODEL, hf:PATH_OR_HUB_ID, reference, "
-    "reference:lexical"
-)
+from teacher.names import SPEC_HELP, TASKS  # noqa: F401  (re-exported: the records' vocabulary)
 
 
 @runtime_checkable
