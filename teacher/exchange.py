@@ -136,13 +136,13 @@ def import_rows(cache: FeedbackCache, path: str | Path, overwrite: bool = False)
     total = 0
     for where, obj in read_objects(path, errors=problems):
         total += 1
-        unknown = unknown_fields(obj, ROW_FIELDS)
+        faults = unknown_fields(obj, ROW_FIELDS)
         try:
             rows.append(validate_row(obj))
         except ReplyError as err:
-            unknown.append(str(err))
-        if unknown:
-            problems.append(f"{where}: {'; '.join(unknown)}")
+            faults.append(str(err))
+        if faults:
+            problems.append(f"{where}: {'; '.join(faults)}")
     if problems:
         raise RowImportError(
             f"{path}: {len(problems)} line(s) are not valid cache rows; nothing was imported:\n  "
