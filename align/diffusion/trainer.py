@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import shutil
 import time
 from collections import defaultdict
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from align.checkpoints import load_checkpoint, save_checkpoint
 from align.diffusion.config import DiffusionRLConfig
 from align.diffusion.objectives import (
     ObjectiveInputs,
@@ -342,9 +342,7 @@ class DiffusionRLTrainer:
             state["optimizer"] = self.optimizer.state_dict()
         if main:
             path.mkdir(parents=True, exist_ok=True)
-            tmp = path / f".{STATE_FILE}.tmp"
-            torch.save(state, tmp)
-            os.replace(tmp, path / STATE_FILE)
+            save_checkpoint(path / STATE_FILE, state)
             for old in (path / "deepspeed").glob("iteration-*"):
                 if old.name != state.get("deepspeed_tag"):
                     shutil.rmtree(old, ignore_errors=True)
@@ -355,7 +353,7 @@ class DiffusionRLTrainer:
         path = Path(path or self.output_dir) / STATE_FILE
         if not path.is_file():
             raise FileNotFoundError(f"no trainer checkpoint at {path}")
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = load_checkpoint(path)
         if state["config"].get("objective") != self.config.objective:
             raise ValueError(
                 f"{path}: checkpoint was written by objective {state['config'].get('objective')!r}, "
