@@ -209,9 +209,10 @@ class PPOTrainer:
         return rewarded
 
     def _sample(self, group: list[Any], stats: dict[str, list[float]]) -> Chunk:
-        """k responses per problem of a group (whole weights under ZeRO-3)."""
+        """k responses per problem of a group (whole weights under ZeRO-3), under the run's autocast (bf16
+        generation when the launch says bf16, as the update computes)."""
         t0 = time.perf_counter()
-        with generation_weights(self.model, self.accelerator):
+        with generation_weights(self.model, self.accelerator), self.accelerator.autocast():
             chunk = sample_chunk(
                 self.policy,
                 group,
