@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from align.data import load_sample_scienceqa
+from align.data import load_sample_scienceqa, rationale_target
 from align.generate import SamplingConfig
 from align.models import LoraSettings, load_policy
 from align.models.tiny_zoo import TINY_FAMILIES, VLM_FAMILIES
@@ -25,6 +25,7 @@ from align.trainers.ppo_config import PPOConfig
 from align.trainers.reward_fns import SequenceReward
 from align.trainers.rollout import forward_tokens, sample_chunk
 from align.trainers.scoring import PolicyWithValue, ValueHead
+from align.trainers.sft import SFTConfig, sft_train
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLES = load_sample_scienceqa("train")
@@ -116,6 +117,13 @@ def test_ppo_step_on_bf16_weights(lora, tiny_lm_path, tmp_path, monkeypatch):
     adapters = ["float32"] if lora else ["bfloat16"]  # peft keeps adapters on a bf16 base in float32
     assert summary["trainable_weights"] == sorted(set(adapters + ["float32"]))  # + the float32 value head
     trainer.finish()
+    # and an SFT step on the same weights (transformers' loss upcasts the bf16 logits)
+    problems = SAMPLES[:2]
+    sft = SFTConfig(output_dir=str(tmp_path / "sft"), epochs=1, batch_size=2, learning_rate=1e-3)
+    losses = sft_train(
+        policy, problems, [rationale_target(p) for p in problems], sft, accelerator=trainer.accelerator
+    )
+    assert torch.isfinite(torch.tensor(losses)).all()
 
 
 def test_wavegrad2_in_bf16_takes_and_returns_float32(tmp_path):
