@@ -7,8 +7,9 @@
 - `train_reward_model`: a scalar reward model on preference pairs with TRL's `RewardTrainer` (TL;DR stage 2).
 
 Each writes trainer checkpoints under `<out>/checkpoints` and resumes from the last one when restarted
-(`callbacks` are passed to the trainer); the final model (LoRA merged into its base) goes to `<out>/model`, and the function returns its measurements
-(held-out loss before and after, held-out accuracy).
+(`callbacks` are passed to the trainer; `HooksCallback` gives a stage our progress bar and stops it at the next
+step with a checkpoint written); the final model (LoRA merged into its base) goes to `<out>/model`, and the
+function returns its measurements (held-out loss before and after, held-out accuracy).
 """
 
 from __future__ import annotations
@@ -20,9 +21,12 @@ from typing import Any
 
 import torch
 from datasets import Dataset
+from transformers import TrainerCallback
 
 from align.models.loading import LoraSettings, quantization_config
 from align.rlhf.records import PreferencePair, Review, SummaryPair
+from align.stopping import StopRequested
+from align.train_hooks import TrainHooks
 
 
 @dataclass
@@ -50,6 +54,48 @@ class TrainSettings:
 
 
 PRECISIONS = ("no", "bf16", "fp16")
+
+
+class HooksCallback(TrainerCallback):
+    """One progress bar (steps, ETA, loss) for a transformers/TRL training stage, and our stop request: at
+    the next optimizer step the trainer writes its checkpoint and ends training; `train_stage` then raises
+    `StopRequested` (the rerun resumes from that checkpoint)."""
+
+    def __init__(self, hooks: TrainHooks, label: str):
+        self.hooks, self.label = hooks, label
+        self.bar: Any = None
+        self.stopped: tuple[int, int] | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.bar = self.hooks.progress(
+            state.max_steps, self.label, initial=state.global_step, main=state.is_world_process_zero
+        )
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+        if self.bar is not None and logs and "loss" in logs:
+            self.hooks.show(self.bar, 0, loss=logs["loss"])
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.bar is not None:
+            self.hooks.show(self.bar, 1)
+        if self.hooks.stop_requested():
+            control.should_save = True
+            control.should_training_stop = True
+            self.stopped = (state.global_step, state.max_steps)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def train_stage(trainer: Any, resume: str | None) -> Any:
+    """`trainer.train()` from the last checkpoint; `StopRequested` when a `HooksCallback` stopped it."""
+    result = train_stage(trainer, resume)
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, HooksCallback) and callback.stopped is not None:
+            raise StopRequested(*callback.stopped, what=f"{callback.label} step")
+    return result
 
 
 def trainer_arguments(
@@ -215,7 +261,7 @@ def _fit(trainer: Any, base: str, settings: TrainSettings, out: Path, classifier
     """Held-out loss, train (resuming from the last checkpoint), held-out loss again, save the model."""
     before = trainer.evaluate()["eval_loss"]
     resume = last_checkpoint(out)
-    result = trainer.train(resume_from_checkpoint=resume)
+    result = train_stage(trainer, resume)
     after = trainer.evaluate()["eval_loss"]
     path = save_final(trainer, base, settings, out, classifier)
     return {
@@ -272,7 +318,7 @@ def train_classifier(
     )
     before = trainer.evaluate()
     resume = last_checkpoint(out)
-    trainer.train(resume_from_checkpoint=resume)
+    train_stage(trainer, resume)
     after = trainer.evaluate()
     path = save_final(trainer, base, settings, out, classifier=True)
     return {
@@ -353,7 +399,7 @@ def train_reward_model(
         callbacks=callbacks,
     )
     resume = last_checkpoint(out)
-    trainer.train(resume_from_checkpoint=resume)
+    train_stage(trainer, resume)
     path = save_final(trainer, base, settings, out, classifier=True)
     shutil.rmtree(init, ignore_errors=True)
     after = preference_accuracy(str(path), held_out, settings.batch_size)
