@@ -15,6 +15,8 @@ function returns its measurements (held-out loss before and after, held-out accu
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,9 +91,28 @@ class HooksCallback(TrainerCallback):
             self.bar = None
 
 
+def checkpointing_by_its_name(config_class: type) -> dict[str, Any]:
+    """TRL's configs default `gradient_checkpointing` to True, a name transformers 5 deprecates (a FutureWarning
+    at every start): the same default under the new name, `activation_checkpointing`, where it exists."""
+    fields = getattr(config_class, "__dataclass_fields__", {})
+    if "activation_checkpointing" not in fields or "gradient_checkpointing" not in fields:
+        return {}
+    return {"activation_checkpointing": fields["gradient_checkpointing"].default}
+
+
+def with_hooks(trainer: Any) -> Any:
+    """A trainer given a `HooksCallback` shows our bar only: transformers' `PrinterCallback` (the log dicts it
+    prints when its own bars are off) is removed."""
+    from transformers.trainer_callback import PrinterCallback
+
+    if any(isinstance(c, HooksCallback) for c in trainer.callback_handler.callbacks):
+        trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
 def train_stage(trainer: Any, resume: str | None) -> Any:
     """`trainer.train()` from the last checkpoint; `StopRequested` when a `HooksCallback` stopped it."""
-    result = train_stage(trainer, resume)
+    result = trainer.train(resume_from_checkpoint=resume)
     for callback in trainer.callback_handler.callbacks:
         if isinstance(callback, HooksCallback) and callback.stopped is not None:
             raise StopRequested(*callback.stopped, what=f"{callback.label} step")
@@ -172,6 +193,20 @@ def save_final(trainer: Any, base: str, settings: TrainSettings, out: Path, clas
     return target
 
 
+@contextmanager
+def _new_head_expected() -> Iterator[None]:
+    """A reward model starts as the SFT model with a new score head: transformers' load report of that head
+    as missing (newly initialised) is what we want, not news."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+
+
 def _tokenizer(path: str):
     from transformers import AutoTokenizer
 
@@ -199,6 +234,7 @@ def _sft(
         max_length=settings.max_length,
         model_init_kwargs=model_init_kwargs(settings),
         packing=False,
+        **checkpointing_by_its_name(SFTConfig),
         **config,
     )
     trainer = SFTTrainer(
@@ -210,7 +246,7 @@ def _sft(
         peft_config=settings.lora.to_peft() if settings.lora else None,
         callbacks=callbacks,
     )
-    return _fit(trainer, base, settings, out)
+    return _fit(with_hooks(trainer), base, settings, out)
 
 
 def pretrain_lm(
@@ -316,6 +352,7 @@ def train_classifier(
         compute_metrics=accuracy,
         callbacks=callbacks,
     )
+    with_hooks(trainer)
     before = trainer.evaluate()
     resume = last_checkpoint(out)
     train_stage(trainer, resume)
@@ -373,9 +410,10 @@ def train_reward_model(
 
     tokenizer = _tokenizer(base)
     torch.manual_seed(settings.seed)  # the new score head's initialisation
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=1, **model_init_kwargs(settings)
-    )
+    with _new_head_expected():
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base, num_labels=1, **model_init_kwargs(settings)
+        )
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     init = out / "initial"
@@ -390,7 +428,9 @@ def train_reward_model(
     trainer = RewardTrainer(
         model=model,
         args=RewardConfig(
-            **trainer_arguments(settings, out, mixed_precision), max_length=settings.max_length
+            **trainer_arguments(settings, out, mixed_precision),
+            max_length=settings.max_length,
+            **checkpointing_by_its_name(RewardConfig),
         ),
         train_dataset=dataset(_limit(train, settings)),
         eval_dataset=dataset(held_out),
@@ -398,6 +438,7 @@ def train_reward_model(
         peft_config=peft,
         callbacks=callbacks,
     )
+    with_hooks(trainer)
     resume = last_checkpoint(out)
     train_stage(trainer, resume)
     path = save_final(trainer, base, settings, out, classifier=True)
