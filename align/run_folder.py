@@ -55,6 +55,6 @@ def resume_note(record: RunRecord, stages: list[str]) -> str | None:
     done = [s for s in stages if record.done(s)]
     left = [s for s in stages if not record.done(s)]
     if not left:
-        return f"resuming {record.path.parent}: every stage is done; writing the report"
+        return f"resuming {record.path.parent}: every stage is done; writing the report again"
     shown = f" (done: {', '.join(done)})" if done else ""
     return f"resuming {record.path.parent} from stage {left[0]}{shown}"

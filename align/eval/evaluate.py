@@ -19,7 +19,7 @@ from align.eval.quality import quality_summary
 from align.eval.winrate import judge_win_rate
 from align.models import load_policy
 from align.recipe_config import config_record, neutral_fields
-from align.run_folder import open_run_record
+from align.run_folder import open_run_record, resume_note
 from align.run_state import write_json_atomic
 from align.stopping import StopRequested
 from align.train_hooks import TrainHooks
@@ -110,6 +110,9 @@ def evaluate(cfg: EvalConfig, hooks: TrainHooks | None = None, overwrite: bool =
     out = Path(cfg.output_dir)
     config = config_record({"eval": cfg})
     record = open_run_record(out, config, name=STATE_FILE, ignore=neutral_fields(config), overwrite=overwrite)
+    note = resume_note(record, [f"model/{name}" for name, _ in models])
+    if note:
+        print(f"[evaluate] {note}", flush=True)
     problems = load_problems(cfg.dataset, cfg.split, cfg.data_root, cfg.image_root, cfg.max_problems)
     out.mkdir(parents=True, exist_ok=True)
     answer_policy = load_policy(cfg.answer_model, dtype="float32") if cfg.answer_model else None
