@@ -30,7 +30,7 @@ def test_an_ares_state_written_by_the_earlier_code_resumes(tmp_path):
     path.write_text(json.dumps(old))
     migrate_state(path)
     record = RunRecord.open(tmp_path, {"ppo": {"learning_rate": 1e-5}}, name="ares_state.json")
-    assert record.resumed and record.data["done"] == ["initial", "baseline_sft", "round1/rl"]
+    assert record.resumed and record.data["done"] == ["baseline_sft", "round1/rl"]
     assert record.result("baseline_sft") == {"teacher_score_mean": 0.2}
     assert record.data["failed_corrections"] == {"round0/sft": 1}
     with pytest.raises(ConfigChanged, match="ppo.learning_rate"):  # from now on the config is recorded

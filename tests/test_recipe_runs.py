@@ -78,11 +78,11 @@ def test_ares_demo_stops_in_its_rl_stage_and_resumes_to_the_uninterrupted_result
     stopped = re.search(r"stopped at round1/rl iteration (\d) of 6; rerun the same command to resume", output)
     assert stopped and int(stopped.group(1)) in (1, 2, 3), output[-2000:]
     cut = tmp_path / "cut"
-    assert json.loads((cut / "ares_state.json").read_text())["done"] == ["initial", "baseline_sft"]
+    assert json.loads((cut / "ares_state.json").read_text())["done"] == ["baseline_sft"]
 
     again = run_to_end(args, tmp_path)
     clean(again.stdout + again.stderr)
-    assert "resuming" in again.stdout and "from stage round1/rl (done: initial, baseline_sft)" in again.stdout
+    assert "resuming" in again.stdout and "from stage round1/rl (done: baseline_sft)" in again.stdout
     assert f"[round1/rl] resuming from iteration {stopped.group(1)} of 6" in again.stdout
     metrics = "round1-rl/ppo/metrics.jsonl"
     assert ppo_rows(cut / metrics) == ppo_rows(tmp_path / "whole" / metrics)  # every iteration once, the same

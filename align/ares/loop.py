@@ -68,15 +68,13 @@ def stage_names(cfg: AresConfig, baseline: bool) -> list[str]:
 
 def migrate_state(path: Path) -> None:
     """An `ares_state.json` written before run records (`{"done", "evals", "failed_corrections"}`) in the
-    record's layout: the evaluations become the stages' results, the initial evaluation a stage of its own."""
+    record's layout: the evaluations (the initial model's under "initial") become the results."""
     if not path.is_file():
         return
     data = json.loads(path.read_text())
     if not isinstance(data, dict) or "evals" not in data or "config" in data:
         return
-    evals = data.pop("evals")
-    done = (["initial"] if "initial" in evals else []) + [s for s in data.get("done", []) if s != "initial"]
-    write_json_atomic(path, {**data, "done": done, "results": evals})
+    write_json_atomic(path, {**data, "results": data.pop("evals")})
 
 
 class AresRun:
@@ -130,7 +128,7 @@ class AresRun:
             teacher, FeedbackCache(cfg.cache or self.layout.feedback_cache), retry=RetryPolicy()
         )
         self.stages = stage_names(cfg, baseline_sft is not None and baseline_sft.epochs > 0)
-        note = resume_note(self.record, ["initial", *self.stages])
+        note = resume_note(self.record, self.stages)
         if note and self.main:
             print(f"[ares] {note}", flush=True)
 
@@ -139,7 +137,7 @@ class AresRun:
         """The record as the report reads it: stages done, evaluations, failed corrections."""
         data = self.record.data
         return {
-            "done": [s for s in data["done"] if s != "initial"],
+            "done": list(data["done"]),
             "evals": data["results"],
             "failed_corrections": data.get("failed_corrections", {}),
         }
@@ -150,8 +148,13 @@ class AresRun:
 
     # --- persistence ----------------------------------------------------------------------------------------
     def _record(self, stage: str, result: dict[str, Any]) -> None:
-        """Record a stage and its evaluation (written by the main process, kept in memory by the others)."""
-        self.record.record(stage, result)
+        """Record a stage as done with its evaluation (written by the main process, kept in memory by the
+        others). The initial model's evaluation is a result, not a stage."""
+        if stage == "initial":
+            self.record.data["results"]["initial"] = result
+            self.record.save()
+        else:
+            self.record.record(stage, result)
         self.accelerator.wait_for_everyone()
 
     def _initial_model(self) -> str:
@@ -209,7 +212,7 @@ class AresRun:
         trainer.finish()
 
     def run_correct(self, policy: LoadedPolicy, stage: str) -> None:
-        torch.manual_seed(self.cfg.seed + len(self.state["done"]))  # stages done before this one
+        torch.manual_seed(self.cfg.seed + len(self.state["done"]))
         sampling = replace(
             self.ppo.sampling, num_samples=1, max_new_tokens=self.cfg.correction_max_new_tokens
         )
@@ -315,7 +318,7 @@ class AresRun:
 
     def run(self) -> dict[str, Any]:
         policy = self.load()
-        if not self.record.done("initial"):
+        if "initial" not in self.record.data["results"]:
             self._record("initial", self.evaluate(policy))
         for k, stage in enumerate(self.stages):
             if self.record.done(stage):
