@@ -17,7 +17,7 @@ from pathlib import Path
 
 from align.stopping import GracefulStop
 from align.train_hooks import TrainHooks
-from align.user_errors import run_command
+from align.user_errors import ArgumentParser, run_command
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "recipes" / "configs"
 
@@ -55,11 +55,12 @@ def _epilog(recipe: Recipe) -> str:
 
 
 def recipe_parser(recipe: Recipe) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog=recipe.prog,
         description=recipe.doc,
         epilog=_epilog(recipe),
         formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,  # `--overwrit` is a typo to report, not a destructive `--overwrite`
     )
     parser.add_argument(
         "--config",

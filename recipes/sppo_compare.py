@@ -9,11 +9,11 @@ import argparse
 import sys
 from pathlib import Path
 
-from align.user_errors import UserError, run_command
+from align.user_errors import ArgumentParser, UserError, run_command
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="sppo_compare.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     p.add_argument("--runs", required=True, help="name=run_folder,... (the first is the baseline)")

@@ -198,3 +198,11 @@ def test_the_same_errors_from_a_fresh_process(tmp_path):
 
 def test_recipes_exist_for_every_documented_name():
     assert set(ABOUT) <= set(RECIPES)
+
+
+def test_a_misspelt_flag_is_an_error_not_an_abbreviation(capsys):
+    """`--overwrit` must not delete a run folder as `--overwrite` would (argparse accepts prefixes)."""
+    with pytest.raises(SystemExit) as stop:
+        load_recipe("ares_scienceqa").main(["--overwrit"])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and "unrecognized arguments: --overwrit (did you mean '--overwrite'?)" in err
