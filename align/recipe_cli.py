@@ -10,7 +10,6 @@ imports what it needs when work starts.
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -102,8 +101,3 @@ def run_recipe(
             return work(args, TrainHooks(stop=stop, quiet=args.quiet))
 
     return run_command(main, prog)
-
-
-def exit_with(code: int) -> None:
-    sys.stdout.flush()
-    sys.exit(code)

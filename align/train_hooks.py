@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from align.progress import Progress
-from align.stopping import GracefulStop, StopRequested
+from align.stopping import GracefulStop
 
 
 @dataclass
@@ -54,10 +54,6 @@ class TrainHooks:
             flag = torch.tensor([1.0 if local else 0.0], device=accelerator.device)
             return bool(accelerator.reduce(flag, reduction="sum").item() > 0)
         return _any_rank(local)
-
-    @staticmethod
-    def stopped(step: int, total: int, what: str = "step") -> StopRequested:
-        return StopRequested(step, total, what)
 
 
 def _any_rank(flag: bool) -> bool:
