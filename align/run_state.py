@@ -108,10 +108,11 @@ class RunRecord:
     """`<folder>/<name>`: {"config": ..., "done": [stages], "results": {stage: ...}, "progress": {...}}.
 
     `open()` creates it at a run's first start and checks the config on every later start. `resumed` tells
-    whether the folder held a record before this start."""
+    whether the folder held a record before this start; a record opened with `write=False` (the non-main
+    ranks of a distributed run) keeps its changes in memory only."""
 
-    def __init__(self, path: Path, data: dict[str, Any], resumed: bool):
-        self.path, self.data, self.resumed = path, data, resumed
+    def __init__(self, path: Path, data: dict[str, Any], resumed: bool, writable: bool = True):
+        self.path, self.data, self.resumed, self.writable = path, data, resumed, writable
 
     @classmethod
     def open(
@@ -148,8 +149,8 @@ class RunRecord:
         if data is None or "config" not in data:
             fresh = {"config": _plain(dict(config)), "done": [], "results": {}, "progress": {}}
             if data is not None:  # a record written before configs were recorded: keep its stages
-                fresh.update({k: v for k, v in data.items() if k in ("done", "results", "progress")})
-            record = cls(path, fresh, resumed=data is not None)
+                fresh.update({k: v for k, v in data.items() if k != "config"})
+            record = cls(path, fresh, resumed=data is not None, writable=write)
             if write:
                 record.save()
             return record
@@ -159,7 +160,7 @@ class RunRecord:
         data.setdefault("done", [])
         data.setdefault("results", {})
         data.setdefault("progress", {})
-        return cls(path, data, resumed=True)
+        return cls(path, data, resumed=True, writable=write)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -184,7 +185,8 @@ class RunRecord:
         self.save()
 
     def save(self) -> None:
-        write_json_atomic(self.path, self.data)
+        if self.writable:
+            write_json_atomic(self.path, self.data)
 
 
 def clear_run_folder(folder: Path, record_name: str) -> None:
