@@ -27,12 +27,13 @@ def open_run_record(
     ignore: Collection[str] = (),
     overwrite: bool = False,
     accelerator: Any = None,
+    keep: Collection[str] = (),
 ) -> RunRecord:
     """The folder's record for a run with `config`. With an `accelerator` of several processes every rank
     checks the recorded config (the same file, the same verdict), the main process creates or clears the
     record, and the others open it read-only once it is written."""
     folder = Path(folder)
-    kwargs = {"name": name, "ignore": ignore}
+    kwargs = {"name": name, "ignore": ignore, "keep": keep}
     if overwrite:
         _check_clearable(folder, name)
     else:

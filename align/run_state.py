@@ -125,15 +125,17 @@ class RunRecord:
         start_over: str = "--overwrite",
         overwrite: bool = False,
         write: bool = True,
+        keep: Collection[str] = (),
     ) -> RunRecord:
         """The folder's record for a run with `config` (fields in `ignore` may change between starts).
 
-        With `overwrite`, a folder holding an earlier run is emptied first. `write=False` checks without
+        With `overwrite`, a folder holding an earlier run is emptied first (but for the files named in `keep`,
+        e.g. a paid-for feedback cache, which stays valid for any config). `write=False` checks without
         writing (the non-main ranks of a distributed run). Raises `ConfigChanged` or `RunFolderError`."""
         folder = Path(folder)
         path = folder / name
         if overwrite and folder.exists() and write:
-            clear_run_folder(folder, name)
+            clear_run_folder(folder, name, keep)
         if folder.exists() and not folder.is_dir():
             raise RunFolderError(f"{folder} is a file, not a run folder")
         data: dict[str, Any] | None = None
@@ -189,9 +191,9 @@ class RunRecord:
             write_json_atomic(self.path, self.data)
 
 
-def clear_run_folder(folder: Path, record_name: str) -> None:
-    """Delete a run folder's contents for `--overwrite`; refuses a non-empty folder that holds no run record
-    (it may be anything of the user's)."""
+def clear_run_folder(folder: Path, record_name: str, keep: Collection[str] = ()) -> None:
+    """Delete a run folder's contents for `--overwrite`, but for the names in `keep`; refuses a non-empty
+    folder that holds no run record (it may be anything of the user's)."""
     if not folder.is_dir() or not any(folder.iterdir()):
         return
     if not (folder / record_name).is_file():
@@ -199,6 +201,8 @@ def clear_run_folder(folder: Path, record_name: str) -> None:
             f"{folder} is not empty and holds no {record_name}: not deleting it; choose another output folder"
         )
     for child in folder.iterdir():
+        if child.name in keep:
+            continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
         else:

@@ -118,6 +118,8 @@ class AresRun:
             ignore=neutral_fields(config),
             overwrite=overwrite,
             accelerator=self.accelerator,
+            # the teacher's answers are keyed by their full request: valid for any config, and paid for
+            keep=[self.layout.feedback_cache.name + suffix for suffix in ("", "-wal", "-shm")],
         )
         self.out.mkdir(parents=True, exist_ok=True)
         self.train = self._problems(cfg.train_split, cfg.max_train_problems)

@@ -27,6 +27,7 @@ from align.user_errors import UserError
 from teacher import CachedTeacher, FeedbackCache, make_teacher
 
 STATE_FILE = "run_state.json"
+JUDGE_CACHE_FILES = ("judge.sqlite", "judge.sqlite-wal", "judge.sqlite-shm")
 
 
 @dataclass
@@ -109,7 +110,14 @@ def evaluate(cfg: EvalConfig, hooks: TrainHooks | None = None, overwrite: bool =
     models = parse_models(cfg.models)
     out = Path(cfg.output_dir)
     config = config_record({"eval": cfg})
-    record = open_run_record(out, config, name=STATE_FILE, ignore=neutral_fields(config), overwrite=overwrite)
+    record = open_run_record(
+        out,
+        config,
+        name=STATE_FILE,
+        ignore=neutral_fields(config),
+        overwrite=overwrite,
+        keep=JUDGE_CACHE_FILES,  # judgments are keyed by their full request: valid for any config, and paid for
+    )
     note = resume_note(record, [f"model/{name}" for name, _ in models])
     if note:
         print(f"[evaluate] {note}", flush=True)

@@ -105,6 +105,7 @@ class RlhfRun:
             ignore=neutral_fields(config, extra=seeds),
             overwrite=overwrite,
             accelerator=self.accelerator,
+            keep=("judge.sqlite", "judge.sqlite-wal", "judge.sqlite-shm"),  # paid-for judgments stay valid
         )
         self.state = self.record  # the stages done and their results (the name earlier code used)
         self.root.mkdir(parents=True, exist_ok=True)
