@@ -20,6 +20,8 @@ from align.diffusion.speech.wavegrad2 import TTSCondition, WaveGrad2
 from align.diffusion.speech_metrics import WaveformScorer, word_error_rate
 from align.diffusion.steps import noise_prediction_loss, training_target
 from align.diffusion.task import DiffusionTask
+from align.stopping import StopRequested
+from align.train_hooks import TrainHooks
 
 PRETRAIN_STATE = "pretrain_state.pt"
 
@@ -80,16 +82,34 @@ class TTSPretrainConfig:
     seed: int = field(default=0, metadata={"help": "Seed for batches, timesteps and noise."})
 
 
+def _save_pretrain_state(
+    out: Path, model: WaveGrad2, optimizer: torch.optim.Optimizer, step: int, config: TTSPretrainConfig
+) -> None:
+    save_checkpoint(
+        out / PRETRAIN_STATE,
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "config": asdict(config),
+        },
+    )
+
+
 def pretrain(
     model: WaveGrad2,
     utterances: list[Utterance],
     config: TTSPretrainConfig,
     output_dir: str | Path,
+    hooks: TrainHooks | None = None,
     save: bool = True,
 ) -> WaveGrad2:
     """Train from scratch (or resume from `output_dir`); the final model is saved under output_dir/model.
-    With `save=False` nothing is written (the other ranks of a launch compute the same model as the main one,
-    which writes, so that none waits for it)."""
+    With `hooks`: a progress bar (loss), and a stop request saves the state at the current step and raises
+    `StopRequested` (batches and noise are seeded by step, so the resumed run repeats an uninterrupted one).
+    With `save=False` nothing is written and nothing shown (the other ranks of a launch compute the same model
+    as the main one, which writes, so that none waits for it)."""
+    hooks = hooks or TrainHooks()
     out = Path(output_dir)
     if save:
         out.mkdir(parents=True, exist_ok=True)
@@ -101,9 +121,18 @@ def pretrain(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
+        if 0 < step < config.steps and save:
+            print(f"[pretrain] resuming from step {step} of {config.steps}", flush=True)
     model.train()
     log = (out / "pretrain_log.jsonl").open("a") if save else None
+    bar = hooks.progress(config.steps, "pretrain", initial=step, main=save)
     while step < config.steps:
+        if hooks.stop_requested():
+            bar.close()
+            if log is not None:
+                log.close()
+                _save_pretrain_state(out, model, optimizer, step, config)
+            raise StopRequested(step, config.steps, "pretrain step")
         g = torch.Generator().manual_seed(config.seed * 1000003 + step)
         torch.manual_seed(config.seed * 1000003 + step)  # dropout: a resumed run repeats an uninterrupted one
         idx = torch.randint(len(utterances), (config.batch_size,), generator=g)
@@ -124,7 +153,8 @@ def pretrain(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         step += 1
-        if not save:
+        hooks.show(bar, loss=float(loss.detach()))
+        if log is None:
             continue
         log.write(
             json.dumps(
@@ -132,17 +162,10 @@ def pretrain(
             )
             + "\n"
         )
-        if step % config.save_every == 0 or step == config.steps:
+        if (config.save_every and step % config.save_every == 0) or step == config.steps:
             log.flush()
-            save_checkpoint(
-                out / PRETRAIN_STATE,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "step": step,
-                    "config": asdict(config),
-                },
-            )
+            _save_pretrain_state(out, model, optimizer, step, config)
+    bar.close()
     model.eval()
     if log is not None:
         log.close()
