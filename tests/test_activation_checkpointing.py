@@ -122,9 +122,10 @@ def test_checkpointed_forward_holds_less_for_the_backward(lora, tiny_family_path
     chunk = sample_chunk(policy, SAMPLES[:4], 4, {"max_new_tokens": 24, "do_sample": True})
     held = {mode: _held_by_forward(module, chunk, mode) for mode in ("none", *MODES)}
     # weights are not created by the forward, so these are activations and outputs (of which the tiny
-    # model's 1,024-wide logits, outside the layers, are a large part)
-    assert held["selective"] < 0.7 * held["none"], held
-    assert held["full"] < 0.7 * held["selective"], held
+    # model's 1,024-wide logits, outside the layers, are a large part; with LoRA "selective" also keeps
+    # each adapter's product, so it saves less: 0.92 of "none" here, 0.60 without LoRA)
+    assert held["selective"] < (0.96 if lora else 0.7) * held["none"], held
+    assert held["full"] < 0.5 * held["none"], held
     with torch.no_grad(), checkpointed_layers(module, "full"):  # no gradients: nothing to checkpoint
         assert "forward" not in vars(checkpointable_layers(module)[0])
 
