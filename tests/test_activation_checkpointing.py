@@ -128,6 +128,11 @@ def test_checkpointed_forward_holds_less_for_the_backward(lora, tiny_family_path
     assert held["full"] < 0.5 * held["none"], held
     with torch.no_grad(), checkpointed_layers(module, "full"):  # no gradients: nothing to checkpoint
         assert "forward" not in vars(checkpointable_layers(module)[0])
+    # under autocast "selective" cannot replay the forward op by op (cached weight casts): it runs as "full"
+    with torch.autocast("cpu", dtype=torch.bfloat16), checkpointed_layers(module, "selective"):
+        assert vars(checkpointable_layers(module)[0])["forward"].args[1] == "full"
+    with checkpointed_layers(module, "selective"):
+        assert vars(checkpointable_layers(module)[0])["forward"].args[1] == "selective"
 
 
 def _trainer(path, tmp_path, mode, reuse):

@@ -13,8 +13,10 @@ read, and no pass ever holds every layer's gathered copy at once. The decoder la
 Modes (`PPOConfig.activation_checkpointing`):
 - "full": a layer keeps only its inputs; the backward runs its forward again.
 - "selective": a layer keeps the outputs of its matrix products and of attention; the backward recomputes the
-  element-wise work between them (norms, rotary embeddings, activations, the gathered prompt states), which is
-  most of the memory and little of the time.
+  element-wise work between them (norms, rotary embeddings, activations, the gathered prompt states). PyTorch's
+  selective checkpointing replays the forward op by op, which state outside the layer breaks (autocast's weight
+  cast cache when a layer runs twice in a forward, as the shared-prompt path does; DeepSpeed ZeRO-3's parameter
+  gathering), so under autocast or ZeRO-3 "selective" checkpoints as "full".
 - "none": every activation is kept between the forward and the backward.
 """
 
@@ -110,6 +112,13 @@ def checkpointable_layers(model: nn.Module) -> list[nn.Module]:
     return layers
 
 
+def _replayable(model: nn.Module) -> bool:
+    """Whether selective checkpointing can replay the forward op by op: no autocast (its cache of weight casts
+    makes a replay cast again what the forward took from the cache) and no ZeRO-3 partitioned weights."""
+    autocast = any(torch.is_autocast_enabled(device) for device in ("cpu", "cuda"))
+    return not autocast and not any(hasattr(p, "ds_id") for p in model.parameters())
+
+
 @contextmanager
 def checkpointed_layers(model: nn.Module, mode: str) -> Iterator[None]:
     """Forwards of `model` made inside the context (with gradients) checkpoint each layer in `mode`; the
@@ -119,6 +128,8 @@ def checkpointed_layers(model: nn.Module, mode: str) -> Iterator[None]:
     if mode == "none" or not torch.is_grad_enabled():
         yield
         return
+    if mode == "selective" and not _replayable(model):
+        mode = "full"
     patched = []
     for layer in checkpointable_layers(model):
         own = layer.__dict__.get("forward")  # an instance-level forward (accelerate's hooks) stays inside
