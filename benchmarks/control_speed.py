@@ -90,7 +90,7 @@ def run_ours(env: str, steps: int, seed: int, threads: int, compile_mode: str, b
         )
     )
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
-    rows = [r.split(",") for r in (Path(out) / "episodes.csv").read_text().split()]
+    rows = [r.split(",") for r in (Path(out) / "episodes.csv").read_text().split()[1:]]  # (header row)
     return {
         "in_process_s": elapsed,
         "in_process_cpu_s": cpu,

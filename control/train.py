@@ -285,7 +285,9 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
         )
     start_run(cfg, out, hooks.config_extra())
 
-    envs = make_vec_env(cfg.env_config(), cfg.num_envs, cfg.seed, cfg.async_envs)
+    envs = make_vec_env(
+        cfg.env_config(), cfg.num_envs, cfg.seed, cfg.async_envs, step_info=overrides(hooks, "reward_term")
+    )
     vector_obs = len(envs.single_observation_space.shape) == 1
     norm = (
         VecNormalize(envs.single_observation_space.shape, cfg.num_envs, cfg.gamma)
