@@ -67,6 +67,29 @@ def run_bare(env: str, steps: int, seed: int) -> dict:
     return {"in_process_s": elapsed, "in_process_cpu_s": cpu}
 
 
+def run_raw(env: str, steps: int, seed: int) -> dict:
+    """The bare simulator: `gym.make(id)` (gymnasium's own default wrappers only), random actions from its
+    action space, reset when an episode ends; no vector env, no wrappers of ours."""
+    import gymnasium as gym
+
+    env_id = SETTINGS[env][0]
+    t0, c0 = time.perf_counter(), time.process_time()
+    if env_id.startswith("ALE/"):
+        import ale_py
+
+        gym.register_envs(ale_py)
+    sim = gym.make(env_id)
+    sim.reset(seed=seed)
+    sim.action_space.seed(seed)
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = sim.step(sim.action_space.sample())
+        if terminated or truncated:
+            sim.reset()
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    sim.close()
+    return {"in_process_s": elapsed, "in_process_cpu_s": cpu}
+
+
 def run_ours(env: str, steps: int, seed: int, threads: int, compile_mode: str, bf16: bool) -> dict:
     from control.config import TrainConfig
     from control.train import train
@@ -159,6 +182,8 @@ def run_sb3(env: str, steps: int, seed: int, threads: int) -> dict:
 
 
 def one(kind: str, env: str, steps: int, seed: int, threads: int) -> dict:
+    if kind == "raw":
+        return run_raw(env, steps, seed)
     if kind == "bare":
         return run_bare(env, steps, seed)
     if kind == "sb3":
@@ -362,7 +387,7 @@ def main() -> None:
     progress.unlink(missing_ok=True)
     for env in args.envs.split(","):
         steps = args.hopper_steps if env == "hopper" else args.pong_steps
-        kinds = ["bare", "ours", "ours-eager", "sb3"] if env == "hopper" else ["bare", "ours", "sb3"]
+        kinds = ["raw", "bare", "ours", "ours-eager", "sb3"] if env == "hopper" else ["raw", "bare", "ours", "sb3"]
         if env == "pong" and bf16_ok:
             kinds.insert(2, "ours-bf16")
         if BEFORE_ROOT:
@@ -386,6 +411,8 @@ def main() -> None:
         med = {k: {m: v[m]["median"] for m in MEASURES.values()} for k, v in summary.items()}
         ratios = {}
         for a, b in (
+            ("ours", "raw"),
+            ("bare", "raw"),
             ("ours", "bare"),
             ("ours", "sb3"),
             ("ours-eager", "bare"),

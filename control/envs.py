@@ -7,6 +7,7 @@ standard stack, then reward noise, then (for vector observations) observation/re
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -204,6 +205,8 @@ class VecNormalize:
         return _clip_to_float32(scaled, self.clip)
 
     def reward(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        if self.returns.shape[0] == 1:
+            return self._reward_of_one(float(reward[0]), bool(done[0]))
         self.returns = self.returns * self.gamma + reward
         if self.training:
             self.ret_mean, self.ret_var, self.ret_count = self._update(
@@ -211,6 +214,20 @@ class VecNormalize:
             )
         self.returns[done] = 0.0
         return _clip_to_float32(reward / np.sqrt(self.ret_var + 1e-8), self.clip)
+
+    def _reward_of_one(self, reward: float, done: bool) -> np.ndarray:
+        """`reward` for one env: the same float64 arithmetic on Python floats (a tenth of the numpy calls)."""
+        ret = float(self.returns[0]) * self.gamma + reward
+        if self.training:
+            delta, total = ret - self.ret_mean, self.ret_count + 1
+            self.ret_mean, self.ret_var, self.ret_count = (
+                self.ret_mean + delta / total,
+                (self.ret_var + delta * delta / total) * (self.ret_count / total),
+                total,
+            )
+        self.returns[0] = 0.0 if done else ret
+        scaled = reward / math.sqrt(self.ret_var + 1e-8)
+        return np.array([min(max(scaled, -self.clip), self.clip)], np.float32)
 
     def state_dict(self) -> dict:
         return {
