@@ -62,11 +62,14 @@ class ConfigReads:
 
 
 @functools.cache
-def source_digest(*files: str) -> str:
-    """A digest of the control package's Python files and of `files` (e.g. the module of a registered loss
-    outside the package): editing any of them compiles afresh."""
+def source_digest(*sources: str | None) -> str:
+    """A digest of the Python files of `sources` (files or folders, relative to the control package or
+    absolute; None is skipped): editing any of them compiles afresh."""
     package = Path(__file__).resolve().parent
-    paths = sorted(package.rglob("*.py")) + [Path(f) for f in sorted(set(files))]
+    paths: list[Path] = []
+    for source in filter(None, sources):
+        path = package / source
+        paths += sorted(path.rglob("*.py")) if path.is_dir() else [path]
     digest = hashlib.sha256()
     for path in paths:
         digest.update(str(path.relative_to(package) if path.is_relative_to(package) else path).encode())

@@ -54,6 +54,16 @@ class DiscretizeAction(gym.ActionWrapper):
         return self.values[np.arange(len(action)), np.asarray(action, dtype=np.int64)]
 
 
+class EpisodeEndInfo(gym.Wrapper):
+    """Passes a step's info on only when the step ends an episode, where a vector env reports it (as
+    `final_info`, with the episode statistics): vector envs turn every step's info into arrays, a tenth of a
+    MuJoCo step per env, for keys the training loop never reads."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return obs, reward, terminated, truncated, info if terminated or truncated else {}
+
+
 class EpisodicLife(gym.Wrapper):
     """Atari: a lost life ends the episode for learning; the game resets only when it is really over."""
 
@@ -118,10 +128,15 @@ def has_continuous_actions(cfg: EnvConfig) -> bool:
 
 
 def make_env(
-    cfg: EnvConfig, seed: int, evaluation: bool = False, render_mode: str | None = None
+    cfg: EnvConfig,
+    seed: int,
+    evaluation: bool = False,
+    render_mode: str | None = None,
+    step_info: bool = True,
 ) -> Callable[[], gym.Env]:
     """A thunk for vector envs. `evaluation=True` builds the noiseless env (normalisation is applied by the
-    caller with frozen statistics); `render_mode` is gymnasium's (`rgb_array` for videos)."""
+    caller with frozen statistics); `render_mode` is gymnasium's (`rgb_array` for videos); without
+    `step_info`, infos only at episode ends (`EpisodeEndInfo`)."""
     render = {"render_mode": render_mode} if render_mode else {}
 
     def thunk() -> gym.Env:
@@ -159,7 +174,7 @@ def make_env(
             if cfg.reward_flip_p > 0 and not evaluation:
                 env = RewardSignFlip(env, cfg.reward_flip_p, seed + 20_000)
         env.action_space.seed(seed)
-        return env
+        return env if step_info else EpisodeEndInfo(env)
 
     return thunk
 
@@ -242,17 +257,15 @@ class VecNormalize:
 
 class SingleEnv(gym.vector.VectorEnv):
     """One env as a vector env of one, without `SyncVectorEnv`'s per-step machinery (its per-env loop, action
-    iteration, observation concatenation into a copied batch, and info vectorisation of every step), which
-    costs about a quarter of a MuJoCo step. Same-step autoreset as our `SyncVectorEnv`: on a step that ends an
-    episode the observation is the reset one and `info` holds `final_obs` and `final_info` (with the episode
-    statistics) in vector form. The env's own per-step info keys are passed on (in vector form) only with
-    `step_info=True`; the training loop asks for them only when a hook's reward term may read them."""
+    iteration, observation concatenation into a copied batch), which costs a fifth of a MuJoCo step. Same-step
+    autoreset as our `SyncVectorEnv`: on a step that ends an episode the observation is the reset one and
+    `info` holds `final_obs` and `final_info` (with the episode statistics) in vector form."""
 
     metadata = {"autoreset_mode": gym.vector.AutoresetMode.SAME_STEP}
 
-    def __init__(self, env_fn: Callable[[], gym.Env], step_info: bool = True):
+    def __init__(self, env_fn: Callable[[], gym.Env]):
         self.env = env_fn()
-        self.num_envs, self.step_info = 1, step_info
+        self.num_envs = 1
         self.single_observation_space = self.env.observation_space
         self.single_action_space = self.env.action_space
         self.observation_space = gym.vector.utils.batch_space(self.single_observation_space, 1)
@@ -274,7 +287,7 @@ class SingleEnv(gym.vector.VectorEnv):
         if terminated or truncated:
             infos = self._add_info(infos, {"final_obs": obs, "final_info": info}, 0)
             obs, info = self.env.reset()
-        if self.step_info:
+        if info:
             infos = self._add_info(infos, info, 0)
         return (
             self._batch(obs),
@@ -291,10 +304,12 @@ class SingleEnv(gym.vector.VectorEnv):
 def make_vec_env(
     cfg: EnvConfig, num_envs: int, seed: int, asynchronous: bool = False, step_info: bool = True
 ) -> gym.vector.VectorEnv:
-    """`num_envs` envs seeded `seed`, `seed + 1`, ... with same-step autoreset: subprocesses with
-    `asynchronous`, else one `SingleEnv` or a `SyncVectorEnv` of several (`step_info`: see `SingleEnv`)."""
-    fns = [make_env(cfg, seed + i) for i in range(num_envs)]
-    if num_envs == 1 and not asynchronous:
-        return SingleEnv(fns[0], step_info)
-    cls = gym.vector.AsyncVectorEnv if asynchronous else gym.vector.SyncVectorEnv
-    return cls(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    """`num_envs` envs seeded `seed`, `seed + 1`, ... with same-step autoreset: one `SingleEnv`, a
+    `SyncVectorEnv` of several, or with `asynchronous` an `AsyncVectorEnv` (one subprocess per env). Without
+    `step_info` (nothing reads each step's info or keeps its observation array), infos only at episode ends
+    and the subprocesses' observations are not copied out of shared memory."""
+    fns = [make_env(cfg, seed + i, step_info=step_info) for i in range(num_envs)]
+    same_step = gym.vector.AutoresetMode.SAME_STEP
+    if asynchronous:
+        return gym.vector.AsyncVectorEnv(fns, copy=step_info, autoreset_mode=same_step)
+    return SingleEnv(fns[0]) if num_envs == 1 else gym.vector.SyncVectorEnv(fns, autoreset_mode=same_step)

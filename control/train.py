@@ -429,6 +429,7 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
                 log.scalar(k, float(v), global_step)
             if crossed(global_step, cfg.eval_every, batch):
                 evaluate_and_log(log, agent, cfg, norm, global_step)
+            log.write_scalars()
             bar.update(batch, ret=log.recent_return(), sps=round(sps))
             if iteration == iterations or crossed(global_step, cfg.checkpoint_every, batch) or stop.requested:
                 checkpoint(iteration)

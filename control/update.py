@@ -28,6 +28,8 @@ COMPILE_CHOICES = ("auto", "on", "off")
 # process once its code is cached on the machine (~5-30 s the first time), and saves ~0.1 ms per env step
 # with PPO's defaults (320 minibatches per 2048 steps).
 COMPILE_AUTO_MIN_STEPS = 100_000
+# what the traced update runs (files and folders of the control package): editing them compiles it afresh
+TRACED_SOURCES = ("update.py", "networks.py", "distributions.py", "device.py", "losses", "algos")
 BACKEND = "aoti"  # tests swap in "fx": the same traced graph run as is (no C++ compiler, nothing cached)
 
 
@@ -193,7 +195,7 @@ class CompiledUpdate:
             "inputs": [[list(t.shape), str(t.dtype), str(t.device)] for t in inputs],
             "algo": self.algo.name,
             "adam": [g["betas"], g["eps"], g["weight_decay"], g["amsgrad"], g["maximize"]],
-            "sources": aot_cache.source_digest(*filter(None, [aot_cache.module_file(self.algo.policy_loss)])),
+            "sources": aot_cache.source_digest(*TRACED_SOURCES, aot_cache.module_file(self.algo.policy_loss)),
         }
         return aot_cache.compiled("ppo_update", trace, inputs, key, self.cfg, BACKEND, compile_missing)
 
