@@ -305,11 +305,15 @@ def make_vec_env(
     cfg: EnvConfig, num_envs: int, seed: int, asynchronous: bool = False, step_info: bool = True
 ) -> gym.vector.VectorEnv:
     """`num_envs` envs seeded `seed`, `seed + 1`, ... with same-step autoreset: one `SingleEnv`, a
-    `SyncVectorEnv` of several, or with `asynchronous` an `AsyncVectorEnv` (one subprocess per env). Without
-    `step_info` (nothing reads each step's info or keeps its observation array), infos only at episode ends
-    and the subprocesses' observations are not copied out of shared memory."""
+    `SyncVectorEnv` of several, or with `asynchronous` envs in parallel processes. Without `step_info` (nothing
+    reads each step's info), infos only at episode ends, and the parallel envs are our lean `SubprocessEnvs`
+    instead of gymnasium's `AsyncVectorEnv`."""
     fns = [make_env(cfg, seed + i, step_info=step_info) for i in range(num_envs)]
     same_step = gym.vector.AutoresetMode.SAME_STEP
+    if asynchronous and not step_info:
+        from control.subproc_envs import SubprocessEnvs
+
+        return SubprocessEnvs(fns)
     if asynchronous:
-        return gym.vector.AsyncVectorEnv(fns, copy=step_info, autoreset_mode=same_step)
+        return gym.vector.AsyncVectorEnv(fns, autoreset_mode=same_step)
     return SingleEnv(fns[0]) if num_envs == 1 else gym.vector.SyncVectorEnv(fns, autoreset_mode=same_step)

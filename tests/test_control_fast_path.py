@@ -133,3 +133,78 @@ def test_flat_adam_has_torch_adams_checkpoint_format_and_hands_its_state_over():
         assert torch.equal(p, q)
     with pytest.raises(TypeError, match="not torch.optim.Adam arguments"):
         FlatAdam(twin, momentum=0.9)
+
+
+def test_subprocess_envs_step_like_a_sync_vector_env():
+    """The lean parallel envs (`--async-envs` when nothing reads each step's info): the same observations,
+    rewards, flags, final observations and episode statistics as a `SyncVectorEnv` of the same envs."""
+    cfg = EnvConfig(env_id="Hopper-v5", kwargs={"max_episode_steps": 30})
+    fast = make_vec_env(cfg, 3, seed=4, asynchronous=True, step_info=False)
+    vector = gym.vector.SyncVectorEnv(
+        [make_env(cfg, 4 + i) for i in range(3)], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP
+    )
+    assert type(fast).__name__ == "SubprocessEnvs"
+    assert np.array_equal(fast.reset(seed=4)[0], vector.reset(seed=4)[0])
+    rng = np.random.default_rng(1)
+    ends = 0
+    for _ in range(200):
+        action = rng.uniform(-1.5, 1.5, (3, 3)).astype(np.float32)
+        got, want = fast.step(action), vector.step(action)
+        for a, b in zip(got[:4], want[:4], strict=True):
+            assert a.dtype == b.dtype and np.array_equal(a, b)
+        info, expected = got[4], want[4]
+        assert np.array_equal(
+            info.get("_final_obs", np.zeros(3, bool)), expected.get("_final_obs", np.zeros(3, bool))
+        )
+        for i in np.flatnonzero(expected.get("_final_obs", [])):
+            ends += 1
+            assert np.array_equal(info["final_obs"][i], expected["final_obs"][i])
+            for key in ("r", "l"):
+                assert info["final_info"]["episode"][key][i] == expected["final_info"]["episode"][key][i]
+    assert ends >= 6
+    fast.close()
+    vector.close()
+    assert not any(p.is_alive() for p in fast.processes)
+
+
+class BreaksOnOddSeeds(gym.Env):
+    """Steps fine when reset with an even seed, raises otherwise (so only the subprocess env fails)."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.odd = bool(seed is not None and seed % 2)
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        if self.odd:
+            raise ValueError("this env breaks on odd seeds")
+        return np.zeros(3, np.float32), 0.0, False, False, {}
+
+
+def test_subprocess_envs_report_an_env_error_with_its_traceback():
+    gym.register("BreaksOnOddSeeds-v0", entry_point=BreaksOnOddSeeds, disable_env_checker=True)
+    env = make_vec_env(EnvConfig(env_id="BreaksOnOddSeeds-v0"), 2, seed=0, asynchronous=True, step_info=False)
+    env.reset(seed=0)
+    with pytest.raises(
+        RuntimeError, match="env 1 .in a subprocess. failed:(.|\n)*this env breaks on odd seeds"
+    ):
+        env.step(np.zeros((2, 1), np.float32))
+    env.close()
+
+
+def test_training_with_subprocess_envs_equals_the_sync_vector_env_path(monkeypatch, tmp_path):
+    kwargs = dict(env_id="Hopper-v5", total_steps=2048, num_envs=2, num_steps=512, seed=6, compile="off")
+    results = {}
+    for name, asynchronous in (("processes", True), ("sync", False)):
+        out = tmp_path / name
+        train(TrainConfig(**kwargs, async_envs=asynchronous, eval_episodes=0, out_dir=str(out), quiet=True))
+        state = torch.load(out / "checkpoint.pt", weights_only=True)
+        with (out / "episodes.csv").open() as f:
+            results[name] = (state["agent"], list(csv.reader(f)))
+    (weights, episodes), (sync_weights, sync_episodes) = results["processes"], results["sync"]
+    assert len(episodes) > 5 and episodes == sync_episodes
+    for key, value in sync_weights.items():
+        assert torch.equal(weights[key], value), key
