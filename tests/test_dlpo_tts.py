@@ -239,6 +239,7 @@ def test_evaluation_protocol_mismatch_is_named(tmp_path):
     from recipes_sections import load_recipe
 
     from align.diffusion.tts_run import DLPOTTSRun
+    from align.user_errors import UserError
 
     cfg = load_recipe("dlpo_tts").load_config(
         "dlpo_tts_demo", [f"run.output_dir={tmp_path}", "run.eval_samples_per_text=2"]
@@ -248,7 +249,7 @@ def test_evaluation_protocol_mismatch_is_named(tmp_path):
     )
     run = DLPOTTSRun(cfg["run"], cfg["model"], cfg["pretrain"], cfg["rl"])
     run.pretrained_model = lambda utts: None  # the check comes before any model is needed
-    with pytest.raises(ValueError, match="evaluated with .*eval_seed.: 7.*another run.output_dir"):
+    with pytest.raises(UserError, match="evaluated with .*eval_seed.: 7.*another run.output_dir"):
         run.execute()
 
 

@@ -20,6 +20,8 @@ from align.diffusion.task import DiffusionTask
 from align.models.ljspeech import Utterance
 from align.models.tts_text import encode_text
 from align.models.wavegrad2 import TTSCondition, WaveGrad2
+from align.stopping import StopRequested
+from align.train_hooks import TrainHooks
 
 PRETRAIN_STATE = "pretrain_state.pt"
 
@@ -80,10 +82,31 @@ class TTSPretrainConfig:
     seed: int = field(default=0, metadata={"help": "Seed for batches, timesteps and noise."})
 
 
+def _save_pretrain_state(
+    out: Path, model: WaveGrad2, optimizer: torch.optim.Optimizer, step: int, config: TTSPretrainConfig
+) -> None:
+    save_checkpoint(
+        out / PRETRAIN_STATE,
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "config": asdict(config),
+        },
+    )
+
+
 def pretrain(
-    model: WaveGrad2, utterances: list[Utterance], config: TTSPretrainConfig, output_dir: str | Path
+    model: WaveGrad2,
+    utterances: list[Utterance],
+    config: TTSPretrainConfig,
+    output_dir: str | Path,
+    hooks: TrainHooks | None = None,
 ) -> WaveGrad2:
-    """Train from scratch (or resume from `output_dir`); the final model is saved under output_dir/model."""
+    """Train from scratch (or resume from `output_dir`); the final model is saved under output_dir/model.
+    With `hooks`: a progress bar (loss), and a stop request saves the state at the current step and raises
+    `StopRequested` (batches and noise are seeded by step, so the resumed run repeats an uninterrupted one)."""
+    hooks = hooks or TrainHooks()
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     scheduler = model.config.scheduler()
@@ -94,9 +117,17 @@ def pretrain(
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
+        if 0 < step < config.steps:
+            print(f"[pretrain] resuming from step {step} of {config.steps}", flush=True)
     model.train()
     log = (out / "pretrain_log.jsonl").open("a")
+    bar = hooks.progress(config.steps, "pretrain", initial=step)
     while step < config.steps:
+        if hooks.stop_requested():
+            log.close()
+            bar.close()
+            _save_pretrain_state(out, model, optimizer, step, config)
+            raise StopRequested(step, config.steps, "pretrain step")
         g = torch.Generator().manual_seed(config.seed * 1000003 + step)
         torch.manual_seed(config.seed * 1000003 + step)  # dropout: a resumed run repeats an uninterrupted one
         idx = torch.randint(len(utterances), (config.batch_size,), generator=g)
@@ -123,17 +154,11 @@ def pretrain(
             )
             + "\n"
         )
-        if step % config.save_every == 0 or step == config.steps:
+        hooks.show(bar, loss=float(loss.detach()))
+        if (config.save_every and step % config.save_every == 0) or step == config.steps:
             log.flush()
-            save_checkpoint(
-                out / PRETRAIN_STATE,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "step": step,
-                    "config": asdict(config),
-                },
-            )
+            _save_pretrain_state(out, model, optimizer, step, config)
+    bar.close()
     log.close()
     model.eval()
     model.save_pretrained(out / "model")

@@ -18,6 +18,7 @@ from align.rlhf.imdb_data import IMDB_HUB_ID, clean_review, imdb_prompts, load_r
 from align.rlhf.rewards import ClassifierScore, sentiment_score
 from align.rlhf.run import RlhfRun, check_prompts_fit, tokenizer_and_context
 from align.rlhf.training import TrainSettings, pretrain_lm, train_classifier
+from align.train_hooks import TrainHooks
 from align.trainers.ppo_config import PPOConfig
 
 
@@ -26,9 +27,20 @@ class ImdbRun(RlhfRun):
 
     name = "sppo-imdb"
 
-    def __init__(self, cfg: ImdbConfig, ppo: PPOConfig, lm: TrainSettings, classifier: TrainSettings):
-        super().__init__(cfg.output_dir, ppo, cfg.eval, cfg.policy_settings)
+    def __init__(
+        self,
+        cfg: ImdbConfig,
+        ppo: PPOConfig,
+        lm: TrainSettings,
+        classifier: TrainSettings,
+        hooks: TrainHooks | None = None,
+        overwrite: bool = False,
+    ):
+        sections = {"imdb": cfg, "ppo": ppo, "lm": lm, "classifier": classifier}
+        super().__init__(cfg.output_dir, ppo, cfg.eval, cfg.policy_settings, sections, hooks, overwrite)
         self.cfg, self.lm, self.classifier_settings = cfg, lm, classifier
+        stages = ([] if cfg.policy else ["lm"]) + ([] if cfg.classifier else ["classifier"])
+        self.announce_resume([*stages, "initial", *(f"seed{s}" for s in cfg.seeds)])
         self.source = cfg.dataset or str(sample_root() / "imdb")
         reviews = load_reviews(self.source, cfg.train_split)
         self.train_reviews, self.val_reviews = train_val_split(reviews, cfg.split_seed)
@@ -52,6 +64,7 @@ class ImdbRun(RlhfRun):
             held_out,
             self.lm,
             self.stage_dir("lm"),
+            callbacks=[self.hooks_callback("lm")],
             mixed_precision=self.precision,
         )
 
@@ -74,6 +87,7 @@ class ImdbRun(RlhfRun):
             held_out,
             self.classifier_settings,
             self.stage_dir("classifier"),
+            callbacks=[self.hooks_callback("classifier")],
             mixed_precision=self.precision,
         )
 

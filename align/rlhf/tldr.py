@@ -30,6 +30,7 @@ from align.rlhf.tldr_data import (
     tldr_prompts,
 )
 from align.rlhf.training import TrainSettings, preference_accuracy, train_reward_model, train_sft
+from align.train_hooks import TrainHooks
 from align.trainers.ppo_config import PPOConfig
 
 
@@ -43,9 +44,20 @@ class TldrRun(RlhfRun):
     name = "sppo-tldr"
     with_rouge = True
 
-    def __init__(self, cfg: TldrConfig, ppo: PPOConfig, sft: TrainSettings, reward: TrainSettings):
-        super().__init__(cfg.output_dir, ppo, cfg.eval, cfg.policy_settings)
+    def __init__(
+        self,
+        cfg: TldrConfig,
+        ppo: PPOConfig,
+        sft: TrainSettings,
+        reward: TrainSettings,
+        hooks: TrainHooks | None = None,
+        overwrite: bool = False,
+    ):
+        sections = {"tldr": cfg, "ppo": ppo, "sft": sft, "reward": reward}
+        super().__init__(cfg.output_dir, ppo, cfg.eval, cfg.policy_settings, sections, hooks, overwrite)
         self.cfg, self.sft_settings, self.reward_settings = cfg, sft, reward
+        stages = ([] if cfg.sft_model else ["sft"]) + ["reward_model", "initial"]
+        self.announce_resume([*stages, *(f"seed{s}" for s in cfg.seeds)])
         self.sft_source = cfg.sft_dataset or str(sample_root() / "tldr" / "sft")
         self.preference_source = cfg.preference_dataset or str(sample_root() / "tldr" / "preference")
         self._judge = None
@@ -78,6 +90,7 @@ class TldrRun(RlhfRun):
             held_out,
             self.sft_settings,
             self.stage_dir("sft"),
+            callbacks=[self.hooks_callback("sft")],
             mixed_precision=self.precision,
         )
 
@@ -102,6 +115,7 @@ class TldrRun(RlhfRun):
             held_out,
             self.reward_settings,
             self.stage_dir("reward_model"),
+            callbacks=[self.hooks_callback("reward_model")],
             mixed_precision=self.precision,
         )
         return {**result, "trained": True}
