@@ -3,8 +3,8 @@ nothing of each step's info.
 
 gymnasium's `AsyncVectorEnv` pickles every step's command, reward, flags and info through a pipe per env and
 turns the infos into arrays; for a MuJoCo step of about a tenth of a millisecond that costs more than the step
-(measured on Hopper: the env processes spent 2.6x the in-process step time, the main process as much again), so
-two envs on two cores ran slower than one. `SubprocessEnvs` keeps observations, rewards, flags, final
+(measured on Hopper, CPU time: each env process spent 2.6 times the env's own step time, and the main process
+gained nothing from handing the stepping over), so two envs on two cores trained slower than one. `SubprocessEnvs` keeps observations, rewards, flags, final
 observations and episode statistics in shared memory, wakes each env process with a one-byte message, and steps
 env 0 in the main process meanwhile (which would otherwise wait idle). It reports what our loop reads: same-step
 autoreset, `final_obs`, and `final_info` holding the episode statistics (`episode` r, l, t); an env's other info
