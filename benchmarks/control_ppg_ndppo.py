@@ -56,10 +56,11 @@ def parse_steps(default: int, per_env: str, envs: list[str]) -> dict[str, int]:
 def plan_sweep(
     base: TrainConfig, algos: list[str], envs: list[str], seeds: list[int], steps: dict[str, int], root: Path
 ) -> list[TrainConfig]:
-    """Every (seed, env, algo) run, seed-major: a sweep stopped early has whole seeds of every algorithm."""
+    """Every (env, seed, algo) run, env-major: a sweep stopped early has every seed of every algorithm on the
+    first envs (what paired intervals over seeds need), then the next env's seeds in order."""
     configs = []
-    for seed in seeds:
-        for env_id in envs:
+    for env_id in envs:
+        for seed in seeds:
             for algo in algos:
                 cfg = dataclasses.replace(
                     base, algo=algo, env_id=env_id, seed=seed, total_steps=steps[env_id]
@@ -98,7 +99,7 @@ def progress(configs: list[TrainConfig], stop: threading.Event, every: float = 6
         finished = sum((Path(c.out_dir) / "summary.json").is_file() for c in configs)
         rate = (done - start) / max(time.time() - t0, 1e-9)
         eta = (total - done) / rate if rate > 0 else float("inf")
-        eta_text = time.strftime("%H:%M:%S", time.gmtime(eta)) if eta < 86400 * 30 else "?"
+        eta_text = f"{int(eta // 3600)}h{int(eta % 3600 // 60):02d}m" if eta < 1e7 else "?"
         print(
             f"\r[sweep] runs {finished}/{len(configs)}  steps {done:,}/{total:,} ({100 * done / total:.1f}%)  "
             f"{rate:,.0f} steps/s  ETA {eta_text}",
