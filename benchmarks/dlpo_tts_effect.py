@@ -42,8 +42,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--phase", default="all", choices=("all", *PHASES), help="Run one phase, or all in order.")
     p.add_argument("--root", default="runs/bench-dlpo-effect", help="Run folder (resumable).")
     p.add_argument("--out", default="benchmarks/results/dlpo_effect", help="Table, figures, sample WAVs.")
-    p.add_argument("--stages", default="1000,2000,4000", help="Pretraining step counts to keep and evaluate.")
-    p.add_argument("--rl-from", type=int, default=None, help="Stage the RL runs start from (default: last).")
+    p.add_argument("--stages", default="1000,2000", help="Pretraining step counts to keep and evaluate.")
+    p.add_argument(
+        "--anneal",
+        default="500:2e-4",
+        help="STEPS:LR: after the last stage, train on at this lower learning rate (fresh Adam) as one more "
+        "stage ('' for none); the demo's constant learning rate leaves the loss on a plateau.",
+    )
+    p.add_argument("--rl-from", default=None, help="Stage name the RL runs start from (default: the last).")
     p.add_argument("--seeds", default="0,1,2,3", help="RL seeds.")
     p.add_argument("--objectives", default="dlpo,diffusion_only")
     p.add_argument("--iterations", type=int, default=48, help="RL iterations (one optimizer step each).")
@@ -63,10 +69,26 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.seed_list = [int(s) for s in args.seeds.split(",")]
     except ValueError:
         p.error("--stages and --seeds take comma-separated integers")
-    args.rl_from = args.rl_from or args.stage_list[-1]
-    if args.rl_from not in args.stage_list:
-        p.error(f"--rl-from {args.rl_from} is not one of --stages {args.stage_list}")
+    args.anneal_steps, args.anneal_lr = 0, 0.0
+    if args.anneal:
+        steps, _, lr = args.anneal.partition(":")
+        try:
+            args.anneal_steps, args.anneal_lr = int(steps), float(lr)
+        except ValueError:
+            p.error(f"--anneal takes STEPS:LR (e.g. 500:2e-4), got {args.anneal!r}")
+    args.stage_names = stage_names(args)
+    args.rl_from = args.rl_from or args.stage_names[-1]
+    if args.rl_from.isdigit():
+        args.rl_from = f"step{args.rl_from}"
+    if args.rl_from not in args.stage_names:
+        p.error(f"--rl-from {args.rl_from} is not one of the stages {args.stage_names}")
     return args
+
+
+def stage_names(args: argparse.Namespace) -> list[str]:
+    """`step<N>` per pretraining stage, then `step<last>+anneal<steps>` when annealing."""
+    names = [f"step{n}" for n in args.stage_list]
+    return names + ([f"{names[-1]}+anneal{args.anneal_steps}"] if args.anneal_steps else [])
 
 
 def load_config(args: argparse.Namespace) -> dict:
@@ -94,12 +116,13 @@ def load_config(args: argparse.Namespace) -> dict:
     return load_sections("dlpo_tts_demo", SECTIONS, overrides, HERE.parent / "recipes" / "configs")
 
 
-def stage_dir(args: argparse.Namespace, steps: int) -> Path:
-    return Path(args.root) / "pretrain" / f"step{steps}"
+def stage_dir(args: argparse.Namespace, name: str) -> Path:
+    return Path(args.root) / "pretrain" / name
 
 
 def run_pretrain(args: argparse.Namespace, cfg: dict) -> None:
-    """Pretrain (resuming) to each stage in turn, keeping a copy of the model at each."""
+    """Pretrain (resuming) to each stage in turn, keeping a copy of the model at each; then the anneal stage: the
+    last stage trained on at the lower learning rate with a fresh Adam (other pretraining seed for its batches)."""
     import dataclasses
 
     import torch
@@ -112,14 +135,22 @@ def run_pretrain(args: argparse.Namespace, cfg: dict) -> None:
     torch.set_num_threads(run.threads)
     utts = read_ljspeech(run.data_dir, cfg["model"].sample_rate, run.resample)[: -run.eval_count]
     work = Path(args.root) / "pretrain" / "work"
-    for steps in args.stage_list:
-        target = stage_dir(args, steps)
+    for steps, name in zip(args.stage_list, args.stage_names, strict=False):
+        target = stage_dir(args, name)
         if (target / "model.safetensors").is_file():
             continue
         torch.manual_seed(pre.seed)  # the demo's initialisation (DLPOTTSRun.pretrained_model)
         model = pretrain(WaveGrad2(cfg["model"]), utts, dataclasses.replace(pre, steps=steps), work)
         model.save_pretrained(target)
-        print(f"[pretrain] step {steps}: saved {target}", flush=True)
+        print(f"[pretrain] {name}: saved {target}", flush=True)
+    if args.anneal_steps and not (stage_dir(args, args.stage_names[-1]) / "model.safetensors").is_file():
+        anneal = dataclasses.replace(
+            pre, steps=args.anneal_steps, learning_rate=args.anneal_lr, seed=pre.seed + 1
+        )
+        model = WaveGrad2.from_pretrained(stage_dir(args, args.stage_names[-2]))
+        model = pretrain(model, utts, anneal, Path(args.root) / "pretrain" / "anneal-work")
+        model.save_pretrained(stage_dir(args, args.stage_names[-1]))
+        print(f"[pretrain] {args.stage_names[-1]}: saved", flush=True)
 
 
 def held_out_diffusion_loss(model, utterances, kind: str, draws: int = 32, seed: int = 0) -> float:
@@ -161,11 +192,10 @@ def run_stages(args: argparse.Namespace, cfg: dict) -> dict:
     texts = [u.text for u in held] * args.eval_samples_per_text
     rate = cfg["model"].sample_rate
     mos, asr = make_mos(run.mos, rate), make_asr(run.asr, rate)
-    for steps in args.stage_list:
-        key = f"step{steps}"
-        if key in results or not (stage_dir(args, steps) / "model.safetensors").is_file():
+    for key in args.stage_names:
+        if key in results or not (stage_dir(args, key) / "model.safetensors").is_file():
             continue
-        model = WaveGrad2.from_pretrained(stage_dir(args, steps))
+        model = WaveGrad2.from_pretrained(stage_dir(args, key))
         r = evaluate_tts(model, texts, mos, asr, run.eval_inference_steps, run.eval_seed)
         r["held_out_diffusion_loss"] = held_out_diffusion_loss(
             model, held, cfg["pretrain"].diffusion_loss_kind
@@ -175,7 +205,7 @@ def run_stages(args: argparse.Namespace, cfg: dict) -> dict:
         print(
             f"[stages] {key}: MOS {r['mos']:.3f}, held-out diffusion loss {r['held_out_diffusion_loss']:.4f}"
         )
-    first = results.get(f"step{args.stage_list[0]}")
+    first = results.get(args.stage_names[0])
     for r in results.values():
         if first is not None and r is not first:
             r["mos_diff"], r["mos_diff_se"], _ = paired_difference(r["mos_scores"], first["mos_scores"])
@@ -189,9 +219,8 @@ def run_rl(cfg: dict) -> dict:
     return DLPOTTSRun(cfg["run"], cfg["model"], cfg["pretrain"], cfg["rl"]).execute()
 
 
-def pretrain_curve(root: Path, window: int = 100) -> list[tuple[int, float]]:
-    """(last step, mean training diffusion loss) of each `window`-step block of the pretraining log."""
-    log = root / "pretrain" / "work" / "pretrain_log.jsonl"
+def pretrain_curve(log: Path, window: int = 100) -> list[tuple[int, float]]:
+    """(last step, mean training diffusion loss) of each `window`-step block of a pretraining log."""
     rows = {}
     if log.is_file():
         for line in log.read_text().splitlines():
@@ -204,19 +233,28 @@ def pretrain_curve(root: Path, window: int = 100) -> list[tuple[int, float]]:
     ]
 
 
-def stage_table(stages: dict, curve: list[tuple[int, float]]) -> str:
-    losses = dict(curve)
+def stage_losses(root: Path, names: list[str], window: int = 100) -> dict[str, float]:
+    """Each stage's training diffusion loss over its last `window` steps (from the pretraining logs)."""
+    main = dict(pretrain_curve(root / "pretrain" / "work" / "pretrain_log.jsonl", window))
+    anneal = pretrain_curve(root / "pretrain" / "anneal-work" / "pretrain_log.jsonl", window)
+    out = {n: main[int(n[4:])] for n in names if n[4:].isdigit() and int(n[4:]) in main}
+    if anneal and "+anneal" in names[-1]:
+        out[names[-1]] = anneal[-1][1]
+    return out
+
+
+def stage_table(stages: dict, names: list[str], losses: dict[str, float]) -> str:
     lines = [
-        "| pretraining steps | training diffusion loss (last 100 steps) | held-out diffusion loss | held-out MOS "
+        "| pretraining stage | training diffusion loss (last 100 steps) | held-out diffusion loss | held-out MOS "
         "| MOS - first stage, paired (± s.e.) | WER |",
         "|---|---|---|---|---|---|",
     ]
-    for key, r in sorted(stages.items(), key=lambda kv: int(kv[0][4:])):
-        steps = int(key[4:])
+    for key in [n for n in names if n in stages]:
+        r = stages[key]
         diff = f"{r['mos_diff']:+.3f} ± {r['mos_diff_se']:.3f}" if "mos_diff" in r else "-"
-        train = f"{losses[steps]:.4f}" if steps in losses else "-"
+        train = f"{losses[key]:.4f}" if key in losses else "-"
         lines.append(
-            f"| {steps} | {train} | {r['held_out_diffusion_loss']:.4f} | {r['mos']:.3f} | {diff} | {r['wer']:.3f} |"
+            f"| {key} | {train} | {r['held_out_diffusion_loss']:.4f} | {r['mos']:.3f} | {diff} | {r['wer']:.3f} |"
         )
     return "\n".join(lines)
 
@@ -322,8 +360,8 @@ def write_report(args: argparse.Namespace, cfg: dict) -> str:
     parts = [
         f"Pretraining stages (demo model, seed 0; evaluation: {args.eval_samples_per_text} samples x 8 held-out "
         "transcripts, one evaluation noise for every model):",
-        stage_table(stages, pretrain_curve(root)),
-        f"RL from the {args.rl_from}-step model: {args.iterations} iterations of {args.prompts} prompts x "
+        stage_table(stages, args.stage_names, stage_losses(root, args.stage_names)),
+        f"RL from the {args.rl_from} model: {args.iterations} iterations of {args.prompts} prompts x "
         f"{args.samples_per_prompt} samples ({args.prompts * args.samples_per_prompt} trajectories per optimizer "
         f"step, accumulated over micro-batches of {args.micro_batch}), per-prompt baseline, t = 50 not trained "
         f"(min_train_step_std {rl.min_train_step_std}), alpha {rl.alpha}, beta {rl.beta}, Adam {rl.learning_rate}.",
@@ -340,7 +378,7 @@ def write_report(args: argparse.Namespace, cfg: dict) -> str:
     slim = {
         "stages": stages,
         "rl": {k: v for k, v in results.items()},
-        "args": {k: v for k, v in vars(args).items() if k not in ("stage_list", "seed_list")},
+        "args": {k: v for k, v in vars(args).items() if k not in ("stage_list", "seed_list", "stage_names")},
     }
     (out / "results.json").write_text(json.dumps(slim, indent=1))
     if results:

@@ -37,16 +37,23 @@ def test_pretraining_stages_are_kept_and_resumed(tmp_path):
     data = _tiny_corpus(tmp_path / "data")
     common = ["--root", str(tmp_path / "r"), "--out", str(tmp_path / "o"), "--set", "pretrain.save_every=1"]
     common += ["--set", f"run.data_dir={data}", "--set", "run.eval_count=1", "--set", "pretrain.batch_size=2"]
-    assert bench.main(["--phase", "pretrain", "--stages", "2,3", *common]) == 0
-    kept = {s: tmp_path / "r" / "pretrain" / f"step{s}" / "model.safetensors" for s in (2, 3)}
+    assert bench.main(["--phase", "pretrain", "--stages", "2,3", "--anneal", "", *common]) == 0
+    pre = tmp_path / "r" / "pretrain"
+    kept = {s: pre / f"step{s}" / "model.safetensors" for s in (2, 3)}
     stamps = {s: _stamp(p) for s, p in kept.items()}
-    assert bench.main(["--phase", "pretrain", "--stages", "2,3,4", *common]) == 0
+    assert bench.main(["--phase", "pretrain", "--stages", "2,3,4", "--anneal", "2:1e-4", *common]) == 0
     assert {s: _stamp(p) for s, p in kept.items()} == stamps  # finished stages are not redone
-    assert (tmp_path / "r" / "pretrain" / "step4" / "model.safetensors").is_file()
+    assert (pre / "step4" / "model.safetensors").is_file()
+    assert (pre / "step4+anneal2" / "model.safetensors").is_file()
     # the 4-step stage continued from step 3: the log holds steps 1..4 once each, not a restart
-    curve = bench.pretrain_curve(tmp_path / "r", window=1)
+    curve = bench.pretrain_curve(pre / "work" / "pretrain_log.jsonl", window=1)
     assert [s for s, _ in curve] == [1, 2, 3, 4] and all(math.isfinite(v) for _, v in curve)
-    assert "| 4 |" not in (tmp_path / "o" / "table.md").read_text()  # stages not evaluated yet: no row
+    assert [s for s, _ in bench.pretrain_curve(pre / "anneal-work" / "pretrain_log.jsonl", window=1)] == [
+        1,
+        2,
+    ]
+    losses = bench.stage_losses(tmp_path / "r", ["step2", "step4", "step4+anneal2"], window=1)
+    assert losses["step2"] == curve[1][1] and set(losses) == {"step2", "step4", "step4+anneal2"}
 
 
 def test_rl_table_intervals_by_hand():
@@ -72,3 +79,5 @@ def test_bad_flags_exit_with_a_message(capsys):
     assert exc.value.code == 2 and "--micro-batch 7 must divide" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         bench.main(["--rl-from", "5", "--stages", "1000,2000"])
+    with pytest.raises(SystemExit):
+        bench.main(["--anneal", "500"])
