@@ -128,8 +128,8 @@ def run_pretrain(args: argparse.Namespace, cfg: dict) -> None:
     import torch
 
     from align.diffusion.tts import pretrain
-    from align.models.ljspeech import read_ljspeech
-    from align.models.wavegrad2 import WaveGrad2
+    from align.diffusion.speech.ljspeech import read_ljspeech
+    from align.diffusion.speech.wavegrad2 import WaveGrad2
 
     run, pre = cfg["run"], cfg["pretrain"]
     torch.set_num_threads(run.threads)
@@ -181,8 +181,8 @@ def run_stages(args: argparse.Namespace, cfg: dict) -> dict:
     from align.diffusion.speech_metrics import make_asr, make_mos
     from align.diffusion.tts import evaluate_tts
     from align.diffusion.tts_run import paired_difference
-    from align.models.ljspeech import read_ljspeech
-    from align.models.wavegrad2 import WaveGrad2
+    from align.diffusion.speech.ljspeech import read_ljspeech
+    from align.diffusion.speech.wavegrad2 import WaveGrad2
 
     run = cfg["run"]
     torch.set_num_threads(run.threads)
