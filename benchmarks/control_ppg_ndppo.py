@@ -26,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+from align.user_errors import UserError  # a bad flag or run folder: one line, exit code 2
 from control.config import TrainConfig
 from control.sweep import run_dir, run_sweep
 
@@ -36,10 +37,6 @@ DEFAULT_ENVS = "Hopper-v5,Walker2d-v5,HalfCheetah-v5"
 DEFAULT_ALGOS = "ppo,ppg,ndppo,ndppo-nobonus,qppo"
 PAIRS_VS_PPO = ["ppg", "ndppo", "ndppo-nobonus", "qppo"]
 PAIRS_ND = [("ndppo", "qppo"), ("ndppo-nobonus", "qppo"), ("ndppo", "ndppo-nobonus")]
-
-
-class UserError(Exception):
-    """A bad flag or an inconsistent run folder: reported in one line, exit code 2."""
 
 
 def parse_steps(default: int, per_env: str, envs: list[str]) -> dict[str, int]:

@@ -14,7 +14,6 @@ Metrics of a run:
 
 from __future__ import annotations
 
-import csv
 import json
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -40,8 +39,9 @@ class RunResult:
 
 def read_episodes(run: Path) -> tuple[np.ndarray, np.ndarray]:
     """(end step, return) of every training episode in a run's episodes.csv."""
-    path = run / "episodes.csv"
-    rows = [r for r in csv.reader(path.open(newline="")) if r] if path.is_file() else []
+    from control.run import read_rows  # the data rows, with or without the header row
+
+    rows = read_rows(run / "episodes.csv")
     return np.array([float(r[0]) for r in rows]), np.array([float(r[1]) for r in rows])
 
 
