@@ -70,9 +70,10 @@ def reset_peak_rss() -> bool:
         return False
 
 
-def make_ours(path: Path, lora: bool, minibatch: int = PROMPTS * SAMPLES):
+def make_ours(path: Path, lora: bool, minibatch: int = PROMPTS * SAMPLES, checkpointing: str | None = None):
     """Our PPOTrainer on the benchmark's workload (raw-text prompts, as GRPO gets them); a `minibatch`
-    under the 32 sequences accumulates gradients over the micro-steps (one optimizer step, less memory)."""
+    under the 32 sequences accumulates gradients over the micro-steps (one optimizer step, less memory);
+    `checkpointing` sets `activation_checkpointing` (None: the trainer's default, also in older checkouts)."""
     from align.data import load_sample_scienceqa
     from align.generate import SamplingConfig
     from align.models import LoraSettings, load_policy
@@ -82,7 +83,9 @@ def make_ours(path: Path, lora: bool, minibatch: int = PROMPTS * SAMPLES):
 
     settings = LoraSettings(r=LORA_R, alpha=2 * LORA_R, dropout=0.0) if lora else None
     policy = load_policy(str(path), lora=settings, dtype="float32")
+    extra = {} if checkpointing is None else {"activation_checkpointing": checkpointing}
     cfg = PPOConfig(
+        **extra,
         output_dir=tempfile.mkdtemp(),
         prompts_per_iteration=PROMPTS,
         sampling=SamplingConfig(num_samples=SAMPLES, max_new_tokens=NEW_TOKENS, batch_size=PROMPTS),
@@ -97,8 +100,14 @@ def make_ours(path: Path, lora: bool, minibatch: int = PROMPTS * SAMPLES):
     return PPOTrainer(policy, reward, cfg, load_sample_scienceqa("train"))
 
 
-def time_ours(path: Path, lora: bool, iterations: int, minibatch: int = PROMPTS * SAMPLES) -> dict:
-    trainer = make_ours(path, lora, minibatch)
+def time_ours(
+    path: Path,
+    lora: bool,
+    iterations: int,
+    minibatch: int = PROMPTS * SAMPLES,
+    checkpointing: str | None = None,
+) -> dict:
+    trainer = make_ours(path, lora, minibatch, checkpointing)
     trainer.step()  # warm-up
     reset_peak_rss()
     times, parts = [], {"generation": 0.0, "reward": 0.0, "scoring": 0.0, "update": 0.0}
@@ -201,9 +210,10 @@ def child(args: argparse.Namespace) -> None:
     path = build(args.size, Path(tempfile.mkdtemp()) / args.size)
     if args.impl == "trl-grpo":
         result = time_grpo(path, args.lora, args.iterations)
-    else:  # ours, ours-baseline, or ours-mbN: minibatches of N sequences, accumulated
-        minibatch = int(args.impl.split("-mb")[1]) if "-mb" in args.impl else PROMPTS * SAMPLES
-        result = time_ours(path, args.lora, args.iterations, minibatch)
+    else:  # ours, ours-baseline, ours-mbN (minibatches of N, accumulated), ours-ckpt-MODE, ours-mbN-ckpt-MODE
+        name, _, checkpointing = args.impl.partition("-ckpt-")
+        minibatch = int(name.split("-mb")[1]) if "-mb" in name else PROMPTS * SAMPLES
+        result = time_ours(path, args.lora, args.iterations, minibatch, checkpointing or None)
     result["peak_rss_iterations_mb"] = rss_mb("VmHWM")
     result["peak_rss_process_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["params_m"] = checkpoint_parameters(path) / 1e6
@@ -338,7 +348,8 @@ def main() -> None:
     parser.add_argument(
         "--impls",
         default=",".join(IMPLS),
-        help="ours, trl-grpo, ours-mbN (ours with minibatches of N sequences, gradients accumulated).",
+        help="ours, trl-grpo, ours-mbN (ours with minibatches of N sequences, gradients accumulated), "
+        "ours-ckpt-MODE (activation_checkpointing none, selective or full).",
     )
     parser.add_argument(
         "--baseline",

@@ -83,6 +83,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", default="small", choices=("tiny", "small"))
     parser.add_argument("--lora", action="store_true")
+    parser.add_argument(
+        "--checkpointing",
+        default=None,
+        help="activation_checkpointing: none, selective, full (default: the trainer's).",
+    )
     parser.add_argument("--top", type=int, default=25, help="Operators listed, by self CPU time.")
     parser.add_argument("--trace", default=None, help="Write a Chrome trace of the profiled iteration here.")
     parser.add_argument("--out", default=None, help="Write the phase split as JSON here.")
@@ -103,7 +108,7 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     path = build(args.size, Path(tempfile.mkdtemp()) / args.size)
-    trainer = make_ours(path, args.lora)
+    trainer = make_ours(path, args.lora, checkpointing=args.checkpointing)
     phases: dict[str, list[float]] = defaultdict(list)
     instrument(trainer, phases)
     reset_peak_rss()

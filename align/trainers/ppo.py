@@ -260,28 +260,27 @@ class PPOTrainer:
         The update's first micro-step runs at the weights of the rollout, so its forward is the one scored
         here: it is run with gradients and kept for the update (`reuse_scoring_forward`), which then skips
         its own forward (TRL's GRPO does the same with one update per rollout). One micro-step only, so
-        that the memory held is what that micro-step needs anyway, whatever the accumulation."""
+        that the memory held is what that micro-step needs anyway, whatever the accumulation; its layers
+        keep what `activation_checkpointing` says, and the reference pass runs before it."""
         t0 = time.perf_counter()
         scored_buffers(chunk)
-        warmup = self.iteration < self.config.value_warmup_iterations
         for rows in self._minibatches(chunk, 0, chunk_index):
             mb = chunk.select(rows)
-            if self.reuse.claim():
-                with torch.enable_grad():
-                    outputs = forward_tokens(
-                        self.model, mb, with_values=True, with_logits=True, detach_values=warmup
-                    )
-                self.reuse.keep(chunk, rows, outputs)
-                logp, values = outputs[0].detach(), outputs[1].detach()
-            else:
-                with self.accelerator.autocast():
-                    logp, values, _ = forward_tokens(model, mb, with_values=True)
+            # the reference first: its pass's memory is free again before a kept forward holds any
             with self.accelerator.autocast():
                 if self.ref_model is None:
                     with self.policy.reference():
                         ref_logp, _, _ = forward_tokens(model, mb)
                 else:
                     ref_logp, _, _ = forward_tokens(self.ref_model, mb)
+            if self.reuse.claim():
+                with torch.enable_grad():
+                    outputs = self._train_forward(mb)
+                self.reuse.keep(chunk, rows, outputs)
+                logp, values = outputs[0].detach(), outputs[1].detach()
+            else:
+                with self.accelerator.autocast():
+                    logp, values, _ = forward_tokens(model, mb, with_values=True)
             rows = rows.to(chunk.input_ids.device)
             chunk.old_logp[rows], chunk.values[rows], chunk.ref_logp[rows] = logp, values, ref_logp
         stats["time/scoring_s"].append(time.perf_counter() - t0)
@@ -299,6 +298,13 @@ class PPOTrainer:
             c.advantages = advantages
 
     # --- update ---------------------------------------------------------------------------------------------
+    def _train_forward(self, mb: Chunk) -> tuple:
+        """The forward the update trains on: with gradients, values and logits, layers checkpointed as
+        `activation_checkpointing` says (the value head alone learns in the warm-up iterations)."""
+        warmup = self.iteration < self.config.value_warmup_iterations
+        kwargs = {"detach_values": warmup, "checkpointing": self.config.activation_checkpointing}
+        return forward_tokens(self.model, mb, with_values=True, with_logits=True, **kwargs)
+
     def _minibatch_loss(
         self, mb: Chunk, outputs: tuple | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -306,9 +312,7 @@ class PPOTrainer:
         c = self.config
         mask = mb.response_mask.float()
         warmup = self.iteration < c.value_warmup_iterations  # value head alone: the policy stays put
-        logp, values, logits = outputs or forward_tokens(
-            self.model, mb, with_values=True, with_logits=True, detach_values=warmup
-        )
+        logp, values, logits = outputs or self._train_forward(mb)
         params = PolicyLossParams(c.clip_range, c.sppo_alpha, c.sppo_beta, c.sppo_z)
         pg_loss, stats = POLICY_LOSSES[c.policy_loss](logp, mb.old_logp, mb.advantages, mask, params)
         v_loss, _ = value_loss(values, mb.values, mb.returns, mask, c.value_clip_range)

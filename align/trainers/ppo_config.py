@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from align.generate import SamplingConfig
 from align.rl.losses import POLICY_LOSSES
+from align.trainers.checkpointing import CHECKPOINTING_MODES
 
 
 @dataclass
@@ -64,6 +65,14 @@ class PPOConfig:
             "(kept with its activations) instead of running it again; the same update, one forward fewer."
         },
     )
+    activation_checkpointing: str = field(
+        default="selective",
+        metadata={
+            "help": "What each layer keeps between a forward with gradients and its backward: 'selective' (the "
+            "outputs of matrix products and attention; the rest is recomputed), 'full' (its input; the layer is "
+            "recomputed), 'none' (everything). The shared-prompt KV cache is kept in every mode."
+        },
+    )
     value_head_hidden: int = field(default=0, metadata={"help": "Value-head MLP width (0: model width)."})
     mixed_precision: str | None = field(
         default=None,
@@ -81,5 +90,10 @@ class PPOConfig:
             raise ValueError(f"kl_estimator must be 'k1' or 'k3', got {self.kl_estimator!r}")
         if self.minibatch_size < 1 or self.sampling.num_samples < 1 or self.prompts_per_iteration < 1:
             raise ValueError("minibatch_size, sampling.num_samples and prompts_per_iteration must be >= 1")
+        if self.activation_checkpointing not in CHECKPOINTING_MODES:
+            raise ValueError(
+                f"ppo.activation_checkpointing must be one of {CHECKPOINTING_MODES}, "
+                f"got {self.activation_checkpointing!r}"
+            )
         if not self.sampling.do_sample:
             raise ValueError("PPO learns from sampled responses: sampling.do_sample must be true")

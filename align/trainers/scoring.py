@@ -7,8 +7,9 @@ It does only the work PPO uses:
 - the LM head runs on the response positions only (`logits_to_keep`), and a sampled token's log-prob is its
   logit minus the log-sum-exp over the vocabulary (no full log-softmax tensor);
 - rows that share a prompt (the k samples of a problem) run that prompt once: each distinct prompt's KV
-  cache is computed once and gathered for its rows, and only the response tokens run over it (text-only
-  models; VLM batches, whose positions and image features are family-specific, take one full pass).
+  cache is computed once and gathered for its rows layer by layer, and only the response tokens run over it
+  (text-only models; VLM batches, whose positions and image features are family-specific, take one full pass);
+- with gradients, the layers can be checkpointed without giving up that cache (`align.trainers.checkpointing`).
 The same rows always take the same path, so old log-probs and the first update epoch's agree bit for bit.
 """
 
@@ -24,6 +25,7 @@ from torch import nn
 
 from align.models.inputs import position_ids_from_mask
 from align.models.vision_inputs import join_rows
+from align.trainers.checkpointing import PromptCache, SharedPrefixCache, checkpointed_layers
 
 if TYPE_CHECKING:
     from align.trainers.rollout import Chunk
@@ -164,12 +166,14 @@ def score_responses(
     with_values: bool = False,
     with_logits: bool = False,
     detach_values: bool = False,
+    checkpointing: str = "none",
     **inputs: Any,
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """(log-probs of the response tokens, values before each response token, response logits if asked) of
     `prompt_len` columns of left-padded prompt followed by the response. `model` is a transformers or peft
     model (or an engine wrapping one); values need `value_head`. `inputs` are the model's other inputs
-    (image inputs, token-aligned tensors)."""
+    (image inputs, token-aligned tensors). `checkpointing` (with gradients): what each layer keeps for the
+    backward, see `align.trainers.checkpointing`."""
     if with_values and value_head is None:
         raise ValueError("values need a PolicyWithValue model")
     mrope = any(k in inputs for k in MROPE_KEYS)
@@ -178,7 +182,7 @@ def score_responses(
         first, prompt_index = distinct_prompts(input_ids[:, :prompt_len], attention_mask[:, :prompt_len])
         if len(first) == len(input_ids) or prompt_len < 1:
             first = None
-    with last_hidden_state(model, with_values) as hidden:
+    with last_hidden_state(model, with_values) as hidden, checkpointed_layers(model, checkpointing):
         if first is None:
             logits = _full_pass(model, input_ids, attention_mask, prompt_len, mrope, inputs)
         else:
@@ -221,10 +225,12 @@ def _full_pass(
     return model(**kwargs, use_cache=False).logits
 
 
-def prompt_cache(model: nn.Module, ids: torch.Tensor, mask: torch.Tensor) -> tuple[str, Any, torch.Tensor]:
+def prompt_cache(
+    model: nn.Module, ids: torch.Tensor, mask: torch.Tensor, cache: Any = None
+) -> tuple[str, Any, torch.Tensor]:
     """(the model's cache argument name, a KV cache of left-padded prompts, the logits at their last
-    position)."""
-    name, cache = _cache_name(model), _new_cache()
+    position); `cache` is an empty cache to fill (default: a `DynamicCache`, which generation extends)."""
+    name, cache = _cache_name(model), _new_cache() if cache is None else cache
     out = model(
         input_ids=ids,
         attention_mask=mask,
@@ -244,13 +250,14 @@ def _shared_prompt_pass(
     first: torch.Tensor,
     prompt_index: torch.Tensor,
 ) -> torch.Tensor:
-    """Each distinct prompt once (its KV cache gathered for its rows), then the response tokens over it."""
-    name, cache, prompt_logits = prompt_cache(
-        model, input_ids[first, :prompt_len], attention_mask[first, :prompt_len]
+    """Each distinct prompt once, then the response tokens over its KV cache, gathered for its rows in each
+    layer (caches that a checkpointed layer can replay)."""
+    name, prompts, prompt_logits = prompt_cache(
+        model, input_ids[first, :prompt_len], attention_mask[first, :prompt_len], PromptCache()
     )
     logits = [prompt_logits[prompt_index]]
     if input_ids.shape[1] - prompt_len > 1:  # the response tokens but the last one
-        cache.batch_select_indices(prompt_index)
+        cache = SharedPrefixCache(prompts, prompt_index)
         mask = attention_mask[:, :-1]
         out = model(
             input_ids=input_ids[:, prompt_len:-1],
@@ -269,6 +276,7 @@ def forward_tokens(
     with_values: bool = False,
     with_logits: bool = False,
     detach_values: bool = False,
+    checkpointing: str = "none",
 ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
     """(log-probs of the response tokens, values before each response token, response logits if asked).
 
@@ -283,6 +291,7 @@ def forward_tokens(
         "with_values": with_values,
         "with_logits": with_logits,
         "detach_values": detach_values,
+        "checkpointing": checkpointing,
         **chunk.extra,
         **join_rows(chunk.vision),
     }
