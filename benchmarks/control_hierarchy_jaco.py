@@ -99,7 +99,9 @@ def main() -> None:
             run_stage(cfg, stage, args.workers if stage != "primitives" else 1)
         summary = report(cfg)
         summary["paper"], summary["seconds"] = PAPER[task], time.perf_counter() - t0
-        summary["primitives"] = {n: primitive_success(cfg, n, args.primitive_episodes) for n in cfg.primitives}
+        summary["primitives"] = {
+            n: primitive_success(cfg, n, args.primitive_episodes) for n in cfg.primitives
+        }
         summary["starts"] = starts_found(cfg)
         summary["budget"] = {
             "primitive_steps": cfg.primitive_steps,
