@@ -216,7 +216,7 @@ class TossRules:
     pick: float = 200.0  # per metre the ball rises in the hand, up to the release height
     release: float = 50.0
     up: float = 50.0  # at the apex, x (1 - |apex - apex_height| / apex_height); + up within the tolerance
-    stable: float = 2.0  # per step after the pick, x (0.5 - |x - spot x| - |y - spot y|)
+    stable: float = 2.0  # per step after the release (theirs: the pick), x (0.5 - |x - spot x| - |y - spot y|)
     success: float = 100.0
 
 
@@ -271,7 +271,7 @@ class TossSkill(Skill):
             terms["reward_release"], self.released = r.release, True
             if self.in_serve:
                 return terms, "next"
-        if self.picked:
+        if self.released:  # ours: from the pick on, holding the ball forever would pay more than a toss
             off = abs(pos[0] - r.spot[0]) + abs(pos[1] - r.spot[1])
             terms["reward_stable"] = r.stable * (0.5 - off)
         if self.released and not self.falling:
