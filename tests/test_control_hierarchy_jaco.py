@@ -17,6 +17,7 @@ from control.hierarchy.jaco import OBS_DIM
 from control.hierarchy.jaco_registry import JACO_ENVS, JACO_TASKS
 from control.hierarchy.jaco_skills import GRAVITY, CatchRules, HitRules, PickRules, TossRules
 from control.hierarchy.policies import ScriptedPolicy
+from control.hierarchy.transition_env import TransitionEnv, save_snapshots
 
 STILL = np.zeros(9)
 
@@ -342,3 +343,26 @@ def test_the_controller_hands_over_between_repeated_picks():
     result = run_episode(env, Composition({"pick": ScriptedPolicy(act)}), "none", seed=4, on_handover=seen)
     assert result.subtasks >= 2 and result.handovers == result.subtasks - (result.subtasks == 5)
     assert set(pairs) == {("pick", "pick")}
+
+
+def test_a_transition_between_two_picks_ends_when_it_completes_the_pick(tmp_path):
+    env, raw = make("JacoRepetitivePicking-v0")
+    weightless(raw)
+    env.reset(seed=1)
+    in_hand(raw)
+    for _ in range(PickRules().hold_steps):
+        _, _, _, _, info = env.step(STILL)
+    assert info["subtasks"] == 1
+    path = tmp_path / "starts-pick-pick.pkl"
+    save_snapshots(path, [raw.get_snapshot()])
+    trans = TransitionEnv("Hierarchy/JacoRepetitivePicking-v0", str(path), "pick", horizon=100)
+    obs, info = trans.reset(seed=0)
+    assert obs.shape == (OBS_DIM,) and info["primitive"] == "pick" and trans.subtasks == 1
+    task = trans.task.unwrapped
+    weightless(task)
+    _, _, terminated, truncated, info = trans.step(STILL)
+    assert not (terminated or truncated)
+    in_hand(task)
+    for _ in range(PickRules().hold_steps):  # the transition policy picks the cube itself
+        _, _, terminated, truncated, info = trans.step(STILL)
+    assert truncated and not terminated and info["subtasks"] == 2
