@@ -19,7 +19,7 @@ from control.hierarchy.jaco_skills import GRAVITY, CatchRules, HitRules, PickRul
 from control.hierarchy.policies import ScriptedPolicy
 from control.hierarchy.transition_env import TransitionEnv, save_snapshots
 
-STILL = np.zeros(9)
+STILL = np.array([0.0] * 6 + [-1.0] * 3)  # the arm holds still, the hand stays open
 
 
 def make(name: str, **kwargs):
@@ -60,7 +60,7 @@ def scripted_pick(raw):
             return arm_speeds(raw, 4.0 * (cube + [0.0, 0.0, 0.12] - grip), -1.0)
         if t < 55:
             return arm_speeds(raw, 4.0 * (cube - grip), -1.0)
-        if t < 70:
+        if t < 80:
             return arm_speeds(raw, np.zeros(3), 1.0)
         return arm_speeds(raw, 4.0 * (raw.skill.target - grip), 1.0)
 

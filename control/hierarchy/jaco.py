@@ -11,8 +11,8 @@ authors' envs are listed in docs/control_hierarchy.md.
 Every arm env has the same 43-dim observation, so a primitive trained alone runs unchanged inside a task:
 sin and cos of the six arm joints (12), the three finger angles (3), joint speeds clipped to +-10 (9), the
 object's position (3), orientation quaternion (4), linear and angular velocity clipped to +-10 and +-30 (6), the
-grip site's position (3) and the object's offset from it (3). Actions are target joint speeds in [-1, 1] of each
-joint's limit (six arm joints, three fingers). `info` carries `success` (a subtask completed at this step),
+grip site's position (3) and the object's offset from it (3). Actions in [-1, 1]: the six arm joints' target
+speeds as fractions of their limits, the three fingers' target angles (-1 open, +1 closed). `info` carries `success` (a subtask completed at this step),
 `subtasks` (completed in a row; a failure ends the episode), `primitive` (what the task expects next) and the
 reward terms. Envs keep their own time limits (`subtask_steps` per subtask).
 """
@@ -30,6 +30,7 @@ from gymnasium.spaces import Box
 from control.hierarchy.jaco_model import (
     ARM_JOINTS,
     FINGER_JOINTS,
+    FINGER_RANGE,
     GRIP_SITE,
     HOME_ARM,
     HOME_FINGERS,
@@ -99,7 +100,7 @@ class JacoArmEnv(MujocoEnv, utils.EzPickle):
         self.grip_site = model.site(GRIP_SITE).id
         self.target_mocap = model.body("target").mocapid[0]
         self.speed_limits = self.drive.speed_limits()
-        self.action_space = Box(-1.0, 1.0, (len(self.speed_limits),), np.float32)
+        self.action_space = Box(-1.0, 1.0, (len(ARM_JOINTS) + len(FINGER_JOINTS),), np.float32)
         self.home = np.array(HOME_ARM + (HOME_FINGERS,) * 3)
         self.successes = self.steps_in_subtask = 0
         self.skill: Skill | None = None
@@ -191,7 +192,10 @@ class JacoArmEnv(MujocoEnv, utils.EzPickle):
         return {"success": False, "subtasks": 0, "primitive": self.expected_primitive()}
 
     def _ctrl(self, action: np.ndarray) -> np.ndarray:
-        return np.clip(action, -1.0, 1.0) * self.speed_limits
+        """Arm joints: target speeds; fingers: target angles across their range."""
+        action = np.clip(action, -1.0, 1.0)
+        low, high = FINGER_RANGE
+        return np.concatenate([action[:6] * self.speed_limits, low + (action[6:] + 1.0) * (high - low) / 2])
 
     def step(self, action: np.ndarray):
         action = np.asarray(action, dtype=np.float64)

@@ -8,7 +8,7 @@ The files are found through the installed `dm_control` package at run time. dm_c
 in Python (velocity servos capped at the real arm's firmware speeds, 36-48 deg/s, with the motors' reflected
 inertia as joint armature); at those speeds a ball cannot be tossed or hit, so we add our own velocity servos
 (:class:`ArmDrive`: faster limits, the datasheet's peak torques, lighter armature) and gravity compensation of
-the arm and hand (as the Kinova controller does), and keep dm_control's geometry, masses, joint ranges and
+the arm and hand (as the Kinova controller does), with position servos on the fingers, and keep dm_control's geometry, masses, joint ranges and
 contact settings.
 """
 
@@ -33,27 +33,28 @@ OBJECT_MASS = 0.1
 # Arm joint angles with the hand pointing down, the grip site ~0.3 m above the floor at (0.45, 0.25): the start
 # pose of every arm env (found by inverse kinematics on this model; elbow up).
 HOME_ARM = (2.5242, 3.7592, 1.9244, -0.4579, 1.5562, 0.838)
-HOME_FINGERS = 0.2  # rad, open (range 0.15-1.35)
+HOME_FINGERS = 0.2  # rad, open
+FINGER_RANGE = (0.15, 1.35)  # rad, dm_control's finger joint range: open, closed
 
 
 @dataclass(frozen=True)
 class ArmDrive:
-    """Velocity servos on the arm and finger joints (dm_control's actuator type, faster limits). The policy's
-    action in [-1, 1] is the target joint speed as a fraction of the limit."""
+    """Velocity servos on the six arm joints (dm_control's actuator type, faster limits) and position servos on
+    the three fingers (a grip command). The policy's action in [-1, 1] is an arm joint's target speed as a
+    fraction of its limit, and a finger's target angle across its range (-1 open, +1 closed)."""
 
     large_speed: float = 4.0  # rad/s, joints 1-3 (the real firmware: 0.63)
     small_speed: float = 5.0  # rad/s, joints 4-6 (0.84)
-    finger_speed: float = 3.0  # rad/s (dm_control: 5)
     large_torque: float = 30.5  # N m, Kinova KA-75+ peak torque (dm_control's value)
     small_torque: float = 6.8  # N m, KA-58 peak torque
-    finger_torque: float = 3.0  # N m (dm_control: 1; 3 holds the cube and closes the hand in ~0.4 s)
+    finger_torque: float = 3.0  # N m (dm_control: 1, which lets a lifted cube slip)
     arm_gain: float = 60.0  # N m s/rad
-    finger_gain: float = 5.0
+    finger_gain: float = 10.0  # N m/rad
     large_armature: float = 0.1  # kg m^2 (dm_control: 4, the geared motors' reflected inertia)
     small_armature: float = 0.05  # (dm_control: 2)
 
     def speed_limits(self) -> np.ndarray:
-        return np.array([self.large_speed] * 3 + [self.small_speed] * 3 + [self.finger_speed] * 3)
+        return np.array([self.large_speed] * 3 + [self.small_speed] * 3)
 
 
 def kinova_dir() -> Path:
@@ -70,9 +71,12 @@ def kinova_dir() -> Path:
     return path
 
 
-def _add_servo(spec: mujoco.MjSpec, joint: str, gain: float, torque: float) -> None:
+def _add_servo(spec: mujoco.MjSpec, joint: str, gain: float, torque: float, position: bool = False) -> None:
     actuator = spec.add_actuator(name=joint, target=joint, trntype=mujoco.mjtTrn.mjTRN_JOINT)
-    actuator.set_to_velocity(kv=gain)
+    if position:
+        actuator.set_to_position(kp=gain)
+    else:
+        actuator.set_to_velocity(kv=gain)
     actuator.ctrllimited = True
     actuator.ctrlrange = [-100.0, 100.0]  # the env scales and clips actions; this only bounds ctrl
     actuator.forcelimited = True
@@ -97,7 +101,7 @@ def jaco_spec(obj: str, drive: ArmDrive | None = None) -> mujoco.MjSpec:
         spec.joint(name).armature = drive.large_armature if large else drive.small_armature
         _add_servo(spec, name, drive.arm_gain, drive.large_torque if large else drive.small_torque)
     for name in FINGER_JOINTS:
-        _add_servo(spec, name, drive.finger_gain, drive.finger_torque)
+        _add_servo(spec, name, drive.finger_gain, drive.finger_torque, position=True)
 
     world = spec.worldbody
     world.add_light(pos=[0.5, 0.5, 3.0], dir=[0.0, 0.0, -1.0], type=mujoco.mjtLightType.mjLIGHT_DIRECTIONAL)
