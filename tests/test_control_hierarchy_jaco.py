@@ -17,7 +17,7 @@ from control.hierarchy.jaco import OBS_DIM
 from control.hierarchy.jaco_registry import JACO_ENVS, JACO_TASKS
 from control.hierarchy.jaco_skills import GRAVITY, CatchRules, HitRules, PickRules, TossRules
 from control.hierarchy.policies import ScriptedPolicy
-from control.hierarchy.transition_env import TransitionEnv, save_snapshots
+from control.hierarchy.transition_env import TransitionEnv, load_snapshots, save_snapshots
 
 STILL = np.array([0.0] * 6 + [-1.0] * 3)  # the arm holds still, the hand stays open
 
@@ -308,14 +308,14 @@ def test_serve_counts_one_subtask_when_the_hit_ball_reaches_the_target():
 
 
 @pytest.mark.parametrize("name", ["JacoRepetitiveCatching-v0", "JacoServe-v0"])
-def test_a_snapshot_replays_a_trajectory_exactly(name):
+def test_a_snapshot_replays_a_trajectory_exactly(name, tmp_path):
     env, raw = make(name)
     env.reset(seed=5)
     rng = np.random.default_rng(0)
     for _ in range(10):
         env.step(rng.uniform(-1, 1, 9))
-    snapshot = raw.get_snapshot()
-    assert all(isinstance(v, (np.ndarray, int, float, bool, str)) for v in snapshot.values())
+    save_snapshots(tmp_path / "starts.json", [raw.get_snapshot()])  # as data: numbers, strings, arrays
+    (snapshot,) = load_snapshots(tmp_path / "starts.json")
     actions = rng.uniform(-1, 1, (20, 9))
     first = [env.step(a)[0] for a in actions]
     env.reset(seed=99)
@@ -353,7 +353,7 @@ def test_a_transition_between_two_picks_ends_when_it_completes_the_pick(tmp_path
     for _ in range(PickRules().hold_steps):
         _, _, _, _, info = env.step(STILL)
     assert info["subtasks"] == 1
-    path = tmp_path / "starts-pick-pick.pkl"
+    path = tmp_path / "starts-pick-pick.json"
     save_snapshots(path, [raw.get_snapshot()])
     trans = TransitionEnv("Hierarchy/JacoRepetitivePicking-v0", str(path), "pick", horizon=100)
     obs, info = trans.reset(seed=0)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import time
 from collections import defaultdict
 from dataclasses import asdict
@@ -24,6 +23,7 @@ import torch
 from accelerate import Accelerator
 from torch import nn
 
+from align.checkpoints import load_checkpoint, save_checkpoint
 from align.diffusion.config import DiffusionRLConfig
 from align.diffusion.objectives import (
     ObjectiveInputs,
@@ -328,16 +328,14 @@ class DiffusionRLTrainer:
             "iteration": self.iteration,
             "config": asdict(self.config),
         }
-        tmp = path / f".{STATE_FILE}.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, path / STATE_FILE)
+        save_checkpoint(path / STATE_FILE, state)
         return path
 
     def load_checkpoint(self, path: str | Path | None = None) -> None:
         path = Path(path or self.output_dir) / STATE_FILE
         if not path.is_file():
             raise FileNotFoundError(f"no trainer checkpoint at {path}")
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = load_checkpoint(path)
         if state["config"].get("objective") != self.config.objective:
             raise ValueError(
                 f"{path}: checkpoint was written by objective {state['config'].get('objective')!r}, "

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from align.checkpoints import load_checkpoint, save_checkpoint
 from align.diffusion.speech_metrics import WaveformScorer, word_error_rate
 from align.diffusion.steps import noise_prediction_loss, training_target
 from align.diffusion.task import DiffusionTask
@@ -90,7 +90,7 @@ def pretrain(
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     step = 0
     if (out / PRETRAIN_STATE).is_file():
-        state = torch.load(out / PRETRAIN_STATE, map_location="cpu", weights_only=False)
+        state = load_checkpoint(out / PRETRAIN_STATE)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
@@ -125,17 +125,15 @@ def pretrain(
         )
         if step % config.save_every == 0 or step == config.steps:
             log.flush()
-            tmp = out / f".{PRETRAIN_STATE}.tmp"
-            torch.save(
+            save_checkpoint(
+                out / PRETRAIN_STATE,
                 {
                     "model": model.state_dict(),
                     "optimizer": optimizer.state_dict(),
                     "step": step,
                     "config": asdict(config),
                 },
-                tmp,
             )
-            os.replace(tmp, out / PRETRAIN_STATE)
     log.close()
     model.eval()
     model.save_pretrained(out / "model")

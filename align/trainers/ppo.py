@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import time
 from collections import defaultdict
@@ -32,6 +31,7 @@ from typing import Any
 import torch
 from accelerate import Accelerator, DistributedType
 
+from align.checkpoints import load_checkpoint, save_checkpoint, save_weights
 from align.models.loading import LoadedPolicy
 from align.rl.advantages import masked_gae, whiten_across
 from align.rl.losses import POLICY_LOSSES, PolicyLossParams, entropy_from_logits, value_loss
@@ -56,6 +56,7 @@ from align.trainers.rollout import Chunk, sample_chunk
 from align.trainers.scoring import PolicyWithValue, ValueHead, forward_tokens
 
 STATE_FILE = "trainer_state.pt"
+VALUE_HEAD_FILE = "value_head.safetensors"
 
 
 def flat_config(config: Any) -> dict[str, Any]:
@@ -481,9 +482,10 @@ class PPOTrainer:
             state["model"] = {n: p.detach().cpu() for n, p in module.named_parameters() if p.requires_grad}
             state["optimizer"] = self.optimizer.state_dict()
         if self.accelerator.is_main_process:
-            tmp = path / f".{STATE_FILE}.tmp"
-            torch.save(state, tmp)
-            os.replace(tmp, path / STATE_FILE)
+            if "model" in state:  # the value head alone, as safetensors, for users who want it
+                head = {k: v for k, v in state["model"].items() if k.startswith("value_head.")}
+                save_weights(path / VALUE_HEAD_FILE, head, {"iteration": self.iteration})
+            save_checkpoint(path / STATE_FILE, state)
             for old in (path / "deepspeed").glob("iteration-*"):
                 if old.name != state.get("deepspeed_tag"):
                     shutil.rmtree(old, ignore_errors=True)
@@ -492,7 +494,7 @@ class PPOTrainer:
 
     def load_checkpoint(self, path: str | Path | None = None) -> None:
         path = Path(path or self.output_dir)
-        state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+        state = load_checkpoint(path / STATE_FILE)
         if "deepspeed_tag" in state:
             if not is_deepspeed(self.accelerator):
                 raise ValueError(f"{path / STATE_FILE} was written under DeepSpeed; resume it with DeepSpeed")

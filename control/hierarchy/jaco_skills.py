@@ -216,7 +216,7 @@ class TossRules:
     pick: float = 200.0  # per metre the ball rises in the hand, up to the release height
     release: float = 50.0
     up: float = 50.0  # at the apex, x (1 - |apex - apex_height| / apex_height); + up within the tolerance
-    stable: float = 2.0  # per step after the release (theirs: the pick), x (0.5 - |x - spot x| - |y - spot y|)
+    stable: float = 2.0  # per step after the release (theirs: the pick), x (0.5 - |x off| - |y off|)
     success: float = 100.0
 
 

@@ -1,5 +1,5 @@
 """Registers the gymnasium ids of the hierarchical tasks (entry points are strings: nothing heavy is imported
-until an env is made). `control.envs` imports this module, so every control command knows the ids."""
+until an env is made). `import control` calls `register_all` (see `control.gym_ids`)."""
 
 from __future__ import annotations
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from control.hierarchy.controller import SwitchEnv
-from control.run import _keep_rows_up_to, save_checkpoint
+from control.run import keep_rows_up_to, load_checkpoint, save_checkpoint
 
 
 def double_dqn_targets(
@@ -160,7 +160,7 @@ def train_switch(
     episode = decisions = updates = 0
     ckpt = out / "checkpoint.pt"
     if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False)
+        state = load_checkpoint(ckpt)
         online.load_state_dict(state["online"])
         target.load_state_dict(state["target"])
         optimizer.load_state_dict(state["optimizer"])
@@ -169,7 +169,7 @@ def train_switch(
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         env.env_steps = state["env_steps"]
-    _keep_rows_up_to(out / "episodes.csv", episode)
+    keep_rows_up_to(out / "episodes.csv", episode)
     log = (out / "episodes.csv").open("a", newline="")
     writer = csv.writer(log)
     decay = int(settings.epsilon_decay * settings.episodes)
@@ -257,7 +257,7 @@ def load_switch(out: Path, features: SwitchFeatures) -> tuple[QNetwork, Any]:
     path = Path(out) / "checkpoint.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no trained switch (run the 'switch' stage)")
-    state = torch.load(path, weights_only=False)
+    state = load_checkpoint(path)
     net = QNetwork(state["obs_dim"], tuple(state["settings"]["hidden"]))
     net.load_state_dict(state["online"])
     return net, q_values_fn(net, features)
