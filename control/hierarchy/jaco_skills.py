@@ -84,7 +84,7 @@ class PickRules:
     hold_steps: int = 25  # in the hand, in the air, in a row (theirs: 50 steps of 8 ms; ours 25 of 20 ms)
     guide: float = 20.0  # per metre the hand gets closer before the pick (theirs: 2)
     pick: float = 100.0  # per metre the cube rises towards target_z
-    hold: float = 2.0  # per step held, x (1 - distance to the target point)
+    hold: float = 10.0  # per step held, x (1 - distance to the target point) (theirs: 2)
     success: float = 1.0  # per step left in the subtask, at success
 
 
