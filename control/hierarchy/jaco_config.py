@@ -16,7 +16,7 @@ JACO_PRIMITIVES = {
 }
 # PPO of the arm primitives: 8 envs x 256 steps per rollout, minibatches of 256 (what our runs used)
 PRIMITIVE_TRAIN = {"num_envs": 8, "num_steps": 256, "minibatch_size": 256}
-PRIMITIVE_STEPS = {"pick": 3_000_000, "catch": 3_000_000, "toss": 3_000_000, "hit": 3_000_000}
+PRIMITIVE_STEPS = {"pick": 3_000_000, "catch": 2_054_144, "toss": 3_000_000, "hit": 3_000_000}  # catch: stopped once it succeeded
 _TASKS = {  # task: (env, primitives, hand-over pairs, fixed hand-over steps)
     "picking": ("Hierarchy/JacoRepetitivePicking-v0", ["pick"], [["pick", "pick"]], 20),
     "catching": ("Hierarchy/JacoRepetitiveCatching-v0", ["catch"], [["catch", "catch"]], 20),
