@@ -14,6 +14,7 @@ writes benchmarks/results/control_hierarchy_switch_<task>.png.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -75,6 +76,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--root", default="runs/hierarchy-jaco")
     parser.add_argument("--config", default=None, help="YAML overriding preset fields (every task).")
+    parser.add_argument("--label", default="", help="Suffix of the result keys (ablations).")
     parser.add_argument("--transition-steps", type=int, default=None)
     parser.add_argument("--switch-episodes", type=int, default=None)
     parser.add_argument("--eval-episodes", type=int, default=50)
@@ -111,11 +113,12 @@ def main() -> None:
             "eval_episodes": cfg.eval_episodes,
         }
         results = json.loads(out.read_text()) if out.is_file() else {}  # others may have written meanwhile
-        results[task] = summary
+        summary["airl"] = dataclasses.asdict(cfg.airl)
+        results[task + args.label] = summary
         out.write_text(json.dumps(results, indent=1))
         if "switch" in stages:
-            switch_curves(cfg, out.with_name(f"control_hierarchy_switch_{task}.png"))
-        print(json.dumps({task: summary}))
+            switch_curves(cfg, out.with_name(f"control_hierarchy_switch_{task}{args.label}.png"))
+        print(json.dumps({task + args.label: summary}))
 
 
 if __name__ == "__main__":

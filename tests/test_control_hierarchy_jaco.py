@@ -13,7 +13,7 @@ import pytest
 import control.envs  # noqa: F401  (registers the Hierarchy/ ids)
 from control.hierarchy.config import load_config
 from control.hierarchy.controller import Composition, run_episode, subtask_over
-from control.hierarchy.jaco import OBS_DIM
+from control.hierarchy.jaco import ARM_OBS_DIM, OBS_DIM
 from control.hierarchy.jaco_registry import JACO_ENVS, JACO_TASKS
 from control.hierarchy.jaco_skills import GRAVITY, CatchRules, HitRules, PickRules, TossRules
 from control.hierarchy.policies import ScriptedPolicy
@@ -366,3 +366,13 @@ def test_a_transition_between_two_picks_ends_when_it_completes_the_pick(tmp_path
     for _ in range(PickRules().hold_steps):  # the transition policy picks the cube itself
         _, _, terminated, truncated, info = trans.step(STILL)
     assert truncated and not terminated and info["subtasks"] == 2
+
+
+def test_the_discriminator_compares_the_arm_s_own_state():
+    env, raw = make("JacoCatch-v0")
+    obs, _ = env.reset(seed=0)
+    arm = obs[:ARM_OBS_DIM]
+    raw.place_object(raw.object_pos() + [0.3, 0.0, 0.0])  # the object alone moves: the arm's part stays
+    assert np.array_equal(raw._get_obs()[:ARM_OBS_DIM], arm)
+    assert not np.array_equal(raw._get_obs(), obs)
+    assert load_config("catching").airl.state_dims == ARM_OBS_DIM

@@ -41,6 +41,7 @@ from control.hierarchy.jaco_model import (
 from control.hierarchy.jaco_skills import CatchSkill, HitSkill, PickSkill, Skill, TossSkill
 
 OBS_DIM = 43
+ARM_OBS_DIM = 24  # the arm's own state (angles, fingers, speeds): what a transition discriminator compares
 TIMESTEP = 0.004  # s, MuJoCo step (the authors: 0.002 with 4 per action)
 FRAME_SKIP = 5  # 50 actions per second
 

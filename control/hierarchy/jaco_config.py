@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from control.hierarchy.airl import AIRLSettings
 from control.hierarchy.config import HierarchyConfig, TransitionSettings
+from control.hierarchy.jaco import ARM_OBS_DIM
 from control.hierarchy.jaco_registry import JACO_TASKS
 from control.hierarchy.switch import SwitchSettings
 
@@ -16,7 +17,8 @@ JACO_PRIMITIVES = {
 }
 # PPO of the arm primitives: 8 envs x 256 steps per rollout, minibatches of 256 (what our runs used)
 PRIMITIVE_TRAIN = {"num_envs": 8, "num_steps": 256, "minibatch_size": 256}
-PRIMITIVE_STEPS = {"pick": 3_000_000, "catch": 2_054_144, "toss": 3_000_000, "hit": 3_000_000}  # catch: stopped once it succeeded
+# PPO steps per primitive (catch: stopped at 2.05M, once 28 of 30 greedy episodes succeeded)
+PRIMITIVE_STEPS = {"pick": 3_000_000, "catch": 2_054_144, "toss": 3_000_000, "hit": 3_000_000}
 _TASKS = {  # task: (env, primitives, hand-over pairs, fixed hand-over steps)
     "picking": ("Hierarchy/JacoRepetitivePicking-v0", ["pick"], [["pick", "pick"]], 20),
     "catching": ("Hierarchy/JacoRepetitiveCatching-v0", ["catch"], [["catch", "catch"]], 20),
@@ -26,7 +28,9 @@ _TASKS = {  # task: (env, primitives, hand-over pairs, fixed hand-over steps)
 
 def jaco_preset(task: str) -> HierarchyConfig:
     """The preset of an arm task: one hand-over pair each (pick -> pick, catch -> catch, toss -> hit), the first
-    30% of a primitive's successful episodes as its initiation set, the discriminator on the whole observation."""
+    30% of a primitive's successful episodes as its initiation set, the discriminator on the arm's own state (the
+    object's, which the transition policy cannot set, would tell a hand-over from a primitive's start at once:
+    the cube waits at the thrower, the ball still rises)."""
     if task not in _TASKS:
         raise ValueError(f"unknown arm task {task!r}: expected one of {JACO_TASKS}")
     env, names, pairs, fixed = _TASKS[task]
@@ -39,7 +43,7 @@ def jaco_preset(task: str) -> HierarchyConfig:
         initiation_portion={n: 0.3 for n in names},
         pairs=pairs,
         transition=TransitionSettings(steps=102_400, horizon=100),
-        airl=AIRLSettings(),
+        airl=AIRLSettings(state_dims=ARM_OBS_DIM),
         switch=SwitchSettings(episodes=300),
         fixed_handover_steps=fixed,
     )
