@@ -25,7 +25,7 @@ class Progress:
     """Progress of `total` units from `initial` (a resumed run starts part-way).
 
     `update(n, **metrics)` advances by `n` units and shows the metrics (at most three are useful).
-    Plain lines go out every `interval_s` seconds and at `close()`."""
+    Plain lines go out after the first update, every `interval_s` seconds and at `close()`."""
 
     def __init__(
         self,
@@ -67,8 +67,8 @@ class Progress:
             if metrics:
                 self.bar.set_postfix({k: _format(v) for k, v in self.metrics.items()}, refresh=False)
             self.bar.update(n)
-        elif time.monotonic() - self.last_line >= self.interval_s:
-            self._line()
+        elif self.n - self.initial == n or time.monotonic() - self.last_line >= self.interval_s:
+            self._line()  # the first unit done (a log shows the stage running, with an ETA), then periodically
 
     def line(self) -> str:
         """The plain line: done/total, percent, rate, elapsed, ETA and the metrics."""
@@ -88,6 +88,7 @@ class Progress:
     def _line(self) -> None:
         print(self.line(), file=self.stream, flush=True)
         self.last_line = time.monotonic()
+        self._last_n = self.n
 
     def close(self) -> None:
         if self.quiet:
@@ -95,7 +96,7 @@ class Progress:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        elif self.n > self.initial:
+        elif self.n > self.initial and getattr(self, "_last_n", None) != self.n:
             self._line()
 
     def __enter__(self) -> Progress:

@@ -108,10 +108,11 @@ class RunRecord:
     """`<folder>/<name>`: {"config": ..., "done": [stages], "results": {stage: ...}, "progress": {...}}.
 
     `open()` creates it at a run's first start and checks the config on every later start. `resumed` tells
-    whether the folder held a record before this start."""
+    whether the folder held a record before this start; a record opened with `write=False` (the non-main
+    ranks of a distributed run) keeps its changes in memory only."""
 
-    def __init__(self, path: Path, data: dict[str, Any], resumed: bool):
-        self.path, self.data, self.resumed = path, data, resumed
+    def __init__(self, path: Path, data: dict[str, Any], resumed: bool, writable: bool = True):
+        self.path, self.data, self.resumed, self.writable = path, data, resumed, writable
 
     @classmethod
     def open(
@@ -124,15 +125,17 @@ class RunRecord:
         start_over: str = "--overwrite",
         overwrite: bool = False,
         write: bool = True,
+        keep: Collection[str] = (),
     ) -> RunRecord:
         """The folder's record for a run with `config` (fields in `ignore` may change between starts).
 
-        With `overwrite`, a folder holding an earlier run is emptied first. `write=False` checks without
+        With `overwrite`, a folder holding an earlier run is emptied first (but for the files named in `keep`,
+        e.g. a paid-for feedback cache, which stays valid for any config). `write=False` checks without
         writing (the non-main ranks of a distributed run). Raises `ConfigChanged` or `RunFolderError`."""
         folder = Path(folder)
         path = folder / name
         if overwrite and folder.exists() and write:
-            clear_run_folder(folder, name)
+            clear_run_folder(folder, name, keep)
         if folder.exists() and not folder.is_dir():
             raise RunFolderError(f"{folder} is a file, not a run folder")
         data: dict[str, Any] | None = None
@@ -148,8 +151,8 @@ class RunRecord:
         if data is None or "config" not in data:
             fresh = {"config": _plain(dict(config)), "done": [], "results": {}, "progress": {}}
             if data is not None:  # a record written before configs were recorded: keep its stages
-                fresh.update({k: v for k, v in data.items() if k in ("done", "results", "progress")})
-            record = cls(path, fresh, resumed=data is not None)
+                fresh.update({k: v for k, v in data.items() if k != "config"})
+            record = cls(path, fresh, resumed=data is not None, writable=write)
             if write:
                 record.save()
             return record
@@ -159,7 +162,7 @@ class RunRecord:
         data.setdefault("done", [])
         data.setdefault("results", {})
         data.setdefault("progress", {})
-        return cls(path, data, resumed=True)
+        return cls(path, data, resumed=True, writable=write)
 
     @property
     def config(self) -> dict[str, Any]:
@@ -184,12 +187,13 @@ class RunRecord:
         self.save()
 
     def save(self) -> None:
-        write_json_atomic(self.path, self.data)
+        if self.writable:
+            write_json_atomic(self.path, self.data)
 
 
-def clear_run_folder(folder: Path, record_name: str) -> None:
-    """Delete a run folder's contents for `--overwrite`; refuses a non-empty folder that holds no run record
-    (it may be anything of the user's)."""
+def clear_run_folder(folder: Path, record_name: str, keep: Collection[str] = ()) -> None:
+    """Delete a run folder's contents for `--overwrite`, but for the names in `keep`; refuses a non-empty
+    folder that holds no run record (it may be anything of the user's)."""
     if not folder.is_dir() or not any(folder.iterdir()):
         return
     if not (folder / record_name).is_file():
@@ -197,6 +201,8 @@ def clear_run_folder(folder: Path, record_name: str) -> None:
             f"{folder} is not empty and holds no {record_name}: not deleting it; choose another output folder"
         )
     for child in folder.iterdir():
+        if child.name in keep:
+            continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
         else:

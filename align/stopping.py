@@ -19,9 +19,15 @@ EXIT_STOPPED = 130  # the shell's code for a command ended by SIGINT
 class StopRequested(Exception):
     """Raised by a loop after it saved at a safe point because a stop was requested."""
 
-    def __init__(self, step: int | None = None, total: int | None = None, what: str = "step"):
+    def __init__(
+        self,
+        step: int | None = None,
+        total: int | None = None,
+        what: str = "step",
+        message: str | None = None,
+    ):
         self.step, self.total, self.what = step, total, what
-        super().__init__(stopped_message(step, total, what))
+        super().__init__(message or stopped_message(step, total, what))
 
 
 def stopped_message(step: int | None, total: int | None, what: str = "step") -> str:

@@ -116,7 +116,12 @@ def map_jobs(
         raise error
     if stop.requested or stopped:
         finished = sum(r is not None for r in results)
-        raise StopRequested(finished, len(jobs), what="job")
+        raise StopRequested(
+            finished,
+            len(jobs),
+            message=f"stopped with {finished} of {len(jobs)} jobs finished (the others saved where they were); "
+            "rerun the same command to resume",
+        )
     return results
 
 

@@ -254,3 +254,33 @@ def test_track_logs_to_weights_and_biases_offline(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*"))
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_sweep_at_safe_points_and_the_rerun_finishes(tmp_path):
+    args = ["sweep", "--algos", "ppo,a2c", "--envs", "CartPole-v1", "--seeds", "1,2", "--steps", "40960"]
+    args += ["--root", str(tmp_path / "sweep"), "--workers", "2", "--eval-episodes", "1"]
+    args += ["--checkpoint-every", "1024", "--compile", "off"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "control", *args],
+        cwd=tmp_path,
+        env=ENV,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's Ctrl-C reaches
+    )
+    deadline = time.monotonic() + 300
+    while len(list((tmp_path / "sweep").glob("*/checkpoint.pt"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert "rerun the same command to resume" in err
+    started = sorted((tmp_path / "sweep").iterdir())
+    assert len(started) == 2  # no new run started after the signal
+    for run in started:
+        progress = json.loads((run / "run_state.json").read_text())["progress"]
+        assert progress["stopped"] and 0 < progress["step"] < 40960
+    again = control(*args, cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert len(again.stdout.strip().splitlines()) == 4

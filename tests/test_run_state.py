@@ -101,3 +101,11 @@ def test_user_errors_exit_2_and_stops_exit_130(capsys):
     with pytest.raises(ValueError):
         run_command(lambda: (_ for _ in ()).throw(ValueError("bug")), "prog")
     assert isinstance(unknown_name("x", "y", []), UserError)
+
+
+def test_overwrite_keeps_the_files_it_is_told_to_keep(tmp_path):
+    RunRecord.open(tmp_path, {"a": 1}).record("s")
+    (tmp_path / "feedback.sqlite").write_text("paid for")
+    (tmp_path / "model.bin").write_text("x")
+    RunRecord.open(tmp_path, {"a": 2}, overwrite=True, keep=["feedback.sqlite"])
+    assert (tmp_path / "feedback.sqlite").read_text() == "paid for" and not (tmp_path / "model.bin").exists()

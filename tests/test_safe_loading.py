@@ -170,7 +170,7 @@ def test_tts_pretraining_refuses_a_trap(tmp_path, marker):
     from tests.test_dlpo_tts import tiny_config
 
     write_trap(tmp_path / PRETRAIN_STATE, marker)
-    from align.models.wavegrad2 import WaveGrad2
+    from align.diffusion.speech.wavegrad2 import WaveGrad2
 
     with pytest.raises(UnsafeCheckpoint):
         pretrain(WaveGrad2(tiny_config()), [], TTSPretrainConfig(steps=1), tmp_path)
