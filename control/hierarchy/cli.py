@@ -11,7 +11,11 @@ STAGE_CHOICES = ("primitives", "transitions", "switch", "evaluate", "all", "repo
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("stage", choices=STAGE_CHOICES, help="Stage to run ('all': the four in order).")
-    p.add_argument("--task", default="hurdle", help="patrol, hurdle, obstacle or toy (a preset).")
+    p.add_argument(
+        "--task",
+        default="hurdle",
+        help="patrol, hurdle, obstacle, picking, catching, serve or toy (a preset).",
+    )
     p.add_argument("--config", default=None, help="YAML file overriding fields of the preset.")
     p.add_argument("--root", default=None, help="Root folder of the runs (default runs/hierarchy).")
     p.add_argument("--seeds", default=None, help="Comma-separated seeds of transitions/switch/evaluation.")

@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from control.hierarchy.airl import AIRLSettings
+from control.hierarchy.jaco_registry import JACO_TASKS
 from control.hierarchy.switch import SwitchSettings
 from control.hierarchy.walker import BODY_DIM
 
@@ -40,13 +41,20 @@ class TransitionSettings:
 class HierarchyConfig:
     """A compositional task, its primitives, and the settings of every stage."""
 
-    task: str = field(default="hurdle", metadata={"help": "Preset name (patrol, hurdle, obstacle, toy)."})
+    task: str = field(
+        default="hurdle",
+        metadata={"help": "Preset name (patrol, hurdle, obstacle, picking, catching, serve, toy)."},
+    )
     task_env: str = field(default="Hierarchy/Walker2dHurdle-v0", metadata={"help": "The task's env id."})
     task_kwargs: dict = field(default_factory=dict, metadata={"help": "gymnasium.make kwargs of the task."})
     primitives: dict = field(
         default_factory=dict, metadata={"help": "Primitive name -> the env id it is trained in."}
     )
     primitive_steps: dict = field(default_factory=dict, metadata={"help": "Primitive name -> PPO env steps."})
+    primitive_train: dict = field(
+        default_factory=dict,
+        metadata={"help": "TrainConfig fields of the primitives' PPO runs (num_envs, ...)."},
+    )
     primitive_seed: int = field(default=1, metadata={"help": "Seed of the primitives (shared by all seeds)."})
     scripted_primitives: bool = field(
         default=False,
@@ -125,6 +133,10 @@ def preset(task: str) -> HierarchyConfig:
         names = ["forward", "jump", "crawl"]
         pairs = [["forward", "jump"], ["jump", "forward"], ["forward", "crawl"], ["crawl", "forward"]]
         return _walker_task("obstacle", "Hierarchy/Walker2dObstacleCourse-v0", names, pairs, 20)
+    if task in JACO_TASKS:
+        from control.hierarchy.jaco_config import jaco_preset
+
+        return jaco_preset(task)
     if task == "toy":
         return HierarchyConfig(
             task="toy",
@@ -147,7 +159,9 @@ def preset(task: str) -> HierarchyConfig:
             fixed_handover_steps=10,
             eval_episodes=50,
         )
-    raise ValueError(f"unknown hierarchical task {task!r}: expected patrol, hurdle, obstacle or toy")
+    raise ValueError(
+        f"unknown hierarchical task {task!r}: expected patrol, hurdle, obstacle, {', '.join(JACO_TASKS)} or toy"
+    )
 
 
 def _convert(kind: Any, value: Any, where: str) -> Any:

@@ -54,6 +54,12 @@ class EpisodeResult:
     handovers: int
 
 
+def subtask_over(info: dict[str, Any], primitive: str, subtasks: int) -> bool:
+    """Whether the part of the task `primitive` was running (begun with `subtasks` completed) is over: the task
+    asks for another primitive, or it counted a subtask (repetitive tasks then ask for the same one again)."""
+    return info["primitive"] != primitive or int(info["subtasks"]) > subtasks
+
+
 def run_episode(
     env: gym.Env,
     composition: Composition,
@@ -68,13 +74,15 @@ def run_episode(
         raise ValueError(f"unknown hand-over mode {mode!r}: expected one of {MODES}")
     obs, info = env.reset(seed=seed)
     current, phase_pair, t_trans = info["primitive"], None, 0
+    begun = int(info["subtasks"])  # subtasks completed when the current primitive (or transition) began
     steps = trans_steps = handovers = 0
     while steps < max_steps:
         expected = info["primitive"]
-        if phase_pair is not None and expected != phase_pair[1]:  # the subtask ended during the transition
+        if phase_pair is not None and subtask_over(info, phase_pair[1], begun):  # done during the transition
             current, phase_pair = phase_pair[1], None
-        if phase_pair is None and expected != current:
+        if phase_pair is None and subtask_over(info, current, begun):
             pair, handovers = (current, expected), handovers + 1
+            begun = int(info["subtasks"])
             if on_handover is not None:
                 on_handover(pair, env)
             if mode == "none" or pair not in composition.transitions:
@@ -113,7 +121,7 @@ def primitive_outcome(
         if terminated or truncated:
             finished = terminated and info["success"] and info["subtasks"] > subtasks
             return (1.0 if finished else -1.0), steps
-        if info["primitive"] != primitive:
+        if subtask_over(info, primitive, subtasks):
             return 1.0, steps
     return -1.0, max_steps
 
@@ -158,7 +166,7 @@ class SwitchEnv:
         if terminated or truncated:
             finished = terminated and info["success"] and info["subtasks"] > self.subtasks
             return self.obs, (1.0 if finished else -1.0), True
-        if info["primitive"] != self.pair[1]:
+        if subtask_over(info, self.pair[1], self.subtasks):
             return self.obs, 1.0, True
         return self.obs, 0.0, False
 

@@ -72,6 +72,7 @@ def train_primitive(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
                 out_dir=str(out),
                 eval_every=max(steps // 5, 1),
                 checkpoint_every=max(steps // 10, 1),
+                **cfg.primitive_train,
             )
         )
     return collect_expert(cfg, name)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import gymnasium as gym
 
+from control.hierarchy.jaco_registry import ENTRY_MODULE as JACO_MODULE
+from control.hierarchy.jaco_registry import JACO_ENVS
+
 NAMESPACE = "Hierarchy"
 
 WALKER_ENVS = {
@@ -27,6 +30,9 @@ def register_all() -> None:
     for name, cls in WALKER_ENVS.items():
         if f"{NAMESPACE}/{name}" not in gym.registry:
             gym.register(f"{NAMESPACE}/{name}", entry_point=f"control.hierarchy.walker:{cls}")
+    for name, cls in JACO_ENVS.items():
+        if f"{NAMESPACE}/{name}" not in gym.registry:
+            gym.register(f"{NAMESPACE}/{name}", entry_point=f"{JACO_MODULE}:{cls}")
     for name, cls in TOY_ENVS.items():
         if f"{NAMESPACE}/{name}" not in gym.registry:
             gym.register(f"{NAMESPACE}/{name}", entry_point=f"control.hierarchy.toy:{cls}")

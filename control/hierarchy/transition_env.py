@@ -14,6 +14,7 @@ import gymnasium as gym
 import numpy as np
 
 from align.checkpoints import UnsafeCheckpoint, allow_pickle, load_data, save_data
+from control.hierarchy.controller import subtask_over
 
 
 def save_snapshots(path: Path, snapshots: list[dict[str, Any]]) -> None:
@@ -56,13 +57,13 @@ class TransitionEnv(gym.Env):
         super().reset(seed=seed)
         snapshot = self.snapshots[int(self.np_random.integers(len(self.snapshots)))]
         _, info = self.task.reset(seed=int(self.np_random.integers(2**31)))
-        self.t = 0
+        self.t, self.subtasks = 0, int(snapshot.get("successes", 0))
         return self.task.unwrapped.set_snapshot(snapshot), {**info, "primitive": self.target}
 
     def step(self, action: np.ndarray):
         obs, _, terminated, truncated, info = self.task.step(action)
         self.t += 1
-        moved_on = info["primitive"] != self.target
+        moved_on = subtask_over(info, self.target, self.subtasks)
         if terminated and info.get("success"):  # the task finished during the transition: not a failure
             terminated, truncated = False, True
         truncated = bool(truncated or moved_on or self.t >= self.horizon) and not terminated

@@ -1,0 +1,49 @@
+"""Presets of the Jaco arm tasks (`picking`, `catching`, `serve`): their primitives, hand-over pairs and budgets.
+`config.preset` hands these names over to :func:`jaco_preset`."""
+
+from __future__ import annotations
+
+from control.hierarchy.airl import AIRLSettings
+from control.hierarchy.config import HierarchyConfig, TransitionSettings
+from control.hierarchy.jaco import ARM_OBS_DIM
+from control.hierarchy.jaco_registry import JACO_TASKS
+from control.hierarchy.switch import SwitchSettings
+
+JACO_PRIMITIVES = {
+    "pick": "Hierarchy/JacoPick-v0",
+    "catch": "Hierarchy/JacoCatch-v0",
+    "toss": "Hierarchy/JacoToss-v0",
+    "hit": "Hierarchy/JacoHit-v0",
+}
+# PPO of the arm primitives: 8 envs x 256 steps per rollout, minibatches of 256 (what our runs used)
+PRIMITIVE_TRAIN = {"num_envs": 8, "num_steps": 256, "minibatch_size": 256}
+# PPO steps per primitive (catch: stopped at 2.05M, once 28 of 30 greedy episodes succeeded)
+PRIMITIVE_STEPS = {"pick": 3_000_000, "catch": 2_054_144, "toss": 3_000_000, "hit": 3_000_000}
+_TASKS = {  # task: (env, primitives, hand-over pairs, fixed hand-over steps)
+    "picking": ("Hierarchy/JacoRepetitivePicking-v0", ["pick"], [["pick", "pick"]], 20),
+    "catching": ("Hierarchy/JacoRepetitiveCatching-v0", ["catch"], [["catch", "catch"]], 20),
+    "serve": ("Hierarchy/JacoServe-v0", ["toss", "hit"], [["toss", "hit"]], 15),
+}
+
+
+def jaco_preset(task: str) -> HierarchyConfig:
+    """The preset of an arm task: one hand-over pair each (pick -> pick, catch -> catch, toss -> hit), the first
+    30% of a primitive's successful episodes as its initiation set, the discriminator on the arm's own state (the
+    object's, which the transition policy cannot set, would tell a hand-over from a primitive's start at once:
+    the cube waits at the thrower, the ball still rises)."""
+    if task not in _TASKS:
+        raise ValueError(f"unknown arm task {task!r}: expected one of {JACO_TASKS}")
+    env, names, pairs, fixed = _TASKS[task]
+    return HierarchyConfig(
+        task=task,
+        task_env=env,
+        primitives={n: JACO_PRIMITIVES[n] for n in names},
+        primitive_steps={n: PRIMITIVE_STEPS[n] for n in names},
+        primitive_train=dict(PRIMITIVE_TRAIN),
+        initiation_portion={n: 0.3 for n in names},
+        pairs=pairs,
+        transition=TransitionSettings(steps=102_400, horizon=100),
+        airl=AIRLSettings(state_dims=ARM_OBS_DIM),
+        switch=SwitchSettings(episodes=300),
+        fixed_handover_steps=fixed,
+    )

@@ -1,0 +1,378 @@
+"""The Jaco arm primitives and tasks: every env steps and resets with the documented observation and `info`; a
+task's primitives share its observation and action spaces; objects are placed per seed; success and failure
+rules fire on scripted states (objects and the arm set by hand, or a scripted grasp); snapshots restore a state
+exactly; and the controller hands over between repetitions of one primitive."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import pytest
+
+import control.envs  # noqa: F401  (registers the Hierarchy/ ids)
+from control.hierarchy.config import load_config
+from control.hierarchy.controller import Composition, run_episode, subtask_over
+from control.hierarchy.jaco import ARM_OBS_DIM, OBS_DIM
+from control.hierarchy.jaco_registry import JACO_ENVS, JACO_TASKS
+from control.hierarchy.jaco_skills import GRAVITY, CatchRules, HitRules, PickRules, TossRules
+from control.hierarchy.policies import ScriptedPolicy
+from control.hierarchy.transition_env import TransitionEnv, load_snapshots, save_snapshots
+
+STILL = np.array([0.0] * 6 + [-1.0] * 3)  # the arm holds still, the hand stays open
+
+
+def make(name: str, **kwargs):
+    env = gym.make(f"Hierarchy/{name}", **kwargs)
+    return env, env.unwrapped
+
+
+def weightless(raw) -> None:
+    """Switch gravity off, so an object set in the hand stays there without a grasp."""
+    raw.model.opt.gravity[:] = 0.0
+
+
+def in_hand(raw) -> None:
+    raw.place_object(raw.grip_pos() + [0.0, 0.0, -0.01])
+
+
+def arm_speeds(raw, velocity: np.ndarray, fingers: float) -> np.ndarray:
+    """The action moving the grip site at `velocity` (m/s) with the hand kept pointing down."""
+    m, d = raw.model, raw.data
+    jacp, jacr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
+    mujoco.mj_jacSite(m, d, jacp, jacr, raw.grip_site)
+    jac = np.vstack([jacp, jacr])[:, raw.arm_dofs[:6]]
+    axis = d.site_xmat[raw.grip_site].reshape(3, 3)[:, 2]
+    error = np.concatenate([velocity, 4.0 * np.cross(axis, [0.0, 0.0, -1.0])])
+    speeds = jac.T @ np.linalg.solve(jac @ jac.T + 1e-3 * np.eye(6), error)
+    return np.clip(np.concatenate([speeds / raw.speed_limits[:6], [fingers] * 3]), -1.0, 1.0)
+
+
+def scripted_pick(raw):
+    """A hand-written pick by the clock: above the cube, down to it, close the hand, lift to the target point.
+    Returns the policy and the function that restarts its clock."""
+    clock = {"t": 0}
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        t, grip, cube = clock["t"], raw.grip_pos(), raw.object_pos()
+        clock["t"] += 1
+        if t < 30:
+            return arm_speeds(raw, 4.0 * (cube + [0.0, 0.0, 0.12] - grip), -1.0)
+        if t < 55:
+            return arm_speeds(raw, 4.0 * (cube - grip), -1.0)
+        if t < 80:
+            return arm_speeds(raw, np.zeros(3), 1.0)
+        return arm_speeds(raw, 4.0 * (raw.skill.target - grip), 1.0)
+
+    def restart() -> None:
+        clock["t"] = 0
+
+    return act, restart
+
+
+@pytest.mark.parametrize("name", sorted(JACO_ENVS))
+def test_each_jaco_env_steps_resets_and_reports(name):
+    env, raw = make(name)
+    obs, info = env.reset(seed=0)
+    assert obs.shape == (OBS_DIM,) and env.action_space.shape == (9,)
+    assert (
+        info["subtasks"] == 0
+        and info["primitive"] in ("pick", "catch", "toss", "hit")
+        and not info["success"]
+    )
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        obs, reward, terminated, truncated, info = env.step(rng.uniform(-1, 1, 9))
+        assert np.isfinite(obs).all() and np.isfinite(reward)
+        assert {"success", "subtasks", "primitive", "reward_ctrl"} <= set(info)
+        if terminated or truncated:
+            obs, info = env.reset()
+    env.close()
+
+
+@pytest.mark.parametrize("task", JACO_TASKS)
+def test_a_tasks_primitives_share_its_observation_and_action_spaces(task):
+    cfg = load_config(task)
+    task_env = gym.make(cfg.task_env)
+    for primitive in cfg.primitives.values():
+        env = gym.make(primitive)
+        assert env.observation_space.shape == task_env.observation_space.shape == (OBS_DIM,)
+        assert env.action_space == task_env.action_space
+    assert {p for pair in cfg.pairs for p in pair} <= set(cfg.primitives)
+
+
+@pytest.mark.parametrize(
+    "name", ["JacoPick-v0", "JacoCatch-v0", "JacoToss-v0", "JacoHit-v0", "JacoRepetitivePicking-v0"]
+)
+def test_objects_are_placed_per_seed(name):
+    env, raw = make(name)
+
+    def placement(seed: int) -> np.ndarray:
+        env.reset(seed=seed)
+        skill = raw.skill
+        return np.concatenate([skill.start, getattr(skill, "aim", []), getattr(skill, "start_velocity", [])])
+
+    first, again, other = placement(3), placement(3), placement(4)
+    assert np.array_equal(first, again) and not np.allclose(first, other)
+    env.reset(seed=3)
+    obs_a = raw._get_obs()
+    env.reset(seed=3)
+    assert np.array_equal(obs_a, raw._get_obs())  # the arm's perturbation too
+
+
+def test_pick_places_the_cube_in_lee_et_al_s_square():
+    env, raw = make("JacoPick-v0")
+    r = PickRules()
+    for seed in range(10):
+        env.reset(seed=seed)
+        x, y, z = raw.skill.start
+        assert (
+            r.spot_low[0] <= x <= r.spot_low[0] + r.spread and r.spot_low[1] <= y <= r.spot_low[1] + r.spread
+        )
+        assert raw.object_pos()[:2] == pytest.approx([x, y], abs=1e-6)
+
+
+def test_a_scripted_grasp_picks_the_cube_and_the_env_counts_it():
+    env, raw = make("JacoPick-v0")
+    act, reset = scripted_pick(raw)
+    successes = 0
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        reset()
+        for _ in range(150):
+            obs, reward, terminated, truncated, info = env.step(act(obs))
+            if terminated or truncated:
+                break
+        assert terminated == info["success"]
+        successes += int(info["success"])
+        assert raw.object_pos()[2] > 0.2 or not info["success"]
+    assert successes == 3
+
+
+def test_pick_succeeds_after_the_hold_and_fails_when_dropped():
+    env, raw = make("JacoPick-v0")
+    env.reset(seed=1)
+    weightless(raw)
+    in_hand(raw)
+    for k in range(PickRules().hold_steps):
+        _, reward, terminated, _, info = env.step(STILL)
+        assert info["success"] == terminated == (k == PickRules().hold_steps - 1)
+    assert info["subtasks"] == 1 and info["reward_success"] > 0
+    env.reset(seed=1)
+    weightless(raw)
+    in_hand(raw)
+    env.step(STILL)
+    assert raw.skill.picked
+    raw.place_object(raw.grip_pos() + [0.0, 0.3, 0.0])  # out of the hand
+    _, _, terminated, _, info = env.step(STILL)
+    assert terminated and not info["success"] and info["subtasks"] == 0
+
+
+def test_repetitive_picking_replaces_the_cube_and_ends_after_five():
+    env, raw = make("JacoRepetitivePicking-v0")
+    env.reset(seed=2)
+    weightless(raw)
+    spots = []
+    for k in range(5):
+        spots.append(raw.skill.start.copy())
+        in_hand(raw)
+        for _ in range(PickRules().hold_steps):
+            _, _, terminated, truncated, info = env.step(STILL)
+        assert info["success"] and info["subtasks"] == k + 1 and info["primitive"] == "pick"
+        assert terminated == (k == 4) and not truncated
+        if k < 4:  # the next cube waits on the floor at a new spot
+            assert raw.object_pos() == pytest.approx(raw.skill.start)
+            assert raw.object_pos()[2] < 0.05
+    assert len({tuple(s.round(6)) for s in spots}) == 5
+
+
+def test_the_cube_is_thrown_through_the_aim_point_and_catching_fails_on_the_floor():
+    env, raw = make("JacoCatch-v0")
+    env.reset(seed=0)
+    raw.model.body_contype[:] = 0  # let the cube fly through the arm
+    raw.model.geom_contype[raw.model.geom("object").id] = 0
+    raw.model.geom_conaffinity[raw.model.geom("object").id] = 1
+    flight_steps = round(CatchRules().flight_time / raw.dt)
+    for _ in range(flight_steps):
+        _, _, terminated, _, info = env.step(STILL)
+        assert not terminated
+    assert raw.object_pos() == pytest.approx(raw.skill.aim, abs=0.03)
+    for _ in range(100):
+        _, _, terminated, _, info = env.step(STILL)
+        if terminated:
+            break
+    assert terminated and not info["success"] and raw.object_pos()[2] <= CatchRules().on_ground + 0.01
+
+
+def test_catch_succeeds_after_the_hold_and_catching_waits_before_each_new_throw():
+    env, raw = make("JacoRepetitiveCatching-v0")
+    env.reset(seed=1)
+    weightless(raw)
+    env.step(STILL)  # the first throw
+    in_hand(raw)
+    for _ in range(CatchRules().hold_steps):
+        _, _, terminated, _, info = env.step(STILL)
+    assert info["success"] and info["subtasks"] == 1 and not terminated and info["primitive"] == "catch"
+    thrower = np.asarray(CatchRules().thrower)
+    for _ in range(raw.wait_steps):  # the cube waits at the thrower
+        env.step(STILL)
+        assert raw.object_pos() == pytest.approx(thrower) and not raw.skill.thrown
+    env.step(STILL)
+    assert raw.skill.thrown and np.linalg.norm(raw.object_pos() - thrower) > 0.05
+
+
+def _toss_ball(raw, apex: float) -> None:
+    """The ball just above the release height over its spot, rising towards `apex`; the arm turned away."""
+    r = TossRules()
+    qpos = raw.data.qpos.copy()
+    qpos[raw.arm_qpos[0]] += np.pi
+    raw.set_state(qpos, np.zeros(raw.model.nv))
+    z0 = r.release_height + 0.05
+    raw.place_object(np.array([*r.spot, z0]), np.array([0.0, 0.0, np.sqrt(2 * GRAVITY * (apex - z0))]))
+
+
+@pytest.mark.parametrize("apex, succeeds", [(TossRules().apex_height, True), (1.0, False)])
+def test_a_toss_succeeds_only_with_the_apex_height(apex, succeeds):
+    env, raw = make("JacoToss-v0")
+    env.reset(seed=0)
+    raw.skill.picked = True
+    _toss_ball(raw, apex)
+    _, reward, terminated, _, info = env.step(STILL)
+    assert raw.skill.released and info["reward_release"] == TossRules().release
+    for _ in range(100):
+        _, _, terminated, truncated, info = env.step(STILL)
+        if terminated:
+            break
+    assert terminated and info["success"] == succeeds
+    assert raw.skill.falling == succeeds
+
+
+def test_a_toss_fails_when_the_ball_is_still_held_above_the_release_height():
+    env, raw = make("JacoToss-v0")
+    env.reset(seed=0)
+    weightless(raw)
+    raw.skill.picked = True
+    in_hand(raw)
+    raw.skill.rules = TossRules(release_height=raw.grip_pos()[2] - 0.2)
+    _, _, terminated, _, info = env.step(STILL)
+    assert terminated and not info["success"]
+
+
+def test_hit_fails_away_from_the_hitting_height_and_succeeds_in_the_target():
+    env, raw = make("JacoHit-v0")
+    env.reset(seed=0)
+    weightless(raw)
+    assert abs(raw.grip_pos()[2] - HitRules().hit_height) > HitRules().hit_tolerance
+    in_hand(raw)  # a touch at the home pose's height
+    _, _, terminated, _, info = env.step(STILL)
+    assert terminated and not info["success"] and info["reward_hit"] < HitRules().hit
+    env.reset(seed=0)
+    weightless(raw)
+    raw.skill.hit_done = True
+    raw.place_object(np.asarray(HitRules().target) + [0.0, -0.1, 0.0])
+    _, reward, terminated, _, info = env.step(STILL)
+    assert terminated and info["success"] and info["subtasks"] == 1 and reward > HitRules().success
+
+
+def test_serve_expects_hit_after_the_release_and_fails_on_a_short_toss():
+    env, raw = make("JacoServe-v0")
+    obs, info = env.reset(seed=0)
+    assert info["primitive"] == "toss"
+    raw.skill.picked = True
+    _toss_ball(raw, 1.0)  # 0.2 m short of the apex height
+    _, _, terminated, _, info = env.step(STILL)
+    assert info["primitive"] == "hit" and not terminated and info["subtasks"] == 0
+    for _ in range(60):
+        _, _, terminated, truncated, info = env.step(STILL)
+        if terminated:
+            break
+    assert terminated and not info["success"] and raw.skill.max_height < 1.05
+
+
+def test_serve_counts_one_subtask_when_the_hit_ball_reaches_the_target():
+    env, raw = make("JacoServe-v0")
+    env.reset(seed=0)
+    raw.skill.picked = True
+    _toss_ball(raw, TossRules().apex_height)
+    env.step(STILL)
+    for _ in range(40):  # up to the apex and a little way down
+        _, _, terminated, _, info = env.step(STILL)
+        assert not terminated
+        if raw.skill.falling:
+            break
+    assert raw.skill.name == "hit" and raw.skill.falling
+    raw.skill.hit_done = True
+    raw.place_object(np.asarray(HitRules().target))
+    _, _, terminated, _, info = env.step(STILL)
+    assert terminated and info["success"] and info["subtasks"] == 1
+
+
+@pytest.mark.parametrize("name", ["JacoRepetitiveCatching-v0", "JacoServe-v0"])
+def test_a_snapshot_replays_a_trajectory_exactly(name, tmp_path):
+    env, raw = make(name)
+    env.reset(seed=5)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        env.step(rng.uniform(-1, 1, 9))
+    save_snapshots(tmp_path / "starts.json", [raw.get_snapshot()])  # as data: numbers, strings, arrays
+    (snapshot,) = load_snapshots(tmp_path / "starts.json")
+    actions = rng.uniform(-1, 1, (20, 9))
+    first = [env.step(a)[0] for a in actions]
+    env.reset(seed=99)
+    obs = raw.set_snapshot(snapshot)
+    assert obs.shape == (OBS_DIM,)
+    second = [env.step(a)[0] for a in actions]
+    assert np.array_equal(np.array(first), np.array(second))
+
+
+def test_subtask_over_counts_a_repetition_of_the_same_primitive():
+    assert subtask_over({"primitive": "jump", "subtasks": 1}, "forward", 1)
+    assert subtask_over({"primitive": "pick", "subtasks": 2}, "pick", 1)
+    assert not subtask_over({"primitive": "pick", "subtasks": 1}, "pick", 1)
+
+
+def test_the_controller_hands_over_between_repeated_picks():
+    env, raw = make("JacoRepetitivePicking-v0")
+    act, reset = scripted_pick(raw)
+    pairs = []
+
+    def seen(pair, task_env) -> None:
+        pairs.append(pair)
+        reset()
+
+    result = run_episode(env, Composition({"pick": ScriptedPolicy(act)}), "none", seed=4, on_handover=seen)
+    assert result.subtasks >= 2 and result.handovers == result.subtasks - (result.subtasks == 5)
+    assert set(pairs) == {("pick", "pick")}
+
+
+def test_a_transition_between_two_picks_ends_when_it_completes_the_pick(tmp_path):
+    env, raw = make("JacoRepetitivePicking-v0")
+    weightless(raw)
+    env.reset(seed=1)
+    in_hand(raw)
+    for _ in range(PickRules().hold_steps):
+        _, _, _, _, info = env.step(STILL)
+    assert info["subtasks"] == 1
+    path = tmp_path / "starts-pick-pick.json"
+    save_snapshots(path, [raw.get_snapshot()])
+    trans = TransitionEnv("Hierarchy/JacoRepetitivePicking-v0", str(path), "pick", horizon=100)
+    obs, info = trans.reset(seed=0)
+    assert obs.shape == (OBS_DIM,) and info["primitive"] == "pick" and trans.subtasks == 1
+    task = trans.task.unwrapped
+    weightless(task)
+    _, _, terminated, truncated, info = trans.step(STILL)
+    assert not (terminated or truncated)
+    in_hand(task)
+    for _ in range(PickRules().hold_steps):  # the transition policy picks the cube itself
+        _, _, terminated, truncated, info = trans.step(STILL)
+    assert truncated and not terminated and info["subtasks"] == 2
+
+
+def test_the_discriminator_compares_the_arm_s_own_state():
+    env, raw = make("JacoCatch-v0")
+    obs, _ = env.reset(seed=0)
+    arm = obs[:ARM_OBS_DIM]
+    raw.place_object(raw.object_pos() + [0.3, 0.0, 0.0])  # the object alone moves: the arm's part stays
+    assert np.array_equal(raw._get_obs()[:ARM_OBS_DIM], arm)
+    assert not np.array_equal(raw._get_obs(), obs)
+    assert load_config("catching").airl.state_dims == ARM_OBS_DIM
