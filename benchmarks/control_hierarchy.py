@@ -13,7 +13,6 @@ benchmarks/results/control_hierarchy.json and benchmarks/results/control_hierarc
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import statistics
@@ -28,9 +27,10 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import control.envs  # noqa: E402,F401  (registers the Hierarchy/ ids)
+import control.hierarchy  # noqa: E402,F401  (registers the Hierarchy/ ids)
 from control.hierarchy.config import load_config  # noqa: E402
 from control.hierarchy.pipeline import STAGES, report, run_stage  # noqa: E402
+from control.hierarchy.switch import read_episodes  # noqa: E402
 
 PAPER = {  # success counts (max 5): Byun & Perrault (ICLR 2022) and Lee et al. (ICLR 2019) as reported there
     "patrol": {"paper": 3.97, "lee": 3.33},
@@ -92,7 +92,7 @@ def switch_curves(cfg, out: Path) -> None:
             path = cfg.switch_dir(seed, pair) / "episodes.csv"
             if not path.is_file():
                 continue
-            outcomes = np.array([float(r[2]) > 0 for r in csv.reader(path.open()) if r], float)
+            outcomes = np.array([float(r["outcome"]) > 0 for r in read_episodes(path)], float)
             if len(outcomes) >= 25:
                 ax.plot(np.convolve(outcomes, np.ones(25) / 25, mode="valid"), label=f"seed {seed}")
         ax.set_title(f"{cfg.task}: {pair[0]} -> {pair[1]}")

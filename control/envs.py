@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 import gymnasium as gym
 import numpy as np
 
-from control.hierarchy import registration  # noqa: F401  (the Hierarchy/ env ids)
-
 
 class RewardSignFlip(gym.RewardWrapper):
     """With probability p the (clipped) reward r becomes -r (the symmetric-loss paper's Atari noise)."""

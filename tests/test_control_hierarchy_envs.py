@@ -99,6 +99,17 @@ def test_obstacle_course_expects_crawl_under_a_ceiling_and_allows_a_low_torso_th
     assert not terminated
 
 
+def test_a_walker_falls_by_height_only_unless_an_angle_limit_is_set():
+    for max_angle, falls in ((None, False), (1.0, True)):
+        env, raw = make("Walker2dForward-v0", max_angle=max_angle)
+        env.reset(seed=0)
+        qpos = raw.data.qpos.copy()
+        qpos[2] = 1.2  # leaning 69 degrees, the torso still above 0.8 m (authors: only the height counts)
+        raw.set_state(qpos, raw.data.qvel * 0)
+        _, _, terminated, _, info = env.step(ZERO)
+        assert raw.data.qpos[1] > 0.8 and terminated == falls and not info["success"]
+
+
 def test_patrol_turns_at_each_goal():
     env, raw = make("Walker2dPatrol-v0")
     _, info = env.reset(seed=0)
@@ -116,8 +127,17 @@ def test_primitives_succeed_as_documented():
     env.reset(seed=0)
     assert len(raw.obstacles) == 1 and 5.5 <= raw.obstacles[0].start <= 8.5
     teleport(raw, raw.obstacles[0].end + CURB_PASS_MARGIN + 0.5)
+    _, reward, terminated, _, info = env.step(ZERO)
+    assert info["success"] and info["subtasks"] == 1 and not terminated  # the curb: a subtask...
+    assert reward > 50
+    teleport(raw, 15.5)
     _, _, terminated, _, info = env.step(ZERO)
-    assert terminated and info["success"]  # one curb: the episode's goal
+    assert terminated and info["success"]  # ...and running on past 15 m (authors): the episode's goal
+    env, raw = make("Walker2dJump-v0", finish_x=None)
+    env.reset(seed=0)
+    teleport(raw, raw.obstacles[0].end + CURB_PASS_MARGIN + 0.5)
+    _, _, terminated, _, info = env.step(ZERO)
+    assert terminated and info["success"]  # without a finish line the curb is the goal
     env, raw = make("Walker2dForward-v0", subtask_steps=3)
     env.reset(seed=0)
     results = [env.step(ZERO) for _ in range(3)]

@@ -16,6 +16,7 @@ import torch
 from control.__main__ import main as cli
 from control.hierarchy.config import load_config
 from control.hierarchy.pipeline import report, run_stage
+from control.hierarchy.switch import EPISODE_COLUMNS, read_episodes
 
 
 def test_transition_and_switch_raise_success_above_switching_at_once(tmp_path, capsys):
@@ -41,8 +42,8 @@ def test_transition_and_switch_raise_success_above_switching_at_once(tmp_path, c
     assert summary["dqn"]["mean"] >= 3.5 and summary["fixed"]["mean"] >= 3.5  # max 4
     evaluation = json.loads((tmp_path / "toy" / "s1" / "evaluation.json").read_text())
     assert evaluation["results"]["dqn"]["transition_steps"] > 0
-    switch_log = (tmp_path / "toy" / "s1" / "switches" / "dash-park" / "episodes.csv").read_text().split()
-    outcomes = [float(row.split(",")[2]) for row in switch_log]
+    switch_log = read_episodes(tmp_path / "toy" / "s1" / "switches" / "dash-park" / "episodes.csv")
+    outcomes = [float(row["outcome"]) for row in switch_log]
     assert len(outcomes) == 200 and sum(o > 0 for o in outcomes[-40:]) > sum(o > 0 for o in outcomes[:40])
     assert '"report"' in capsys.readouterr().out
 
@@ -79,7 +80,8 @@ def test_the_switch_resumes_its_episode_count(tmp_path):
         f.write("31,3,1.0,0.5,100\n")
     cfg.switch.episodes = 50
     run_stage(cfg, "switch")
-    episodes = [int(row.split(",")[0]) for row in log.read_text().split()]
+    assert log.read_text().splitlines()[0] == ",".join(EPISODE_COLUMNS)  # one header row
+    episodes = [int(row["episode"]) for row in read_episodes(log)]
     assert episodes == list(range(1, 51))
 
 

@@ -6,6 +6,7 @@ reads `1e-4` as a string)."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,12 @@ import yaml
 from control.hierarchy.airl import AIRLSettings
 from control.hierarchy.switch import SwitchSettings
 from control.hierarchy.walker import BODY_DIM
+
+TASKS = ("patrol", "hurdle", "obstacle", "toy")
+
+
+class ConfigError(ValueError):
+    """A task name, config file or field a user got wrong (the CLI prints it and exits 2)."""
 
 
 @dataclass
@@ -147,7 +154,15 @@ def preset(task: str) -> HierarchyConfig:
             fixed_handover_steps=10,
             eval_episodes=50,
         )
-    raise ValueError(f"unknown hierarchical task {task!r}: expected patrol, hurdle, obstacle or toy")
+    raise ConfigError(
+        f"unknown hierarchical task {task!r}{did_you_mean(task, TASKS)}; expected {', '.join(TASKS)}"
+    )
+
+
+def did_you_mean(name: str, known) -> str:
+    """' (did you mean 'x'?)' for the closest of `known` (difflib), or ''."""
+    close = difflib.get_close_matches(str(name), [str(k) for k in known], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def _convert(kind: Any, value: Any, where: str) -> Any:
@@ -155,7 +170,7 @@ def _convert(kind: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(kind)
     if dataclasses.is_dataclass(kind):
         if not isinstance(value, dict):
-            raise ValueError(f"{where}: expected a mapping of {kind.__name__} fields, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping of {kind.__name__} fields, got {value!r}")
         return _from_mapping(kind(), value, where)
     if kind is bool:
         return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
@@ -163,7 +178,7 @@ def _convert(kind: Any, value: Any, where: str) -> Any:
         try:
             return kind(value)
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{where}: expected {kind.__name__}, got {value!r}") from exc
+            raise ConfigError(f"{where}: expected {kind.__name__}, got {value!r}") from exc
     if origin is tuple or kind is tuple:
         return tuple(int(v) for v in value)
     return value
@@ -175,8 +190,9 @@ def _from_mapping(base: Any, values: dict[str, Any], where: str) -> Any:
     changes = {}
     for key, value in values.items():
         if key not in names:
-            raise ValueError(
-                f"{where}: unknown field {key!r} of {type(base).__name__} (known: {sorted(names)})"
+            raise ConfigError(
+                f"{where}: unknown field {key!r} of {type(base).__name__}"
+                + (did_you_mean(key, names) or f"; known: {', '.join(sorted(names))}")
             )
         changes[key] = _convert(hints[key], value, f"{where}.{key}")
     return dataclasses.replace(base, **changes)
@@ -186,8 +202,13 @@ def load_config(task: str, path: str | None = None, **overrides: Any) -> Hierarc
     """The preset of `task`, then the fields of the YAML file at `path`, then `overrides` (None: unset)."""
     cfg = preset(task)
     if path is not None:
-        values = yaml.safe_load(Path(path).read_text()) or {}
+        if not Path(path).is_file():
+            raise ConfigError(f"{path}: no such config file")
+        try:
+            values = yaml.safe_load(Path(path).read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
         if not isinstance(values, dict):
-            raise ValueError(f"{path}: expected a mapping of HierarchyConfig fields")
+            raise ConfigError(f"{path}: expected a mapping of HierarchyConfig fields")
         cfg = _from_mapping(cfg, values, str(path))
     return _from_mapping(cfg, {k: v for k, v in overrides.items() if v is not None}, "overrides")

@@ -1,5 +1,6 @@
 """Registers the gymnasium ids of the hierarchical tasks (entry points are strings: nothing heavy is imported
-until an env is made). `control.envs` imports this module, so every control command knows the ids."""
+until an env is made). `control/__init__.py` and `control/hierarchy/__init__.py` import this module, so
+`import control` (and so every control command and worker process) or `import control.hierarchy` knows the ids."""
 
 from __future__ import annotations
 

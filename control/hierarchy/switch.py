@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from control.hierarchy.controller import SwitchEnv
-from control.run import _keep_rows_up_to, save_checkpoint
+from control.run import save_checkpoint
+
+EPISODE_COLUMNS = ("episode", "decisions", "outcome", "epsilon", "env_steps")
 
 
 def double_dqn_targets(
@@ -169,9 +172,11 @@ def train_switch(
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         env.env_steps = state["env_steps"]
-    _keep_rows_up_to(out / "episodes.csv", episode)
+    keep_episodes_up_to(out / "episodes.csv", episode)
     log = (out / "episodes.csv").open("a", newline="")
     writer = csv.writer(log)
+    if episode == 0 and log.tell() == 0:
+        writer.writerow(EPISODE_COLUMNS)
     decay = int(settings.epsilon_decay * settings.episodes)
     while episode < settings.episodes:
         eps = epsilon_at(episode, settings.epsilon_start, settings.epsilon_end, decay)
@@ -215,7 +220,7 @@ def train_switch(
                 },
             )
     log.close()
-    outcomes = [float(r[2]) for r in csv.reader((out / "episodes.csv").open()) if r]
+    outcomes = [float(r["outcome"]) for r in read_episodes(out / "episodes.csv")]
     tail = outcomes[-max(1, len(outcomes) // 5) :]
     summary = {
         "episodes": episode,
@@ -225,6 +230,27 @@ def train_switch(
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def read_episodes(path: Path) -> list[dict[str, str]]:
+    """The rows of a switch's `episodes.csv` (header: :data:`EPISODE_COLUMNS`)."""
+    if not Path(path).is_file():
+        return []
+    with Path(path).open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def keep_episodes_up_to(path: Path, episode: int) -> None:
+    """Drop the rows a stopped run logged after its last checkpoint (episode > `episode`), atomically."""
+    if not path.is_file():
+        return
+    rows = [r for r in read_episodes(path) if int(r["episode"]) <= episode]
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, EPISODE_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, path)
 
 
 def _first_obs(env: SwitchEnv, rng: np.random.Generator) -> np.ndarray:

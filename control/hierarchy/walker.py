@@ -81,9 +81,11 @@ class WalkerCourseEnv(Walker2dEnv):
         reset_noise_scale: float = 0.01,
         random_steps: int = 5,
         weights: RewardWeights | None = None,
+        max_angle: float | None = None,
         **kwargs: Any,
     ):
         self.shape, self.weights = shape or ObstacleShape(), weights or RewardWeights()
+        self.max_angle = max_angle
         self.detect_distance, self.max_subtasks, self.subtask_steps = (
             detect_distance,
             max_subtasks,
@@ -120,6 +122,10 @@ class WalkerCourseEnv(Walker2dEnv):
     def goal_reached(self, x: float) -> bool:
         """A subtask other than passing an obstacle (Patrol's goals); called every step."""
         return False
+
+    def episode_done(self) -> bool:
+        """The episode's goal is reached (checked after each step's subtask bookkeeping)."""
+        return self.max_subtasks > 0 and self.successes >= self.max_subtasks
 
     # --- course bookkeeping ---
     def _place_obstacles(self) -> None:
@@ -217,7 +223,8 @@ class WalkerCourseEnv(Walker2dEnv):
         success = success or self.goal_reached(x)
         collision = self._collided()
         low_ok = self.primitive == "crawl" or self._near_ceiling(x)
-        healthy = z > (0.3 if low_ok else 0.8) and (low_ok or abs(angle) < 1.0)
+        upright = self.max_angle is None or low_ok or abs(angle) < self.max_angle
+        healthy = z > (0.3 if low_ok else 0.8) and upright
         terminated = collision or not healthy
         if collision:
             reward -= self.weights.collision
@@ -228,7 +235,8 @@ class WalkerCourseEnv(Walker2dEnv):
             reward += self.weights.success
         else:
             success = False
-        terminated = terminated or (self.max_subtasks > 0 and self.successes >= self.max_subtasks)
+        if not terminated and self.episode_done():
+            terminated = success = True
         truncated = not terminated and self.steps_in_subtask >= self.subtask_steps
         if truncated and self.max_subtasks == 0:  # a walking primitive's goal: stay up for the whole episode
             success = True
@@ -320,17 +328,26 @@ class WalkerBackward(WalkerForward):
 
 
 class WalkerJump(WalkerCourseEnv):
-    """Run up to one curb 5.5-8.5 m ahead and jump it without touching it (success: 1.5 m past it)."""
+    """Run up to one curb 5.5-8.5 m ahead, jump it without touching it (a subtask once the rearmost body point is
+    1.5 m past it) and run on until that point passes `finish_x` (authors: 15 m): the episode's success. With
+    `finish_x=None` the episode ends at the curb's subtask."""
 
     primitive = "jump"
 
-    def __init__(self, curb_range: tuple[float, float] = (5.5, 8.5), **kwargs: Any):
-        self.curb_range = curb_range
+    def __init__(
+        self, curb_range: tuple[float, float] = (5.5, 8.5), finish_x: float | None = 15.0, **kwargs: Any
+    ):
+        self.curb_range, self.finish_x = curb_range, finish_x
         super().__init__(max_subtasks=1, **kwargs)
 
     def make_course(self) -> None:
         self.obstacles = []
         self._add("curb", self.np_random.uniform(*self.curb_range))
+
+    def episode_done(self) -> bool:
+        if self.finish_x is None or self.successes == 0:
+            return super().episode_done()
+        return self._rear_x() > self.finish_x
 
 
 class WalkerCrawl(WalkerCourseEnv):
