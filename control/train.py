@@ -96,9 +96,14 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
     use_reward_term, use_observe = overrides(hooks, "reward_term"), overrides(hooks, "observe")
     use_extra_loss = overrides(hooks, "extra_loss")
 
-    raw, _ = envs.reset(seed=cfg.seed + 1000 * (start_iteration - 1))
-    next_obs = norm.obs(raw) if norm else np.asarray(raw)
-    next_done = np.zeros(cfg.num_envs, np.float32)
+    restored = hooks.restore_envs() if state is not None else None
+    if restored is None:
+        raw, _ = envs.reset(seed=cfg.seed + 1000 * (start_iteration - 1))
+        next_obs = norm.obs(raw) if norm else np.asarray(raw)
+        next_done = np.zeros(cfg.num_envs, np.float32)
+    else:  # the envs as the checkpoint left them (their observations already counted by the normaliser)
+        raw, next_done = restored
+        next_obs = norm.apply_obs(raw) if norm else np.asarray(raw)
     eager_only = critic is not None or use_extra_loss
     compiled = (
         CompiledUpdate(agent, algo, cfg, optimizer)

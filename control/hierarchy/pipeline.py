@@ -34,6 +34,7 @@ from control.hierarchy.controller import (
     run_episode,
 )
 from control.hierarchy.policies import Policy, RunPolicy
+from control.hierarchy.resumable import ResumableEnvs
 from control.hierarchy.switch import SwitchFeatures, load_switch, train_switch
 from control.hierarchy.transition_env import load_snapshots, save_snapshots
 from control.sweep import map_jobs
@@ -63,18 +64,22 @@ def train_primitive(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
 
     out, steps = cfg.primitive_dir(name), int(cfg.primitive_steps[name])
     if not cfg.scripted_primitives and not _finished(out, steps):
-        train(
-            TrainConfig(
-                algo="ppo",
-                env_id=cfg.primitives[name],
-                seed=cfg.primitive_seed,
-                total_steps=steps,
-                out_dir=str(out),
-                eval_every=max(steps // 5, 1),
-                checkpoint_every=max(steps // 10, 1),
-            )
-        )
+        train(primitive_train_config(cfg, name), ResumableEnvs())
     return collect_expert(cfg, name)
+
+
+def primitive_train_config(cfg: HierarchyConfig, name: str) -> TrainConfig:
+    """The PPO run of primitive `name`: what `python -m control train --env <its id> --out-dir <its dir>` runs."""
+    steps = int(cfg.primitive_steps[name])
+    return TrainConfig(
+        algo="ppo",
+        env_id=cfg.primitives[name],
+        seed=cfg.primitive_seed,
+        total_steps=steps,
+        out_dir=str(cfg.primitive_dir(name)),
+        eval_every=max(steps // 5, 1),
+        checkpoint_every=max(steps // 20, 1),
+    )
 
 
 def collect_expert(cfg: HierarchyConfig, name: str) -> dict[str, Any]:

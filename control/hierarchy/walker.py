@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import mujoco
 import numpy as np
 from gymnasium import utils
 from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
@@ -82,10 +83,12 @@ class WalkerCourseEnv(Walker2dEnv):
         random_steps: int = 5,
         weights: RewardWeights | None = None,
         max_angle: float | None = None,
+        push_force: float = 0.0,
+        push_prob: float = 0.2,
         **kwargs: Any,
     ):
         self.shape, self.weights = shape or ObstacleShape(), weights or RewardWeights()
-        self.max_angle = max_angle
+        self.max_angle, self.push_force, self.push_prob = max_angle, push_force, push_prob
         self.detect_distance, self.max_subtasks, self.subtask_steps = (
             detect_distance,
             max_subtasks,
@@ -158,6 +161,14 @@ class WalkerCourseEnv(Walker2dEnv):
         xpos = self.data.xpos
         return min(xpos[self.torso, 0], xpos[self.feet[0], 0], xpos[self.feet[1], 0])
 
+    def _push(self) -> None:
+        """The authors' random perturbation: with probability `push_prob` a random body gets a force and torque
+        of up to `push_force` (each of 6 components uniform) for this step; otherwise none."""
+        self.data.xfrc_applied[:] = 0.0
+        if self.np_random.random() < self.push_prob:
+            body = int(self.np_random.integers(self.model.nbody))
+            self.data.xfrc_applied[body] = self.np_random.uniform(-self.push_force, self.push_force, 6)
+
     def _collided(self) -> bool:
         ncon = self.data.ncon
         return bool(ncon) and bool(self.is_obstacle[self.data.contact.geom[:ncon]].any())
@@ -204,6 +215,8 @@ class WalkerCourseEnv(Walker2dEnv):
         rear_before = min(data.xpos[self.feet[0], 0], data.xpos[self.feet[1], 0])
         reward_primitive = self.primitive or self.expected_primitive()
         in_sight = self.upcoming()
+        if self.push_force > 0:
+            self._push()
         self.do_simulation(action, self.frame_skip)
         x, z, angle = data.qpos[0], data.qpos[1], data.qpos[2]
         rear_after = min(data.xpos[self.feet[0], 0], data.xpos[self.feet[1], 0])
@@ -310,15 +323,35 @@ class WalkerCourseEnv(Walker2dEnv):
         self.set_state(snapshot["qpos"], snapshot["qvel"])
         return self._get_obs()
 
+    # --- the whole state, for training that resumes exactly where it stopped ---
+    def get_env_state(self) -> dict[str, Any]:
+        """A snapshot plus MuJoCo's full integration state (time, warm-start accelerations: the next steps are
+        bit-identical) and the env's random generator."""
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        physics = np.empty(mujoco.mj_stateSize(self.model, spec))
+        mujoco.mj_getState(self.model, self.data, physics, spec)
+        return {**self.get_snapshot(), "physics": physics, "np_random": self.np_random.bit_generator.state}
+
+    def set_env_state(self, state: dict[str, Any]) -> np.ndarray:
+        """Restore `get_env_state`'s dict; returns the observation."""
+        self.set_snapshot(state)
+        mujoco.mj_setState(
+            self.model, self.data, np.asarray(state["physics"]), mujoco.mjtState.mjSTATE_INTEGRATION
+        )
+        mujoco.mj_forward(self.model, self.data)
+        self.np_random.bit_generator.state = state["np_random"]
+        return self._get_obs()
+
 
 # --- primitives ---
 class WalkerForward(WalkerCourseEnv):
-    """Walk forward for 1000 steps without falling (success: still up at the time limit)."""
+    """Walk forward for 1000 steps without falling (success: still up at the time limit), with the authors' random
+    pushes (100 N / N m with probability 0.2 per step) so that the skill holds up from off-nominal states."""
 
     primitive = "forward"
 
-    def __init__(self, **kwargs: Any):
-        super().__init__(max_subtasks=0, **kwargs)
+    def __init__(self, push_force: float = 100.0, **kwargs: Any):
+        super().__init__(max_subtasks=0, push_force=push_force, **kwargs)
 
 
 class WalkerBackward(WalkerForward):

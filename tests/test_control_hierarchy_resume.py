@@ -1,0 +1,101 @@
+"""A primitive's PPO training that was killed and resumed equals an uninterrupted one: the same training episodes
+(returns, lengths) and the same weights, because the checkpoints keep the envs' whole state (physics, course,
+random generators, episode statistics in progress, the reward normaliser's running returns)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+import control  # noqa: F401  (registers the Hierarchy/ ids)
+from control.config import TrainConfig
+from control.hierarchy.resumable import ResumableEnvs
+from control.hooks import LoopHooks
+from control.train import train
+
+
+class Killed(Exception):
+    pass
+
+
+def killed_after(base: type[LoopHooks], rollouts: int) -> LoopHooks:
+    """`base` hooks whose process 'dies' in the middle of rollout number `rollouts` + 1's update."""
+
+    class Crash(base):
+        seen = 0
+
+        def after_rollout(self) -> None:
+            super().after_rollout()
+            Crash.seen += 1
+            if Crash.seen > rollouts:
+                raise Killed
+
+    return Crash()
+
+
+def config(out) -> TrainConfig:
+    return TrainConfig(
+        algo="ppo",
+        env_id="Hierarchy/Walker2dJump-v0",
+        total_steps=6 * 256,
+        num_steps=256,
+        update_epochs=2,
+        minibatch_size=64,
+        checkpoint_every=512,
+        eval_episodes=1,
+        compile="off",
+        out_dir=str(out),
+    )
+
+
+def weights(out) -> dict[str, torch.Tensor]:
+    return torch.load(out / "checkpoint.pt", weights_only=False)["agent"]
+
+
+def episodes(out) -> list[str]:
+    return (out / "episodes.csv").read_text().splitlines()
+
+
+def run_killed_and_resumed(out, hooks: type[LoopHooks]) -> dict:
+    with pytest.raises(Killed):
+        train(config(out), killed_after(hooks, 3))  # dies in rollout 4: the checkpoint at rollout 2 is kept
+    assert torch.load(out / "checkpoint.pt", weights_only=False)["global_step"] == 512
+    return train(config(out), hooks())
+
+
+def test_a_resumed_primitive_training_equals_an_uninterrupted_one(tmp_path):
+    whole = train(config(tmp_path / "whole"), ResumableEnvs())
+    resumed = run_killed_and_resumed(tmp_path / "resumed", ResumableEnvs)
+    assert len(episodes(tmp_path / "whole")) >= 10  # several episodes, some across the checkpoint
+    assert episodes(tmp_path / "resumed") == episodes(tmp_path / "whole")
+    for name, value in weights(tmp_path / "whole").items():
+        assert torch.equal(weights(tmp_path / "resumed")[name], value), name
+    assert resumed["eval_mean_return"] == whole["eval_mean_return"]
+
+
+def test_without_the_envs_state_a_resumed_training_drifts(tmp_path):
+    """The control: the loop's usual fresh reset on resume gives other episodes and other weights."""
+    train(config(tmp_path / "whole"), LoopHooks())
+    run_killed_and_resumed(tmp_path / "resumed", LoopHooks)
+    assert episodes(tmp_path / "resumed") != episodes(tmp_path / "whole")
+    first = next(iter(weights(tmp_path / "whole")))
+    assert not torch.equal(weights(tmp_path / "resumed")[first], weights(tmp_path / "whole")[first])
+
+
+def test_the_envs_state_loads_from_a_weights_only_checkpoint(tmp_path):
+    hooks = ResumableEnvs()
+    cfg = config(tmp_path / "run")
+    cfg.total_steps = 256
+    train(cfg, hooks)
+    buffer = io.BytesIO()
+    torch.save(hooks.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    restored = ResumableEnvs()
+    restored.load_state_dict(state)
+    saved = restored.saved["envs"][0]["env"]
+    assert isinstance(saved["physics"], np.ndarray) and saved["physics"].dtype == np.float64
+    assert saved["np_random"] == hooks.subs[0].unwrapped.np_random.bit_generator.state
