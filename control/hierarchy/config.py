@@ -95,7 +95,7 @@ class HierarchyConfig:
 
 
 _WALKER = dict(
-    primitive_steps={"forward": 800_000, "backward": 500_000, "jump": 1_200_000, "crawl": 400_000},
+    primitive_steps={"forward": 1_000_000, "backward": 1_000_000, "jump": 3_000_000, "crawl": 600_000},
     initiation_portion={"forward": 0.2, "backward": 0.2, "jump": 0.4, "crawl": 0.1},  # the authors' portions
     airl=AIRLSettings(state_dims=BODY_DIM),
 )

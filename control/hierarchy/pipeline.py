@@ -135,9 +135,10 @@ def collect_starts(cfg: HierarchyConfig, seed: int, pair: tuple[str, str], env: 
 
 
 def train_transition(
-    cfg: HierarchyConfig, seed: int, pair: tuple[str, str], expert: ExpertData
+    cfg: HierarchyConfig, seed: int, pair: tuple[str, str], expert: ExpertData, hooks: AIRLHooks | None = None
 ) -> dict[str, Any]:
-    """AIRL on the pair's hand-over starts: PPO (paper settings) with the discriminator reward as a hook."""
+    """AIRL on the pair's hand-over starts: PPO (paper settings) with the discriminator reward as a hook
+    (`hooks`: the AIRL hooks to use, e.g. to inspect the discriminator afterwards)."""
     from control.train import train
 
     t = cfg.transition
@@ -170,7 +171,7 @@ def train_transition(
         checkpoint_every=t.checkpoint_every,
         out_dir=str(out),
     )
-    return train(train_cfg, AIRLHooks(expert, cfg.airl, t.gamma))
+    return train(train_cfg, hooks or AIRLHooks(expert, cfg.airl, t.gamma))
 
 
 def transitions_for_seed(cfg: HierarchyConfig, seed: int) -> dict[str, Any]:
