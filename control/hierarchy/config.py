@@ -55,6 +55,13 @@ class HierarchyConfig:
     )
     primitive_steps: dict = field(default_factory=dict, metadata={"help": "Primitive name -> PPO env steps."})
     primitive_seed: int = field(default=1, metadata={"help": "Seed of the primitives (shared by all seeds)."})
+    primitive_init: dict = field(
+        default_factory=dict,
+        metadata={
+            "help": "Primitive name -> the primitive whose trained weights its PPO starts from (ours: Jump from "
+            "Forward, which already runs; inputs new to the source start at zero weight)."
+        },
+    )
     scripted_primitives: bool = field(
         default=False,
         metadata={"help": "Toy task only: hand-written primitives instead of PPO-trained ones."},

@@ -37,6 +37,7 @@ from control.hierarchy.policies import Policy, RunPolicy
 from control.hierarchy.resumable import ResumableEnvs
 from control.hierarchy.switch import SwitchFeatures, load_switch, train_switch
 from control.hierarchy.transition_env import load_snapshots, save_snapshots
+from control.hierarchy.warm_start import warm_start
 from control.sweep import map_jobs
 
 EVAL_SEED = 10**6
@@ -64,6 +65,10 @@ def train_primitive(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
 
     out, steps = cfg.primitive_dir(name), int(cfg.primitive_steps[name])
     if not cfg.scripted_primitives and not _finished(out, steps):
+        source = cfg.primitive_init.get(name)
+        if source and not (out / "checkpoint.pt").is_file():
+            train_primitive(cfg, source)
+            warm_start(cfg.primitive_dir(source), primitive_train_config(cfg, name))
         train(primitive_train_config(cfg, name), ResumableEnvs())
     return collect_expert(cfg, name)
 
@@ -293,8 +298,14 @@ def run_stage(
     if stage == "primitives":
         if workers == 1 and backend == "local":
             return [train_primitive(cfg, name) for name in cfg.primitives]
-        jobs = [{"cfg_dict": _as_dict(cfg), "name": name} for name in cfg.primitives]
-        return map_jobs(_primitive_job, jobs, workers, backend, ray_address)
+        # in two waves: primitives that start from another primitive's weights after the others
+        waves = [[n for n in cfg.primitives if n not in cfg.primitive_init]]
+        waves.append([n for n in cfg.primitives if n in cfg.primitive_init])
+        results = []
+        for wave in waves:
+            jobs = [{"cfg_dict": _as_dict(cfg), "name": name} for name in wave]
+            results += map_jobs(_primitive_job, jobs, workers, backend, ray_address) if jobs else []
+        return results
     if workers == 1 and backend == "local":
         return [_stage_job(_as_dict(cfg), stage, seed) for seed in cfg.seeds]
     jobs = [{"cfg_dict": _as_dict(cfg), "stage": stage, "seed": int(s)} for s in cfg.seeds]
@@ -334,6 +345,7 @@ def report(cfg: HierarchyConfig) -> dict[str, Any]:
                 "seed_std": float(np.std(v)),
                 "episode_std": float(np.std(episodes[m])),
                 "seeds": len(v),
+                "seed_means": [float(x) for x in v],
             }
             for m, v in per_mode.items()
             if v

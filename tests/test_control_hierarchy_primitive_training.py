@@ -99,3 +99,29 @@ def test_the_envs_state_loads_from_a_weights_only_checkpoint(tmp_path):
     saved = restored.saved["envs"][0]["env"]
     assert isinstance(saved["physics"], np.ndarray) and saved["physics"].dtype == np.float64
     assert saved["np_random"] == hooks.subs[0].unwrapped.np_random.bit_generator.state
+
+
+def test_a_warm_started_primitive_begins_as_its_source_and_then_trains(tmp_path):
+    """Jump from Forward: the same weights, except zero weights on the obstacle inputs Forward never saw vary
+    (so the new policy acts exactly as Forward does), whose normalisation is measured in the Jump env."""
+    from control.hierarchy.walker import BODY_DIM, OBS_DIM
+    from control.hierarchy.warm_start import warm_start
+
+    source = config(tmp_path / "forward")
+    source.env_id, source.total_steps = "Hierarchy/Walker2dForward-v0", 512
+    train(source)
+    target = config(tmp_path / "jump")
+    target.total_steps, target.env_kwargs = 512, {"curb_range": (1.0, 1.5)}  # the curb in sight at once
+    new_inputs = warm_start(tmp_path / "forward", target, measure_steps=300)
+    assert new_inputs == list(range(BODY_DIM, OBS_DIM))
+    before, start = weights(tmp_path / "forward"), weights(tmp_path / "jump")
+    for name, value in before.items():
+        expected = value.clone()
+        if name.endswith("0.weight"):
+            expected[:, BODY_DIM:] = 0.0
+        assert torch.equal(start[name], expected), name
+    norm = torch.load(tmp_path / "jump" / "checkpoint.pt", weights_only=False)["norm"]
+    assert (norm["obs_var"][BODY_DIM : BODY_DIM + 2] > 1e-3).all()  # the curb distances vary in the Jump env
+    summary = train(target, ResumableEnvs())
+    assert summary["global_step"] == 512  # counted from the warm start
+    assert not torch.equal(weights(tmp_path / "jump")["actor.0.weight"], start["actor.0.weight"])
