@@ -55,6 +55,13 @@ class HierarchyConfig:
     )
     primitive_steps: dict = field(default_factory=dict, metadata={"help": "Primitive name -> PPO env steps."})
     primitive_seed: int = field(default=1, metadata={"help": "Seed of the primitives (shared by all seeds)."})
+    primitive_env_kwargs: dict = field(
+        default_factory=dict,
+        metadata={
+            "help": "Primitive name -> env kwargs of its PPO training only (the Walker presets: the authors' "
+            "random pushes for Forward and Backward); its success is measured in the plain env."
+        },
+    )
     primitive_init: dict = field(
         default_factory=dict,
         metadata={
@@ -102,7 +109,9 @@ class HierarchyConfig:
 
 
 _WALKER = dict(
-    primitive_steps={"forward": 1_000_000, "backward": 1_000_000, "jump": 3_000_000, "crawl": 600_000},
+    primitive_steps={"forward": 1_000_000, "backward": 1_000_000, "jump": 2_000_000, "crawl": 600_000},
+    primitive_init={"jump": "forward"},
+    primitive_env_kwargs={"forward": {"push_force": 100.0}, "backward": {"push_force": 100.0}},
     initiation_portion={"forward": 0.2, "backward": 0.2, "jump": 0.4, "crawl": 0.1},  # the authors' portions
     airl=AIRLSettings(state_dims=BODY_DIM),
 )

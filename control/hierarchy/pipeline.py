@@ -79,6 +79,7 @@ def primitive_train_config(cfg: HierarchyConfig, name: str) -> TrainConfig:
     return TrainConfig(
         algo="ppo",
         env_id=cfg.primitives[name],
+        env_kwargs=dict(cfg.primitive_env_kwargs.get(name, {})),
         seed=cfg.primitive_seed,
         total_steps=steps,
         out_dir=str(cfg.primitive_dir(name)),

@@ -345,13 +345,12 @@ class WalkerCourseEnv(Walker2dEnv):
 
 # --- primitives ---
 class WalkerForward(WalkerCourseEnv):
-    """Walk forward for 1000 steps without falling (success: still up at the time limit), with the authors' random
-    pushes (100 N / N m with probability 0.2 per step) so that the skill holds up from off-nominal states."""
+    """Walk forward for 1000 steps without falling (success: still up at the time limit)."""
 
     primitive = "forward"
 
-    def __init__(self, push_force: float = 100.0, **kwargs: Any):
-        super().__init__(max_subtasks=0, push_force=push_force, **kwargs)
+    def __init__(self, **kwargs: Any):
+        super().__init__(max_subtasks=0, **kwargs)
 
 
 class WalkerBackward(WalkerForward):
