@@ -120,16 +120,21 @@ def test_stages_run_over_seeds_in_worker_processes(tmp_path):
 
 
 def test_a_slower_discriminator_takes_its_set_steps_and_leaves_the_policy_more_reward(tmp_path):
-    """The discriminator balance option: `airl.updates` minibatch steps per rollout instead of passes over it.
-    With 1 step per rollout the discriminator makes exactly that many Adam steps, and it separates the policy
-    from the expert less than 3 passes per rollout do (the policy's D stays higher: more reward to learn from)."""
+    """The discriminator balance options: `airl.updates` minibatch steps per rollout instead of passes over it,
+    and `airl.max_accuracy`, which skips the steps where the discriminator already wins. With 1 step per rollout
+    it makes exactly that many Adam steps; both options separate the policy from the expert less than 3 passes
+    per rollout do (the policy's D stays higher: more reward to learn from)."""
     import dataclasses
 
     from control.hierarchy.airl import AIRLHooks, ExpertData
     from control.hierarchy.pipeline import collect_starts, task_env, train_transition
 
-    policy_d, adam_steps = {}, {}
-    for name, airl in (("fast", {"epochs": 3}), ("slow", {"updates": 1})):
+    policy_d, adam_steps, accuracy = {}, {}, {}
+    for name, airl in (
+        ("fast", {"epochs": 3}),
+        ("capped", {"epochs": 3, "max_accuracy": 0.7}),
+        ("slow", {"updates": 1}),
+    ):
         cfg = load_config("toy", root=str(tmp_path / name), seeds=[1])
         cfg.transition.steps = 4096
         cfg.airl = dataclasses.replace(cfg.airl, **airl)
@@ -139,8 +144,9 @@ def test_a_slower_discriminator_takes_its_set_steps_and_leaves_the_policy_more_r
             ExpertData.load(str(cfg.primitive_dir("park") / "initiation.npz")), cfg.airl, cfg.transition.gamma
         )
         train_transition(cfg, 1, ("dash", "park"), hooks.expert, hooks)
-        policy_d[name] = hooks.stats["airl/policy_D"]
+        policy_d[name], accuracy[name] = hooks.stats["airl/policy_D"], hooks.stats["airl/accuracy"]
         adam_steps[name] = max(int(s["step"]) for s in hooks.optimizer.state_dict()["state"].values())
     rollouts = 4096 // (cfg.transition.num_envs * cfg.transition.num_steps)
     assert adam_steps["slow"] == rollouts and adam_steps["fast"] > 10 * rollouts
-    assert policy_d["slow"] > policy_d["fast"] + 0.1
+    assert adam_steps["capped"] < adam_steps["fast"] and accuracy["capped"] < accuracy["fast"] - 0.05
+    assert policy_d["slow"] > policy_d["fast"] + 0.1 and policy_d["capped"] > policy_d["fast"] + 0.1

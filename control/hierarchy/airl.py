@@ -125,6 +125,13 @@ class AIRLSettings:
             "the policy."
         },
     )
+    max_accuracy: float = field(
+        default=1.0,
+        metadata={
+            "help": "Skip a discriminator step when its accuracy on that minibatch (expert and policy samples "
+            "classified right, averaged) is above this (1.0: never skip): it stops winning outright."
+        },
+    )
     minibatch_size: int = field(default=256, metadata={"help": "Discriminator minibatch (each side)."})
     state_dims: int = field(
         default=0, metadata={"help": "Observation dims the discriminator compares (0: all; the walker: 17)."}
@@ -198,7 +205,7 @@ class AIRLHooks(LoopHooks):
         )
         self.records = []
         e = self.expert
-        losses, expert_d, policy_d = [], [], []
+        losses, expert_d, policy_d, accuracies, steps = [], [], [], [], 0
         for idx in self._minibatches(len(s)):
             eidx = torch.randint(len(e), (len(idx),), generator=self.generator).numpy()
             e_logits = self.discriminator.logits(
@@ -213,16 +220,22 @@ class AIRLHooks(LoopHooks):
                 s[idx], a[idx], s_next[idx], log_pi[idx], terminal[idx], self.gamma
             )
             loss = discriminator_loss(e_logits, p_logits)
-            self.optimizer.zero_grad()
-            loss.backward()
-            self.optimizer.step()
+            accuracy = 0.5 * ((e_logits > 0).float().mean() + (p_logits < 0).float().mean()).item()
+            if accuracy <= self.settings.max_accuracy:
+                self.optimizer.zero_grad()
+                loss.backward()
+                self.optimizer.step()
+                steps += 1
             losses.append(loss.item())
+            accuracies.append(accuracy)
             expert_d.append(torch.sigmoid(e_logits).mean().item())
             policy_d.append(torch.sigmoid(p_logits).mean().item())
         self.stats = {
             "airl/discriminator_loss": float(np.mean(losses)),
             "airl/expert_D": float(np.mean(expert_d)),
             "airl/policy_D": float(np.mean(policy_d)),
+            "airl/accuracy": float(np.mean(accuracies)),
+            "airl/steps": float(steps),
         }
 
     def _minibatches(self, n: int):
