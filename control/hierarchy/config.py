@@ -62,6 +62,13 @@ class HierarchyConfig:
             "random pushes for Forward and Backward); its success is measured in the plain env."
         },
     )
+    primitive_ppo: dict = field(
+        default_factory=dict,
+        metadata={
+            "help": "Primitive name -> TrainConfig fields of its PPO that differ from the defaults (the Walker "
+            "presets: Jump with 8 envs x 1024 steps per rollout, minibatch 256)."
+        },
+    )
     primitive_init: dict = field(
         default_factory=dict,
         metadata={
@@ -111,6 +118,7 @@ class HierarchyConfig:
 _WALKER = dict(
     primitive_steps={"forward": 1_000_000, "backward": 1_000_000, "jump": 2_000_000, "crawl": 600_000},
     primitive_init={"jump": "forward"},
+    primitive_ppo={"jump": {"num_envs": 8, "num_steps": 1024, "minibatch_size": 256}},
     primitive_env_kwargs={"forward": {"push_force": 100.0}, "backward": {"push_force": 100.0}},
     initiation_portion={"forward": 0.2, "backward": 0.2, "jump": 0.4, "crawl": 0.1},  # the authors' portions
     airl=AIRLSettings(state_dims=BODY_DIM),

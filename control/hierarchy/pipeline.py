@@ -76,16 +76,17 @@ def train_primitive(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
 def primitive_train_config(cfg: HierarchyConfig, name: str) -> TrainConfig:
     """The PPO run of primitive `name`: what `python -m control train --env <its id> --out-dir <its dir>` runs."""
     steps = int(cfg.primitive_steps[name])
-    return TrainConfig(
-        algo="ppo",
-        env_id=cfg.primitives[name],
-        env_kwargs=dict(cfg.primitive_env_kwargs.get(name, {})),
-        seed=cfg.primitive_seed,
-        total_steps=steps,
-        out_dir=str(cfg.primitive_dir(name)),
-        eval_every=max(steps // 5, 1),
-        checkpoint_every=max(steps // 20, 1),
-    )
+    settings = {
+        "algo": "ppo",
+        "env_id": cfg.primitives[name],
+        "env_kwargs": dict(cfg.primitive_env_kwargs.get(name, {})),
+        "seed": cfg.primitive_seed,
+        "total_steps": steps,
+        "out_dir": str(cfg.primitive_dir(name)),
+        "eval_every": max(steps // 5, 1),
+        "checkpoint_every": max(steps // 20, 1),
+    }
+    return TrainConfig(**{**settings, **cfg.primitive_ppo.get(name, {})})
 
 
 def collect_expert(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
