@@ -53,7 +53,7 @@ class Obstacle:
 
 @dataclass(frozen=True)
 class RewardWeights:
-    """Reward weights per primitive (the authors' values)."""
+    """Reward weights per primitive (the authors' values, except `rise_over_curb`)."""
 
     velocity: float = 1.0  # x 2 for jump and crawl
     alive: float = 1.0
@@ -61,7 +61,10 @@ class RewardWeights:
     height: float = 1.0  # x 2 for jump; 0 for crawl
     foot_speed: float = 0.01
     control: float = 1e-3
-    rise_over_curb: float = 100.0  # x clipped vertical speed when the torso crosses a curb's edge or middle
+    # x clipped vertical speed when the torso crosses a curb's edge or middle. Authors: 100; ours 0: at our curb
+    # height it pays for rising into the curb (failed jumps earn it) and charges the leaps that clear it (they
+    # cross descending), see docs/control_hierarchy.md
+    rise_over_curb: float = 0.0
     feet_past_curb: float = 200.0  # x (1, 2, 3)/3 when the rearmost foot crosses its start, middle, end
     collision: float = 10.0
     success: float = 100.0
@@ -81,12 +84,14 @@ class WalkerCourseEnv(Walker2dEnv):
         subtask_steps: int = 1000,
         reset_noise_scale: float = 0.01,
         random_steps: int = 5,
-        weights: RewardWeights | None = None,
+        weights: RewardWeights | dict | None = None,
         max_angle: float | None = None,
         push_force: float = 0.0,
         push_prob: float = 0.2,
         **kwargs: Any,
     ):
+        if isinstance(weights, dict):  # from JSON env kwargs
+            weights = RewardWeights(**weights)
         self.shape, self.weights = shape or ObstacleShape(), weights or RewardWeights()
         self.max_angle, self.push_force, self.push_prob = max_angle, push_force, push_prob
         self.detect_distance, self.max_subtasks, self.subtask_steps = (
@@ -223,7 +228,8 @@ class WalkerCourseEnv(Walker2dEnv):
         velocity, z_velocity = (x - x_before) / self.dt, (z - z_before) / self.dt
 
         reward, terms = self._reward(reward_primitive, action, velocity, angle, in_sight)
-        if in_sight is not None and in_sight.kind == "curb" and reward_primitive == "jump":
+        collision = self._collided()
+        if in_sight is not None and in_sight.kind == "curb" and reward_primitive == "jump" and not collision:
             reward += self._jump_bonus(in_sight, x_before, x, rear_before, rear_after, z_velocity)
 
         success = False
@@ -234,7 +240,6 @@ class WalkerCourseEnv(Walker2dEnv):
                 self.next_obstacle += 1
                 success = True
         success = success or self.goal_reached(x)
-        collision = self._collided()
         low_ok = self.primitive == "crawl" or self._near_ceiling(x)
         upright = self.max_angle is None or low_ok or abs(angle) < self.max_angle
         healthy = z > (0.3 if low_ok else 0.8) and upright
