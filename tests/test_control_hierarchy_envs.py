@@ -99,6 +99,19 @@ def test_obstacle_course_expects_crawl_under_a_ceiling_and_allows_a_low_torso_th
     assert not terminated
 
 
+def test_the_jump_training_course_of_several_curbs_ends_after_the_last():
+    env, raw = make("Walker2dJump-v0", curbs=3, gap=(4.0, 5.0))
+    env.reset(seed=0)
+    starts = [o.start for o in raw.obstacles]
+    assert len(starts) == 3 and all(4.0 <= g <= 5.0 for g in np.diff(starts))
+    for k, curb in enumerate(raw.obstacles):
+        teleport(raw, curb.end + CURB_PASS_MARGIN + 0.3)
+        _, _, terminated, _, info = env.step(ZERO)
+        assert info["success"] and info["subtasks"] == k + 1 and terminated == (k == 2)
+    with pytest.raises(ValueError, match="curbs"):
+        gym.make(f"{NAMESPACE}/Walker2dJump-v0", curbs=9)
+
+
 def test_a_walker_falls_by_height_only_unless_an_angle_limit_is_set():
     for max_angle, falls in ((None, False), (1.0, True)):
         env, raw = make("Walker2dForward-v0", max_angle=max_angle)

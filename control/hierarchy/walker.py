@@ -367,22 +367,35 @@ class WalkerBackward(WalkerForward):
 class WalkerJump(WalkerCourseEnv):
     """Run up to one curb 5.5-8.5 m ahead, jump it without touching it (a subtask once the rearmost body point is
     1.5 m past it) and run on until that point passes `finish_x` (authors: 15 m): the episode's success. With
-    `finish_x=None` the episode ends at the curb's subtask."""
+    `finish_x=None` the episode ends at the curb's subtask.
+
+    `curbs > 1` (ours, for training only): that many curbs, each `gap` metres after the previous one, the
+    episode's success once all are passed: many jumps per episode, most of them from a run."""
 
     primitive = "jump"
 
     def __init__(
-        self, curb_range: tuple[float, float] = (5.5, 8.5), finish_x: float | None = 15.0, **kwargs: Any
+        self,
+        curb_range: tuple[float, float] = (5.5, 8.5),
+        finish_x: float | None = 15.0,
+        curbs: int = 1,
+        gap: tuple[float, float] = (4.0, 7.0),
+        **kwargs: Any,
     ):
-        self.curb_range, self.finish_x = curb_range, finish_x
-        super().__init__(max_subtasks=1, **kwargs)
+        if not 1 <= curbs <= MAX_CURBS:
+            raise ValueError(f"curbs: expected 1 to {MAX_CURBS}, got {curbs}")
+        self.curb_range, self.finish_x, self.curbs, self.gap = curb_range, finish_x, curbs, gap
+        super().__init__(max_subtasks=curbs, **kwargs)
 
     def make_course(self) -> None:
         self.obstacles = []
-        self._add("curb", self.np_random.uniform(*self.curb_range))
+        x = self.np_random.uniform(*self.curb_range)
+        for _ in range(self.curbs):
+            self._add("curb", x)
+            x += self.np_random.uniform(*self.gap)
 
     def episode_done(self) -> bool:
-        if self.finish_x is None or self.successes == 0:
+        if self.finish_x is None or self.curbs > 1 or self.successes == 0:
             return super().episode_done()
         return self._rear_x() > self.finish_x
 
