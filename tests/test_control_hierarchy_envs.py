@@ -112,6 +112,31 @@ def test_the_jump_training_course_of_several_curbs_ends_after_the_last():
         gym.make(f"{NAMESPACE}/Walker2dJump-v0", curbs=9)
 
 
+def test_jump_training_restarts_from_its_own_running_states_in_front_of_a_curb():
+    env, raw = make("Walker2dJump-v0", restart_prob=1.0)
+    env.reset(seed=0)
+    assert raw.running_states == [] and raw.obstacles[0].start >= 5.5  # nothing kept yet: a normal start
+    for _ in range(300):  # running fast on open ground: some of these states are kept
+        qpos, qvel = raw.data.qpos.copy(), raw.data.qvel.copy()
+        qpos[:3], qvel[0] = (0.0, 1.25, 0.0), 3.0
+        raw.set_state(qpos, qvel)
+        env.step(ZERO)
+    assert 3 <= len(raw.running_states) <= 40
+    kept = raw.running_states[0]
+    obs, _ = env.reset(seed=1)
+    assert raw.data.qpos[0] == 0.0 and raw.data.qvel[0] == pytest.approx(3.0, abs=0.5)
+    assert 1.5 <= raw.obstacles[0].start <= 4.0 and obs[17] == pytest.approx(raw.obstacles[0].start, abs=1e-9)
+    assert any(np.array_equal(raw.data.qvel, k[9:]) for k in raw.running_states) and kept.shape == (18,)
+    raw.set_state(raw.init_qpos, raw.init_qvel)  # upright
+    teleport(raw, raw.obstacles[0].end + CURB_PASS_MARGIN + 0.5)
+    _, _, terminated, _, info = env.step(ZERO)
+    assert info["subtasks"] == 1 and not terminated  # passed; it must still run on past the finish
+    raw.set_state(raw.init_qpos, raw.init_qvel)
+    teleport(raw, raw.obstacles[0].end + 5.5)
+    _, _, terminated, _, info = env.step(ZERO)
+    assert terminated and info["success"]
+
+
 def test_a_walker_falls_by_height_only_unless_an_angle_limit_is_set():
     for max_angle, falls in ((None, False), (1.0, True)):
         env, raw = make("Walker2dForward-v0", max_angle=max_angle)

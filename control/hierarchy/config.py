@@ -119,7 +119,11 @@ _WALKER = dict(
     primitive_steps={"forward": 1_000_000, "backward": 1_000_000, "jump": 2_000_000, "crawl": 600_000},
     primitive_init={"jump": "forward"},
     primitive_ppo={"jump": {"num_envs": 8, "num_steps": 1024, "minibatch_size": 256}},
-    primitive_env_kwargs={"forward": {"push_force": 100.0}, "backward": {"push_force": 100.0}},
+    primitive_env_kwargs={
+        "forward": {"push_force": 100.0},
+        "backward": {"push_force": 100.0},
+        "jump": {"restart_prob": 0.75},
+    },
     initiation_portion={"forward": 0.2, "backward": 0.2, "jump": 0.4, "crawl": 0.1},  # the authors' portions
     airl=AIRLSettings(state_dims=BODY_DIM),
 )

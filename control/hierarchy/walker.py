@@ -42,6 +42,7 @@ TARGET_SPEED = 3.0  # m/s, the velocity-tracking target of the authors' rewards
 CURB_PASS_MARGIN = 1.5  # a curb counts as passed once the rearmost body point is this far beyond it (authors)
 CEILING_PASS_MARGIN = 0.15  # same for a ceiling (authors' obstacle course)
 NEAR_CEILING_AFTER = 3.0  # the low-height allowance lasts this far past a ceiling's end (authors)
+RESTART_RUN_ON = 5.0  # a Jump training episode restarted in front of a curb succeeds this far past its end
 
 
 @dataclass
@@ -370,7 +371,12 @@ class WalkerJump(WalkerCourseEnv):
     `finish_x=None` the episode ends at the curb's subtask.
 
     `curbs > 1` (ours, for training only): that many curbs, each `gap` metres after the previous one, the
-    episode's success once all are passed: many jumps per episode, most of them from a run."""
+    episode's success once all are passed: many jumps per episode, most of them from a run.
+
+    `restart_prob > 0` (ours, for training only): with that probability an episode starts from one of the env's
+    own earlier running states (no curb in sight, faster than 2 m/s; `restart_buffer` of them kept) with the
+    curb `restart_ahead` metres ahead, and succeeds `RESTART_RUN_ON` metres past it. Every such episode is a
+    jump from a run, instead of one per 5.5-8.5 m run-up: the jump gets most of the samples."""
 
     primitive = "jump"
 
@@ -380,12 +386,68 @@ class WalkerJump(WalkerCourseEnv):
         finish_x: float | None = 15.0,
         curbs: int = 1,
         gap: tuple[float, float] = (4.0, 7.0),
+        restart_prob: float = 0.0,
+        restart_ahead: tuple[float, float] = (1.5, 4.0),
+        restart_buffer: int = 256,
         **kwargs: Any,
     ):
         if not 1 <= curbs <= MAX_CURBS:
             raise ValueError(f"curbs: expected 1 to {MAX_CURBS}, got {curbs}")
+        if restart_prob > 0 and curbs != 1:
+            raise ValueError("restart_prob: restarts place one curb (curbs must be 1)")
         self.curb_range, self.finish_x, self.curbs, self.gap = curb_range, finish_x, curbs, gap
+        self.restart_prob, self.restart_ahead, self.restart_buffer = (
+            restart_prob,
+            restart_ahead,
+            restart_buffer,
+        )
+        self.running_states: list[np.ndarray] = []
+        self.finish_at = finish_x
         super().__init__(max_subtasks=curbs, **kwargs)
+
+    def reset_model(self) -> np.ndarray:
+        self.finish_at = self.finish_x
+        if not (
+            self.restart_prob > 0 and self.running_states and self.np_random.random() < self.restart_prob
+        ):
+            return super().reset_model()
+        state = self.running_states[int(self.np_random.integers(len(self.running_states)))]
+        self.next_obstacle = self.successes = self.steps_in_subtask = 0
+        self.obstacles = []
+        self._add("curb", float(state[0] + self.np_random.uniform(*self.restart_ahead)))
+        self.finish_at = self.obstacles[0].end + RESTART_RUN_ON
+        self.set_state(np.concatenate([[0.0], state[1:9]]), state[9:])
+        self._place_obstacles()
+        return self._get_obs()
+
+    def step(self, action: np.ndarray):
+        result = super().step(action)
+        if (
+            self.restart_prob > 0
+            and not result[2]
+            and self.upcoming() is None
+            and self.data.qvel[0] > 2.0
+            and self.np_random.random() < 0.05
+        ):
+            # position-free: x offset 0 (the torso's x lies in qpos[0]; the curb is placed relative to it)
+            state = np.concatenate([[0.0], self.data.qpos[1:], self.data.qvel])
+            if len(self.running_states) < self.restart_buffer:
+                self.running_states.append(state)
+            else:
+                self.running_states[int(self.np_random.integers(self.restart_buffer))] = state
+        return result
+
+    def get_env_state(self) -> dict[str, Any]:
+        return {
+            **super().get_env_state(),
+            "running_states": np.asarray(self.running_states).reshape(-1, 18),
+            "finish_at": self.finish_at,
+        }
+
+    def set_env_state(self, state: dict[str, Any]) -> np.ndarray:
+        self.running_states = list(np.asarray(state["running_states"]))
+        self.finish_at = state["finish_at"]
+        return super().set_env_state(state)
 
     def make_course(self) -> None:
         self.obstacles = []
@@ -395,9 +457,9 @@ class WalkerJump(WalkerCourseEnv):
             x += self.np_random.uniform(*self.gap)
 
     def episode_done(self) -> bool:
-        if self.finish_x is None or self.curbs > 1 or self.successes == 0:
+        if self.finish_at is None or self.curbs > 1 or self.successes == 0:
             return super().episode_done()
-        return self._rear_x() > self.finish_x
+        return self._rear_x() > self.finish_at
 
 
 class WalkerCrawl(WalkerCourseEnv):
