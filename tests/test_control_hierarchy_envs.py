@@ -137,6 +137,22 @@ def test_jump_training_restarts_from_its_own_running_states_in_front_of_a_curb()
     assert terminated and info["success"]
 
 
+def test_jump_pays_for_feet_below_the_curb_top_near_it_and_not_elsewhere():
+    env, raw = make("Walker2dJump-v0")
+    terms = []
+    for before, lift in ((1.0, 0.0), (0.25, 0.0), (0.2, 0.3), (-0.05, 0.35)):  # torso metres before the curb
+        env.reset(seed=0)
+        qpos = raw.data.qpos.copy()
+        qpos[0], qpos[1] = raw.obstacles[0].start - before - 0.2, qpos[1] + lift
+        raw.set_state(qpos, raw.data.qvel * 0)
+        _, _, terminated, _, info = env.step(ZERO)
+        assert not terminated
+        terms.append(info.get("reward_clearance", 0.0))
+    far, on_the_ground_near, lifted_near, lifted_over = terms
+    assert far == 0.0 and lifted_near == 0.0 and lifted_over == 0.0
+    assert -2 * 2.0 <= on_the_ground_near < -2.0  # both feet, most of the curb's height below its top
+
+
 def test_a_walker_falls_by_height_only_unless_an_angle_limit_is_set():
     for max_angle, falls in ((None, False), (1.0, True)):
         env, raw = make("Walker2dForward-v0", max_angle=max_angle)

@@ -42,6 +42,7 @@ TARGET_SPEED = 3.0  # m/s, the velocity-tracking target of the authors' rewards
 CURB_PASS_MARGIN = 1.5  # a curb counts as passed once the rearmost body point is this far beyond it (authors)
 CEILING_PASS_MARGIN = 0.15  # same for a ceiling (authors' obstacle course)
 NEAR_CEILING_AFTER = 3.0  # the low-height allowance lasts this far past a ceiling's end (authors)
+CLEARANCE_BEFORE = 0.3  # Jump's clearance term watches the feet from this far before a curb
 RESTART_RUN_ON = 5.0  # a Jump training episode restarted in front of a curb succeeds this far past its end
 
 
@@ -68,6 +69,8 @@ class RewardWeights:
     rise_over_curb: float = 0.0
     feet_past_curb: float = 200.0  # x (1, 2, 3)/3 when the rearmost foot crosses its start, middle, end
     collision: float = 10.0
+    # ours: per step and foot near a curb, x how far its sole is below the curb's top (fraction of the height)
+    clearance: float = 2.0
     success: float = 100.0
     duck: float = 1.0  # ours: per metre the torso top is above a ceiling's bottom while one is in sight
 
@@ -119,6 +122,7 @@ class WalkerCourseEnv(Walker2dEnv):
         self.is_obstacle[self.curb_ids + self.ceiling_ids] = True
         body = {self.model.body(i).name: i for i in range(self.model.nbody)}
         self.torso, self.feet = body["torso"], [body["foot"], body["foot_left"]]
+        self.foot_geoms = [name_to_id["foot_geom"], name_to_id["foot_left_geom"]]
 
     # --- what subclasses define ---
     def make_course(self) -> None:
@@ -292,10 +296,28 @@ class WalkerCourseEnv(Walker2dEnv):
             "reward_foot": -w.foot_speed * foot_speed,
             "reward_ctrl": -w.control * float(np.square(action).sum()),
         }
+        if primitive == "jump" and in_sight is not None and in_sight.kind == "curb" and w.clearance:
+            terms["reward_clearance"] = -w.clearance * self._feet_below_curb(in_sight)
         if primitive == "crawl" and in_sight is not None and in_sight.kind == "ceiling":
             top = data.xpos[self.torso, 2] + 0.2 * abs(np.cos(angle))  # the torso capsule's upper end
             terms["reward_duck"] = -w.duck * max(0.0, top - (self.shape.ceiling_bottom - 0.05))
         return float(sum(terms.values())), terms
+
+    def _feet_below_curb(self, curb: Obstacle) -> float:
+        """Summed over the feet near the curb (a foot capsule reaching from `CLEARANCE_BEFORE` m before its start
+        to its end): how far the foot's lowest point is below the curb's top, as a fraction of the curb's height
+        (0 when it is above it)."""
+        h, below = self.shape.curb_height, 0.0
+        for gid in self.foot_geoms:
+            centre, axis = self.data.geom_xpos[gid], self.data.geom_xmat[gid].reshape(3, 3)[:, 2]
+            radius, half = self.model.geom_size[gid, 0], self.model.geom_size[gid, 1]
+            ends_x, ends_z = (
+                centre[0] + np.array([-1, 1]) * half * axis[0],
+                centre[2] + np.array([-1, 1]) * half * axis[2],
+            )
+            if ends_x.max() + radius >= curb.start - CLEARANCE_BEFORE and ends_x.min() - radius <= curb.end:
+                below += float(np.clip((h - (ends_z.min() - radius)) / h, 0.0, 1.0))
+        return below
 
     def _jump_bonus(
         self, curb: Obstacle, x_before: float, x: float, rear_before: float, rear_after: float, z_vel: float
