@@ -173,7 +173,29 @@ def test_patrol_turns_at_each_goal():
     teleport(raw, direction * 2.2)
     _, _, terminated, _, info = env.step(ZERO)
     assert info["success"] and info["subtasks"] == 1 and not terminated
-    assert raw.direction == -direction and info["primitive"] == ("backward" if direction == 1 else "forward")
+    assert raw.direction == -direction and info["primitive"] == "balance"  # first a balance phase (authors)
+    for _ in range(raw.balance_steps - 1):
+        raw.set_state(raw.init_qpos + np.eye(9)[0] * direction * 2.2, raw.init_qvel)  # standing at the goal
+        _, _, terminated, _, info = env.step(ZERO)
+        assert info["primitive"] == "balance" and not terminated and not info["success"]
+    _, _, _, _, info = env.step(ZERO)
+    assert info["primitive"] == ("backward" if direction == 1 else "forward") and info["subtasks"] == 1
+    env, raw = make("Walker2dPatrol-v0", balance_steps=0)
+    env.reset(seed=0)
+    teleport(raw, raw.direction * 2.2)
+    _, _, _, _, info = env.step(ZERO)
+    assert info["success"] and info["primitive"] != "balance"
+
+
+def test_balance_pays_for_standing_still():
+    env, raw = make("Walker2dBalance-v0")
+    env.reset(seed=0)
+    rewards = {}
+    for speed in (0.0, 2.0):
+        raw.set_state(raw.init_qpos, raw.init_qvel + np.eye(9)[0] * speed)
+        _, rewards[speed], _, _, info = env.step(ZERO)
+        assert info["primitive"] == "balance"
+    assert rewards[0.0] > rewards[2.0] + 1.0  # -|v|: moving costs
 
 
 def test_primitives_succeed_as_documented():

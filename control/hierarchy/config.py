@@ -116,15 +116,23 @@ class HierarchyConfig:
 
 
 _WALKER = dict(
-    primitive_steps={"forward": 1_000_000, "backward": 1_000_000, "jump": 2_000_000, "crawl": 600_000},
+    primitive_steps={
+        "forward": 1_000_000,
+        "backward": 1_000_000,
+        "balance": 500_000,
+        "jump": 2_000_000,
+        "crawl": 600_000,
+    },
     primitive_init={"jump": "forward"},
     primitive_ppo={"jump": {"num_envs": 8, "num_steps": 1024, "minibatch_size": 256}},
     primitive_env_kwargs={
         "forward": {"push_force": 100.0},
         "backward": {"push_force": 100.0},
+        "balance": {"push_force": 400.0, "push_prob": 0.1},
         "jump": {"restart_prob": 0.75},
     },
-    initiation_portion={"forward": 0.2, "backward": 0.2, "jump": 0.4, "crawl": 0.1},  # the authors' portions
+    # the authors' portions
+    initiation_portion={"forward": 0.2, "backward": 0.2, "balance": 1.0, "jump": 0.4, "crawl": 0.1},
     airl=AIRLSettings(state_dims=BODY_DIM),
 )
 _WALKER_PRIMITIVES = {
@@ -132,6 +140,7 @@ _WALKER_PRIMITIVES = {
     "backward": "Hierarchy/Walker2dBackward-v0",
     "jump": "Hierarchy/Walker2dJump-v0",
     "crawl": "Hierarchy/Walker2dCrawl-v0",
+    "balance": "Hierarchy/Walker2dBalance-v0",
 }
 
 
@@ -150,9 +159,15 @@ def _walker_task(
 
 def preset(task: str) -> HierarchyConfig:
     """The preset of `task` (a fresh object)."""
-    if task == "patrol":
-        pairs = [["forward", "backward"], ["backward", "forward"]]
-        return _walker_task("patrol", "Hierarchy/Walker2dPatrol-v0", ["forward", "backward"], pairs, 50)
+    if task == "patrol":  # Lee et al.'s Patrol: a balance phase between the legs
+        pairs = [
+            ["forward", "balance"],
+            ["balance", "backward"],
+            ["backward", "balance"],
+            ["balance", "forward"],
+        ]
+        names = ["forward", "backward", "balance"]
+        return _walker_task("patrol", "Hierarchy/Walker2dPatrol-v0", names, pairs, 50)
     if task == "hurdle":
         pairs = [["forward", "jump"], ["jump", "forward"]]
         return _walker_task("hurdle", "Hierarchy/Walker2dHurdle-v0", ["forward", "jump"], pairs, 20)

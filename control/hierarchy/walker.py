@@ -286,10 +286,14 @@ class WalkerCourseEnv(Walker2dEnv):
         speed = direction * velocity
         feet_z = max(data.xpos[self.feet[0], 2], data.xpos[self.feet[1], 2])
         delta_h = data.xpos[self.torso, 2] - feet_z
-        height_weight = {"jump": 2.0, "crawl": 0.0}.get(primitive, 1.0) * w.height
-        foot_speed = np.abs(data.qvel[5]) + np.abs(data.qvel[8])
+        height_weight = {"jump": 2.0, "crawl": 0.0, "balance": 0.5}.get(primitive, 1.0) * w.height
+        foot_speed = 0.0 if primitive == "balance" else np.abs(data.qvel[5]) + np.abs(data.qvel[8])
+        if primitive == "balance":  # stand still
+            velocity_term = -w.velocity * abs(velocity)
+        else:
+            velocity_term = scale * w.velocity * (TARGET_SPEED - abs(speed - TARGET_SPEED))
         terms = {
-            "reward_velocity": scale * w.velocity * (TARGET_SPEED - abs(speed - TARGET_SPEED)),
+            "reward_velocity": velocity_term,
             "reward_alive": w.alive,
             "reward_upright": w.upright * np.cos(angle),
             "reward_height": -height_weight * abs(1.1 - delta_h),
@@ -499,36 +503,62 @@ class WalkerCrawl(WalkerCourseEnv):
         self._add("ceiling", self.np_random.uniform(*self.ceiling_range))
 
 
+class WalkerBalance(WalkerCourseEnv):
+    """Stand still for 1000 steps without falling (success: still up at the time limit). Lee et al.'s Balance:
+    reward -|v| instead of velocity tracking, height term x 0.5, no foot term; 10 random steps at reset."""
+
+    primitive = "balance"
+
+    def __init__(self, random_steps: int = 10, **kwargs: Any):
+        super().__init__(max_subtasks=0, random_steps=random_steps, **kwargs)
+
+
 # --- compositional tasks ---
 class WalkerPatrol(WalkerCourseEnv):
     """Forward to the goal at +L, back to the goal at -L, and so on: each goal reached is a subtask (max 5).
-    The first direction is random; each leg must end within `subtask_steps` (authors: 800)."""
+    The first direction is random; each leg must end within `subtask_steps` (authors: 800). After each goal the
+    task expects `balance` for `balance_steps` (Lee et al.'s Patrol and the seed authors': forward, balance,
+    backward, balance, ...), then the next direction's primitive; `balance_steps=0`: no balance."""
 
-    def __init__(self, track_half_length: float = 2.0, subtask_steps: int = 800, **kwargs: Any):
+    def __init__(
+        self,
+        track_half_length: float = 2.0,
+        subtask_steps: int = 800,
+        balance_steps: int = 150,
+        **kwargs: Any,
+    ):
         self.track_half_length, self.direction = track_half_length, 1
+        self.balance_steps, self.balance_left = balance_steps, 0
         super().__init__(subtask_steps=subtask_steps, **kwargs)
 
     def make_course(self) -> None:
         self.obstacles = []
         self.direction = 1 if self.np_random.random() < 0.5 else -1
+        self.balance_left = 0
 
     def start_x(self) -> float:
         return -self.direction * self.track_half_length
 
     def expected_primitive(self) -> str:
+        if self.balance_left > 0:
+            return "balance"
         return "forward" if self.direction == 1 else "backward"
 
     def goal_reached(self, x: float) -> bool:
+        self.balance_left = max(
+            0, self.balance_left - 1
+        )  # called once per step: the balance period runs down
         if self.direction * x > self.track_half_length:
             self.direction = -self.direction
+            self.balance_left = self.balance_steps
             return True
         return False
 
     def get_snapshot(self) -> dict[str, Any]:
-        return {**super().get_snapshot(), "direction": self.direction}
+        return {**super().get_snapshot(), "direction": self.direction, "balance_left": self.balance_left}
 
     def set_snapshot(self, snapshot: dict[str, Any]) -> np.ndarray:
-        self.direction = snapshot["direction"]
+        self.direction, self.balance_left = snapshot["direction"], snapshot.get("balance_left", 0)
         return super().set_snapshot(snapshot)
 
 
