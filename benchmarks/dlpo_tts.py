@@ -56,8 +56,8 @@ def main() -> None:
         if "/" in key:
             results[key].update(training_summary(Path(OUT) / key / "metrics.jsonl"))
     if "wer" not in results["ground_truth"]:
+        from align.diffusion.speech.ljspeech import read_ljspeech
         from align.diffusion.speech_metrics import make_asr, word_error_rate
-        from align.models.ljspeech import read_ljspeech
 
         held = read_ljspeech(cfg["run"].data_dir, cfg["model"].sample_rate, True)[-cfg["run"].eval_count :]
         hyps = make_asr(cfg["run"].asr, cfg["model"].sample_rate)([u.wav for u in held])

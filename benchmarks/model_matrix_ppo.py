@@ -188,32 +188,45 @@ def count_parameters(config, lora_r: int = 64) -> tuple[int, int]:
     return total, lora
 
 
-def gpu_estimate() -> list[dict]:
-    """Weights, gradients and AdamW states for PPO on one GPU (activations and the KV cache come on top):
-    bf16 weights 2 B/param; trainable parameters in fp32 with their gradient and two AdamW moments 16 B/param;
-    full fine-tuning keeps a frozen bf16 reference copy (2 B/param), LoRA a frozen second adapter (4 B/param of
-    adapter); 4-bit NF4 weights ~0.56 B/param (with double quantisation). ZeRO-2 over N GPUs divides
-    gradients and AdamW states by N."""
+def gpu_estimate(gpus: int = 8) -> list[dict]:
+    """Weights, gradients, optimizer states and the frozen reference of a PPO stage, per GPU, under the shipped
+    launch configs as they run (bf16); activations, the KV cache of generation and the CUDA context come on top.
+
+    - one GPU, bf16 autocast (`single_gpu.yaml`; `multi_gpu.yaml`'s DDP holds the same per GPU): weights stay in
+      the dtype they were loaded in. LoRA on a bf16 base (`ares.dtype: bfloat16`, as the shipped configs load
+      it): base 2 B/param, adapters in float32 with their gradient and AdamW moments 16 B/param, the frozen
+      reference adapter 4 B/param; a 4-bit NF4 base ~0.5625 B/param. Full fine-tuning loaded in float32 (a
+      bf16-loaded full fine-tune would update bf16 weights with bf16 AdamW states): 16 B/param trained plus a
+      float32 frozen reference copy (4 B/param: the reference takes the policy's dtype).
+    - DeepSpeed's bf16 engine (`deepspeed_zero{2,3}.yaml`), the ZeRO paper's accounting: bf16 weights 2 B and bf16
+      gradients 2 B per trainable parameter, float32 master weights and AdamW moments 12 B; ZeRO-2 shards the
+      gradients and the 12 B over the GPUs, ZeRO-3 the weights too; frozen weights (the LoRA base, the reference)
+      are cast to bf16 (2 B/param), sharded only by ZeRO-3 (the full reference as an inference engine). The
+      4-bit base is not combined with DeepSpeed here."""
     gib = 1024**3
+    n = gpus
     rows = []
     for name, config in _real_configs().items():
         total, lora = count_parameters(config)
-        for weights, quant in (("LoRA r64", None), ("LoRA r64", "4bit"), ("full", None)):
-            if weights == "full":
-                policy, trainable, reference = 2 * total, 16 * total, 2 * total
+        for setting in ("LoRA r64", "LoRA r64 + 4-bit base", "full"):
+            if setting == "full":
+                autocast = 16 * total + 4 * total
+                zero2 = 2 * total + 2 * total + (2 + 12) * total / n
+                zero3 = (2 + 2 + 12) * total / n + 2 * total / n
             else:
-                policy = (0.5625 if quant else 2) * total
-                trainable, reference = 16 * lora, 4 * lora
+                base = (0.5625 if "4-bit" in setting else 2) * total
+                autocast = base + 16 * lora + 4 * lora
+                zero2 = None if "4-bit" in setting else 2 * total + 2 * lora + 2 * lora + (2 + 12) * lora / n
+                zero3 = None if "4-bit" in setting else (2 * total + (2 + 2 + 12) * lora + 2 * lora) / n
             rows.append(
                 {
                     "model": name,
                     "params_b": total / 1e9,
-                    "lora_params_m": lora / 1e6,
-                    "setting": weights + (" + 4-bit base" if quant else ""),
-                    "weights_gib": (policy + reference) / gib,
-                    "train_state_gib": trainable / gib,
-                    "total_gib": (policy + reference + trainable) / gib,
-                    "zero2_8gpu_total_gib": (policy + reference + trainable / 8) / gib,
+                    "lora_params_m": lora / 1e6 if setting != "full" else None,
+                    "setting": setting,
+                    "one_gpu_autocast_gib": autocast / gib,
+                    f"zero2_{n}gpu_per_gpu_gib": zero2 / gib if zero2 is not None else None,
+                    f"zero3_{n}gpu_per_gpu_gib": zero3 / gib if zero3 is not None else None,
                 }
             )
     return rows
@@ -246,6 +259,8 @@ def main() -> None:
                     print(json.dumps(rows[-1]), flush=True)
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.gpu_estimate_only and out.is_file():  # keep the CPU figures the file already holds
+        rows = json.loads(out.read_text()).get("cpu", [])
     out.write_text(json.dumps({"cpu": rows, "gpu_estimate": estimate}, indent=1))
 
 

@@ -52,7 +52,7 @@ def instrument(trainer, phases: dict[str, list[float]]) -> None:
 
     wrap(ppo, "sample_chunk", "generation")
     wrap(trainer, "reward_fn", "reward")
-    wrap(trainer, "_score_tokens", "scoring")
+    wrap(trainer, "_score", "scoring")
     wrap(trainer, "update", "update")
 
 

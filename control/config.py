@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from control.envs import EnvConfig, is_atari
+from control.env_config import EnvConfig, is_atari
 
 UNSET = None
 
@@ -48,16 +51,35 @@ class TrainConfig:
     norm_adv: bool | None = field(
         default=UNSET, metadata={"help": "Normalise advantages per minibatch (PPO yes, A2C no)."}
     )
-    alpha: float = field(default=1.0, metadata={"help": "Symmetric loss: weight of the PPO/A2C term."})
-    beta: float = field(default=0.0, metadata={"help": "Symmetric loss: weight of the reverse (RCE) term."})
-    z: float = field(default=-1.0, metadata={"help": "Symmetric loss: Z, RCE's stand-in for log 0."})
+    alpha: float | None = field(
+        default=UNSET,
+        metadata={
+            "help": "Symmetric loss: weight of the PPO/A2C term (sppo/sa2c: 0.5, the paper's; ppo/a2c: 1)."
+        },
+    )
+    beta: float | None = field(
+        default=UNSET,
+        metadata={
+            "help": "Symmetric loss: weight of the reverse (RCE) term (sppo/sa2c: 1.0, the paper's Atari setting; "
+            "its MuJoCo runs tune it up to 20; ppo/a2c: 0)."
+        },
+    )
+    z: float = field(
+        default=-1.0, metadata={"help": "Symmetric loss: Z, RCE's stand-in for log 0 (authors: -1)."}
+    )
     reward_flip_p: float = field(
         default=0.0, metadata={"help": "Reward sign-flip probability (Atari noise)."}
     )
     reward_noise: float = field(
         default=0.0, metadata={"help": "Gaussian reward-noise std (continuous noise)."}
     )
-    discretize_bins: int = field(default=0, metadata={"help": "Discretise continuous actions (authors: 11)."})
+    discretize_bins: int | None = field(
+        default=UNSET,
+        metadata={
+            "help": "Discretise each continuous action dimension into N bins (0: off). Default: 11 for sppo/sa2c "
+            "on continuous actions (the symmetric term needs pi(a|s); the authors' setting), else 0."
+        },
+    )
     normalize: bool = field(
         default=True, metadata={"help": "Observation and reward normalisation (vector obs)."}
     )
@@ -74,10 +96,31 @@ class TrainConfig:
         },
     )
     checkpoint_every: int = field(
-        default=0, metadata={"help": "Save a checkpoint every N steps (0: at the end)."}
+        default=100_000,
+        metadata={"help": "Save a checkpoint every N steps (0: only at the end and when stopped by Ctrl-C)."},
     )
     out_dir: str = field(
-        default="runs/control", metadata={"help": "Run folder (TensorBoard, CSV, checkpoint)."}
+        default="",
+        metadata={
+            "help": "Run folder (TensorBoard, CSVs, checkpoint). Default: a new folder "
+            "runs/control/<env>__<algo>__s<seed>__<start time>; rerunning an unfinished run's command resumes it."
+        },
+    )
+    overwrite: bool = field(
+        default=False,
+        metadata={
+            "help": "Delete what the run folder holds and start over (a changed config is refused without)."
+        },
+    )
+    quiet: bool = field(default=False, metadata={"help": "No progress line."})
+    track: bool = field(
+        default=False,
+        metadata={
+            "help": "Also log to Weights & Biases (pip install wandb; WANDB_MODE=offline works without a network)."
+        },
+    )
+    wandb_project: str = field(
+        default="ares-control", metadata={"help": "Weights & Biases project (--track)."}
     )
     threads: int = field(default=1, metadata={"help": "torch threads (1 is fastest for small MLPs)."})
     compile: str = field(
@@ -144,8 +187,88 @@ def algo_defaults(on_policy_family: str, env_id: str) -> dict:
     return {name: values[column] for name, values in DEFAULTS.items()}
 
 
-def with_algo_defaults(cfg: TrainConfig, on_policy_family: str) -> TrainConfig:
-    """Fill unset fields from the family's column of :data:`DEFAULTS` (Atari ids: the Atari column)."""
-    base = algo_defaults(on_policy_family, cfg.env_id)
+# the symmetric-loss paper's weights for sppo/sa2c (its Atari setting; Z = -1 is the TrainConfig default)
+SYMMETRIC_DEFAULTS = {"alpha": 0.5, "beta": 1.0}
+PLAIN_DEFAULTS = {"alpha": 1.0, "beta": 0.0}
+
+
+def with_algo_defaults(cfg: TrainConfig, on_policy_family: str, symmetric: bool = False) -> TrainConfig:
+    """Fill unset fields from the family's column of :data:`DEFAULTS` (Atari ids: the Atari column), and the
+    symmetric-loss weights (the paper's for sppo/sa2c, PPO's otherwise)."""
+    base = {
+        **algo_defaults(on_policy_family, cfg.env_id),
+        **(SYMMETRIC_DEFAULTS if symmetric else PLAIN_DEFAULTS),
+    }
     filled = {k: v for k, v in base.items() if getattr(cfg, k) is None}
     return dataclasses.replace(cfg, **filled)
+
+
+# Fields that do not change what a run learns: a run folder may be resumed with other values of these.
+NOT_RESULT_CHANGING = (
+    "out_dir",
+    "overwrite",
+    "quiet",
+    "track",
+    "wandb_project",
+    "threads",
+    "compile",
+    "device",
+    "async_envs",
+    "checkpoint_every",
+    "eval_every",
+    "eval_episodes",
+    "eval_greedy",
+)
+FLAG_NAMES = {"env_id": "--env", "total_steps": "--steps", "algo": "--algo"}
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a TrainConfig field."""
+    return FLAG_NAMES.get(name, "--" + name.replace("_", "-"))
+
+
+# (field, check, what is expected); unset (None) fields are not checked
+_RULES: list[tuple[str, Callable[[Any], bool], str]] = [
+    ("total_steps", lambda v: v > 0, "> 0"),
+    ("seed", lambda v: v >= 0, ">= 0"),
+    ("num_envs", lambda v: v > 0, "> 0"),
+    ("num_steps", lambda v: v > 0, "> 0"),
+    ("update_epochs", lambda v: v > 0, "> 0"),
+    ("minibatch_size", lambda v: v >= 0, ">= 0 (0: the whole rollout)"),
+    ("learning_rate", lambda v: v > 0 and math.isfinite(v), "> 0"),
+    ("gamma", lambda v: 0 < v <= 1, "in (0, 1]"),
+    ("gae_lambda", lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("clip_coef", lambda v: v > 0, "> 0"),
+    ("ent_coef", lambda v: v >= 0, ">= 0"),
+    ("vf_coef", lambda v: v >= 0, ">= 0"),
+    ("max_grad_norm", lambda v: v > 0, "> 0"),
+    ("alpha", lambda v: v >= 0, ">= 0"),
+    ("beta", lambda v: v >= 0, ">= 0"),
+    ("z", lambda v: v < 0, "< 0 (RCE's stand-in for log 0)"),
+    ("reward_flip_p", lambda v: 0 <= v <= 1, "in [0, 1]"),
+    ("reward_noise", lambda v: v >= 0, ">= 0"),
+    ("discretize_bins", lambda v: v == 0 or v >= 2, "0 (off) or >= 2"),
+    ("eval_every", lambda v: v >= 0, ">= 0"),
+    ("eval_episodes", lambda v: v >= 0, ">= 0"),
+    ("checkpoint_every", lambda v: v >= 0, ">= 0"),
+    ("threads", lambda v: v >= 1, ">= 1"),
+    ("compile", lambda v: v in ("auto", "on", "off"), "auto, on or off"),
+]
+
+
+def config_problems(cfg: TrainConfig) -> list[str]:
+    """What is wrong with `cfg`, one message per field, naming the flag: `--steps must be > 0, got -5`."""
+    problems = []
+    for name, ok, expected in _RULES:
+        value = getattr(cfg, name)
+        if value is None:
+            continue
+        try:
+            good = ok(value)
+        except TypeError:
+            good = False
+        if not good:
+            problems.append(f"{flag(name)} must be {expected}, got {value!r}")
+    if not cfg.hidden or any(h <= 0 for h in cfg.hidden):
+        problems.append(f"hidden sizes must be > 0, got {cfg.hidden!r}")
+    return problems

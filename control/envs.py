@@ -8,10 +8,12 @@ standard stack, then reward noise, then (for vector observations) observation/re
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import gymnasium as gym
 import numpy as np
+
+from align.user_errors import UserError, did_you_mean
+from control.env_config import EnvConfig, is_atari
 
 
 class RewardSignFlip(gym.RewardWrapper):
@@ -88,43 +90,46 @@ class FireReset(gym.Wrapper):
         return obs, info
 
 
-@dataclass
-class EnvConfig:
-    """How to build one environment."""
+def check_env_id(env_id: str) -> None:
+    """A `UserError` naming `--env` (and the closest registered id) when gymnasium has no such id; Atari ids
+    register ale-py's envs first."""
+    if env_id not in gym.registry and (is_atari(env_id) or env_id.startswith("ALE")):
+        import ale_py
 
-    env_id: str = field(
-        default="CartPole-v1", metadata={"help": "gymnasium id (ALE/Pong-v5, Hopper-v5, ...)."}
-    )
-    reward_flip_p: float = field(
-        default=0.0, metadata={"help": "Probability of flipping the reward's sign (Atari noise)."}
-    )
-    reward_noise_sigma: float = field(
-        default=0.0, metadata={"help": "Std of Gaussian reward noise (continuous noise)."}
-    )
-    discretize_bins: int = field(
-        default=0, metadata={"help": "Discretise Box actions into this many bins (0: off)."}
-    )
-    normalize: bool = field(
-        default=True, metadata={"help": "Normalise observations and rewards (vector envs)."}
-    )
-    gamma: float = field(default=0.99, metadata={"help": "Discount used by reward normalisation."})
-    kwargs: dict = field(default_factory=dict, metadata={"help": "Keyword arguments of gymnasium.make."})
+        gym.register_envs(ale_py)
+    if env_id not in gym.registry:
+        raise UserError(
+            f"unknown environment (--env) {env_id!r}{did_you_mean(env_id, gym.registry.keys())}; list the ids "
+            "with: python -c 'import gymnasium, control; gymnasium.pprint_registry()'"
+        )
 
 
-def is_atari(env_id: str) -> bool:
-    return env_id.startswith("ALE/") or "NoFrameskip" in env_id
+def has_continuous_actions(cfg: EnvConfig) -> bool:
+    """Whether the env's action space is a Box (Atari's never is)."""
+    if is_atari(cfg.env_id):
+        return False
+    env = gym.make(cfg.env_id, **cfg.kwargs)
+    try:
+        return isinstance(env.action_space, gym.spaces.Box)
+    finally:
+        env.close()
 
 
-def make_env(cfg: EnvConfig, seed: int, evaluation: bool = False) -> Callable[[], gym.Env]:
+def make_env(
+    cfg: EnvConfig, seed: int, evaluation: bool = False, render_mode: str | None = None
+) -> Callable[[], gym.Env]:
     """A thunk for vector envs. `evaluation=True` builds the noiseless env (normalisation is applied by the
-    caller with frozen statistics)."""
+    caller with frozen statistics); `render_mode` is gymnasium's (`rgb_array` for videos)."""
+    render = {"render_mode": render_mode} if render_mode else {}
 
     def thunk() -> gym.Env:
         if is_atari(cfg.env_id):
             import ale_py
 
             gym.register_envs(ale_py)
-            env = gym.make(cfg.env_id, frameskip=1, repeat_action_probability=0.0, full_action_space=False)
+            env = gym.make(
+                cfg.env_id, frameskip=1, repeat_action_probability=0.0, full_action_space=False, **render
+            )
             env = gym.wrappers.RecordEpisodeStatistics(env)
             env = gym.wrappers.AtariPreprocessing(
                 env, noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True
@@ -139,7 +144,7 @@ def make_env(cfg: EnvConfig, seed: int, evaluation: bool = False) -> Callable[[]
                     env = RewardSignFlip(env, cfg.reward_flip_p, seed + 10_000)
             env = gym.wrappers.FrameStackObservation(env, 4)
         else:
-            env = gym.make(cfg.env_id, **cfg.kwargs)
+            env = gym.make(cfg.env_id, **{**cfg.kwargs, **render})
             env = gym.wrappers.RecordEpisodeStatistics(env)
             if isinstance(env.action_space, gym.spaces.Box):
                 env = (

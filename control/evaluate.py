@@ -12,18 +12,19 @@ from typing import Any
 import numpy as np
 import torch
 
+from align.user_errors import UserError
 from control.config import TrainConfig
 from control.device import native_bf16
 from control.envs import VecNormalize, make_env
 from control.networks import ActorCritic
-from control.run import EVAL_SEED_OFFSET, evaluate
+from control.run import EVAL_SEED_OFFSET, evaluate, load_checkpoint
 
 
 def load_run_config(run: Path) -> TrainConfig:
     """The run's TrainConfig (fields a trainer added to config.json, such as ND-PPO's settings, are left out)."""
     path = run / "config.json"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not a control run folder (no config.json)")
+        raise UserError(f"{run}: not a control run folder (no config.json)")
     raw = json.loads(path.read_text())
     names = {f.name for f in dataclasses.fields(TrainConfig)}
     values = {k: v for k, v in raw.items() if k in names}
@@ -36,8 +37,8 @@ def load_agent(run: Path, cfg: TrainConfig) -> tuple[ActorCritic, VecNormalize |
     """(agent on the CPU, the checkpoint's normalisation statistics or None, the checkpoint's step)."""
     path = run / "checkpoint.pt"
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: the run has no checkpoint to evaluate")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+        raise UserError(f"{path}: the run has no checkpoint to evaluate (has it saved one yet?)")
+    state = load_checkpoint(path)
     env = make_env(cfg.env_config(), cfg.seed, evaluation=True)()
     bf16 = cfg.bf16
     if bf16 and not (native := native_bf16(torch.device("cpu")))[0]:

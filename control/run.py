@@ -8,6 +8,8 @@ import dataclasses
 import json
 import os
 import random
+import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -15,21 +17,57 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from control.config import TrainConfig
+import align.checkpoints as checkpoints
+from align.run_state import RunRecord, config_differences, write_json_atomic
+from align.user_errors import UserError
+from control.config import NOT_RESULT_CHANGING, TrainConfig
 from control.envs import VecNormalize, make_env
 
 EVAL_SEED_OFFSET = 10**6
 
 
-def _keep_rows_up_to(path: Path, step: int) -> None:
-    """Drop the CSV rows logged after `step` (their first column), atomically."""
+EPISODES_HEADER = ("step", "return", "length")
+EVAL_HEADER = ("step", "mean_return", "std_return", "episodes")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def read_rows(path: Path) -> list[list[str]]:
+    """The data rows of one of our CSVs (its header, when it has one, left out)."""
+    if not path.is_file():
+        return []
+    with path.open(newline="") as f:
+        return [r for r in csv.reader(f) if r and _is_number(r[0])]
+
+
+def keep_rows_up_to(path: Path, step: float, header: tuple[str, ...] | None = None) -> None:
+    """Drop the CSV rows logged after `step` (their first column), atomically; the header row stays (and is
+    added when `header` is given and the file lacks one)."""
     if not path.is_file():
         return
-    rows = [r for r in csv.reader(path.open(newline="")) if r and float(r[0]) <= step]
+    with path.open(newline="") as f:
+        rows = [r for r in csv.reader(f) if r]
+    head = [rows[0]] if rows and not _is_number(rows[0][0]) else ([list(header)] if header else [])
+    kept = head + [r for r in rows if _is_number(r[0]) and float(r[0]) <= step]
     tmp = path.with_suffix(".tmp")
     with tmp.open("w", newline="") as f:
-        csv.writer(f).writerows(rows)
+        csv.writer(f).writerows(kept)
     os.replace(tmp, path)
+
+
+def _open_csv(path: Path, header: tuple[str, ...]):
+    """Append to `path`, writing `header` first when the file is new or empty."""
+    fresh = not path.is_file() or path.stat().st_size == 0
+    f = path.open("a", newline="")
+    if fresh:
+        csv.writer(f).writerow(header)
+    return f
 
 
 class RunLog:
@@ -39,21 +77,36 @@ class RunLog:
     dropped, so a resumed run's CSVs hold every episode once. `flush()` before each checkpoint keeps the CSVs
     at least as far as the checkpoint."""
 
-    def __init__(self, out: Path, start_step: int = 0):
+    def __init__(
+        self,
+        out: Path,
+        start_step: int = 0,
+        track: bool = False,
+        wandb_project: str = "ares-control",
+        config: dict[str, Any] | None = None,
+    ):
         from torch.utils.tensorboard import SummaryWriter
 
+        self.wandb = start_wandb(out, wandb_project, config or {}) if track else None
         out.mkdir(parents=True, exist_ok=True)
-        for name in ("episodes.csv", "eval.csv"):
-            _keep_rows_up_to(out / name, start_step)
+        keep_rows_up_to(out / "episodes.csv", start_step, EPISODES_HEADER)
+        keep_rows_up_to(out / "eval.csv", start_step, EVAL_HEADER)
         self.writer = SummaryWriter(str(out / "tb"))
-        self.episodes = (out / "episodes.csv").open("a", newline="")
-        self.evals = (out / "eval.csv").open("a", newline="")
+        self.episodes = _open_csv(out / "episodes.csv", EPISODES_HEADER)
+        self.evals = _open_csv(out / "eval.csv", EVAL_HEADER)
+        self.recent: deque[float] = deque(maxlen=20)  # returns of the last episodes, for the progress line
+        self.last_eval: tuple[int, list[float]] | None = None
 
     def scalar(self, name: str, value: float, step: int) -> None:
         self.writer.add_scalar(name, value, step)
 
     def episode(self, step: int, ret: float, length: int) -> None:
         csv.writer(self.episodes).writerow([step, ret, length])
+        self.recent.append(ret)
+
+    def recent_return(self) -> float | None:
+        """Mean return of the last (up to 20) training episodes, None before the first one ends."""
+        return float(np.mean(self.recent)) if self.recent else None
 
     def finished_episodes(self, info: dict[str, Any], step: int) -> None:
         """Log the episodes a vector env reports as finished in this step's `info`."""
@@ -66,6 +119,7 @@ class RunLog:
 
     def evaluation(self, step: int, returns: list[float]) -> None:
         csv.writer(self.evals).writerow([step, float(np.mean(returns)), float(np.std(returns)), len(returns)])
+        self.last_eval = (step, list(returns))
         self.evals.flush()
         self.scalar("eval/mean_return", float(np.mean(returns)), step)
 
@@ -78,18 +132,107 @@ class RunLog:
         self.episodes.close()
         self.evals.close()
         self.writer.close()
+        if self.wandb is not None:
+            self.wandb.finish()
+            self.wandb = None
 
 
-def start_run(cfg: TrainConfig, extra: dict[str, Any] | None = None) -> Path:
-    """Create the run folder, write `config.json` (plus `extra`), seed every generator, set torch threads."""
+def start_wandb(out: Path, project: str, config: dict[str, Any]) -> Any:
+    """A Weights & Biases run mirroring the TensorBoard scalars (`sync_tensorboard`), resumed with the run
+    folder (its id is derived from the folder). `WANDB_MODE=offline` works without a network."""
+    try:
+        import wandb
+    except ImportError:
+        raise UserError("--track needs Weights & Biases: pip install wandb") from None
+    run_id = "".join(c if c.isalnum() else "-" for c in out.resolve().name)[-64:]
+    return wandb.init(
+        project=project,
+        name=out.name,
+        id=run_id,
+        resume="allow",
+        dir=str(out),
+        config=config,
+        sync_tensorboard=True,
+        settings=wandb.Settings(silent=True),
+    )
+
+
+RUNS_ROOT = Path("runs") / "control"
+# a run may be resumed with other values of these; `total_steps` extends (or shortens) it, as SB3's `learn`
+# does when called again (with --anneal-lr the schedule follows the new total)
+RESUMABLE_CHANGES = (*NOT_RESULT_CHANGING, "total_steps")
+RECORD = "run_state.json"
+
+
+def run_name(cfg: TrainConfig, stamp: str) -> str:
+    """`<env>__<algo>__s<seed>__<stamp>`, CleanRL's pattern (env ids' slashes become underscores)."""
+    return f"{cfg.env_id.replace('/', '_')}__{cfg.algo}__s{cfg.seed}__{stamp}"
+
+
+def recorded_config(cfg: TrainConfig, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What the run folder records at its first start: the whole config (the fields that do not change
+    results are left out of the comparison, not out of the record)."""
+    return {**dataclasses.asdict(cfg), **(extra or {})}
+
+
+def _unfinished_twin(cfg: TrainConfig, config: dict[str, Any]) -> Path | None:
+    """The newest default run folder of the same env, algorithm and seed, unfinished, with the same config."""
+    for folder in sorted(RUNS_ROOT.glob(run_name(cfg, "*")), reverse=True):
+        try:
+            record = json.loads((folder / RECORD).read_text())
+        except (OSError, ValueError):
+            continue
+        progress = record.get("progress") or {}
+        same = not config_differences(record.get("config") or {}, config, RESUMABLE_CHANGES)
+        if same and not progress.get("finished"):
+            return folder
+    return None
+
+
+def run_folder(cfg: TrainConfig, config: dict[str, Any]) -> Path:
+    """`cfg.out_dir`, or by default a new folder under runs/control (an unfinished run of the same settings
+    is resumed instead, so rerunning a stopped command continues it)."""
+    if cfg.out_dir:
+        return Path(cfg.out_dir)
+    if not cfg.overwrite and (twin := _unfinished_twin(cfg, config)) is not None:
+        return twin
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    folder, n = RUNS_ROOT / run_name(cfg, stamp), 1
+    while folder.exists():
+        n += 1
+        folder = RUNS_ROOT / run_name(cfg, f"{stamp}-{n}")
+    return folder
+
+
+def open_run(cfg: TrainConfig, extra: dict[str, Any] | None = None) -> tuple[Path, RunRecord]:
+    """The run folder and its record: a later start with a different config is refused (`ConfigChanged`,
+    naming each field and --overwrite); `--overwrite` empties the folder first."""
+    config = recorded_config(cfg, extra)
+    out = run_folder(cfg, config)
+    config["out_dir"] = str(out)
+    record = RunRecord.open(
+        out,
+        config,
+        name=RECORD,
+        ignore=RESUMABLE_CHANGES,
+        start_over="--overwrite",
+        overwrite=cfg.overwrite,
+    )
+    if record.config.get("total_steps") != cfg.total_steps:  # a longer (or shorter) run of the same config
+        record.config["total_steps"] = cfg.total_steps
+        record.save()
+    return out, record
+
+
+def start_run(cfg: TrainConfig, out: Path, extra: dict[str, Any] | None = None) -> None:
+    """Write `config.json` (plus `extra`), seed every generator, set torch threads."""
     torch.set_num_threads(cfg.threads)
-    out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps({**dataclasses.asdict(cfg), **(extra or {})}, indent=1))
+    config = {**recorded_config(cfg, extra), "out_dir": str(out)}
+    write_json_atomic(out / "config.json", config)
     random.seed(cfg.seed)
     np.random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    return out
 
 
 def crossed(step: int, every: int, batch: int) -> bool:
@@ -162,10 +305,22 @@ def evaluate_and_log(
 
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
-    """Write atomically: a stopped run never leaves a half-written checkpoint."""
-    tmp = path.with_suffix(".tmp")
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    """Write atomically (a stopped run never leaves a half-written checkpoint) in a form that loads without
+    pickle."""
+    checkpoints.save_checkpoint(path, state)
+
+
+def export_policy(out: Path, agent: dict[str, torch.Tensor], norm: dict[str, Any] | None, step: int) -> None:
+    """The policy's weights and observation statistics as `model.safetensors`, the file to share."""
+    weights = {f"agent.{k}": v for k, v in agent.items()}
+    for k, v in (norm or {}).items():
+        weights[f"obs_norm.{k}"] = torch.as_tensor(np.asarray(v, dtype=np.float64))
+    checkpoints.save_weights(out / "model.safetensors", weights, {"global_step": step})
+
+
+def load_checkpoint(path: Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """A checkpoint written by `save_checkpoint`; one that needs pickle is refused unless the user opted in."""
+    return checkpoints.load_checkpoint(path, map_location)
 
 
 def rng_state() -> dict[str, Any]:
@@ -196,5 +351,5 @@ def finish_run(
         "eval_mean_return": float(np.mean(final)) if final else None,
         **(extra or {}),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    write_json_atomic(out / "summary.json", summary)
     return summary

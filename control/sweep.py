@@ -1,18 +1,26 @@
-"""Sweeps over algorithms x envs x seeds: local processes (every core by default) or a Ray cluster. A run
-whose summary.json exists is skipped, so a stopped sweep resumes; a half-finished run resumes from its
-checkpoint. On a multi-node Ray cluster `--root` must be a file system every node shares (runs write there,
+"""Sweeps over algorithms x envs x seeds: local processes (every core by default) or a Ray cluster. Every run
+folder records its config; a sweep whose configs differ from the folders' is refused before anything runs
+(`--overwrite` starts them over). A finished run is skipped, so a stopped sweep resumes; a half-finished run
+resumes from its checkpoint. Ctrl-C (or SIGTERM) stops every running job at its next safe point and launches
+no new one. On a multi-node Ray cluster `--root` must be a file system every node shares (runs write there,
 and resume reads there); each Ray task asks for `threads` CPUs."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import multiprocessing
 import os
+import signal
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
+from align.progress import Progress
+from align.stopping import GracefulStop, StopRequested
+from align.user_errors import UserError
 from control.config import TrainConfig
 
 
@@ -41,6 +49,11 @@ def _run(cfg_dict: dict[str, Any]) -> dict[str, Any]:
     return train(TrainConfig(**cfg_dict))
 
 
+def _ignore_sigint() -> None:
+    """Worker initializer: an idle worker ignores Ctrl-C (a running job handles it at its safe point)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def map_jobs(
     fn: Callable[..., Any],
     jobs: list[dict[str, Any]],
@@ -48,28 +61,119 @@ def map_jobs(
     backend: str = "local",
     ray_address: str | None = None,
     cpus_per_job: int = 1,
+    on_result: Callable[[int, Any], None] | None = None,
 ) -> list[Any]:
     """`fn(**job)` for every job, in order: in local processes (`workers`, default every core) or as Ray tasks
-    of `cpus_per_job` CPUs. `fn` must be importable (a module-level function)."""
+    of `cpus_per_job` CPUs. `fn` must be importable (a module-level function). `on_result(i, result)` is
+    called as each job finishes. Locally, Ctrl-C/SIGTERM stops the running jobs at their safe points, starts
+    no new one and raises `StopRequested`."""
     if backend not in ("local", "ray"):
-        raise ValueError(f"unknown sweep backend {backend!r}: use 'local' or 'ray'")
+        raise UserError(f"unknown sweep backend {backend!r}: use 'local' or 'ray'")
     if not jobs:
         return []
     if backend == "ray":
+        return _map_ray(fn, jobs, workers, ray_address, cpus_per_job, on_result)
+    results: list[Any] = [None] * len(jobs)
+    queue = iter(enumerate(jobs))
+    running: dict[Future, int] = {}
+    stopped = 0
+    error: BaseException | None = None
+    with GracefulStop() as stop:
+        slots = workers or os.cpu_count() or 1
+        pool = ProcessPoolExecutor(max_workers=slots, initializer=_ignore_sigint)
         try:
-            import ray
-        except ImportError as exc:
-            raise RuntimeError("--backend ray needs Ray: pip install 'ares-align[ray]'") from exc
-        if not ray.is_initialized():
-            ray.init(address=ray_address, num_cpus=workers if ray_address is None else None)
-        remote = ray.remote(num_cpus=cpus_per_job)(_call)
-        return ray.get([remote.remote(fn, job) for job in jobs])
-    with ProcessPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
-        return list(pool.map(_call, [fn] * len(jobs), jobs))
+
+            def submit_next() -> None:
+                if stop.requested or error is not None:
+                    return
+                nxt = next(queue, None)
+                if nxt is not None:
+                    running[pool.submit(_call, fn, nxt[1])] = nxt[0]
+
+            for _ in range(slots):  # keep exactly `workers` jobs in flight, none queued
+                submit_next()
+            forwarded = False
+            while running:
+                done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+                if (stop.requested or error is not None) and not forwarded:
+                    for child in multiprocessing.active_children():  # jobs stop at their safe points
+                        os.kill(child.pid, signal.SIGTERM)
+                    forwarded = True
+                for future in done:
+                    i = running.pop(future)
+                    try:
+                        results[i] = future.result()
+                        if on_result is not None:
+                            on_result(i, results[i])
+                    except (StopRequested, BrokenProcessPool):
+                        stopped += 1
+                    except BaseException as e:  # the first failure stops the sweep; the others finish
+                        error = error or e
+                    submit_next()
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+    if error is not None:
+        raise error
+    if stop.requested or stopped:
+        finished = sum(r is not None for r in results)
+        raise StopRequested(
+            finished,
+            len(jobs),
+            message=f"stopped with {finished} of {len(jobs)} jobs finished (the others saved where they were); "
+            "rerun the same command to resume",
+        )
+    return results
+
+
+def _map_ray(fn, jobs, workers, ray_address, cpus_per_job, on_result) -> list[Any]:
+    try:
+        import ray
+    except ImportError as exc:
+        raise UserError("--backend ray needs Ray: pip install 'ares-align[ray]'") from exc
+    if not ray.is_initialized():
+        ray.init(address=ray_address, num_cpus=workers if ray_address is None else None)
+    remote = ray.remote(num_cpus=cpus_per_job)(_call)
+    refs = [remote.remote(fn, job) for job in jobs]
+    results = ray.get(refs)
+    if on_result is not None:
+        for i, result in enumerate(results):
+            on_result(i, result)
+    return results
 
 
 def _call(fn: Callable[..., Any], job: dict[str, Any]) -> Any:
     return fn(**job)
+
+
+def _finished(cfg: TrainConfig) -> bool:
+    out = Path(cfg.out_dir)
+    try:
+        record = json.loads((out / "run_state.json").read_text())
+    except (OSError, ValueError):
+        return (out / "summary.json").is_file() and not (out / "run_state.json").exists()
+    return bool((record.get("progress") or {}).get("finished")) and (out / "summary.json").is_file()
+
+
+def check_folders(configs: list[TrainConfig]) -> None:
+    """Refuse the sweep before anything runs when a run folder was started with another config."""
+    from align.run_state import RunRecord
+    from control.algos.registry import get
+    from control.run import RECORD, RESUMABLE_CHANGES, recorded_config
+    from control.train import resolve_config
+
+    for cfg in configs:
+        if cfg.overwrite or not (Path(cfg.out_dir) / RECORD).is_file():
+            continue
+        algo = get(cfg.algo)
+        resolved = resolve_config(cfg, algo)
+        extra = algo.hooks(resolved).config_extra() if algo.hooks is not None else {}
+        RunRecord.open(
+            cfg.out_dir,
+            recorded_config(resolved, extra),
+            name=RECORD,
+            ignore=RESUMABLE_CHANGES,
+            write=False,
+        )
 
 
 def run_sweep(
@@ -77,15 +181,18 @@ def run_sweep(
     workers: int | None = None,
     backend: str = "local",
     ray_address: str | None = None,
+    quiet: bool = True,
 ) -> list[dict[str, Any]]:
-    """Run every config not finished yet; returns the summaries of all of them."""
+    """Run every config not finished yet (each run quiet; one progress line over the runs unless `quiet`);
+    returns the summaries of all of them."""
     if backend not in ("local", "ray"):
-        raise ValueError(f"unknown sweep backend {backend!r}: use 'local' or 'ray'")
-    todo = [c for c in configs if not (Path(c.out_dir) / "summary.json").is_file()]
-    jobs = [{"cfg_dict": dataclasses.asdict(c)} for c in todo]
+        raise UserError(f"unknown sweep backend {backend!r}: use 'local' or 'ray'")
+    check_folders(configs)
+    todo = [c for c in configs if c.overwrite or not _finished(c)]
+    jobs = [{"cfg_dict": dataclasses.asdict(dataclasses.replace(c, quiet=True))} for c in todo]
     cpus = max((c.threads for c in todo), default=1)
-    summaries = map_jobs(_run, jobs, workers, backend, ray_address, cpus)
-    fresh = {c.out_dir: summary for c, summary in zip(todo, summaries, strict=True)}
-    return [
-        fresh.get(c.out_dir) or json.loads((Path(c.out_dir) / "summary.json").read_text()) for c in configs
-    ]
+    with Progress(
+        len(configs), "sweep", unit="run", initial=len(configs) - len(todo), quiet=quiet, interval_s=0
+    ) as bar:
+        map_jobs(_run, jobs, workers, backend, ray_address, cpus, on_result=lambda i, s: bar.update(1))
+    return [json.loads((Path(c.out_dir) / "summary.json").read_text()) for c in configs]

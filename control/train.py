@@ -1,49 +1,289 @@
-"""The on-policy training loop shared by PPO, SPPO, A2C, SA2C and every registered extension. It reads top to
-bottom like a CleanRL script: rollout, advantages, update; logging, evaluation and checkpoints are
-`control.run`'s, envs `control.envs`'s, rollout sampling `control.samplers`'s. What an algorithm adds (a critic,
-a reward term, extra losses and logs: ND-PPO, the AIRL transition policies) comes in through
-`control.hooks.LoopHooks`. A run resumes from `<out_dir>/checkpoint.pt` and continues the step count.
+"""The on-policy training loop shared by PPO, SPPO, A2C, SA2C and every registered extension. `train` reads top
+to bottom like a CleanRL script: collect a rollout, compute advantages, update; the run folder, logs,
+evaluation and checkpoints are `control.run`'s, envs `control.envs`'s, rollout sampling `control.samplers`'s.
+What an algorithm adds (a critic, a reward term, extra losses and logs: ND-PPO, the AIRL transition policies)
+comes in through `control.hooks.LoopHooks`.
+
+A run folder records its config at the first start; a rerun with the same config resumes from
+`checkpoint.pt` (a finished run is left as it is), a different config is refused. Ctrl-C or SIGTERM stops at
+the end of the current iteration with a checkpoint (`StopRequested`, exit code 130 in the CLI).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import sys
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
 
-from control.algos.registry import get
-from control.config import TrainConfig, with_algo_defaults
+from align.progress import Progress
+from align.stopping import GracefulStop, StopRequested
+from align.user_errors import UserError
+from control.algos.registry import Algorithm, get
+from control.config import TrainConfig, config_problems, with_algo_defaults
 from control.device import require_native_bf16, resolve_device
-from control.envs import VecNormalize, make_vec_env
+from control.envs import VecNormalize, check_env_id, has_continuous_actions, make_vec_env
 from control.hooks import LoopContext, LoopHooks, Minibatch, StepRecord, overrides
 from control.losses.advantages import gae
 from control.networks import ActorCritic
 from control.run import (
     RunLog,
     crossed,
-    evaluate,
     evaluate_and_log,
+    export_policy,
     finish_run,
+    load_checkpoint,
+    open_run,
     restore_rng,
     rng_state,
     save_checkpoint,
     start_run,
 )
-from control.samplers import make_sampler
+from control.samplers import Sampler, make_sampler
 from control.update import CompiledUpdate, actor_critic_loss, normalise_advantages, should_compile
+
+SYMMETRIC_BINS = 11  # the symmetric-loss authors discretise each continuous action dimension into 11 bins
+
+
+def resolve_config(cfg: TrainConfig, algo: Algorithm) -> TrainConfig:
+    """`cfg` with every unset field filled (the algorithm family's and env kind's defaults) and checked;
+    bad values raise `UserError` naming their flags."""
+    problems = config_problems(cfg)
+    if problems:
+        raise UserError("; ".join(problems))
+    check_env_id(cfg.env_id)
+    cfg = with_algo_defaults(cfg, algo.family, algo.symmetric)
+    if cfg.discretize_bins is None:
+        bins = SYMMETRIC_BINS if algo.symmetric and has_continuous_actions(cfg.env_config()) else 0
+        cfg = dataclasses.replace(cfg, discretize_bins=bins)
+    return cfg
+
+
+def say(text: str, cfg: TrainConfig) -> None:
+    if not cfg.quiet:
+        print(f"[control] {text}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Rollout:
+    """One rollout in numpy (the env's currency), `num_steps` x `num_envs`; `extras` holds the per-step
+    records of `hooks.observe`."""
+
+    obs: np.ndarray
+    actions: np.ndarray
+    log_probs: np.ndarray
+    rewards: np.ndarray
+    dones: np.ndarray
+    values: np.ndarray
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @classmethod
+    def allocate(cls, steps: int, envs: int, obs_shape: tuple, act_shape: tuple, image: bool) -> Rollout:
+        obs = np.zeros((steps, envs, *obs_shape), np.uint8 if image else np.float32)
+        actions = np.zeros((steps, envs, *act_shape), np.float32)
+        log_probs, rewards, dones, values = (np.zeros((steps, envs), np.float32) for _ in range(4))
+        return cls(obs, actions, log_probs, rewards, dones, values)
+
+
+@dataclass
+class EnvState:
+    """What carries over from one rollout to the next: the env's last raw observation, the policy's input
+    made from it, and whether each env's episode just ended."""
+
+    raw: np.ndarray
+    obs: np.ndarray
+    done: np.ndarray
+
+
+def collect_rollout(
+    envs: Any,
+    sampler: Sampler,
+    norm: VecNormalize | None,
+    hooks: LoopHooks,
+    buf: Rollout,
+    state: EnvState,
+    cfg: TrainConfig,
+    log: RunLog,
+    global_step: int,
+    clock: dict[str, float],
+) -> int:
+    """Fill `buf` with `cfg.num_steps` steps of every env (rewards normalised, time limits bootstrapped with
+    gamma * V(final obs), hook reward terms added); returns the new global step."""
+    num_envs = cfg.num_envs
+    env_act_shape = (num_envs, *envs.single_action_space.shape)
+    use_reward_term, use_observe = overrides(hooks, "reward_term"), overrides(hooks, "observe")
+    for step in range(cfg.num_steps):
+        global_step += num_envs
+        buf.obs[step], buf.dones[step] = state.obs, state.done
+        tick = time.perf_counter()
+        action, buf.log_probs[step], buf.values[step] = sampler.act(state.obs)
+        buf.actions[step] = action.reshape(env_act_shape)
+        tock = time.perf_counter()
+        raw_obs = state.raw
+        raw, reward, terminated, truncated, info = envs.step(action)
+        clock["policy"] += tock - tick
+        clock["env"] += time.perf_counter() - tock
+        done = np.logical_or(terminated, truncated)
+        if use_reward_term:
+            record = StepRecord(
+                state.obs, raw_obs, action, buf.log_probs[step], raw, terminated, truncated, info
+            )
+            term = hooks.reward_term(record)
+            if term is not None:
+                reward = np.asarray(reward, np.float64) + term
+        reward = norm.reward(np.asarray(reward, np.float64), done) if norm else reward
+        if truncated.any() and "final_obs" in info:  # bootstrap time limits: r += gamma * V(final obs)
+            reward = np.array(reward, np.float32)
+            for i in np.flatnonzero(truncated & ~terminated):
+                final = info["final_obs"][i][None]
+                reward[i] += cfg.gamma * sampler.value(norm.apply_obs(final) if norm else final)[0]
+        buf.rewards[step] = reward
+        if use_observe:
+            for name, value in hooks.observe(buf.rewards[step], done).items():
+                if name not in buf.extras:
+                    buf.extras[name] = np.zeros((cfg.num_steps, num_envs), np.asarray(value).dtype)
+                buf.extras[name][step] = value
+        state.raw = raw
+        state.obs = norm.obs(raw) if norm else np.asarray(raw)
+        state.done = done
+        log.finished_episodes(info, global_step)
+    return global_step
+
+
+def compute_advantages(
+    buf: Rollout, sampler: Sampler, state: EnvState, cfg: TrainConfig
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """GAE advantages and returns of the rollout, bootstrapped from the value of the state it ended in."""
+    return gae(
+        torch.from_numpy(buf.rewards),
+        torch.from_numpy(buf.values),
+        torch.from_numpy(buf.dones),
+        torch.from_numpy(sampler.value(state.obs)),
+        torch.as_tensor(state.done, dtype=torch.float32),
+        cfg.gamma,
+        cfg.gae_lambda,
+    )
+
+
+@dataclass
+class Learner:
+    """What the update changes: the agent (and a hook's critic), the optimiser over both, and the compiled
+    minibatch step when the run uses one."""
+
+    agent: ActorCritic
+    critic: torch.nn.Module | None
+    optimizer: torch.optim.Optimizer
+    params: list[torch.nn.Parameter]
+    compiled: CompiledUpdate | None = None
+
+
+def update(
+    learner: Learner,
+    algo: Algorithm,
+    cfg: TrainConfig,
+    hooks: LoopHooks,
+    buf: Rollout,
+    advantages: torch.Tensor,
+    returns: torch.Tensor,
+    device: torch.device,
+) -> dict[str, Any]:
+    """`cfg.update_epochs` passes over the rollout in shuffled minibatches; returns the last minibatch's logs
+    (losses, entropy, the policy loss's stats). Compiled when possible, eager otherwise (hooks with a critic
+    or extra losses, image policies, or a failed compile)."""
+    agent, critic, optimizer = learner.agent, learner.critic, learner.optimizer
+    obs_shape, act_shape = buf.obs.shape[2:], buf.actions.shape[2:]
+    b_obs = torch.from_numpy(buf.obs).reshape(-1, *obs_shape).to(device)
+    if agent.image:  # lay frames out once as the CNN wants them; minibatch gathers keep the layout
+        b_obs = b_obs.contiguous(memory_format=torch.channels_last)
+    b_act, b_logp, b_adv, b_ret, b_val = (
+        t.to(device)
+        for t in (
+            torch.from_numpy(buf.actions).reshape(-1, *act_shape),
+            torch.from_numpy(buf.log_probs).reshape(-1),
+            advantages.reshape(-1),
+            returns.reshape(-1),
+            torch.from_numpy(buf.values).reshape(-1),
+        )
+    )
+    b_extra = {k: torch.from_numpy(v).reshape(-1).to(device) for k, v in buf.extras.items()}
+    rollout = (b_obs, b_act, b_logp, b_adv, b_ret, b_val)
+    use_extra_loss = overrides(hooks, "extra_loss")
+    batch = b_obs.shape[0]
+    minibatch = cfg.minibatch_size or batch
+    logs: dict[str, Any] = {}
+    for _epoch in range(cfg.update_epochs):
+        order = torch.randperm(batch, device=device)
+        for start in range(0, batch, minibatch):
+            idx = order[start : start + minibatch]
+            step_logs = learner.compiled(rollout, idx) if learner.compiled is not None else None
+            if step_logs is None:  # the eager update: any hooks, image policies, or compiling failed
+                learner.compiled = None
+                terms = agent.distribution_terms(b_obs[idx], b_act[idx])
+                adv = normalise_advantages(b_adv[idx], cfg)
+                mb = None
+                if critic is not None or use_extra_loss:
+                    mb = Minibatch(
+                        b_obs[idx],
+                        b_act[idx],
+                        terms[1],
+                        b_logp[idx],
+                        adv,
+                        b_ret[idx],
+                        b_val[idx],
+                        {k: v[idx] for k, v in b_extra.items()},
+                    )
+                loss, step_logs = actor_critic_loss(
+                    algo,
+                    cfg,
+                    terms,
+                    b_logp[idx],
+                    adv,
+                    b_ret[idx],
+                    b_val[idx],
+                    hooks.critic_loss(mb) if critic is not None else None,
+                )
+                if use_extra_loss and (extra := hooks.extra_loss(mb)) is not None:
+                    loss = loss + extra[0]
+                    step_logs = {**step_logs, **extra[1]}
+                optimizer.zero_grad()
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(learner.params, cfg.max_grad_norm)
+                optimizer.step()
+            logs = step_logs
+    return logs
 
 
 def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
-    """Train until `cfg.total_steps`; returns a summary (steps, steps/s, final evaluation). `hooks` default to
-    the registered algorithm's (`Algorithm.hooks`), or none."""
+    """Train until `cfg.total_steps` (rounded to whole rollouts); returns the summary (steps, steps/s, final
+    evaluation). `hooks` default to the registered algorithm's (`Algorithm.hooks`), or none. Raises
+    `UserError` for a bad config or env id, `ConfigChanged` for a run folder started with another config,
+    `StopRequested` after saving when Ctrl-C/SIGTERM asked to stop."""
     algo = get(cfg.algo)
+    cfg = resolve_config(cfg, algo)
     if hooks is None:
         hooks = algo.hooks(cfg) if algo.hooks is not None else LoopHooks()
-    cfg = with_algo_defaults(cfg, algo.family)
-    out = start_run(cfg, hooks.config_extra())
+    out, record = open_run(cfg, hooks.config_extra())
+    cfg = dataclasses.replace(cfg, out_dir=str(out))
+    batch = cfg.num_envs * cfg.num_steps
+    iterations = max(1, cfg.total_steps // batch)
+    progress = record.data["progress"]
+    done = progress.get("finished") and progress.get("step", 0) >= iterations * batch
+    if done and (out / "summary.json").is_file():
+        say(f"{out} already finished at step {progress.get('step', 0):,}; --overwrite trains it again", cfg)
+        return json.loads((out / "summary.json").read_text())
+    say(f"run folder: {out}", cfg)
+    if iterations * batch != cfg.total_steps:
+        say(
+            f"--steps {cfg.total_steps:,} is not a whole number of rollouts of {batch:,} steps "
+            f"({cfg.num_envs} env(s) x {cfg.num_steps}): training {iterations * batch:,} steps",
+            cfg,
+        )
+    start_run(cfg, out, hooks.config_extra())
 
     envs = make_vec_env(cfg.env_config(), cfg.num_envs, cfg.seed, cfg.async_envs)
     vector_obs = len(envs.single_observation_space.shape) == 1
@@ -63,13 +303,10 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
     params = list(agent.parameters()) + (list(critic.parameters()) if critic is not None else [])
     # fused: one kernel for all parameters (~2x faster steps for small MLPs on CPU)
     optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-5, fused=True)
-    batch = cfg.num_envs * cfg.num_steps
-    minibatch = cfg.minibatch_size or batch
-    iterations = max(1, cfg.total_steps // batch)
     global_step, start_iteration = 0, 1
     ckpt, state = out / "checkpoint.pt", None
     if ckpt.is_file():
-        state = torch.load(ckpt, map_location=device, weights_only=False)
+        state = load_checkpoint(ckpt, map_location=device)
         agent.load_state_dict(state["agent"])
         if critic is not None:
             critic.load_state_dict(state["critic"])
@@ -79,183 +316,105 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
         if norm is not None and state.get("norm"):
             norm.load_state_dict(state["norm"])
         restore_rng(state)
-    log = RunLog(out, global_step)
+        say(f"resuming from step {global_step:,}", cfg)
+    log = RunLog(out, global_step, track=cfg.track, wandb_project=cfg.wandb_project, config=record.config)
 
-    obs_shape, act_shape = envs.single_observation_space.shape, envs.single_action_space.shape
-    env_act_shape = (cfg.num_envs, *act_shape)
     sampler = make_sampler(agent, cfg.seed, critic)
     if state is not None and state.get("sampler"):
         sampler.load_state_dict(state["sampler"])
-    # Rollout storage in numpy (the env's currency); one torch view per update.
-    obs_buf = np.zeros((cfg.num_steps, cfg.num_envs, *obs_shape), np.float32 if vector_obs else np.uint8)
-    act_buf = np.zeros((cfg.num_steps, cfg.num_envs, *act_shape), np.float32)
-    logp_buf, rew_buf, done_buf, val_buf = (
-        np.zeros((cfg.num_steps, cfg.num_envs), np.float32) for _ in range(4)
+    buf = Rollout.allocate(
+        cfg.num_steps,
+        cfg.num_envs,
+        envs.single_observation_space.shape,
+        envs.single_action_space.shape,
+        not vector_obs,
     )
-    extra_bufs: dict[str, np.ndarray] = {}  # per-step records of hooks.observe
-    use_reward_term, use_observe = overrides(hooks, "reward_term"), overrides(hooks, "observe")
-    use_extra_loss = overrides(hooks, "extra_loss")
-
     restored = hooks.restore_envs() if state is not None else None
     if restored is None:
         raw, _ = envs.reset(seed=cfg.seed + 1000 * (start_iteration - 1))
-        next_obs = norm.obs(raw) if norm else np.asarray(raw)
-        next_done = np.zeros(cfg.num_envs, np.float32)
+        env_state = EnvState(
+            raw, norm.obs(raw) if norm else np.asarray(raw), np.zeros(cfg.num_envs, np.float32)
+        )
     else:  # the envs as the checkpoint left them (their observations already counted by the normaliser)
-        raw, next_done = restored
-        next_obs = norm.apply_obs(raw) if norm else np.asarray(raw)
-    eager_only = critic is not None or use_extra_loss
+        raw, done = restored
+        env_state = EnvState(
+            raw, norm.apply_obs(raw) if norm else np.asarray(raw), np.asarray(done, np.float32)
+        )
+    eager_only = critic is not None or overrides(hooks, "extra_loss")
     compiled = (
         CompiledUpdate(agent, algo, cfg, optimizer)
         if should_compile(cfg, agent, eager_only, cfg.total_steps - global_step)
         else None
     )
+    learner = Learner(agent, critic, optimizer, params, compiled)
+
+    def checkpoint(iteration: int) -> None:
+        log.flush()
+        save_checkpoint(
+            ckpt,
+            {
+                "agent": agent.state_dict(),
+                "critic": critic.state_dict() if critic is not None else None,
+                "optimizer": optimizer.state_dict(),
+                "global_step": global_step,
+                "iteration": iteration,
+                "norm": norm.state_dict() if norm else None,
+                **rng_state(),
+                "sampler": sampler.state_dict(),
+                "hooks": hooks.state_dict(),
+                "config": dataclasses.asdict(cfg),
+            },
+        )
+        export_policy(out, agent.state_dict(), norm.state_dict() if norm else None, global_step)
+        record.set_progress(step=global_step, finished=False)
+
     t0, steps_at_start = time.perf_counter(), global_step
     clock = {"env": 0.0, "policy": 0.0, "update": 0.0}  # seconds spent in each part, for the summary
-    for iteration in range(start_iteration, iterations + 1):
-        if cfg.anneal_lr:
-            optimizer.param_groups[0]["lr"] = cfg.learning_rate * (1.0 - (iteration - 1.0) / iterations)
-
-        # --- rollout ---
-        for step in range(cfg.num_steps):
-            global_step += cfg.num_envs
-            obs_buf[step], done_buf[step] = next_obs, next_done
+    total = iterations * batch
+    bar = Progress(total, f"{cfg.algo} {cfg.env_id}", initial=global_step, quiet=cfg.quiet)
+    with GracefulStop() as stop, bar:
+        for iteration in range(start_iteration, iterations + 1):
+            if cfg.anneal_lr:
+                optimizer.param_groups[0]["lr"] = cfg.learning_rate * (1.0 - (iteration - 1.0) / iterations)
+            global_step = collect_rollout(
+                envs, sampler, norm, hooks, buf, env_state, cfg, log, global_step, clock
+            )
+            hooks.after_rollout()
             tick = time.perf_counter()
-            action, logp_buf[step], val_buf[step] = sampler.act(next_obs)
-            act_buf[step] = action.reshape(env_act_shape)
-            tock = time.perf_counter()
-            raw_obs = raw
-            raw, reward, terminated, truncated, info = envs.step(action)
-            clock["policy"] += tock - tick
-            clock["env"] += time.perf_counter() - tock
-            done = np.logical_or(terminated, truncated)
-            if use_reward_term:
-                record = StepRecord(
-                    next_obs, raw_obs, action, logp_buf[step], raw, terminated, truncated, info
-                )
-                term = hooks.reward_term(record)
-                if term is not None:
-                    reward = np.asarray(reward, np.float64) + term
-            reward = norm.reward(np.asarray(reward, np.float64), done) if norm else reward
-            if truncated.any() and "final_obs" in info:  # bootstrap time limits: r += gamma * V(final obs)
-                reward = np.array(reward, np.float32)
-                for i in np.flatnonzero(truncated & ~terminated):
-                    final = info["final_obs"][i][None]
-                    reward[i] += cfg.gamma * sampler.value(norm.apply_obs(final) if norm else final)[0]
-            rew_buf[step] = reward
-            if use_observe:
-                for name, value in hooks.observe(rew_buf[step], done).items():
-                    if name not in extra_bufs:
-                        extra_bufs[name] = np.zeros((cfg.num_steps, cfg.num_envs), np.asarray(value).dtype)
-                    extra_bufs[name][step] = value
-            next_obs = norm.obs(raw) if norm else np.asarray(raw)
-            next_done = done
-            log.finished_episodes(info, global_step)
-        hooks.after_rollout()
+            advantages, returns = compute_advantages(buf, sampler, env_state, cfg)
+            logs = update(learner, algo, cfg, hooks, buf, advantages, returns, device)
+            sampler.sync()
+            clock["update"] += time.perf_counter() - tick
 
-        # --- advantages ---
-        tick = time.perf_counter()
-        t_rew, t_done, t_val = map(torch.from_numpy, (rew_buf, done_buf, val_buf))
-        advantages, returns = gae(
-            t_rew,
-            t_val,
-            t_done,
-            torch.from_numpy(sampler.value(next_obs)),
-            torch.as_tensor(next_done, dtype=torch.float32),
-            cfg.gamma,
-            cfg.gae_lambda,
-        )
-
-        # --- update ---
-        b_obs = torch.from_numpy(obs_buf).reshape(-1, *obs_shape).to(device)
-        if not vector_obs:  # lay frames out once as the CNN wants them; minibatch gathers keep the layout
-            b_obs = b_obs.contiguous(memory_format=torch.channels_last)
-        b_act, b_logp, b_adv, b_ret, b_val = (
-            t.to(device)
-            for t in (
-                torch.from_numpy(act_buf).reshape(-1, *act_shape),
-                torch.from_numpy(logp_buf).reshape(-1),
-                advantages.reshape(-1),
-                returns.reshape(-1),
-                t_val.reshape(-1),
-            )
-        )
-        b_extra = {k: torch.from_numpy(v).reshape(-1).to(device) for k, v in extra_bufs.items()}
-        rollout = (b_obs, b_act, b_logp, b_adv, b_ret, b_val)
-        for _epoch in range(cfg.update_epochs):
-            order = torch.randperm(batch, device=device)
-            for start in range(0, batch, minibatch):
-                idx = order[start : start + minibatch]
-                logs = compiled(rollout, idx) if compiled is not None else None
-                if logs is None:  # the eager update: any hooks, image policies, or compiling failed
-                    compiled = None
-                    terms = agent.distribution_terms(b_obs[idx], b_act[idx])
-                    adv = normalise_advantages(b_adv[idx], cfg)
-                    mb = None
-                    if critic is not None or use_extra_loss:
-                        mb = Minibatch(
-                            b_obs[idx],
-                            b_act[idx],
-                            terms[1],
-                            b_logp[idx],
-                            adv,
-                            b_ret[idx],
-                            b_val[idx],
-                            {k: v[idx] for k, v in b_extra.items()},
-                        )
-                    loss, logs = actor_critic_loss(
-                        algo,
-                        cfg,
-                        terms,
-                        b_logp[idx],
-                        adv,
-                        b_ret[idx],
-                        b_val[idx],
-                        hooks.critic_loss(mb) if critic is not None else None,
-                    )
-                    if use_extra_loss and (extra := hooks.extra_loss(mb)) is not None:
-                        loss = loss + extra[0]
-                        logs = {**logs, **extra[1]}
-                    optimizer.zero_grad()
-                    loss.backward()
-                    torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-                    optimizer.step()
-        sampler.sync()
-        clock["update"] += time.perf_counter() - tick
-
-        sps = (global_step - steps_at_start) / (time.perf_counter() - t0)
-        log.scalar("charts/SPS", sps, global_step)
-        for k, v in logs.items():  # the last minibatch's losses, entropy and policy-loss stats
-            log.scalar(f"losses/{k}", float(v), global_step)
-        for k, v in hooks.logs().items():
-            log.scalar(k, float(v), global_step)
-        if crossed(global_step, cfg.eval_every, batch):
-            evaluate_and_log(log, agent, cfg, norm, global_step)
-        if iteration == iterations or crossed(global_step, cfg.checkpoint_every, batch):
-            log.flush()
-            save_checkpoint(
-                ckpt,
-                {
-                    "agent": agent.state_dict(),
-                    "critic": critic.state_dict() if critic is not None else None,
-                    "optimizer": optimizer.state_dict(),
-                    "global_step": global_step,
-                    "iteration": iteration,
-                    "norm": norm.state_dict() if norm else None,
-                    **rng_state(),
-                    "sampler": sampler.state_dict(),
-                    "hooks": hooks.state_dict(),
-                    "config": dataclasses.asdict(cfg),
-                },
-            )
+            sps = (global_step - steps_at_start) / (time.perf_counter() - t0)
+            log.scalar("charts/SPS", sps, global_step)
+            for k, v in logs.items():  # the last minibatch's losses, entropy and policy-loss stats
+                log.scalar(f"losses/{k}", float(v), global_step)
+            for k, v in hooks.logs().items():
+                log.scalar(k, float(v), global_step)
+            if crossed(global_step, cfg.eval_every, batch):
+                evaluate_and_log(log, agent, cfg, norm, global_step)
+            bar.update(batch, ret=log.recent_return(), sps=round(sps))
+            if iteration == iterations or crossed(global_step, cfg.checkpoint_every, batch) or stop.requested:
+                checkpoint(iteration)
+            if stop.requested and iteration < iterations:
+                envs.close()
+                log.close()
+                record.set_progress(step=global_step, finished=False, stopped=True)
+                raise StopRequested(global_step, total)
     elapsed = time.perf_counter() - t0  # training only, without the final evaluation
     envs.close()
-    final = evaluate_and_log(log, agent, cfg, norm, global_step)
+    if log.last_eval is not None and log.last_eval[0] == global_step:  # evaluated at this step already
+        final = log.last_eval[1]
+    else:
+        final = evaluate_and_log(log, agent, cfg, norm, global_step)
     log.close()
     seconds = {**clock, "other": elapsed - sum(clock.values()), "total": elapsed}
-    return finish_run(
+    summary = finish_run(
         out, cfg, final, global_step, global_step - steps_at_start, elapsed, {"seconds": seconds}
     )
+    record.set_progress(step=global_step, finished=True, stopped=False)
+    return summary
 
 
-__all__ = ["train", "evaluate"]
+__all__ = ["train", "collect_rollout", "compute_advantages", "update", "resolve_config"]

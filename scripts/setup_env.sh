@@ -10,5 +10,5 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q "${ARES_TORCH:-torch==2.13.0}"
-.venv/bin/python -m pip install -q -e ".[control,ray,tts,dev]"
+.venv/bin/python -m pip install -q -e ".[control,ray,tts,track,dev]"
 DS_BUILD_OPS=0 .venv/bin/python -m pip install -q --no-build-isolation "deepspeed>=0.16"

@@ -25,7 +25,14 @@ from teacher.cache import BatchEntry
 from teacher.jobs.items import JobItem
 from teacher.jobs.runner import JobReport, JobRunner, estimate_tokens
 from teacher.prompts import parse_reply
-from teacher.records import BudgetExceededError, Feedback, RawReply, TeacherError, TeacherRequest
+from teacher.records import (
+    BudgetExceededError,
+    Feedback,
+    RawReply,
+    TeacherError,
+    TeacherRequest,
+    UsageError,
+)
 
 TAG_FIELD = "ares_tag"  # OpenAI batch metadata key holding our intent's tag
 CLOCK_SKEW_S = 600.0  # how far before an intent's local time a provider's batch may be stamped
@@ -202,7 +209,7 @@ def batch_provider(backend: Backend) -> BatchProvider:
         return OpenAIBatches(backend)
     if backend.name == "anthropic":
         return AnthropicBatches(backend)
-    raise TeacherError(
+    raise UsageError(
         f"--batch needs an openai: or anthropic: teacher, not {backend.name!r} (run without --batch)"
     )
 

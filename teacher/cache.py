@@ -5,7 +5,8 @@ once. Rows hold the raw reply, the parsed payload, the failure reason, token usa
 Beside them: a spend ledger (every paid result, so a budget can cap the total across runs), claims (a job
 leases the items it is sending, so two jobs over one cache split the work), and provider batches (recorded
 as an intent before they are submitted, so a kill at any moment never leads to paying for a batch twice).
-No API key ever reaches a request or a row.
+No API key ever reaches a request or a row. Any number of processes and threads may open one cache at once,
+new or not (`teacher.sqlite_open`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from teacher.records import Feedback, TeacherRequest
+from teacher.sqlite_open import CacheError, CacheLockedError, is_busy, locked_message, open_sqlite
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS feedback (
@@ -103,11 +105,8 @@ CREATE TABLE spend (
     output_tokens INTEGER
 )
 """
+ROW_FIELDS = frozenset(_COLUMNS)  # the fields of an exported row
 LIVE_BATCH = "('open', 'submitting')"  # batch states whose requests may still be (or become) paid for
-
-
-class CacheError(ValueError):
-    """A cache file that cannot be used (not a SQLite database, or an output path that is the cache)."""
 
 
 def new_owner() -> str:
@@ -163,25 +162,55 @@ class FeedbackCache:
     """SQLite feedback store. One connection per instance; open one per process (or per thread)."""
 
     def __init__(self, path: str | Path, timeout_s: float = 60.0):
+        """Open (or create) the cache. Any number of processes and threads may open one file at once, new
+        or not: the WAL switch, the schema and migrations are retried while another connection holds the
+        lock, for up to `timeout_s` seconds (then `CacheLockedError`, naming the timeout). A file that is
+        not a feedback cache (a text file, another program's database) raises `CacheError` and is left
+        untouched."""
         self.path = Path(path)
+        self.timeout_s = timeout_s
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(
-            self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False
-        )
-        try:
-            self._db.execute(f"PRAGMA busy_timeout = {int(timeout_s * 1000)}")
-            self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = NORMAL")
-            self._db.executescript(_SCHEMA)
-            self._migrate()
-        except sqlite3.DatabaseError as err:
-            self._db.close()
-            raise CacheError(f"cache {self.path} is not a feedback cache (SQLite says: {err})") from None
+        self._db = open_sqlite(self.path, timeout_s, self._initialise)
+
+    def _initialise(self, db: sqlite3.Connection) -> None:
+        """WAL mode, then the schema and migrations in one write transaction (one connection creates it).
+        Another program's database is refused before anything is written to it."""
+        self._refuse_other_schema(db)
+        db.execute("PRAGMA journal_mode = WAL")
+        db.execute("PRAGMA synchronous = NORMAL")
+        db.execute("BEGIN IMMEDIATE")
+        self._refuse_other_schema(db)
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        self._migrate(db)
+        db.execute("COMMIT")
+
+    def _refuse_other_schema(self, db: sqlite3.Connection) -> None:
+        """A database with tables but no feedback table of ours is not a feedback cache."""
+        tables = {r[0] for r in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "feedback" not in tables:
+            shown = ", ".join(sorted(tables)[:5])
+            raise CacheError(
+                f"cache {self.path} is not a feedback cache (a SQLite database with other tables: {shown})"
+            )
+        if "feedback" in tables:
+            missing = set(_COLUMNS[:7]) - {r[1] for r in db.execute("PRAGMA table_info(feedback)")}
+            if missing:
+                raise CacheError(
+                    f"cache {self.path} is not a feedback cache (its table 'feedback' lacks the columns "
+                    f"{', '.join(sorted(missing))})"
+                )
 
     @contextmanager
     def _transaction(self) -> Iterator[None]:
         """One write transaction, taken at once (so concurrent writers queue instead of deadlocking)."""
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:
+            if is_busy(err):
+                raise CacheLockedError(locked_message("cache", self.path, self.timeout_s, err)) from None
+            raise
         try:
             yield
         except BaseException:
@@ -219,27 +248,27 @@ class FeedbackCache:
             [(batch_id, e.custom_id, e.key, e.item_id, e.prompt_version, e.expect) for e in entries],
         )
 
-    def _migrate(self) -> None:
+    @staticmethod
+    def _migrate(db: sqlite3.Connection) -> None:
         """Columns and tables added since a cache was first written; the spend ledger of an older cache
-        starts with one row holding what its rows cost."""
-        with self._transaction():
-            for table, column, kind in (
-                ("feedback", "reported_model", "TEXT"),
-                ("feedback", "expect", "INTEGER"),
-                ("batches", "tag", "TEXT"),
-                ("batches", "n", "INTEGER"),
-            ):
-                if column not in {r[1] for r in self._db.execute(f"PRAGMA table_info({table})")}:
-                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-            known = self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'spend'")
-            if known.fetchone() is None:
-                self._db.execute(_SPEND)
-                self._db.execute(
-                    "INSERT INTO spend (created, task, cost, input_tokens, output_tokens) "
-                    "SELECT ?, 'before-ledger', SUM(cost), SUM(input_tokens), SUM(output_tokens) FROM feedback "
-                    "HAVING COUNT(*) > 0",
-                    (time.time(),),
-                )
+        starts with one row holding what its rows cost. Runs inside the opening transaction."""
+        for table, column, kind in (
+            ("feedback", "reported_model", "TEXT"),
+            ("feedback", "expect", "INTEGER"),
+            ("batches", "tag", "TEXT"),
+            ("batches", "n", "INTEGER"),
+        ):
+            if column not in {r[1] for r in db.execute(f"PRAGMA table_info({table})")}:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        known = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'spend'")
+        if known.fetchone() is None:
+            db.execute(_SPEND)
+            db.execute(
+                "INSERT INTO spend (created, task, cost, input_tokens, output_tokens) "
+                "SELECT ?, 'before-ledger', SUM(cost), SUM(input_tokens), SUM(output_tokens) FROM feedback "
+                "HAVING COUNT(*) > 0",
+                (time.time(),),
+            )
 
     def get(self, key: str) -> Feedback | None:
         row = self._db.execute(f"SELECT {','.join(_COLUMNS)} FROM feedback WHERE key = ?", (key,)).fetchone()
@@ -314,16 +343,19 @@ class FeedbackCache:
         return outcome
 
     def renew_claim(self, key: str, owner: str, lease_s: float) -> None:
-        self._db.execute(
-            "UPDATE claims SET expires = ? WHERE key = ? AND owner = ?", (time.time() + lease_s, key, owner)
-        )
+        with self._transaction():
+            self._db.execute(
+                "UPDATE claims SET expires = ? WHERE key = ? AND owner = ?",
+                (time.time() + lease_s, key, owner),
+            )
 
     def release_claims(self, owner: str, key: str | None = None) -> None:
         """Drop the owner's claim on `key`, or all of its claims."""
-        if key is None:
-            self._db.execute("DELETE FROM claims WHERE owner = ?", (owner,))
-        else:
-            self._db.execute("DELETE FROM claims WHERE key = ? AND owner = ?", (key, owner))
+        with self._transaction():
+            if key is None:
+                self._db.execute("DELETE FROM claims WHERE owner = ?", (owner,))
+            else:
+                self._db.execute("DELETE FROM claims WHERE key = ? AND owner = ?", (key, owner))
 
     @staticmethod
     def _feedback(row: dict[str, Any]) -> Feedback:
@@ -465,7 +497,8 @@ class FeedbackCache:
         return [BatchEntry(*r) for r in rows]
 
     def set_batch_status(self, batch_id: str, status: str) -> None:
-        self._db.execute("UPDATE batches SET status = ? WHERE batch_id = ?", (status, batch_id))
+        with self._transaction():
+            self._db.execute("UPDATE batches SET status = ? WHERE batch_id = ?", (status, batch_id))
 
     def batch_status(self, batch_id: str) -> str | None:
         row = self._db.execute("SELECT status FROM batches WHERE batch_id = ?", (batch_id,)).fetchone()

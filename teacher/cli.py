@@ -6,41 +6,72 @@
     ares-teacher export --cache feedback.sqlite --to shared.jsonl
     ares-teacher import --cache feedback.sqlite --from shared.jsonl
 
-Exit status: 0 all items cached (ok or failed with a reason), 1 error (input, arguments, key, model),
-2 budget reached, 3 work still in progress elsewhere (batches running with --no-wait, or items another job
-on the same cache is sending; re-run to collect), 130 interrupted.
+Exit status: 0 all items cached (ok or failed with a reason); 1 the job stopped on an error (the provider
+rejected the key or does not know the model, the cache stayed locked); 2 a usage error, nothing sent (a bad
+flag or spec, a missing or malformed input file, a path that would destroy the cache, a missing key);
+3 work still in progress elsewhere (batches running with --no-wait, or items another job on the same cache
+is sending; re-run to collect); 4 budget reached; 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
-import logging
+import difflib
 import math
-import signal
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from teacher.cache import CacheError, FeedbackCache, is_cache_file, same_file
-from teacher.client import SPEC_HELP, Teacher, make_teacher
-from teacher.jobs.items import JobInputError, JobItem, read_items
-from teacher.jobs.progress import JobProgress
-from teacher.jobs.runner import JobConfig, JobReport, JobRunner
-from teacher.pricing import PriceTable
-from teacher.records import TASKS, TeacherError
+from teacher.names import SPEC_HELP, TASKS
 
-EXIT_OK, EXIT_ERROR, EXIT_BUDGET, EXIT_PENDING, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+if TYPE_CHECKING:  # the job machinery (asyncio, SDKs, tqdm, yaml) is imported when a job starts
+    from teacher.cache import FeedbackCache
+    from teacher.client import Teacher
+    from teacher.jobs.items import JobItem
+    from teacher.jobs.runner import JobReport, JobRunner
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_PENDING, EXIT_BUDGET, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+
+
+def _option_strings(parser: argparse.ArgumentParser) -> list[str]:
+    """Every flag of the parser and its subcommands."""
+    out = []
+    for action in parser._actions:
+        out += [o for o in action.option_strings if o.startswith("--")]
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out += _option_strings(sub)
+    return sorted(set(out))
+
+
+def _suggestion(parser: argparse.ArgumentParser, message: str) -> str:
+    """ " (did you mean ...?)" for a misspelt flag or subcommand named in an argparse error message."""
+    choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+    if choice:
+        names = re.findall(r"'([^']*)'", choice.group(2))
+        close = difflib.get_close_matches(choice.group(1), names, n=1)
+        return f" (did you mean {close[0]!r}?)" if close else ""
+    unknown = re.search(r"unrecognized arguments: (.*)", message)
+    if unknown:
+        flags = _option_strings(parser)
+        for word in unknown.group(1).split():
+            close = difflib.get_close_matches(word.split("=")[0], flags, n=1) if word.startswith("-") else []
+            if close:
+                return f" (did you mean {close[0]}?)"
+    return ""
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse, but a bad argument exits with our error status (1), not 2 (which means: budget reached)."""
+    """argparse whose errors are two lines (the error, with "did you mean" for a near miss, and where the
+    options are listed) and exit with the usage status 2."""
 
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
+        hint = _suggestion(self, message)
+        self.exit(
+            EXIT_USAGE, f"{self.prog}: error: {message}{hint}\n(run '{self.prog} --help' for the options)\n"
+        )
 
 
 def number(
@@ -106,7 +137,14 @@ def _job_parser(sub: argparse._SubParsersAction, task: str) -> None:
     p.add_argument("--batch", action="store_true", help="use the provider's batch API (openai, anthropic)")
     p.add_argument("--poll-interval", type=seconds, default=30.0, help="seconds between batch status polls")
     p.add_argument("--no-wait", action="store_true", help="with --batch: submit, collect what is ready, exit")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "-q",
+        "--quiet",
+        "--no-progress",
+        dest="quiet",
+        action="store_true",
+        help="no progress (a bar on a terminal, else a plain line per tenth of the work or 30 s)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -130,21 +168,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+class UsageProblem(ValueError):
+    """A path or setting on the command line that cannot work (exit 2)."""
+
+
 def make_job_teacher(args: argparse.Namespace) -> Teacher:
+    from teacher.client import make_teacher
+
     options: dict[str, Any] = {}
     if args.base_url:
         options["base_url"] = args.base_url
-    if args.teacher.split(":", 1)[0] in (
-        "openai",
-        "anthropic",
-        "openai-compatible",
-    ):  # the others: no network
+    if args.teacher.split(":", 1)[0] in ("openai", "anthropic", "openai-compatible"):  # the rest: no network
         options["timeout"] = args.timeout
     return make_teacher(args.teacher, repair=not args.no_repair, **options)
 
 
 def write_output(path: Path, runner: JobRunner, cache: FeedbackCache, items: list[JobItem]) -> int:
     """One line per item: its id, cache key and result (or `pending` if it has none yet)."""
+    import json
+
     n = 0
     with path.open("w", encoding="utf-8") as f:
         for item in items:
@@ -162,7 +204,14 @@ def write_output(path: Path, runner: JobRunner, cache: FeedbackCache, items: lis
 
 
 def check_paths(args: argparse.Namespace) -> None:
-    """Refuse paths that would destroy the cache or the input."""
+    """Refuse missing inputs and paths that would destroy the cache or the input."""
+    from teacher.cache import CacheError, is_cache_file, same_file
+
+    for flag, path in (("--input", args.input), ("--prices", args.prices)):
+        if path is not None and not path.is_file():
+            raise UsageProblem(f"{flag} {path}: {'is a folder' if path.is_dir() else 'no such file'}")
+    if args.cache.is_dir():
+        raise UsageProblem(f"--cache {args.cache}: is a folder, expected a SQLite file (created if missing)")
     if same_file(args.cache, args.input):
         raise CacheError(f"--cache {args.cache} is the input file: give the cache its own file")
     if args.output is not None:
@@ -173,6 +222,15 @@ def check_paths(args: argparse.Namespace) -> None:
 
 
 async def run_job(args: argparse.Namespace) -> int:
+    import asyncio
+    import signal
+
+    from teacher.cache import FeedbackCache
+    from teacher.jobs.items import read_items
+    from teacher.jobs.progress import JobProgress
+    from teacher.jobs.runner import JobConfig, JobRunner
+    from teacher.pricing import PriceTable
+
     check_paths(args)
     items = read_items(args.input, args.command)
     prices = PriceTable.from_yaml(args.prices) if args.prices else PriceTable()
@@ -187,10 +245,12 @@ async def run_job(args: argparse.Namespace) -> int:
         max_retries=args.max_retries,
     )
     teacher = make_job_teacher(args)
+    if args.batch:
+        from teacher.batch import batch_provider
+
+        batch_provider(teacher.backend)  # refuses a teacher without a batch API before the cache is made
     cache = FeedbackCache(args.cache)
-    progress = JobProgress(
-        len(items), enabled=not args.no_progress and sys.stderr.isatty(), desc=args.command
-    )
+    progress = JobProgress.auto(len(items), quiet=args.quiet, desc=args.command)
     runner = JobRunner(teacher, cache, args.command, config, prices, on_progress=progress.update)
     if args.batch:
         from teacher.batch import BatchJob
@@ -266,6 +326,8 @@ def summary(report: JobReport, task: str) -> str:
 def print_stats(cache: FeedbackCache, as_json: bool) -> None:
     stats = cache.stats()
     if as_json:
+        import json
+
         print(json.dumps(stats, indent=1))
         return
     print(f"{cache.path}: {stats['total']} rows")
@@ -279,29 +341,68 @@ def print_stats(cache: FeedbackCache, as_json: bool) -> None:
         print(f"  failed x{n}: {reason}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+def run_cache_command(args: argparse.Namespace) -> int:
+    """`stats`, `export` and `import`."""
+    from teacher.cache import FeedbackCache
+
+    if args.cache.is_dir():
+        raise UsageProblem(f"--cache {args.cache}: is a folder, expected a SQLite file")
+    if args.command != "import" and not args.cache.exists():
+        raise UsageProblem(f"--cache {args.cache}: no such file")
+    if args.command == "import" and not args.source.is_file():
+        raise UsageProblem(
+            f"--from {args.source}: {'is a folder' if args.source.is_dir() else 'no such file'}"
+        )
+    cache = FeedbackCache(args.cache)
     try:
-        if args.command in TASKS:
-            return asyncio.run(run_job(args))
-        if args.command != "import" and not args.cache.exists():
-            print(f"error: cache {args.cache} does not exist", file=sys.stderr)
-            return EXIT_ERROR
-        cache = FeedbackCache(args.cache)
         if args.command == "stats":
             print_stats(cache, args.json)
         elif args.command == "export":
             print(f"exported {cache.export_jsonl(args.to)} rows to {args.to}")
-        elif args.command == "import":
+        else:
             print(
                 f"imported {cache.import_jsonl(args.source, overwrite=args.overwrite)} rows from {args.source}"
             )
+    finally:
         cache.close()
-        return EXIT_OK
-    except (TeacherError, JobInputError, ValueError, OSError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    return EXIT_OK
+
+
+def exit_status(err: Exception) -> int | None:
+    """The exit status of an error that ends a command with its message (None: a bug, let it raise): 2 for
+    what the user must change (flags, specs, files, keys), 1 for the rest (a locked cache, a provider's)."""
+    from teacher.records import MissingAPIKeyError, TeacherError
+    from teacher.sqlite_open import CacheLockedError
+
+    if isinstance(err, CacheLockedError):
         return EXIT_ERROR
+    if isinstance(err, (ValueError, OSError, MissingAPIKeyError)):  # UsageError, BadSpecError, input errors
+        return EXIT_USAGE
+    if isinstance(err, TeacherError):
+        return EXIT_ERROR
+    return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import logging
+
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
+    try:
+        if args.command in TASKS:
+            import asyncio
+
+            return asyncio.run(run_job(args))
+        return run_cache_command(args)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as err:
+        status = exit_status(err)
+        if status is None:
+            raise
+        print(f"error: {err}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

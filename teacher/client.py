@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import difflib
 import threading
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -10,6 +11,7 @@ from typing import Any
 from teacher import prompts
 from teacher.backends.base import Backend
 from teacher.records import (
+    SPEC_HELP,
     BadSpecError,
     Feedback,
     ItemError,
@@ -20,11 +22,6 @@ from teacher.records import (
     failed_feedback,
 )
 from teacher.tasks import TeacherTasks
-
-SPEC_HELP = (
-    "openai:MODEL, anthropic:MODEL, openai-compatible:URL#MODEL, hf:PATH_OR_HUB_ID, reference, "
-    "reference:lexical"
-)
 
 
 class EventLoopThread:
@@ -147,7 +144,13 @@ def make_backend(spec: str, **options: Any) -> Backend:
         from teacher.backends.hf_backend import HFBackend
 
         return HFBackend(rest, **options)
-    raise BadSpecError(f"unknown teacher backend {kind!r} in spec {spec!r}; expected one of: {SPEC_HELP}")
+    close = difflib.get_close_matches(
+        kind, ("openai", "anthropic", "openai-compatible", "hf", "reference"), n=1
+    )
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise BadSpecError(
+        f"unknown teacher backend {kind!r} in spec {spec!r}{hint}; expected one of: {SPEC_HELP}"
+    )
 
 
 def make_teacher(spec: str, repair: bool = True, params: dict | None = None, **options: Any) -> Teacher:
@@ -155,4 +158,4 @@ def make_teacher(spec: str, repair: bool = True, params: dict | None = None, **o
     return Teacher(make_backend(spec, **options), repair=repair, params=params, spec=spec)
 
 
-__all__ = ["RawReply", "Teacher", "make_backend", "make_teacher"]
+__all__ = ["SPEC_HELP", "RawReply", "Teacher", "make_backend", "make_teacher"]

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from teacher.jsonl import JSONLError, read_objects
+from teacher.jsonl import listed, read_objects, unknown_fields
 from teacher.parsing import ReplyError, validate_scores, validate_text, validate_verdict
 from teacher.prompts import parse_reply
 from teacher.records import TASKS, RawReply, TeacherRequest
@@ -129,20 +129,25 @@ def import_rows(cache: FeedbackCache, path: str | Path, overwrite: bool = False)
 
     if is_cache_file(path, cache.path):
         raise CacheError(f"import --from {path} is the cache itself")
-    rows, problems, total = [], [], 0
-    try:
-        for where, obj in read_objects(path):
-            total += 1
-            try:
-                rows.append(validate_row(obj))
-            except ReplyError as err:
-                problems.append(f"{where}: {err}")
-    except JSONLError as err:
-        problems.append(str(err))
+    from teacher.cache import ROW_FIELDS
+
+    rows: list[dict[str, Any]] = []
+    problems: list[str] = []
+    total = 0
+    for where, obj in read_objects(path, errors=problems):
+        total += 1
+        faults = unknown_fields(obj, ROW_FIELDS)
+        try:
+            rows.append(validate_row(obj))
+        except ReplyError as err:
+            faults.append(str(err))
+        if faults:
+            problems.append(f"{where}: {'; '.join(faults)}")
     if problems:
-        listed = "\n  ".join(problems[:MAX_LISTED])
-        more = f"\n  ... and {len(problems) - MAX_LISTED} more" if len(problems) > MAX_LISTED else ""
         raise RowImportError(
-            f"{path}: {len(problems)} line(s) are not valid cache rows; nothing was imported:\n  {listed}{more}"
+            f"{path}: {len(problems)} line(s) are not valid cache rows; nothing was imported:\n  "
+            f"{listed(problems, MAX_LISTED)}"
         )
+    if total == 0:
+        raise RowImportError(f"{path}: no rows (the file is empty); expected an `ares-teacher export`")
     return cache.insert_rows(rows, overwrite)

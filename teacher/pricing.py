@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,14 +30,27 @@ class PriceTable:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> PriceTable:
-        data = yaml.safe_load(Path(path).read_text()) or {}
+        """The default prices with a YAML mapping `model: [usd per 1M input, usd per 1M output]` on top;
+        `ValueError` naming the file (and the model) for anything else."""
+        try:
+            data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping model -> [input_per_1M, output_per_1M]")
         table = cls()
         for model, pair in data.items():
-            if not (isinstance(pair, (list, tuple)) and len(pair) == 2):
+            ok = isinstance(pair, (list, tuple)) and len(pair) == 2
+            try:
+                prices = (float(pair[0]), float(pair[1])) if ok else None
+            except (TypeError, ValueError):
+                prices = None
+            if prices is None or not all(math.isfinite(p) and p >= 0 for p in prices):
                 raise ValueError(
-                    f"{path}: price of {model!r} must be [input_per_1M, output_per_1M], got {pair!r}"
+                    f"{path}: price of {model!r} must be [input_per_1M, output_per_1M] (two numbers at least "
+                    f"0), got {pair!r}"
                 )
-            table.prices[str(model)] = (float(pair[0]), float(pair[1]))
+            table.prices[str(model)] = prices
         return table
 
     def cost(self, model: str, input_tokens: int, output_tokens: int, batch: bool = False) -> float | None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-TASKS = ("score", "correct", "judge")
+from teacher.names import SPEC_HELP, TASKS  # noqa: F401  (re-exported: the records' vocabulary)
 
 
 @runtime_checkable
@@ -111,7 +111,12 @@ class ItemError(TeacherError):
         self.status, self.excerpt = status, excerpt
 
 
-class BadSpecError(TeacherError, ValueError):
+class UsageError(TeacherError, ValueError):
+    """A setting the user must change before anything can be sent (a flag combination that cannot work, a
+    dollar budget for a model without a price); `ares-teacher` exits 2 with its message."""
+
+
+class BadSpecError(UsageError):
     """A teacher spec string that cannot be parsed."""
 
 

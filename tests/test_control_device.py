@@ -145,5 +145,5 @@ def test_cpu_flags_are_read_from_cpuinfo():
 def test_bf16_cnn_policy_learns_an_image_bandit(tmp_path):
     summary = train(TrainConfig(total_steps=6144, eval_episodes=10, out_dir=str(tmp_path), **BANDIT))
     assert summary["eval_mean_return"] >= 7.5, summary  # random: 4
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert all(v.dtype == torch.float32 for v in state["agent"].values() if v.is_floating_point())

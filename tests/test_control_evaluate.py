@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from align.user_errors import UserError
 from control.__main__ import main as cli
 from control.config import TrainConfig
 from control.evaluate import evaluate_run, load_agent
@@ -51,8 +52,8 @@ def test_cli_evaluates_an_ndppo_run(tmp_path, capsys):
 
 
 def test_evaluate_names_what_is_missing(tmp_path):
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(UserError, match="config.json"):
         evaluate_run(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"env_id": "CartPole-v1"}))
-    with pytest.raises(FileNotFoundError, match="no checkpoint"):
+    with pytest.raises(UserError, match="no checkpoint"):
         evaluate_run(tmp_path)

@@ -61,9 +61,9 @@ def test_a_killed_transition_stage_resumes_from_its_run_folder(tmp_path):
         time.sleep(0.1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    saved = torch.load(ckpt, weights_only=False)
+    saved = torch.load(ckpt, weights_only=True)
     assert 0 < saved["global_step"] < cfg.transition.steps and "discriminator" in saved["hooks"]
-    starts = cfg.task_dir(1) / "transitions" / "starts-dash-park.pkl"
+    starts = cfg.task_dir(1) / "transitions" / "starts-dash-park.json"
     stamp = starts.stat().st_mtime
     result = run_stage(cfg, "transitions")[0]["transitions"]["dash-park"]
     assert result["global_step"] == cfg.transition.steps

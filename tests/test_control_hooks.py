@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from control.__main__ import main as cli
+from control.algo_names import BUILTIN_ALGORITHMS
 from control.algos.registry import ALGORITHMS
 from control.config import DEFAULTS, TrainConfig, algo_defaults, with_algo_defaults
 from control.hooks import LoopHooks, Minibatch, StepRecord
@@ -59,7 +60,7 @@ def test_hooks_add_reward_records_losses_and_state(tmp_path):
     assert hooks.steps == 128 and hooks.rollouts == 2 and hooks.extra_calls == 2 * 2
     index = torch.cat(hooks.seen_index)
     assert sorted(index.tolist()) == [0] * 128 + [1] * 128  # every stored record, once per epoch
-    state = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert state["hooks"] == {"rollouts": 2}
     resumed = CountingHooks()
     train(TrainConfig(out_dir=str(tmp_path), total_steps=384, minibatch_size=64, **RUN), resumed)
@@ -100,7 +101,7 @@ def test_a_critic_hook_replaces_the_value_head_and_is_checkpointed(tmp_path):
     )
     obs = torch.randn(64, 4) * 0.1
     assert (hooks.critic.value(obs) - 3.0).abs().max() < 0.5
-    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=False)["critic"]
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["critic"]
     assert torch.equal(saved["net.0.weight"], hooks.critic.net[0].weight.detach())
 
 
@@ -130,8 +131,10 @@ def test_train_help_lists_the_registered_algorithms(capsys):
         cli(["train", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     for name in ALGORITHMS:
-        assert f"{name} (" in text
+        assert f"{name}: " in text
     assert {"ppo", "sppo", "a2c", "sa2c", "ppg", "ndppo", "ndppo-nobonus", "qppo"} <= set(ALGORITHMS)
+    assert set(ALGORITHMS) == set(BUILTIN_ALGORITHMS)  # the CLI's light list names every registered algorithm
+    assert all(ALGORITHMS[n].description == BUILTIN_ALGORITHMS[n] for n in ALGORITHMS)
 
 
 def test_numpy_sampler_values_come_from_a_replacing_critic():

@@ -25,7 +25,8 @@ def test_crossed_hand_computed():
 
 def test_start_and_finish_write_config_and_summary(tmp_path):
     cfg = TrainConfig(out_dir=str(tmp_path / "run"), seed=7)
-    out = start_run(cfg, {"extra": {"k": 1}})
+    out = tmp_path / "run"
+    start_run(cfg, out, {"extra": {"k": 1}})
     config = json.loads((out / "config.json").read_text())
     assert config["seed"] == 7 and config["extra"] == {"k": 1}
     summary = finish_run(out, cfg, [1.0, 3.0], 4096, 2048, 2.0, {"seconds": {"total": 2.0}})
@@ -34,7 +35,9 @@ def test_start_and_finish_write_config_and_summary(tmp_path):
 
 
 def _steps(path):
-    return [float(r[0]) for r in csv.reader(path.open()) if r]
+    rows = list(csv.reader(path.open()))
+    assert rows[0] == ["step", "return", "length"]
+    return [float(r[0]) for r in rows[1:] if r]
 
 
 def test_resume_drops_rows_logged_after_the_checkpoint(tmp_path):
@@ -63,12 +66,12 @@ def test_killed_run_has_its_episodes_on_disk_up_to_the_checkpoint_and_resumes(tm
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ckpt, deadline = tmp_path / "checkpoint.pt", time.time() + 120
     while time.time() < deadline and not (
-        ckpt.is_file() and torch.load(ckpt, weights_only=False)["global_step"] >= 4096
+        ckpt.is_file() and torch.load(ckpt, weights_only=True)["global_step"] >= 4096
     ):
         time.sleep(0.2)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    saved = torch.load(ckpt, weights_only=False)["global_step"]
+    saved = torch.load(ckpt, weights_only=True)["global_step"]
     assert saved >= 4096
     # CartPole ends an episode every few dozen steps early on: rows reach the last 256 steps before the checkpoint
     assert max(_steps(tmp_path / "episodes.csv")) > saved - 256

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from align.user_errors import UserError
 from control.config import TrainConfig
 from control.sweep import plan, run_sweep
 
@@ -38,5 +39,5 @@ def test_ray_backend_runs_and_resumes(tmp_path, local_ray):
 
 def test_unknown_backend_is_named(tmp_path):
     configs = plan(TrainConfig(total_steps=128), ["ppo"], ["CartPole-v1"], [1], tmp_path)
-    with pytest.raises(ValueError, match="unknown sweep backend 'dask'"):
+    with pytest.raises(UserError, match="unknown sweep backend 'dask'"):
         run_sweep(configs, backend="dask")

@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from align.user_errors import UserError
 from control.__main__ import main as cli
 from control.config import TrainConfig
 from control.train import train
@@ -70,6 +71,7 @@ def test_gaussian_policy_refuses_reverse_term(tmp_path):
                 algo="sppo",
                 env_id="Pendulum-v1",
                 beta=1.0,
+                discretize_bins=0,  # sppo discretises by default; a user who turns that off is told why
                 total_steps=256,
                 num_steps=128,
                 eval_episodes=0,
@@ -106,5 +108,5 @@ def test_cli_sweep_resumes_and_plots(tmp_path):
     assert (tmp_path / "c.png").stat().st_size > 1000
     rows = list(csv.reader((runs[0] / "episodes.csv").open()))
     assert rows and len(rows[0]) == 3
-    with pytest.raises(ValueError, match="unknown algorithm"):
+    with pytest.raises(UserError, match="unknown algorithm"):
         cli(["train", "--algo", "nope"])

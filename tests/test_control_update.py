@@ -102,7 +102,7 @@ def test_failed_compile_warns_and_trains_as_the_eager_loop(monkeypatch, tmp_path
         train(TrainConfig(out_dir=str(tmp_path / "failed"), total_steps=512, compile="on", **RUN))
     train(TrainConfig(out_dir=str(tmp_path / "eager"), total_steps=512, compile="off", **RUN))
     failed, eager = (
-        torch.load(tmp_path / name / "checkpoint.pt", weights_only=False) for name in ("failed", "eager")
+        torch.load(tmp_path / name / "checkpoint.pt", weights_only=True) for name in ("failed", "eager")
     )
     for k, v in eager["agent"].items():
         assert torch.equal(failed["agent"][k], v), k
@@ -111,13 +111,13 @@ def test_failed_compile_warns_and_trains_as_the_eager_loop(monkeypatch, tmp_path
 def test_compiled_and_eager_runs_share_checkpoints(fast_backend, tmp_path):
     """A run compiled for its first half resumes eagerly (and the other way round): one optimizer format."""
     train(TrainConfig(out_dir=str(tmp_path), total_steps=512, compile="on", **RUN))
-    first = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    first = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert float(first["optimizer"]["state"][0]["step"]) == 2 * 10 * 4  # iterations x epochs x minibatches
     summary = train(TrainConfig(out_dir=str(tmp_path), total_steps=1024, compile="off", **RUN))
-    second = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    second = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert summary["global_step"] == 1024 and float(second["optimizer"]["state"][0]["step"]) == 160
     train(TrainConfig(out_dir=str(tmp_path), total_steps=1536, compile="on", **RUN))
-    third = torch.load(tmp_path / "checkpoint.pt", weights_only=False)
+    third = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
     assert float(third["optimizer"]["state"][0]["step"]) == 240
     assert any(not torch.equal(third["agent"][k], v) for k, v in second["agent"].items())
 

@@ -276,7 +276,7 @@ def test_jsonl_bad_line_names_file_and_line(tmp_path):
     path = tmp_path / "p.jsonl"
     write_problems(path, load_sample_scienceqa("val")[:2])
     path.write_text(path.read_text() + '{"id": "x", "question": "q"}\n')
-    with pytest.raises(DatasetFormatError, match=r"p.jsonl: line 3: 'choices'"):
+    with pytest.raises(DatasetFormatError, match=r"p.jsonl, record 'line 3', field 'choices': missing"):
         read_problems(path)
 
 

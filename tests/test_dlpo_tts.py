@@ -9,12 +9,12 @@ import soundfile as sf
 import torch
 
 from align.diffusion.config import DiffusionRLConfig
+from align.diffusion.speech.ljspeech import read_ljspeech
+from align.diffusion.speech.tts_text import encode_text
+from align.diffusion.speech.wavegrad2 import WaveGrad2, WaveGrad2Config
 from align.diffusion.speech_metrics import DNSMOS, PocketSphinxASR, make_mos, word_error_rate
 from align.diffusion.trainer import DiffusionRLTrainer
 from align.diffusion.tts import TTSPretrainConfig, data_batch, pretrain, tts_task
-from align.models.ljspeech import read_ljspeech
-from align.models.tts_text import encode_text
-from align.models.wavegrad2 import WaveGrad2, WaveGrad2Config
 
 torch.set_num_threads(1)
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "ljspeech-sample"
@@ -239,6 +239,7 @@ def test_evaluation_protocol_mismatch_is_named(tmp_path):
     from recipes_sections import load_recipe
 
     from align.diffusion.tts_run import DLPOTTSRun
+    from align.user_errors import UserError
 
     cfg = load_recipe("dlpo_tts").load_config(
         "dlpo_tts_demo", [f"run.output_dir={tmp_path}", "run.eval_samples_per_text=2"]
@@ -248,7 +249,7 @@ def test_evaluation_protocol_mismatch_is_named(tmp_path):
     )
     run = DLPOTTSRun(cfg["run"], cfg["model"], cfg["pretrain"], cfg["rl"])
     run.pretrained_model = lambda utts: None  # the check comes before any model is needed
-    with pytest.raises(ValueError, match="evaluated with .*eval_seed.: 7.*another run.output_dir"):
+    with pytest.raises(UserError, match="evaluated with .*eval_seed.: 7.*another run.output_dir"):
         run.execute()
 
 

@@ -5,6 +5,7 @@ import json
 import pytest
 
 from align.eval.evaluate import EvalConfig, evaluate, parse_models
+from align.user_errors import UserError
 
 
 @pytest.mark.parametrize("dataset", ["scienceqa", "aokvqa"])
@@ -32,5 +33,5 @@ def test_evaluate_writes_report(tmp_path, tiny_vlm_path, dataset):
 
 
 def test_missing_model_message():
-    with pytest.raises(FileNotFoundError, match="run the ARES demo first"):
+    with pytest.raises(UserError, match="run the ARES demo first"):
         parse_models("a=runs/does-not-exist")

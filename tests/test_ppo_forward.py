@@ -135,10 +135,10 @@ def test_first_micro_step_trained_on_the_scoring_forward_gives_the_same_weights(
         stats = defaultdict(list)
         chunks = trainer.rollout(trainer.local_problems(0), stats)
         # the first micro-step kept its forward (with its graph) from the scoring pass, only that one
-        assert len(trainer._kept) == (1 if reuse else 0)
-        assert all(out[0].requires_grad for _, _, out in trainer._kept)
+        assert len(trainer.reuse.kept) == (1 if reuse else 0)
+        assert all(out[0].requires_grad for _, _, out in trainer.reuse.kept)
         trainer.update(chunks, stats)
-        assert trainer._kept == []
+        assert trainer.reuse.kept == []
         metrics[reuse] = {k: v for k, v in stats.items() if not k.startswith("time/")}
     params = [dict(t.model.named_parameters()) for t in trainers.values()]
     assert params[0].keys() == params[1].keys()

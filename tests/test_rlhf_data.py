@@ -50,7 +50,7 @@ def test_bad_label_names_the_record(tmp_path):
     (tmp_path / "train.jsonl").write_text(
         json.dumps({"text": "good", "label": 1}) + "\n" + json.dumps({"text": "meh", "label": "maybe"}) + "\n"
     )
-    with pytest.raises(DatasetFormatError, match=r"record '1'.*field 'label'.*'maybe'"):
+    with pytest.raises(DatasetFormatError, match=r"train\.jsonl, record 'line 2', field 'label'.*'maybe'"):
         load_reviews(tmp_path / "train.jsonl", "train")
     (tmp_path / "ok.jsonl").write_text(json.dumps({"text": "good", "label": "pos"}) + "\n")
     assert load_reviews(tmp_path / "ok.jsonl", "train")[0].label == 1

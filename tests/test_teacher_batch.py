@@ -118,7 +118,7 @@ def test_cli_batch_mode_and_its_refusal_for_a_local_teacher(teacher_server, tmp_
     args = [*base, "--teacher", "openai:gpt-4o", "--base-url", teacher_server.openai_url, "--no-progress"]
     assert main([*args, "--batch", "--poll-interval", "0.01"]) == 0
     assert teacher_server.requests["openai.batch"] == 3
-    assert main([*base, "--teacher", "reference:lexical", "--batch", "--no-progress"]) == 1
+    assert main([*base, "--teacher", "reference:lexical", "--batch", "--no-progress"]) == 2
     assert "--batch needs an openai: or anthropic: teacher" in capsys.readouterr().err
 
 

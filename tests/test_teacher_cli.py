@@ -100,11 +100,11 @@ def test_cli_other_tasks_through_anthropic(teacher_server, tmp_path, task):
     assert teacher_server.requests["anthropic.messages"] == 4
 
 
-def test_cli_budget_exits_2_with_the_message(teacher_server, tmp_path, capsys):
+def test_cli_budget_exits_4_with_the_message(teacher_server, tmp_path, capsys):
     write_items(tmp_path / "items.jsonl", 10)
     (tmp_path / "prices.yaml").write_text("gpt-4o: [2000.0, 2000.0]\n")
     args = ["--budget", "4.5", "--prices", str(tmp_path / "prices.yaml"), "--concurrency", "1"]
-    assert main(_args(teacher_server, tmp_path, "score", "openai", *args)) == 2
+    assert main(_args(teacher_server, tmp_path, "score", "openai", *args)) == 4
     err = capsys.readouterr().err
     assert (
         "budget of $4.50 reached: spent $" in err
@@ -119,7 +119,7 @@ def test_cli_input_errors_name_the_line_and_field(teacher_server, tmp_path, caps
     row = json.loads(lines[1])
     del row["sentences"]
     path.write_text(lines[0] + "\n" + json.dumps(row) + "\n")
-    assert main(_args(teacher_server, tmp_path)) == 1
+    assert main(_args(teacher_server, tmp_path)) == 2
     assert f"{path}:2: missing field 'sentences'" in capsys.readouterr().err
     assert teacher_server.total() == 0
 
@@ -127,7 +127,7 @@ def test_cli_input_errors_name_the_line_and_field(teacher_server, tmp_path, caps
 def test_cli_missing_key_names_the_variable(teacher_server, tmp_path, capsys, monkeypatch):
     write_items(tmp_path / "items.jsonl", 1)
     monkeypatch.delenv("OPENAI_API_KEY")
-    assert main(_args(teacher_server, tmp_path)) == 1
+    assert main(_args(teacher_server, tmp_path)) == 2
     assert "OPENAI_API_KEY is not set" in capsys.readouterr().err
 
 

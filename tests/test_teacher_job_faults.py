@@ -102,7 +102,7 @@ def test_budget_holds_with_long_replies_and_repairs(teacher_server, tmp_path, ca
     write_items(tmp_path / "items.jsonl", 10, copy_images=False)
     teacher_server.rule("Sentence", "long")
     args = _args(teacher_server, tmp_path, "score", "openai", "--budget", "0.06", "--concurrency", "1")
-    assert main(args) == 2
+    assert main(args) == 4
     err = capsys.readouterr().err
     cache = FeedbackCache(tmp_path / "c.sqlite")
     spent = cache.total_spent()
@@ -125,7 +125,7 @@ def test_budget_is_per_run_and_budget_total_caps_every_run_together(teacher_serv
     first = FeedbackCache(tmp_path / "c.sqlite").total_spent()
     assert 0 < first < 0.05
     write_items(tmp_path / "items.jsonl", 40, copy_images=False)  # the same 4 and 36 more
-    assert main(_args(teacher_server, tmp_path, "score", "openai", *prices, "--budget-total", "0.05")) == 2
+    assert main(_args(teacher_server, tmp_path, "score", "openai", *prices, "--budget-total", "0.05")) == 4
     err = capsys.readouterr().err
     total = FeedbackCache(tmp_path / "c.sqlite").total_spent()
     assert first < total <= 0.05
@@ -133,7 +133,7 @@ def test_budget_is_per_run_and_budget_total_caps_every_run_together(teacher_serv
     assert "raise --budget-total" in err
     # --budget is per run: each run may spend it again
     before = total
-    assert main(_args(teacher_server, tmp_path, "score", "openai", *prices, "--budget", "0.03")) == 2
+    assert main(_args(teacher_server, tmp_path, "score", "openai", *prices, "--budget", "0.03")) == 4
     assert FeedbackCache(tmp_path / "c.sqlite").total_spent() - before > 0.015
 
 
@@ -154,14 +154,14 @@ def test_output_or_export_onto_the_cache_is_refused(teacher_server, tmp_path, ca
     assert main(_args(teacher_server, tmp_path)) == 0
     cache = tmp_path / "c.sqlite"
     for output in (cache, tmp_path / "." / "c.sqlite", tmp_path / "c.sqlite-wal"):
-        assert main(_args(teacher_server, tmp_path, "score", "openai", "--output", str(output))) == 1
+        assert main(_args(teacher_server, tmp_path, "score", "openai", "--output", str(output))) == 2
         assert "is the cache itself" in capsys.readouterr().err
-    assert main(["export", "--cache", str(cache), "--to", str(cache)]) == 1
+    assert main(["export", "--cache", str(cache), "--to", str(cache)]) == 2
     assert "is the cache itself" in capsys.readouterr().err
     os.symlink(cache, tmp_path / "link.sqlite")
-    assert main(["export", "--cache", str(cache), "--to", str(tmp_path / "link.sqlite")]) == 1
+    assert main(["export", "--cache", str(cache), "--to", str(tmp_path / "link.sqlite")]) == 2
     items = tmp_path / "items.jsonl"
-    assert main(_args(teacher_server, tmp_path, "score", "openai", "--output", str(items))) == 1
+    assert main(_args(teacher_server, tmp_path, "score", "openai", "--output", str(items))) == 2
     assert "is the input file" in capsys.readouterr().err
     assert len(FeedbackCache(cache)) == 12 and len(items.read_text().splitlines()) == 12
 
@@ -181,7 +181,7 @@ def test_import_rejects_rows_a_live_reply_would_fail_and_names_the_line(teacher_
     lines = [json.dumps(rows[0]), json.dumps(forged), json.dumps(short), json.dumps(swapped), "{not json"]
     bad.write_text("\n".join(lines) + "\n")
     target = tmp_path / "mine.sqlite"
-    assert main(["import", "--cache", str(target), "--from", str(bad)]) == 1
+    assert main(["import", "--cache", str(target), "--from", str(bad)]) == 2
     err = capsys.readouterr().err
     assert f"{bad}:2: score 0 = 7.0 is outside [0.0, 1.0]" in err
     assert f"{bad}:3: expected 2 scores (one per sentence), got 1" in err
@@ -285,7 +285,7 @@ def test_meaningless_arguments_are_refused_naming_the_flag(teacher_server, tmp_p
     write_items(tmp_path / "items.jsonl", 2, copy_images=False)
     with pytest.raises(SystemExit) as exit_:
         main(_args(teacher_server, tmp_path, "score", "openai", flag, value))
-    assert exit_.value.code == 1
+    assert exit_.value.code == 2
     assert f"argument {flag}: expected" in capsys.readouterr().err
     assert teacher_server.total() == 0 and not (tmp_path / "c.sqlite").exists()
 
@@ -301,11 +301,11 @@ def test_non_utf8_input_and_a_non_image_are_named_with_file_and_line(teacher_ser
     path = write_items(tmp_path / "items.jsonl", 2, copy_images=False)
     lines = path.read_bytes().splitlines()
     path.write_bytes(lines[0] + b"\n" + lines[1].replace(b"Sentence 1", b"Sentence \xff1") + b"\n")
-    assert main(_args(teacher_server, tmp_path)) == 1
+    assert main(_args(teacher_server, tmp_path)) == 2
     assert f"{path}:2: not UTF-8 text (byte 0xff" in capsys.readouterr().err
     write_items(tmp_path / "items.jsonl", 3)
     (tmp_path / "images" / f"{PROBLEMS[0].id}.png").write_text("this is not an image")
-    assert main(_args(teacher_server, tmp_path)) == 1
+    assert main(_args(teacher_server, tmp_path)) == 2
     err = capsys.readouterr().err
     assert f"{path}:1: field 'image' names" in err and "is not a PNG, JPEG, GIF or WebP image" in err
     assert teacher_server.total() == 0
@@ -326,7 +326,7 @@ def test_a_non_image_fails_only_its_item_in_score_many(teacher_server, tmp_path)
 def test_cache_that_is_not_a_database_is_named(tmp_path, capsys):
     path = tmp_path / "notes.txt"
     path.write_text("hello\n" * 100)
-    assert main(["stats", "--cache", str(path)]) == 1
+    assert main(["stats", "--cache", str(path)]) == 2
     assert f"cache {path} is not a feedback cache" in capsys.readouterr().err
     assert path.read_text() == "hello\n" * 100
 

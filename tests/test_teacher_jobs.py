@@ -255,7 +255,7 @@ def test_unknown_model_stops_the_job_with_the_providers_reason(teacher_server, t
 
 
 def test_progress_bar_shows_done_failed_cached_and_cost(capsys):
-    bar = JobProgress(10, enabled=True)
+    bar = JobProgress(10, mode="bar")
     bar.update(JobReport(total=10, cached=4, done=2, failed=1, cost=0.0123))
     bar.close()
     err = capsys.readouterr().err

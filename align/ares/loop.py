@@ -3,14 +3,15 @@
 Stages, in order: an optional `baseline_sft` on gold rationales (the paper starts from an SFT'd MM-CoT
 model), then per round `rl` (PPO, rewards on sentence-final tokens), `correct` (sample rationales, drop
 repeated sentences, ask the teacher to correct them) and `sft` (fine-tune on the corrections). After each
-stage the model is saved and `ares_state.json` records the stage as done, so a killed run resumes at the
-first unfinished stage; every teacher call goes through the feedback cache, so nothing is paid for twice.
+stage the model is saved and `ares_state.json` (a `RunRecord`: the run's config, the stages done and each
+stage's evaluation) records it, so a stopped or killed run resumes at the first unfinished stage (an RL stage
+from its last PPO checkpoint); a later start with another config is refused. Every teacher call goes through
+the feedback cache, so nothing is paid for twice.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,12 @@ from align.eval.quality import quality_summary
 from align.generate import generate_texts
 from align.models import build_tiny_vlm, load_policy
 from align.models.loading import LoadedPolicy
+from align.recipe_config import config_record, neutral_fields
+from align.run_folder import open_run_record, resume_note
+from align.run_state import write_json_atomic
+from align.stopping import StopRequested
 from align.text.sentences import dedupe_sentences, sentence_texts
+from align.train_hooks import TrainHooks
 from align.trainers.distributed import (
     full_parameters,
     gather_lists,
@@ -60,12 +66,25 @@ def stage_names(cfg: AresConfig, baseline: bool) -> list[str]:
     return names
 
 
+def migrate_state(path: Path) -> None:
+    """An `ares_state.json` written before run records (`{"done", "evals", "failed_corrections"}`) in the
+    record's layout: the evaluations (the initial model's under "initial") become the results."""
+    if not path.is_file():
+        return
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or "evals" not in data or "config" in data:
+        return
+    write_json_atomic(path, {**data, "results": data.pop("evals")})
+
+
 class AresRun:
     """One ARES run in `cfg.output_dir`; `run()` executes (or resumes) every stage and writes the report.
 
     One `Accelerator` serves every stage (its precision from the launch unless the config sections set one).
     Under several processes each rank samples, and asks the teacher about, its own share of the problems;
-    results are gathered and files, state and report are written by the main process only.
+    results are gathered and files, state and report are written by the main process only. The folder's
+    record refuses a start whose config differs from its first start's (`overwrite` starts over); `hooks`
+    carry the command's stop request and progress settings.
     """
 
     def __init__(
@@ -75,8 +94,11 @@ class AresRun:
         sft: SFTConfig,
         baseline_sft: SFTConfig | None = None,
         accelerator: Any = None,
+        hooks: TrainHooks | None = None,
+        overwrite: bool = False,
     ):
         self.cfg, self.ppo, self.sft, self.baseline_sft = cfg, ppo, sft, baseline_sft
+        self.hooks = hooks or TrainHooks()
         precision = {"ppo": ppo.mixed_precision, "sft": sft.mixed_precision}
         if baseline_sft is not None:
             precision["baseline_sft"] = baseline_sft.mixed_precision
@@ -84,12 +106,22 @@ class AresRun:
         self.main = self.accelerator.is_main_process
         self.layout = RunLayout(Path(cfg.output_dir))
         self.out = self.layout.root
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.state = (
-            json.loads(self.layout.state.read_text())
-            if self.layout.state.is_file()
-            else {"done": [], "evals": {}}
+        if self.main:
+            migrate_state(self.layout.state)
+        self.accelerator.wait_for_everyone()
+        sections = {"ares": cfg, "ppo": ppo, "sft": sft, "baseline_sft": baseline_sft}
+        config = config_record(sections)
+        self.record = open_run_record(
+            self.out,
+            config,
+            name=self.layout.state.name,
+            ignore=neutral_fields(config),
+            overwrite=overwrite,
+            accelerator=self.accelerator,
+            # the teacher's answers are keyed by their full request: valid for any config, and paid for
+            keep=[self.layout.feedback_cache.name + suffix for suffix in ("", "-wal", "-shm")],
         )
+        self.out.mkdir(parents=True, exist_ok=True)
         self.train = self._problems(cfg.train_split, cfg.max_train_problems)
         self.eval = self._problems(cfg.eval_split, cfg.max_eval_problems)
         teacher = make_teacher(cfg.teacher)
@@ -98,17 +130,33 @@ class AresRun:
             teacher, FeedbackCache(cfg.cache or self.layout.feedback_cache), retry=RetryPolicy()
         )
         self.stages = stage_names(cfg, baseline_sft is not None and baseline_sft.epochs > 0)
+        note = resume_note(self.record, self.stages)
+        if note and self.main:
+            print(f"[ares] {note}", flush=True)
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The record as the report reads it: stages done, evaluations, failed corrections."""
+        data = self.record.data
+        return {
+            "done": list(data["done"]),
+            "evals": data["results"],
+            "failed_corrections": data.get("failed_corrections", {}),
+        }
 
     def _problems(self, split: str, limit: int) -> list[Any]:
         c = self.cfg
         return load_problems(c.dataset, split, c.data_root, c.image_root, limit)
 
     # --- persistence ----------------------------------------------------------------------------------------
-    def _save_state(self) -> None:
-        if self.main:
-            tmp = self.layout.state.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.state, indent=1))
-            os.replace(tmp, self.layout.state)
+    def _record(self, stage: str, result: dict[str, Any]) -> None:
+        """Record a stage as done with its evaluation (written by the main process, kept in memory by the
+        others). The initial model's evaluation is a result, not a stage."""
+        if stage == "initial":
+            self.record.data["results"]["initial"] = result
+            self.record.save()
+        else:
+            self.record.record(stage, result)
         self.accelerator.wait_for_everyone()
 
     def _initial_model(self) -> str:
@@ -122,7 +170,7 @@ class AresRun:
 
     def load(self) -> LoadedPolicy:
         """The model after the last finished stage (or the initial one)."""
-        done = [s for s in self.stages if s in self.state["done"]]
+        done = [s for s in self.stages if self.record.done(s)]
         return self._load(done[-1] if done else None)
 
     def _load(self, stage: str | None) -> LoadedPolicy:
@@ -141,22 +189,28 @@ class AresRun:
         self.accelerator.wait_for_everyone()
         if zero_stage(self.accelerator) == 3:
             policy = self._load(stage)
-        self.state["evals"][stage] = self.evaluate(policy)
-        self.state["done"].append(stage)
-        self._save_state()
+        self._record(stage, self.evaluate(policy))
         return policy
 
     # --- stages ---------------------------------------------------------------------------------------------
     def run_baseline_sft(self, policy: LoadedPolicy) -> None:
         cfg = replace(self.baseline_sft, output_dir=str(self.layout.model_dir("baseline_sft")))
         targets = [rationale_target(p) for p in self.train]
-        sft_train(policy, self.train, targets, cfg, accelerator=self.accelerator)
+        sft_train(
+            policy,
+            self.train,
+            targets,
+            cfg,
+            accelerator=self.accelerator,
+            hooks=self.hooks,
+            label="baseline_sft",
+        )
 
     def run_rl(self, policy: LoadedPolicy, stage: str) -> None:
         cfg = replace(self.ppo, output_dir=str(self.layout.ppo_dir(stage)))
         reward = SentenceTeacherReward(self.teacher, self.cfg.neutral_score, self.cfg.teacher_concurrency)
         trainer = PPOTrainer(policy, reward, cfg, self.train, accelerator=self.accelerator)
-        trainer.train(self.cfg.rl_iterations)
+        trainer.train(self.cfg.rl_iterations, hooks=self.hooks, label=stage)
         trainer.finish()
 
     def run_correct(self, policy: LoadedPolicy, stage: str) -> None:
@@ -204,12 +258,14 @@ class AresRun:
     def run_sft(self, policy: LoadedPolicy, stage: str) -> None:
         rows = [json.loads(line) for line in self.layout.corrections(stage).read_text().splitlines()]
         good = [r for r in rows if r["ok"]]
-        self.state.setdefault("failed_corrections", {})[stage] = len(rows) - len(good)
+        self.record.data.setdefault("failed_corrections", {})[stage] = len(rows) - len(good)
         problems = [problem_from_dict(r["problem"]) for r in good]
         targets = [ensure_solution_prefix(r["corrected"]) for r in good]
         cfg = replace(self.sft, output_dir=str(self.layout.model_dir(stage)))
         if problems:
-            sft_train(policy, problems, targets, cfg, accelerator=self.accelerator)
+            sft_train(
+                policy, problems, targets, cfg, accelerator=self.accelerator, hooks=self.hooks, label=stage
+            )
 
     # --- evaluation and report ------------------------------------------------------------------------------
     def evaluate(self, policy: LoadedPolicy) -> dict[str, Any]:
@@ -256,14 +312,20 @@ class AresRun:
             "examples": examples,
         }
 
+    def _stop_between_stages(self, finished: int) -> None:
+        """A stop requested during a stage without a loop of its own (correction, evaluation) takes effect
+        once that stage is recorded."""
+        if self.hooks.stop_requested(self.accelerator):
+            raise StopRequested(finished, len(self.stages), "stage")
+
     def run(self) -> dict[str, Any]:
         policy = self.load()
-        if "initial" not in self.state["evals"]:
-            self.state["evals"]["initial"] = self.evaluate(policy)
-            self._save_state()
-        for stage in self.stages:
-            if stage in self.state["done"]:
+        if "initial" not in self.record.data["results"]:
+            self._record("initial", self.evaluate(policy))
+        for k, stage in enumerate(self.stages):
+            if self.record.done(stage):
                 continue
+            self._stop_between_stages(k)
             kind = stage.rsplit("/", 1)[-1]
             if kind == "baseline_sft":
                 self.run_baseline_sft(policy)
@@ -271,7 +333,7 @@ class AresRun:
                 getattr(self, f"run_{kind}")(policy, stage)
             policy = self._finish(stage, policy)
             if self.main:
-                score = self.state["evals"][stage]["teacher_score_mean"]
+                score = self.record.result(stage)["teacher_score_mean"]
                 print(f"[ares] finished {stage}: teacher score {score:.3f}", flush=True)
         return self.write_report()
 

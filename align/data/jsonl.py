@@ -62,8 +62,17 @@ def read_problems(path: Path) -> list[Problem]:
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
+        record = f"line {lineno}"
         try:
-            out.append(problem_from_dict(json.loads(line), path.parent))
-        except (json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
-            raise DatasetFormatError(path, f"line {lineno}: {err}") from err
+            data = json.loads(line)
+        except json.JSONDecodeError as err:
+            raise DatasetFormatError(path, f"not valid JSON: {err}", record) from None
+        if not isinstance(data, dict):
+            raise DatasetFormatError(path, f"expected a JSON object, got {type(data).__name__}", record)
+        try:
+            out.append(problem_from_dict(data, path.parent))
+        except KeyError as err:
+            raise DatasetFormatError(path, "missing", record, str(err.args[0])) from None
+        except (TypeError, ValueError) as err:
+            raise DatasetFormatError(path, str(err), record) from None
     return out

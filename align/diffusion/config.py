@@ -72,8 +72,9 @@ class DiffusionRLConfig:
         default=True,
         metadata={"help": "Measure KL to the pretrained model at the kept steps for every objective."},
     )
-    mixed_precision: str = field(
-        default="no", metadata={"help": "accelerate mixed precision: no, fp16, bf16."}
+    mixed_precision: str | None = field(
+        default=None,
+        metadata={"help": "no, fp16 or bf16; none: the launch's setting (accelerate config or flags)."},
     )
     report_to: str = field(default="none", metadata={"help": "Trackers: none, tensorboard, wandb."})
     save_every: int = field(default=1, metadata={"help": "Save a resumable checkpoint every N iterations."})

@@ -54,7 +54,7 @@ def sample_trajectories(
     keep_set = {int(k) for k in keep}
     xs_t, xs_prev, logps, kls = [], [], [], []
     for i, t in enumerate(scheduler.timesteps):
-        out = model(x, denoiser_timesteps(t, shape[0], device), cond)
+        out = model(x, denoiser_timesteps(t, shape[0], device), cond).float()
         step = step_distribution(scheduler, out, int(t), x, eta)
         if float(step.std) > 0:
             x_prev = step.mean + step.std * torch.randn(shape, generator=generator).to(device)
@@ -66,7 +66,11 @@ def sample_trajectories(
             logps.append(step_log_prob(step.mean, step.std, x_prev, reduction))
             if ref_model is not None:
                 ref = step_distribution(
-                    scheduler, ref_model(x, denoiser_timesteps(t, shape[0], device), cond), int(t), x, eta
+                    scheduler,
+                    ref_model(x, denoiser_timesteps(t, shape[0], device), cond).float(),
+                    int(t),
+                    x,
+                    eta,
                 )
                 kls.append(gaussian_kl(step.mean, ref.mean, step.std, reduction))
         x = x_prev

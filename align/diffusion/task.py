@@ -1,5 +1,6 @@
 """What the diffusion RL trainer needs from a use case: the denoiser's calling convention, prompts, the
-reward, and (for DLPO's diffusion loss) real data."""
+reward, and (for DLPO's diffusion loss) real data. A denoiser takes float32 x_t (and conditioning) whatever
+dtype its weights are in, and its prediction is used in float32 (step means, log-probs, KL and losses)."""
 
 from __future__ import annotations
 
@@ -41,13 +42,15 @@ class DiffusionTask:
 
 class UNetDenoiser(nn.Module):
     """Adapts a diffusers `UNet1DModel`/`UNet2DModel` to eps(x_t, t, cond): cond, when not None, goes in as
-    `class_labels` (for a class-conditional UNet2DModel)."""
+    `class_labels` (for a class-conditional UNet2DModel). x_t goes in in the UNet's weight dtype (bf16 under
+    DeepSpeed's bf16 engine), the prediction comes out in float32."""
 
     def __init__(self, unet: nn.Module):
         super().__init__()
         self.unet = unet
 
     def forward(self, x_t: torch.Tensor, t: torch.Tensor, cond: Any = None) -> torch.Tensor:
+        x_t = x_t.to(next(self.unet.parameters()).dtype)
         if cond is None:
-            return self.unet(x_t, t).sample
-        return self.unet(x_t, t, class_labels=cond).sample
+            return self.unet(x_t, t).sample.float()
+        return self.unet(x_t, t, class_labels=cond).sample.float()

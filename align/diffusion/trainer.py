@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
+import shutil
 import time
 from collections import defaultdict
 from dataclasses import asdict
@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate import Accelerator
 from torch import nn
 
+from align.checkpoints import load_checkpoint, save_checkpoint
 from align.diffusion.config import DiffusionRLConfig
 from align.diffusion.objectives import (
     ObjectiveInputs,
@@ -49,8 +49,12 @@ from align.diffusion.steps import (
     training_target,
 )
 from align.diffusion.task import DiffusionTask
+from align.stopping import StopRequested
+from align.train_hooks import TrainHooks
+from align.trainers.distributed import configure_deepspeed, is_deepspeed, make_accelerator, precision_summary
 
 STATE_FILE = "trainer_state.pt"
+PRECISION_FILE = "precision.json"  # how the run computed (`distributed.precision_summary`)
 
 
 class DiffusionRLTrainer:
@@ -65,21 +69,27 @@ class DiffusionRLTrainer:
         if config.objective == "diffusion_only" and config.beta == 0:
             raise ValueError("objective 'diffusion_only' needs beta != 0 (its loss is beta * diffusion loss)")
         self.output_dir = Path(config.output_dir)
-        self.accelerator = Accelerator(
+        self.accelerator = make_accelerator(
+            config.mixed_precision,
             gradient_accumulation_steps=config.gradient_accumulation_steps,
-            mixed_precision=config.mixed_precision,
             log_with=None if config.report_to == "none" else config.report_to,
             project_dir=str(self.output_dir),
         )
         need_ref = config.log_kl or self.objective.needs_reference or self.objective.shapes_reward_with_kl
         self.ref_model = copy.deepcopy(model).eval().requires_grad_(False) if need_ref else None
-        if self.ref_model is not None:
-            self.ref_model.to(self.accelerator.device)
         params = [p for p in model.parameters() if p.requires_grad]
         if not params:
             raise ValueError("DiffusionRLTrainer: the model has no trainable parameters")
         optimizer = torch.optim.Adam(params, lr=config.learning_rate, weight_decay=config.weight_decay)
+        configure_deepspeed(self.accelerator, config.minibatch_size, config.gradient_accumulation_steps)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        if self.ref_model is not None:  # in the policy's weight dtype (bf16 under DeepSpeed's bf16 engine)
+            dtype = next(p.dtype for p in model.parameters() if p.is_floating_point())
+            self.ref_model.to(self.accelerator.device, dtype)
+        if self.accelerator.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            summary = precision_summary(self.accelerator, model)
+            (self.output_dir / PRECISION_FILE).write_text(json.dumps(summary, indent=1) + "\n")
         self.settings = ObjectiveSettings(
             config.alpha, config.beta, config.clip_range, config.rwr_temperature
         )
@@ -199,11 +209,12 @@ class DiffusionRLTrainer:
             x_t = traj.x_t[k][index.to(traj.x_t.device)].to(device)
             x_prev = traj.x_prev[k][index.to(traj.x_prev.device)].to(device)
             tt = denoiser_timesteps(t, len(index), device)
-            step = step_distribution(self.scheduler, self.model(x_t, tt, cond), int(t), x_t, c.eta)
+            step = step_distribution(self.scheduler, self.model(x_t, tt, cond).float(), int(t), x_t, c.eta)
             logps.append(step_log_prob(step.mean, step.std, x_prev, c.log_prob_reduction))
             if self.objective.needs_reference:
                 with torch.no_grad():
-                    ref = step_distribution(self.scheduler, self.ref_model(x_t, tt, cond), int(t), x_t, c.eta)
+                    eps = self.ref_model(x_t, tt, cond).float()
+                    ref = step_distribution(self.scheduler, eps, int(t), x_t, c.eta)
                 kls.append(gaussian_kl(step.mean, ref.mean, step.std, c.log_prob_reduction))
         return torch.stack(logps, 1), (torch.stack(kls, 1) if kls else None)
 
@@ -227,7 +238,7 @@ class DiffusionRLTrainer:
             t = torch.randint(n_train, (x0.shape[0],), generator=generator).to(device)
             noise = torch.randn(x0.shape, generator=generator).to(device)
             x_t = self.scheduler.add_noise(x0, noise, t)
-            pred = self.model(x_t, t, cond)
+            pred = self.model(x_t, t, cond).float()
             total = total + noise_prediction_loss(
                 pred, training_target(self.scheduler, x0, noise, t), c.diffusion_loss_kind
             )
@@ -257,7 +268,9 @@ class DiffusionRLTrainer:
                         )
                         loss, mb_stats = self.objective.loss(inputs, self.settings)
                         self.accelerator.backward(loss)
-                        if self.accelerator.sync_gradients and c.max_grad_norm:
+                        # DeepSpeed clips inside its step (the accelerate config's gradient_clipping)
+                        ds = is_deepspeed(self.accelerator)
+                        if self.accelerator.sync_gradients and c.max_grad_norm and not ds:
                             gn = self.accelerator.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
                             stats["grad_norm"].append(float(gn))
                         self.optimizer.step()
@@ -306,45 +319,74 @@ class DiffusionRLTrainer:
         if self.config.report_to != "none":
             self.accelerator.log(metrics, step=self.iteration)
 
-    def train(self, iterations: int) -> list[dict[str, float]]:
-        """Run until `iterations` in total, resuming from `output_dir` when a checkpoint is there."""
+    def train(
+        self, iterations: int, hooks: TrainHooks | None = None, label: str = "rl"
+    ) -> list[dict[str, float]]:
+        """Run until `iterations` in total, resuming from `output_dir` when a checkpoint is there. With
+        `hooks`: one progress bar (loss, reward), and a stop request ends the run after the current iteration
+        with its checkpoint written (`StopRequested`)."""
+        hooks = hooks or TrainHooks()
         if (self.output_dir / STATE_FILE).is_file():
             self.load_checkpoint()
+            if self.accelerator.is_main_process and 0 < self.iteration < iterations:
+                print(f"[{label}] resuming from iteration {self.iteration} of {iterations}", flush=True)
         history = []
-        while self.iteration < iterations:
-            history.append(self.step())
+        main = self.accelerator.is_main_process
+        with hooks.progress(iterations, label, unit="iteration", initial=self.iteration, main=main) as bar:
+            while self.iteration < iterations:
+                if hooks.stop_requested(self.accelerator):
+                    if self.iteration and not (
+                        self.config.save_every and self.iteration % self.config.save_every == 0
+                    ):
+                        self.save_checkpoint()
+                    raise StopRequested(self.iteration, iterations, f"{label} iteration")
+                metrics = self.step()
+                history.append(metrics)
+                hooks.show(bar, loss=metrics.get("loss"), reward=metrics.get("reward"))
         return history
 
     # --- checkpoints ----------------------------------------------------------------------------------------
     def save_checkpoint(self, path: str | Path | None = None) -> Path:
-        """Weights, optimizer and iteration, written atomically (a killed run keeps its last checkpoint)."""
+        """Weights, optimizer and iteration, written atomically (a killed run keeps its last checkpoint).
+        Under DeepSpeed the engine writes its weights and optimizer (every rank); the state file, written
+        last by the main process, names that engine checkpoint."""
         path = Path(path or self.output_dir)
-        if not self.accelerator.is_main_process:
-            return path
-        path.mkdir(parents=True, exist_ok=True)
-        state = {
-            "model": self.accelerator.unwrap_model(self.model).state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "iteration": self.iteration,
-            "config": asdict(self.config),
-        }
-        tmp = path / f".{STATE_FILE}.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, path / STATE_FILE)
+        main = self.accelerator.is_main_process
+        state: dict[str, Any] = {"iteration": self.iteration, "config": asdict(self.config)}
+        if is_deepspeed(self.accelerator):
+            state["deepspeed_tag"] = f"iteration-{self.iteration}"
+            self.model.save_checkpoint(str(path / "deepspeed"), tag=state["deepspeed_tag"])
+        elif main:
+            state["model"] = self.accelerator.unwrap_model(self.model).state_dict()
+            state["optimizer"] = self.optimizer.state_dict()
+        if main:
+            path.mkdir(parents=True, exist_ok=True)
+            save_checkpoint(path / STATE_FILE, state)
+            for old in (path / "deepspeed").glob("iteration-*"):
+                if old.name != state.get("deepspeed_tag"):
+                    shutil.rmtree(old, ignore_errors=True)
+        self.accelerator.wait_for_everyone()
         return path
 
     def load_checkpoint(self, path: str | Path | None = None) -> None:
         path = Path(path or self.output_dir) / STATE_FILE
         if not path.is_file():
             raise FileNotFoundError(f"no trainer checkpoint at {path}")
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = load_checkpoint(path)
         if state["config"].get("objective") != self.config.objective:
             raise ValueError(
                 f"{path}: checkpoint was written by objective {state['config'].get('objective')!r}, "
                 f"this run uses {self.config.objective!r}"
             )
-        self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        if "deepspeed_tag" in state:
+            if not is_deepspeed(self.accelerator):
+                raise ValueError(f"{path} was written under DeepSpeed; resume it with DeepSpeed")
+            self.model.load_checkpoint(str(path.parent / "deepspeed"), tag=state["deepspeed_tag"])
+        else:
+            if is_deepspeed(self.accelerator):
+                raise ValueError(f"{path} was written without DeepSpeed; resume it the same way")
+            self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
         self.iteration = state["iteration"]
         self._drop_rows_past_checkpoint()
 

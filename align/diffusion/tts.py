@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -14,12 +13,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from align.checkpoints import load_checkpoint, save_checkpoint
+from align.diffusion.speech.ljspeech import Utterance
+from align.diffusion.speech.tts_text import encode_text
+from align.diffusion.speech.wavegrad2 import TTSCondition, WaveGrad2
 from align.diffusion.speech_metrics import WaveformScorer, word_error_rate
 from align.diffusion.steps import noise_prediction_loss, training_target
 from align.diffusion.task import DiffusionTask
-from align.models.ljspeech import Utterance
-from align.models.tts_text import encode_text
-from align.models.wavegrad2 import TTSCondition, WaveGrad2
+from align.stopping import StopRequested
+from align.train_hooks import TrainHooks
 
 PRETRAIN_STATE = "pretrain_state.pt"
 
@@ -80,23 +82,57 @@ class TTSPretrainConfig:
     seed: int = field(default=0, metadata={"help": "Seed for batches, timesteps and noise."})
 
 
+def _save_pretrain_state(
+    out: Path, model: WaveGrad2, optimizer: torch.optim.Optimizer, step: int, config: TTSPretrainConfig
+) -> None:
+    save_checkpoint(
+        out / PRETRAIN_STATE,
+        {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "step": step,
+            "config": asdict(config),
+        },
+    )
+
+
 def pretrain(
-    model: WaveGrad2, utterances: list[Utterance], config: TTSPretrainConfig, output_dir: str | Path
+    model: WaveGrad2,
+    utterances: list[Utterance],
+    config: TTSPretrainConfig,
+    output_dir: str | Path,
+    hooks: TrainHooks | None = None,
+    save: bool = True,
 ) -> WaveGrad2:
-    """Train from scratch (or resume from `output_dir`); the final model is saved under output_dir/model."""
+    """Train from scratch (or resume from `output_dir`); the final model is saved under output_dir/model.
+    With `hooks`: a progress bar (loss), and a stop request saves the state at the current step and raises
+    `StopRequested` (batches and noise are seeded by step, so the resumed run repeats an uninterrupted one).
+    With `save=False` nothing is written and nothing shown (the other ranks of a launch compute the same model
+    as the main one, which writes, so that none waits for it)."""
+    hooks = hooks or TrainHooks()
     out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if save:
+        out.mkdir(parents=True, exist_ok=True)
     scheduler = model.config.scheduler()
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     step = 0
     if (out / PRETRAIN_STATE).is_file():
-        state = torch.load(out / PRETRAIN_STATE, map_location="cpu", weights_only=False)
+        state = load_checkpoint(out / PRETRAIN_STATE)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         step = state["step"]
+        if 0 < step < config.steps and save:
+            print(f"[pretrain] resuming from step {step} of {config.steps}", flush=True)
     model.train()
-    log = (out / "pretrain_log.jsonl").open("a")
+    log = (out / "pretrain_log.jsonl").open("a") if save else None
+    bar = hooks.progress(config.steps, "pretrain", initial=step, main=save)
     while step < config.steps:
+        if hooks.stop_requested():
+            bar.close()
+            if log is not None:
+                log.close()
+                _save_pretrain_state(out, model, optimizer, step, config)
+            raise StopRequested(step, config.steps, "pretrain step")
         g = torch.Generator().manual_seed(config.seed * 1000003 + step)
         torch.manual_seed(config.seed * 1000003 + step)  # dropout: a resumed run repeats an uninterrupted one
         idx = torch.randint(len(utterances), (config.batch_size,), generator=g)
@@ -117,28 +153,23 @@ def pretrain(
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         step += 1
+        hooks.show(bar, loss=float(loss.detach()))
+        if log is None:
+            continue
         log.write(
             json.dumps(
                 {"step": step, "diffusion_loss": float(diff.detach()), "duration_loss": float(dur.detach())}
             )
             + "\n"
         )
-        if step % config.save_every == 0 or step == config.steps:
+        if (config.save_every and step % config.save_every == 0) or step == config.steps:
             log.flush()
-            tmp = out / f".{PRETRAIN_STATE}.tmp"
-            torch.save(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "step": step,
-                    "config": asdict(config),
-                },
-                tmp,
-            )
-            os.replace(tmp, out / PRETRAIN_STATE)
-    log.close()
+            _save_pretrain_state(out, model, optimizer, step, config)
+    bar.close()
     model.eval()
-    model.save_pretrained(out / "model")
+    if log is not None:
+        log.close()
+        model.save_pretrained(out / "model")
     return model
 
 

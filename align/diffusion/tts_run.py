@@ -3,7 +3,9 @@ with each objective and seed through the same trainer, evaluate each, and write 
 Every model is evaluated with the same noise (`run.eval_seed`) on `eval_samples_per_text` samples of each held-out
 transcript, so that each fine-tuned model's MOS is compared with the pretrained model's sample by sample (a
 paired difference with its standard error). Every stage resumes: finished results are kept, unfinished training
-continues from its checkpoint."""
+continues from its checkpoint. The run folder's `run_state.json` (a `RunRecord`) records the config at the first
+start and refuses a later start that changes a result-changing setting (adding objectives or seeds is allowed:
+each is a result of its own); `results.json` holds the results, written atomically."""
 
 from __future__ import annotations
 
@@ -12,16 +14,26 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from align.diffusion.config import DiffusionRLConfig
 from align.diffusion.objectives import OBJECTIVES
+from align.diffusion.speech.ljspeech import read_ljspeech
+from align.diffusion.speech.wavegrad2 import WaveGrad2, WaveGrad2Config
 from align.diffusion.speech_metrics import make_asr, make_mos, word_error_rate
 from align.diffusion.trainer import DiffusionRLTrainer
 from align.diffusion.tts import TTSPretrainConfig, evaluate_tts, pretrain, tts_task
-from align.models.ljspeech import read_ljspeech
-from align.models.wavegrad2 import WaveGrad2, WaveGrad2Config
+from align.recipe_config import config_record, neutral_fields
+from align.run_folder import open_run_record, resume_note
+from align.run_state import write_json_atomic, write_text_atomic
+from align.train_hooks import TrainHooks
+from align.trainers.distributed import launch_state
+from align.user_errors import UserError
+
+STATE_FILE = "run_state.json"
+RESULTS_FILE = "results.json"
 
 
 @dataclass
@@ -29,7 +41,13 @@ class DLPOTTSRunConfig:
     """What to run: data, rewards, objectives, seeds and evaluation."""
 
     output_dir: str = field(default="runs/dlpo-tts", metadata={"help": "Where everything goes."})
-    data_dir: str = field(default="data/ljspeech-sample", metadata={"help": "LJSpeech-format folder."})
+    data_dir: str = field(
+        default="",
+        metadata={
+            "help": "LJSpeech-format folder (metadata.csv + wavs/); empty: our sample (data/ljspeech-sample), "
+            "found from any working directory."
+        },
+    )
     resample: bool = field(
         default=False, metadata={"help": "Resample clips whose rate differs from the model's."}
     )
@@ -101,22 +119,73 @@ def _rl_config(
     return dataclasses.replace(base, objective=objective, seed=seed, beta=beta, output_dir=str(out))
 
 
+def resolve_data_dir(data_dir: str) -> Path:
+    """The corpus folder: our sample for an empty setting; a relative path not found from the working
+    directory is looked up in the project's folder (so `data/ljspeech-sample` works from anywhere)."""
+    from align.data.samples import sample_root
+
+    if not data_dir:
+        return sample_root() / "ljspeech-sample"
+    path = Path(data_dir)
+    if not path.exists() and not path.is_absolute():
+        try:
+            beside = sample_root().parent / path
+        except FileNotFoundError:
+            return path
+        if beside.exists():
+            return beside
+    return path
+
+
+def migrate_results(out: Path) -> None:
+    """A folder written before run records (`results.json` only): its results become the record's stages."""
+    old, state = out / RESULTS_FILE, out / STATE_FILE
+    if old.is_file() and not state.is_file():
+        results = json.loads(old.read_text())
+        write_json_atomic(state, {"done": list(results), "results": results})
+
+
 class DLPOTTSRun:
+    """One DLPO TTS experiment in `run.output_dir`; `execute()` runs or resumes every stage. `hooks` carry
+    the command's stop request and progress settings; `overwrite` starts the folder over."""
+
     def __init__(
         self,
         run: DLPOTTSRunConfig,
         model: WaveGrad2Config,
         pretrain: TTSPretrainConfig,
         rl: DiffusionRLConfig,
+        hooks: TrainHooks | None = None,
+        overwrite: bool = False,
     ):
         self.run, self.model_config, self.pretrain_config, self.rl = run, model, pretrain, rl
+        self.hooks = dataclasses.replace(hooks or TrainHooks(), rename={"reward": "mos"})
         self.out = Path(run.output_dir)
-        self.results_path = self.out / "results.json"
-        self.results = json.loads(self.results_path.read_text()) if self.results_path.is_file() else {}
+        self.results_path = self.out / RESULTS_FILE
+        self.state = launch_state()  # reads ACCELERATE_USE_CPU, as every later Accelerator must see it
+        if self.state.is_main_process:
+            migrate_results(self.out)
+        self.state.wait_for_everyone()
+        config = config_record({"run": run, "model": model, "pretrain": pretrain, "rl": rl})
+        self.record = open_run_record(
+            self.out,
+            config,
+            name=STATE_FILE,
+            ignore=neutral_fields(config, extra=("run.objectives", "run.seeds")),
+            overwrite=overwrite,
+            accelerator=self.state,
+        )
+        self.results: dict[str, Any] = self.record.data["results"]
+        keys = ["ground_truth", "pretrained"] + [f"{o}/seed{s}" for o in run.objectives for s in run.seeds]
+        note = resume_note(self.record, keys)
+        if note and self.state.is_main_process:
+            print(f"[dlpo] {note}", flush=True)
 
-    def _save(self) -> None:
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.results_path.write_text(json.dumps(self.results, indent=1))
+    def _set(self, key: str, value: Any) -> None:
+        """Record one result (the record and results.json, atomically, on the main process)."""
+        self.record.record(key, value)
+        if self.state.is_main_process:
+            write_json_atomic(self.results_path, self.results)
 
     def pretrained_model(self, utterances) -> WaveGrad2:
         if self.run.pretrained:
@@ -124,29 +193,44 @@ class DLPOTTSRun:
         if (self.out / "pretrain" / "model" / "model.safetensors").is_file():
             return WaveGrad2.from_pretrained(self.out / "pretrain" / "model")
         torch.manual_seed(self.pretrain_config.seed)
-        return pretrain(WaveGrad2(self.model_config), utterances, self.pretrain_config, self.out / "pretrain")
+        model = WaveGrad2(self.model_config)
+        # every rank of a launch pretrains the same model (no rank waits minutes at a barrier); the main one
+        # writes it and its checkpoints
+        out = self.out / "pretrain"
+        return pretrain(
+            model, utterances, self.pretrain_config, out, self.hooks, save=self.state.is_main_process
+        )
+
+    def _corpus(self) -> list:
+        data_dir = resolve_data_dir(self.run.data_dir)
+        try:
+            return read_ljspeech(data_dir, self.model_config.sample_rate, self.run.resample)
+        except (OSError, ValueError) as err:  # a missing or malformed corpus: the message names file and line
+            raise UserError(f"run.data_dir: {err}") from None
 
     def execute(self) -> dict:
         torch.set_num_threads(self.run.threads)
-        utts = read_ljspeech(self.run.data_dir, self.model_config.sample_rate, self.run.resample)
+        utts = self._corpus()
         if len(utts) <= self.run.eval_count:
-            raise ValueError(
-                f"{self.run.data_dir}: {len(utts)} clips, need more than eval_count={self.run.eval_count}"
+            raise UserError(
+                f"run.data_dir {self.run.data_dir or 'sample'}: {len(utts)} clips, need more than "
+                f"run.eval_count={self.run.eval_count}"
             )
         train, held_out = utts[: -self.run.eval_count], utts[-self.run.eval_count :]
         eval_texts = [u.text for u in held_out]
         eval_samples = eval_texts * self.run.eval_samples_per_text
         rate = self.model_config.sample_rate
         mos, asr = make_mos(self.run.mos, rate), make_asr(self.run.asr, rate)
-        if "ground_truth" not in self.results:
+        main = self.state.is_main_process  # under several processes the main one evaluates and records
+        if "ground_truth" not in self.results and main:
             wavs = [u.wav for u in held_out]
-            self.results["ground_truth"] = {
-                "mos": float(mos(wavs).mean()),
-                "wer": word_error_rate(eval_texts, asr(wavs)),
-            }
-            self._save()
+            self._set(
+                "ground_truth",
+                {"mos": float(mos(wavs).mean()), "wer": word_error_rate(eval_texts, asr(wavs))},
+            )
         pretrained_dir = Path(self.run.pretrained) if self.run.pretrained else self.out / "pretrain" / "model"
         base = self.pretrained_model(train)
+        self.state.wait_for_everyone()  # the main process has written the pretrained model
 
         def evaluate(model: WaveGrad2, key: str) -> dict[str, float]:
             steps, audio = self.run.eval_inference_steps, self.out / "audio" / key
@@ -155,15 +239,15 @@ class DLPOTTSRun:
             )
 
         protocol = {"eval_seed": self.run.eval_seed, "eval_samples": len(eval_samples)}
-        if self.results.setdefault("evaluation", protocol) != protocol:
-            raise ValueError(
+        if "evaluation" not in self.results:
+            self._set("evaluation", protocol)
+        elif self.results["evaluation"] != protocol:
+            raise UserError(
                 f"{self.results_path}: its results were evaluated with {self.results['evaluation']}, this run "
                 f"asks for {protocol}; use another run.output_dir (paired differences need one protocol)"
             )
-        if "pretrained" not in self.results:
-            self.results["pretrained"] = evaluate(base, "pretrained")
-            self._save()
-        base_scores = self.results["pretrained"]["mos_scores"]
+        if "pretrained" not in self.results and main:
+            self._set("pretrained", evaluate(base, "pretrained"))
         for objective in self.run.objectives:  # objective-major: a cut-short run has every seed of the first
             for seed in self.run.seeds:
                 key = f"{objective}/seed{seed}"
@@ -177,16 +261,19 @@ class DLPOTTSRun:
                     tts_task(model, [u.text for u in train], mos, train),
                     _rl_config(self.rl, self.run, objective, seed, run_dir),
                 )
-                trainer.train(self.run.iterations)
+                trainer.train(self.run.iterations, hooks=self.hooks, label=key)
                 trained = trainer.accelerator.unwrap_model(trainer.model)
-                trained.save_pretrained(run_dir / "model")
-                result = evaluate(trained, key)
-                diff, se, _ = paired_difference(result["mos_scores"], base_scores)
-                result.update(mos_diff=diff, mos_diff_se=se)
-                result.update(training_summary(run_dir / "metrics.jsonl"))
-                self.results[key] = result
-                self._save()
-        (self.out / "report.md").write_text(report(self.results))
+                if main:
+                    trained.save_pretrained(run_dir / "model")
+                    result = evaluate(trained, key)
+                    base_scores = self.results["pretrained"]["mos_scores"]
+                    diff, se, _ = paired_difference(result["mos_scores"], base_scores)
+                    result.update(mos_diff=diff, mos_diff_se=se)
+                    result.update(training_summary(run_dir / "metrics.jsonl"))
+                    self._set(key, result)
+                self.state.wait_for_everyone()
+        if self.state.is_main_process:
+            write_text_atomic(self.out / "report.md", report(self.results))
         return self.results
 
 

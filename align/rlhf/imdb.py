@@ -18,6 +18,7 @@ from align.rlhf.imdb_data import IMDB_HUB_ID, clean_review, imdb_prompts, load_r
 from align.rlhf.rewards import ClassifierScore, sentiment_score
 from align.rlhf.run import RlhfRun, check_prompts_fit, tokenizer_and_context
 from align.rlhf.training import TrainSettings, pretrain_lm, train_classifier
+from align.train_hooks import TrainHooks
 from align.trainers.ppo_config import PPOConfig
 
 
@@ -26,9 +27,20 @@ class ImdbRun(RlhfRun):
 
     name = "sppo-imdb"
 
-    def __init__(self, cfg: ImdbConfig, ppo: PPOConfig, lm: TrainSettings, classifier: TrainSettings):
-        super().__init__(cfg.output_dir, ppo, cfg.eval, cfg.policy_settings)
+    def __init__(
+        self,
+        cfg: ImdbConfig,
+        ppo: PPOConfig,
+        lm: TrainSettings,
+        classifier: TrainSettings,
+        hooks: TrainHooks | None = None,
+        overwrite: bool = False,
+    ):
+        sections = {"imdb": cfg, "ppo": ppo, "lm": lm, "classifier": classifier}
+        super().__init__(cfg.output_dir, ppo, cfg.eval, cfg.policy_settings, sections, hooks, overwrite)
         self.cfg, self.lm, self.classifier_settings = cfg, lm, classifier
+        stages = ([] if cfg.policy else ["lm"]) + ([] if cfg.classifier else ["classifier"])
+        self.announce_resume([*stages, "initial", *(f"seed{s}" for s in cfg.seeds)])
         self.source = cfg.dataset or str(sample_root() / "imdb")
         reviews = load_reviews(self.source, cfg.train_split)
         self.train_reviews, self.val_reviews = train_val_split(reviews, cfg.split_seed)
@@ -37,14 +49,15 @@ class ImdbRun(RlhfRun):
     def policy_path(self) -> str:
         if self.cfg.policy:
             return self.cfg.policy
-        self.stage("lm", self.train_lm)
+        self.stage("lm", self.train_lm, collective=True)
         return self.state.result("lm")["model"]
 
     def train_lm(self) -> dict[str, Any]:
         from align.rlhf.tiny import build_tiny_gpt2
 
         texts = [clean_review(r.text) for r in self.train_reviews]
-        base = build_tiny_gpt2(self.root / "tiny-gpt2", texts, seed=self.lm.seed)
+        base = self.root / "tiny-gpt2"
+        self.on_main(lambda: build_tiny_gpt2(base, texts, seed=self.lm.seed))
         held_out = [clean_review(r.text) for r in self.val_reviews]
         return pretrain_lm(
             str(base),
@@ -52,21 +65,21 @@ class ImdbRun(RlhfRun):
             held_out,
             self.lm,
             self.stage_dir("lm"),
+            callbacks=[self.hooks_callback("lm")],
             mixed_precision=self.precision,
         )
 
     def classifier_path(self, policy_path: str) -> str:
         if self.cfg.classifier:
             return self.cfg.classifier
-        self.stage("classifier", lambda: self.train_classifier(policy_path))
+        self.stage("classifier", lambda: self.train_classifier(policy_path), collective=True)
         return self.state.result("classifier")["model"]
 
     def train_classifier(self, tokenizer_dir: str) -> dict[str, Any]:
         from align.rlhf.tiny import build_tiny_classifier
 
-        base = build_tiny_classifier(
-            self.root / "tiny-classifier", tokenizer_dir, seed=self.classifier_settings.seed
-        )
+        base = self.root / "tiny-classifier"
+        self.on_main(lambda: build_tiny_classifier(base, tokenizer_dir, seed=self.classifier_settings.seed))
         held_out = load_reviews(self.source, self.cfg.classifier_eval_split)
         return train_classifier(
             str(base),
@@ -74,6 +87,7 @@ class ImdbRun(RlhfRun):
             held_out,
             self.classifier_settings,
             self.stage_dir("classifier"),
+            callbacks=[self.hooks_callback("classifier")],
             mixed_precision=self.precision,
         )
 
@@ -98,8 +112,9 @@ class ImdbRun(RlhfRun):
             self.stage(
                 f"seed{seed}",
                 lambda s=seed: self.rl_seed(s, policy_path, cfg.iterations, train, held_out, score),
+                collective=True,
             )
-        return self.write_report(policy_path)
+        return self.write_report(policy_path) if self.main else {}
 
     def write_report(self, policy_path: str) -> dict[str, Any]:
         from align.rlhf.report import write_report

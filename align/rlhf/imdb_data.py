@@ -10,9 +10,8 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from align.data.errors import DatasetFormatError
 from align.rlhf.records import Review, RLPrompt
-from align.rlhf.sources import load_rows, text_field
+from align.rlhf.sources import load_table
 
 IMDB_HUB_ID = "stanfordnlp/imdb"
 LABEL_NAMES = {"neg": 0, "negative": 0, "pos": 1, "positive": 1}
@@ -21,17 +20,16 @@ LABEL_NAMES = {"neg": 0, "negative": 0, "pos": 1, "positive": 1}
 def load_reviews(source: str | Path, split: str) -> list[Review]:
     """Reviews of one split (hub id, parquet file or folder in the hub's layout). Labels may be 0/1 or
     neg/pos; anything else is an error naming the record."""
-    rows, where = load_rows(source, split, ("text", "label"))
+    table = load_table(source, split, ("text", "label"))
     out = []
-    for k, row in enumerate(rows):
-        text = text_field(row, "text", where, k)
-        label = row["label"]
+    for k in range(len(table.rows)):
+        text = table.text(k, "text")
+        label = raw = table.value(k, "label")
         if isinstance(label, str):
             label = LABEL_NAMES.get(label.strip().lower(), label)
+            label = int(label) if isinstance(label, str) and label.strip() in ("0", "1") else label
         if label not in (0, 1) or isinstance(label, bool):
-            raise DatasetFormatError(
-                where, f"label must be 0/1 or neg/pos, got {row['label']!r}", record=str(k), field="label"
-            )
+            raise table.error(k, f"label must be 0/1 or neg/pos, got {raw!r}", "label")
         out.append(Review(f"{split}-{k}", text, int(label)))
     return out
 

@@ -2,7 +2,8 @@
 policy, and one PPO/SPPO stage per seed through the project's PPO trainer (`align.trainers.ppo.PPOTrainer`
 with a `SequenceReward`): there is no second PPO here.
 
-Run folder: `rlhf_state.json` (stages done and their results), `stages/<stage>/` (trained models),
+Run folder: `rlhf_state.json` (a `RunRecord`: the config recorded at the first start, the stages done and
+their results; a later start with another config is refused), `stages/<stage>/` (trained models),
 `seed<k>/ppo/` (PPO checkpoints and `metrics.jsonl`), `seed<k>/policy/` (the final policy),
 `seed<k>/samples.jsonl` (held-out samples), `report.md` / `report.json` / `report.png`.
 """
@@ -10,47 +11,24 @@ Run folder: `rlhf_state.json` (stages done and their results), `stages/<stage>/`
 from __future__ import annotations
 
 import json
-import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from align.models.loading import LoadedPolicy, load_policy
+from align.recipe_config import ConfigError, config_record, neutral_fields
 from align.rlhf.config import EvalSettings, PolicySettings
 from align.rlhf.metrics import evaluate_policy
 from align.rlhf.records import RLPrompt
 from align.rlhf.rewards import BatchedSequenceReward, ScoreBatch
+from align.run_folder import open_run_record, resume_note
+from align.train_hooks import TrainHooks
 from align.trainers.distributed import make_accelerator
 from align.trainers.ppo import PPOTrainer
 from align.trainers.ppo_config import PPOConfig
 from align.trainers.prompt_source import TextPrompt
-
-
-class RunState:
-    """`rlhf_state.json`: the stages done, in order, and what each measured; written atomically."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self.data: dict[str, Any] = (
-            json.loads(path.read_text()) if path.is_file() else {"done": [], "results": {}}
-        )
-
-    def done(self, stage: str) -> bool:
-        return stage in self.data["done"]
-
-    def result(self, stage: str) -> dict[str, Any]:
-        return self.data["results"][stage]
-
-    def record(self, stage: str, result: dict[str, Any]) -> None:
-        self.data["results"][stage] = result
-        if stage not in self.data["done"]:
-            self.data["done"].append(stage)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, default=str))
-        os.replace(tmp, self.path)
 
 
 def context_length(config: Any) -> int | None:
@@ -82,33 +60,72 @@ def check_prompts_fit(
     for p in prompts:
         n = len(tokenizer(p.prompt)["input_ids"])  # as the rollout encodes raw prompts
         if n + max_new_tokens > context:
-            raise ValueError(
+            raise ConfigError(
                 f"prompt {p.id!r} has {n} tokens; with {max_new_tokens} new tokens that exceeds the "
                 f"{context}-token context of {model!r} (shorten prompts: prompt_tokens / max_prompt_tokens)"
             )
 
 
+STATE_FILE = "rlhf_state.json"
+
+
 class RlhfRun:
-    """Base of `ImdbRun` and `TldrRun`: the state, the evaluation and the per-seed RL stage."""
+    """Base of `ImdbRun` and `TldrRun`: the run record, the evaluation and the per-seed RL stage.
+
+    `sections` (the recipe's config sections) are recorded at the run's first start; a later start whose
+    result-changing settings differ is refused (`overwrite` starts over; more or fewer seeds are allowed:
+    each seed is a stage of its own). `hooks` carry the command's stop request and progress settings."""
 
     name = "rlhf"
     with_rouge = False  # ROUGE against the prompts' reference texts in the evaluation
 
     def __init__(
-        self, output_dir: str, ppo: PPOConfig, eval_settings: EvalSettings, policy_settings: PolicySettings
+        self,
+        output_dir: str,
+        ppo: PPOConfig,
+        eval_settings: EvalSettings,
+        policy_settings: PolicySettings,
+        sections: Mapping[str, Any] | None = None,
+        hooks: TrainHooks | None = None,
+        overwrite: bool = False,
     ):
         self.root = Path(output_dir)
+        self.hooks = hooks or TrainHooks()
+        # the run's one accelerator (accelerate allows one precision per process): its precision, from
+        # `ppo.mixed_precision` or the launch, is also the TRL stages' precision
+        self.accelerator = make_accelerator(ppo.mixed_precision)
+        config = config_record(sections if sections is not None else {"ppo": ppo})
+        seeds = [
+            f"{name}.seeds" for name, value in config.items() if isinstance(value, dict) and "seeds" in value
+        ]
+        self.record = open_run_record(
+            self.root,
+            config,
+            name=STATE_FILE,
+            ignore=neutral_fields(config, extra=seeds),
+            overwrite=overwrite,
+            accelerator=self.accelerator,
+            keep=("judge.sqlite", "judge.sqlite-wal", "judge.sqlite-shm"),  # paid-for judgments stay valid
+        )
+        self.state = self.record  # the stages done and their results (the name earlier code used)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.state = RunState(self.root / "rlhf_state.json")
         # these tasks prompt with raw text (review prefixes, "... TL;DR:" posts, as SFT trains them): the chat
         # template is used only when the config asks for it
         self.ppo = replace(ppo, chat=bool(ppo.chat))
         self.eval_settings, self.policy_settings = eval_settings, policy_settings
-        # the run's one accelerator (accelerate allows one precision per process): its precision, from
-        # `ppo.mixed_precision` or the launch, is also the TRL stages' precision
-        self.accelerator = make_accelerator(ppo.mixed_precision)
         self.precision = str(self.accelerator.mixed_precision)
         self.device = self.accelerator.device
+
+    def hooks_callback(self, stage: str) -> Any:
+        """A transformers `TrainerCallback` giving a TRL/transformers stage our progress bar and stop."""
+        from align.rlhf.training import HooksCallback
+
+        return HooksCallback(self.hooks, stage)
+
+    def announce_resume(self, stages: list[str]) -> None:
+        note = resume_note(self.record, stages)
+        if note:
+            print(f"[{self.name}] {note}", flush=True)
 
     def extend(self, result: dict[str, Any], prompts: list[RLPrompt], seed: int) -> dict[str, Any]:
         """Further measurements of an evaluation, its `samples` included (the TL;DR judge)."""
@@ -120,13 +137,28 @@ class RlhfRun:
     def seed_dir(self, seed: int) -> Path:
         return self.root / f"seed{seed}"
 
-    def stage(self, name: str, fn: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-        """Run `fn` unless the stage is done; record and print its result."""
+    @property
+    def main(self) -> bool:
+        return self.accelerator.is_main_process
+
+    def on_main(self, fn: Callable[[], Any]) -> None:
+        """`fn` on the main process (files every rank then reads), the others waiting for it."""
+        if self.main:
+            fn()
+        self.accelerator.wait_for_everyone()
+
+    def stage(self, name: str, fn: Callable[[], dict[str, Any]], collective: bool = False) -> dict[str, Any]:
+        """Run `fn` unless the stage is done; record and print its result. Under several processes a
+        `collective` stage (training) runs on every rank and any other (evaluation) on the main one alone
+        (the others record it as done with no result: only the main process reads evaluation results); the
+        record is written by the main process, which the others wait for."""
         if not self.state.done(name):
-            result = fn()
-            self.state.record(name, result)
-            shown = {k: v for k, v in result.items() if isinstance(v, int | float)}
-            print(f"[{self.name}] finished {name}: {json.dumps(shown)}", flush=True)
+            result = fn() if collective or self.main else {}
+            self.state.record(name, result)  # on disk by the main process only (read-only on the others)
+            if self.main:
+                shown = {k: v for k, v in result.items() if isinstance(v, int | float)}
+                print(f"[{self.name}] finished {name}: {json.dumps(shown)}", flush=True)
+            self.accelerator.wait_for_everyone()
         return self.state.result(name)
 
     def load_policy(self, path: str, lora: bool = True) -> LoadedPolicy:
@@ -189,14 +221,18 @@ class RlhfRun:
             accelerator=self.accelerator,
         )
         start, done_before = time.perf_counter(), len(read_metrics(folder / "ppo" / "metrics.jsonl"))
-        trainer.train(iterations)
+        trainer.train(iterations, hooks=self.hooks, label=f"seed{seed}")
         seconds = time.perf_counter() - start
-        result = self.evaluate(policy, eval_prompts, score, seed=seed, reference=trainer.ref_model)
-        result = self.extend(result, eval_prompts, seed)
-        write_samples(folder / "samples.jsonl", result.pop("samples"))
+        result: dict[str, Any] = {}
+        if self.main:  # the evaluation runs once, on the main process (one judge request per item)
+            result = self.evaluate(policy, eval_prompts, score, seed=seed, reference=trainer.ref_model)
+            result = self.extend(result, eval_prompts, seed)
+            write_samples(folder / "samples.jsonl", result.pop("samples"))
         trainer.finish()  # drops the frozen reference, so the policy saved is the trained one only
-        policy.model.save_pretrained(folder / "policy")
-        policy.tokenizer.save_pretrained(folder / "policy")
+        if self.main:
+            policy.model.save_pretrained(folder / "policy")
+            policy.tokenizer.save_pretrained(folder / "policy")
+        self.accelerator.wait_for_everyone()
         # wall-clock of the iterations trained in this process (a resumed stage times only its remainder)
         timing = {"train_seconds": seconds, "iterations_timed": max(iterations - done_before, 0)}
         return {"seed": seed, "iterations": iterations, **timing, **result}

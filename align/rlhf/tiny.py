@@ -84,6 +84,8 @@ def build_tiny_classifier(
             n_heads=cfg.num_heads,
             max_position_embeddings=cfg.max_positions,
             pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,  # the tokenizer's (the trainer would align them, and warn)
+            eos_token_id=tokenizer.eos_token_id,
             id2label=dict(enumerate(labels)),
             label2id={name: k for k, name in enumerate(labels)},
         )

@@ -30,6 +30,7 @@ from align.rlhf.tldr_data import (
     tldr_prompts,
 )
 from align.rlhf.training import TrainSettings, preference_accuracy, train_reward_model, train_sft
+from align.train_hooks import TrainHooks
 from align.trainers.ppo_config import PPOConfig
 
 
@@ -43,9 +44,20 @@ class TldrRun(RlhfRun):
     name = "sppo-tldr"
     with_rouge = True
 
-    def __init__(self, cfg: TldrConfig, ppo: PPOConfig, sft: TrainSettings, reward: TrainSettings):
-        super().__init__(cfg.output_dir, ppo, cfg.eval, cfg.policy_settings)
+    def __init__(
+        self,
+        cfg: TldrConfig,
+        ppo: PPOConfig,
+        sft: TrainSettings,
+        reward: TrainSettings,
+        hooks: TrainHooks | None = None,
+        overwrite: bool = False,
+    ):
+        sections = {"tldr": cfg, "ppo": ppo, "sft": sft, "reward": reward}
+        super().__init__(cfg.output_dir, ppo, cfg.eval, cfg.policy_settings, sections, hooks, overwrite)
         self.cfg, self.sft_settings, self.reward_settings = cfg, sft, reward
+        stages = ([] if cfg.sft_model else ["sft"]) + ["reward_model", "initial"]
+        self.announce_resume([*stages, *(f"seed{s}" for s in cfg.seeds)])
         self.sft_source = cfg.sft_dataset or str(sample_root() / "tldr" / "sft")
         self.preference_source = cfg.preference_dataset or str(sample_root() / "tldr" / "preference")
         self._judge = None
@@ -54,7 +66,7 @@ class TldrRun(RlhfRun):
     def sft_path(self) -> str:
         if self.cfg.sft_model:
             return self.cfg.sft_model
-        self.stage("sft", self.train_sft)
+        self.stage("sft", self.train_sft, collective=True)
         return self.state.result("sft")["model"]
 
     def train_sft(self) -> dict[str, Any]:
@@ -65,24 +77,21 @@ class TldrRun(RlhfRun):
         if not base:
             from align.rlhf.tiny import build_tiny_gpt2
 
-            base = str(
-                build_tiny_gpt2(
-                    self.root / "tiny-gpt2",
-                    [p.prompt + p.completion for p in train],
-                    seed=self.sft_settings.seed,
-                )
-            )
+            texts = [p.prompt + p.completion for p in train]
+            base = str(self.root / "tiny-gpt2")
+            self.on_main(lambda: build_tiny_gpt2(base, texts, seed=self.sft_settings.seed))
         return train_sft(
             base,
             train,
             held_out,
             self.sft_settings,
             self.stage_dir("sft"),
+            callbacks=[self.hooks_callback("sft")],
             mixed_precision=self.precision,
         )
 
     def reward_model_path(self, sft_path: str) -> str:
-        self.stage("reward_model", lambda: self.train_reward_model(sft_path))
+        self.stage("reward_model", lambda: self.train_reward_model(sft_path), collective=True)
         return self.state.result("reward_model")["model"]
 
     def train_reward_model(self, sft_path: str) -> dict[str, Any]:
@@ -102,6 +111,7 @@ class TldrRun(RlhfRun):
             held_out,
             self.reward_settings,
             self.stage_dir("reward_model"),
+            callbacks=[self.hooks_callback("reward_model")],
             mixed_precision=self.precision,
         )
         return {**result, "trained": True}
@@ -148,9 +158,11 @@ class TldrRun(RlhfRun):
         self.stage("initial", lambda: self.evaluate_initial(sft, held_out, score))
         for seed in c.seeds:
             self.stage(
-                f"seed{seed}", lambda s=seed: self.rl_seed(s, sft, c.iterations, train, held_out, score)
+                f"seed{seed}",
+                lambda s=seed: self.rl_seed(s, sft, c.iterations, train, held_out, score),
+                collective=True,
             )
-        return self.write_report(sft)
+        return self.write_report(sft) if self.main else {}
 
     def write_report(self, sft: str) -> dict[str, Any]:
         from align.rlhf.report import write_report

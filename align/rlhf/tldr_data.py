@@ -13,8 +13,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from align.data.errors import DatasetFormatError
+from align.recipe_config import ConfigError
 from align.rlhf.records import PreferencePair, RLPrompt, SummaryPair
-from align.rlhf.sources import load_rows, text_field
+from align.rlhf.sources import load_table
 
 TLDR_SFT_HUB_ID = "trl-lib/tldr"
 TLDR_PREFERENCE_HUB_ID = "trl-lib/tldr-preference"
@@ -39,40 +40,39 @@ def normalise_completion(text: str) -> str:
 
 def load_summaries(source: str | Path, split: str) -> list[SummaryPair]:
     """Post/summary pairs of one split: `prompt` + `completion` (trl-lib) or `prompt` + `label` (CarperAI)."""
-    rows, where = load_rows(source, split, ("prompt",))
-    column = "completion" if "completion" in rows[0] else "label" if "label" in rows[0] else None
+    table = load_table(source, split, ("prompt",))
+    first = table.rows[0]
+    column = "completion" if "completion" in first else "label" if "label" in first else None
     if column is None:
-        raise DatasetFormatError(
-            where,
-            f"missing column 'completion' (or CarperAI's 'label'); the rows have {sorted(rows[0])}",
-            field="completion",
+        raise table.error(
+            0,
+            f"missing column 'completion' (or CarperAI's 'label'); the rows have {sorted(first)}",
+            "completion",
         )
     return [
         SummaryPair(
             f"{split}-{k}",
-            normalise_prompt(text_field(row, "prompt", where, k)),
-            normalise_completion(text_field(row, column, where, k)),
+            normalise_prompt(table.text(k, "prompt")),
+            normalise_completion(table.text(k, column)),
         )
-        for k, row in enumerate(rows)
+        for k in range(len(table.rows))
     ]
 
 
 def load_preferences(source: str | Path, split: str) -> list[PreferencePair]:
     """Preference pairs of one split (`prompt`, `chosen`, `rejected` as strings); identical pairs are dropped."""
-    rows, where = load_rows(source, split, ("prompt", "chosen", "rejected"))
+    table = load_table(source, split, ("prompt", "chosen", "rejected"))
     out = []
-    for k, row in enumerate(rows):
-        chosen, rejected = (
-            normalise_completion(text_field(row, c, where, k)) for c in ("chosen", "rejected")
-        )
+    for k in range(len(table.rows)):
+        chosen, rejected = (normalise_completion(table.text(k, c)) for c in ("chosen", "rejected"))
         if chosen != rejected:
             out.append(
-                PreferencePair(
-                    f"{split}-{k}", normalise_prompt(text_field(row, "prompt", where, k)), chosen, rejected
-                )
+                PreferencePair(f"{split}-{k}", normalise_prompt(table.text(k, "prompt")), chosen, rejected)
             )
     if not out:
-        raise DatasetFormatError(where, f"split {split!r} has no pair whose chosen and rejected texts differ")
+        raise DatasetFormatError(
+            table.where, f"split {split!r} has no pair whose chosen and rejected texts differ"
+        )
     return out
 
 
@@ -86,7 +86,7 @@ def fit_prompt(prompt: str, tokenizer, max_tokens: int, prompt_id: str) -> str:
     body = prompt[: -len(MARKER)].rstrip()
     room = max_tokens - len(tokenizer(suffix, add_special_tokens=False)["input_ids"]) - 1
     if room <= 0:
-        raise ValueError(f"prompt {prompt_id!r}: max_prompt_tokens={max_tokens} leaves no room for the post")
+        raise ConfigError(f"prompt {prompt_id!r}: max_prompt_tokens={max_tokens} leaves no room for the post")
     body_ids = tokenizer(body, add_special_tokens=False)["input_ids"][:room]
     return tokenizer.decode(body_ids, skip_special_tokens=True).rstrip() + suffix
 

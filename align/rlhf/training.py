@@ -7,22 +7,29 @@
 - `train_reward_model`: a scalar reward model on preference pairs with TRL's `RewardTrainer` (TL;DR stage 2).
 
 Each writes trainer checkpoints under `<out>/checkpoints` and resumes from the last one when restarted
-(`callbacks` are passed to the trainer); the final model (LoRA merged into its base) goes to `<out>/model`, and the function returns its measurements
-(held-out loss before and after, held-out accuracy).
+(`callbacks` are passed to the trainer; `HooksCallback` gives a stage our progress bar and stops it at the next
+step with a checkpoint written); the final model (LoRA merged into its base) goes to `<out>/model`, and the
+function returns its measurements (held-out loss before and after, held-out accuracy).
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from datasets import Dataset
+from transformers import TrainerCallback
 
 from align.models.loading import LoraSettings, quantization_config
 from align.rlhf.records import PreferencePair, Review, SummaryPair
+from align.stopping import StopRequested
+from align.train_hooks import TrainHooks
+from align.trainers.distributed import is_main_process, wait_for_everyone
 
 
 @dataclass
@@ -50,6 +57,67 @@ class TrainSettings:
 
 
 PRECISIONS = ("no", "bf16", "fp16")
+
+
+class HooksCallback(TrainerCallback):
+    """One progress bar (steps, ETA, loss) for a transformers/TRL training stage, and our stop request: at
+    the next optimizer step the trainer writes its checkpoint and ends training; `train_stage` then raises
+    `StopRequested` (the rerun resumes from that checkpoint)."""
+
+    def __init__(self, hooks: TrainHooks, label: str):
+        self.hooks, self.label = hooks, label
+        self.bar: Any = None
+        self.stopped: tuple[int, int] | None = None
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.bar = self.hooks.progress(
+            state.max_steps, self.label, initial=state.global_step, main=state.is_world_process_zero
+        )
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict | None = None, **kwargs: Any) -> None:
+        if self.bar is not None and logs and "loss" in logs:
+            self.hooks.show(self.bar, 0, loss=logs["loss"])
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.bar is not None:
+            self.hooks.show(self.bar, 1)
+        if self.hooks.stop_requested():
+            control.should_save = True
+            control.should_training_stop = True
+            self.stopped = (state.global_step, state.max_steps)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def checkpointing_by_its_name(config_class: type) -> dict[str, Any]:
+    """TRL's configs default `gradient_checkpointing` to True, a name transformers 5 deprecates (a FutureWarning
+    at every start): the same default under the new name, `activation_checkpointing`, where it exists."""
+    fields = getattr(config_class, "__dataclass_fields__", {})
+    if "activation_checkpointing" not in fields or "gradient_checkpointing" not in fields:
+        return {}
+    return {"activation_checkpointing": fields["gradient_checkpointing"].default}
+
+
+def with_hooks(trainer: Any) -> Any:
+    """A trainer given a `HooksCallback` shows our bar only: transformers' `PrinterCallback` (the log dicts it
+    prints when its own bars are off) is removed."""
+    from transformers.trainer_callback import PrinterCallback
+
+    if any(isinstance(c, HooksCallback) for c in trainer.callback_handler.callbacks):
+        trainer.remove_callback(PrinterCallback)
+    return trainer
+
+
+def train_stage(trainer: Any, resume: str | None) -> Any:
+    """`trainer.train()` from the last checkpoint; `StopRequested` when a `HooksCallback` stopped it."""
+    result = trainer.train(resume_from_checkpoint=resume)
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, HooksCallback) and callback.stopped is not None:
+            raise StopRequested(*callback.stopped, what=f"{callback.label} step")
+    return result
 
 
 def trainer_arguments(
@@ -107,6 +175,9 @@ def save_final(trainer: Any, base: str, settings: TrainSettings, out: Path, clas
     """Save the trained model to `<out>/model`: with LoRA, the adapter merged into an unquantized copy of
     the base, so later stages load one plain model (and a later LoRA's disabled adapter is this model)."""
     target = out / "model"
+    if not trainer.accelerator.is_main_process:  # the main process saves; the others wait for the files
+        trainer.accelerator.wait_for_everyone()
+        return target
     model = trainer.model
     if hasattr(model, "merge_and_unload"):
         adapter = out / "adapter"
@@ -123,7 +194,59 @@ def save_final(trainer: Any, base: str, settings: TrainSettings, out: Path, clas
     model.save_pretrained(target)
     trainer.processing_class.save_pretrained(target)
     shutil.rmtree(out / "checkpoints", ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
     return target
+
+
+def evaluate_before_training(trainer: Any) -> dict[str, float]:
+    """`trainer.evaluate()` before `train()`. Under DeepSpeed ZeRO-1/2 transformers refuses to evaluate
+    before the training engine exists (its inference engine is ZeRO-3 only), so there the model is evaluated
+    as loaded, outside DeepSpeed, with the trainer's own loss and metrics: the same eval loss (per-batch means
+    weighted by batch size) and `compute_metrics`, every rank on the whole held-out set."""
+    from transformers.integrations.deepspeed import is_deepspeed_zero3_enabled
+
+    if not trainer.is_deepspeed_enabled or is_deepspeed_zero3_enabled():
+        return trainer.evaluate()
+    from transformers import EvalPrediction
+
+    model = trainer.model.to(trainer.args.device)
+    was_training = model.training
+    model.eval()
+    loader = torch.utils.data.DataLoader(
+        trainer._remove_unused_columns(trainer.eval_dataset, description="evaluation"),
+        batch_size=trainer.args.per_device_eval_batch_size,
+        collate_fn=trainer.data_collator,
+    )
+    total, count, logits, labels = 0.0, 0, [], []
+    with torch.no_grad():
+        for batch in loader:
+            inputs = {k: v.to(trainer.args.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+            loss, outputs = trainer.compute_loss(model, inputs, return_outputs=True)
+            n = len(next(v for v in inputs.values() if torch.is_tensor(v)))
+            total, count = total + float(loss) * n, count + n
+            if trainer.compute_metrics is not None:
+                logits.append(outputs["logits"].float().cpu())
+                labels.append(inputs["labels"].cpu())
+    model.train(was_training)
+    metrics = {"eval_loss": total / max(count, 1)}
+    if trainer.compute_metrics is not None:
+        prediction = EvalPrediction(torch.cat(logits).numpy(), torch.cat(labels).numpy())
+        metrics.update({f"eval_{k}": v for k, v in trainer.compute_metrics(prediction).items()})
+    return metrics
+
+
+@contextmanager
+def _new_head_expected() -> Iterator[None]:
+    """A reward model starts as the SFT model with a new score head: transformers' load report of that head
+    as missing (newly initialised) is what we want, not news."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def _tokenizer(path: str):
@@ -153,6 +276,7 @@ def _sft(
         max_length=settings.max_length,
         model_init_kwargs=model_init_kwargs(settings),
         packing=False,
+        **checkpointing_by_its_name(SFTConfig),
         **config,
     )
     trainer = SFTTrainer(
@@ -164,7 +288,7 @@ def _sft(
         peft_config=settings.lora.to_peft() if settings.lora else None,
         callbacks=callbacks,
     )
-    return _fit(trainer, base, settings, out)
+    return _fit(with_hooks(trainer), base, settings, out)
 
 
 def pretrain_lm(
@@ -213,9 +337,9 @@ def train_sft(
 
 def _fit(trainer: Any, base: str, settings: TrainSettings, out: Path, classifier: bool = False) -> dict:
     """Held-out loss, train (resuming from the last checkpoint), held-out loss again, save the model."""
-    before = trainer.evaluate()["eval_loss"]
+    before = evaluate_before_training(trainer)["eval_loss"]
     resume = last_checkpoint(out)
-    result = trainer.train(resume_from_checkpoint=resume)
+    result = train_stage(trainer, resume)
     after = trainer.evaluate()["eval_loss"]
     path = save_final(trainer, base, settings, out, classifier)
     return {
@@ -270,9 +394,10 @@ def train_classifier(
         compute_metrics=accuracy,
         callbacks=callbacks,
     )
-    before = trainer.evaluate()
+    with_hooks(trainer)
+    before = evaluate_before_training(trainer)
     resume = last_checkpoint(out)
-    trainer.train(resume_from_checkpoint=resume)
+    train_stage(trainer, resume)
     after = trainer.evaluate()
     path = save_final(trainer, base, settings, out, classifier=True)
     return {
@@ -327,15 +452,18 @@ def train_reward_model(
 
     tokenizer = _tokenizer(base)
     torch.manual_seed(settings.seed)  # the new score head's initialisation
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=1, **model_init_kwargs(settings)
-    )
+    with _new_head_expected():
+        model = AutoModelForSequenceClassification.from_pretrained(
+            base, num_labels=1, **model_init_kwargs(settings)
+        )
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     init = out / "initial"
-    if not (init / "config.json").is_file():  # the untrained model, for the chance-level accuracy
+    main = is_main_process()
+    if main and not (init / "config.json").is_file():  # the untrained model, for the chance-level accuracy
         model.save_pretrained(init)
         tokenizer.save_pretrained(init)
+    wait_for_everyone()
     before = preference_accuracy(str(init), held_out, settings.batch_size)
     peft = None
     if settings.lora:
@@ -344,7 +472,9 @@ def train_reward_model(
     trainer = RewardTrainer(
         model=model,
         args=RewardConfig(
-            **trainer_arguments(settings, out, mixed_precision), max_length=settings.max_length
+            **trainer_arguments(settings, out, mixed_precision),
+            max_length=settings.max_length,
+            **checkpointing_by_its_name(RewardConfig),
         ),
         train_dataset=dataset(_limit(train, settings)),
         eval_dataset=dataset(held_out),
@@ -352,9 +482,11 @@ def train_reward_model(
         peft_config=peft,
         callbacks=callbacks,
     )
+    with_hooks(trainer)
     resume = last_checkpoint(out)
-    trainer.train(resume_from_checkpoint=resume)
+    train_stage(trainer, resume)
     path = save_final(trainer, base, settings, out, classifier=True)
-    shutil.rmtree(init, ignore_errors=True)
+    if main:
+        shutil.rmtree(init, ignore_errors=True)
     after = preference_accuracy(str(path), held_out, settings.batch_size)
     return {"accuracy_before": before["accuracy"], **after, "resumed_from": resume, "model": str(path)}

@@ -19,9 +19,39 @@ from accelerate.utils import DistributedDataParallelKwargs, gather_object
 
 
 def make_accelerator(mixed_precision: str | None = None, **kwargs: Any) -> Accelerator:
-    """The Accelerator of a run; `mixed_precision=None` keeps the launch's setting."""
+    """The Accelerator of a run; `mixed_precision=None` keeps the launch's setting. fp16 without CUDA is
+    refused (accelerate would run float32 and say nothing)."""
     handlers = [DistributedDataParallelKwargs(find_unused_parameters=True)]
-    return Accelerator(mixed_precision=mixed_precision, kwargs_handlers=handlers, **kwargs)
+    accelerator = Accelerator(mixed_precision=mixed_precision, kwargs_handlers=handlers, **kwargs)
+    if accelerator.mixed_precision == "fp16" and accelerator.device.type != "cuda":
+        from align.user_errors import UserError
+
+        source = "the launch" if mixed_precision is None else "the config"
+        raise UserError(
+            f"mixed_precision 'fp16' (from {source}) needs a CUDA GPU; this run is on "
+            f"{accelerator.device.type}: use bf16 or no"
+        )
+    return accelerator
+
+
+def precision_summary(accelerator: Accelerator, module: torch.nn.Module) -> dict[str, Any]:
+    """How a stage computes: the run's mixed precision, the engine, whether autocast is on, and the dtypes
+    of its trainable and frozen weights (DeepSpeed's bf16 engine casts the module's weights to bf16 and
+    keeps float32 master weights in its optimizer; autocast keeps float32 weights)."""
+    trainable = {str(p.dtype).removeprefix("torch.") for p in module.parameters() if p.requires_grad}
+    frozen = {str(p.dtype).removeprefix("torch.") for p in module.parameters() if not p.requires_grad}
+    engine = {
+        DistributedType.DEEPSPEED: f"deepspeed-zero{zero_stage(accelerator)}",
+        DistributedType.NO: "single-process",
+    }.get(accelerator.distributed_type, str(accelerator.distributed_type.value).lower())
+    return {
+        "mixed_precision": str(accelerator.mixed_precision),
+        "engine": engine,
+        "processes": accelerator.num_processes,
+        "autocast": bool(accelerator.native_amp),
+        "trainable_weights": sorted(trainable),
+        "frozen_weights": sorted(frozen),
+    }
 
 
 def run_precision(sections: dict[str, str | None]) -> str | None:
@@ -40,6 +70,26 @@ def check_precision(accelerator: Accelerator, wanted: str | None, where: str) ->
             f"{where}.mixed_precision={wanted!r}, but this run's accelerator uses "
             f"{accelerator.mixed_precision!r} (from the launch or another section); set it once for the run"
         )
+
+
+def launch_state() -> Any:
+    """accelerate's process state of the launch, without an Accelerator (none may exist yet). It reads
+    ACCELERATE_USE_CPU as `Accelerator` does: a CPU launch of several processes created without it would
+    leave every process believing it is alone, and every later Accelerator with it."""
+    from accelerate import PartialState
+    from accelerate.utils import parse_flag_from_env
+
+    return PartialState(cpu=parse_flag_from_env("ACCELERATE_USE_CPU"))
+
+
+def is_main_process() -> bool:
+    """Whether this is the main process of the launch."""
+    return launch_state().is_main_process
+
+
+def wait_for_everyone() -> None:
+    """A barrier over the launch's processes (nothing in a single process)."""
+    launch_state().wait_for_everyone()
 
 
 def is_deepspeed(accelerator: Accelerator) -> bool:

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import shutil
 import time
 from collections import defaultdict
@@ -32,10 +31,13 @@ from typing import Any
 import torch
 from accelerate import Accelerator, DistributedType
 
+from align.checkpoints import load_checkpoint, save_checkpoint, save_weights
 from align.models.loading import LoadedPolicy
-from align.rl.advantages import masked_gae, whiten_across
+from align.rl.advantages import whiten_across
 from align.rl.losses import POLICY_LOSSES, PolicyLossParams, entropy_from_logits, value_loss
-from align.rl.rewards import AdaptiveKLController, FixedKLController, kl_penalty, token_rewards
+from align.rl.rewards import AdaptiveKLController, FixedKLController, kl_penalty
+from align.stopping import StopRequested
+from align.train_hooks import TrainHooks
 from align.trainers.distributed import (
     accumulation_windows,
     check_precision,
@@ -46,16 +48,27 @@ from align.trainers.distributed import (
     make_accelerator,
     micro_step,
     over_ranks,
+    precision_summary,
     shard,
     zero_stage,
 )
 from align.trainers.ppo_config import PPOConfig
+from align.trainers.ppo_rollout import (
+    ScoringReuse,
+    add_advantages,
+    add_kl_rewards,
+    keep_rewarded,
+    samples_of,
+    scored_buffers,
+)
 from align.trainers.prompt_source import MMCoTPrompt, PromptSource, as_prompt
-from align.trainers.reward_fns import RewardFn, Sample
+from align.trainers.reward_fns import RewardFn, TokenRewards
 from align.trainers.rollout import Chunk, sample_chunk
 from align.trainers.scoring import PolicyWithValue, ValueHead, forward_tokens
 
 STATE_FILE = "trainer_state.pt"
+VALUE_HEAD_FILE = "value_head.safetensors"
+PRECISION_FILE = "precision.json"  # how the stage computed (`distributed.precision_summary`)
 
 
 def flat_config(config: Any) -> dict[str, Any]:
@@ -103,13 +116,23 @@ class PPOTrainer:
             self.ref_model = _frozen_copy(policy.model, self.accelerator)
         hidden = policy.model.config.get_text_config().hidden_size
         self.value_head = ValueHead(hidden, config.value_head_hidden)
+        if is_deepspeed(self.accelerator):
+            # one engine, one dtype of trainable weights: a model ZeRO-3 loaded sharded keeps the dtype of its
+            # config (bf16) and the engine casts nothing, so the head takes the policy's trainable dtype
+            trainable = next(p.dtype for p in policy.model.parameters() if p.requires_grad)
+            self.value_head.to(trainable)
         module = PolicyWithValue(policy.model, self.value_head)
         params = [p for p in module.parameters() if p.requires_grad]
         optimizer = torch.optim.AdamW(params, lr=config.learning_rate, weight_decay=config.weight_decay)
         configure_deepspeed(self.accelerator, config.minibatch_size, config.gradient_accumulation_steps)
         self.model, self.optimizer = self.accelerator.prepare(module, optimizer)
         if self.ref_model is not None:
-            self.ref_model = _place_reference(self.ref_model, self.accelerator, config.minibatch_size)
+            dtype = _weights_dtype(policy.model)  # bf16 when DeepSpeed's bf16 engine cast the policy
+            self.ref_model = _place_reference(self.ref_model, self.accelerator, config.minibatch_size, dtype)
+        if self.accelerator.is_main_process:
+            self.output_dir.mkdir(parents=True, exist_ok=True)
+            summary = precision_summary(self.accelerator, module)
+            (self.output_dir / PRECISION_FILE).write_text(json.dumps(summary, indent=1) + "\n")
         if config.adaptive_kl_target is not None:
             self.kl_ctl: Any = AdaptiveKLController(
                 config.kl_coef, config.adaptive_kl_target, config.adaptive_kl_horizon
@@ -118,8 +141,7 @@ class PPOTrainer:
             self.kl_ctl = FixedKLController(config.kl_coef)
         self.iteration = 0
         self._trackers: list[Any] | None = None
-        self._kept: list[Any] = []  # the scoring pass's forward of the first update micro-step
-        self._keep_first = False
+        self.reuse = ScoringReuse()  # the scoring pass's forward of the first update micro-step
 
     # --- data order -----------------------------------------------------------------------------------------
     def problems_for(self, iteration: int) -> list[Any]:
@@ -164,68 +186,55 @@ class PPOTrainer:
 
     @torch.no_grad()
     def rollout(self, problems: list[Any], stats: dict[str, list[float]]) -> list[Chunk]:
-        """Sample, score and evaluate a batch; returns chunks with rewards, advantages and returns. Every
-        group is sampled and rewarded before any is scored, so that no generation runs while the first
-        update micro-step's forward (see `_score_tokens`) holds its activations."""
+        """Sample, score and evaluate a batch; returns chunks with rewards, advantages and returns. The steps:
+        sampling, rewards, dropping (per group), then scoring, KL and advantages (per chunk), then whitening.
+        Every group is sampled and rewarded before any is scored, so that no generation runs while the first
+        update micro-step's forward (see `_score`) holds its activations."""
         model = self.accelerator.unwrap_model(self.model)
         model.eval()
         if self.ref_model is not None:
             self.ref_model.train(False)
-        self._kept = []
-        self._keep_first = self._reuse_scoring()
+        self.reuse.start(self._reuse_scoring())
         rewarded = []
         for group in self._groups(problems):
-            t0 = time.perf_counter()
-            with generation_weights(self.model, self.accelerator):
-                chunk = sample_chunk(
-                    self.policy,
-                    group,
-                    self.config.sampling.num_samples,
-                    self._generate_kwargs(),
-                    self.prompt_source,
-                    self.config.chat,
-                )
-            stats["time/generation_s"].append(time.perf_counter() - t0)
-            t0 = time.perf_counter()
-            lengths = chunk.response_mask.sum(1).tolist()
-            samples = [
-                Sample(p, t, e, n)
-                for p, t, e, n in zip(
-                    chunk.problems, chunk.texts, chunk.token_char_ends, lengths, strict=True
-                )
-            ]
-            scored = self.reward_fn(samples)
-            stats["time/reward_s"].append(time.perf_counter() - t0)
-            keep = [i for i, r in enumerate(scored) if r.dropped is None]
-            stats["dropped_samples"].append(len(scored) - len(keep))
-            for r in scored:
-                stats["sentence_scores"].extend(r.sentence_scores)
-            if not keep:
-                continue
-            chunk = chunk.select(torch.tensor(keep))
-            chunk.score_rewards = torch.stack([scored[i].rewards for i in keep]).to(chunk.input_ids.device)
-            rewarded.append(chunk)
-        chunks = []
-        for chunk in rewarded:
-            t0 = time.perf_counter()
-            self._score_tokens(model, chunk, len(chunks))
-            stats["time/scoring_s"].append(time.perf_counter() - t0)
-            mask = chunk.response_mask.float()
-            chunk.rewards, chunk.kl = token_rewards(
-                chunk.score_rewards,
-                chunk.old_logp,
-                chunk.ref_logp,
-                mask,
-                self.kl_ctl.value,
-                self.config.kl_estimator,
-            )
-            chunk.advantages, chunk.returns = masked_gae(
-                chunk.rewards, chunk.values, mask, self.config.gamma, self.config.lam
-            )
-            chunks.append(chunk)
+            chunk = self._sample(group, stats)
+            scored = self._reward(chunk, stats)
+            chunk = keep_rewarded(chunk, scored)  # dropping
+            if chunk is not None:
+                rewarded.append(chunk)
+        for k, chunk in enumerate(rewarded):
+            self._score(model, chunk, k, stats)
+            add_kl_rewards(chunk, self.kl_ctl.value, self.config.kl_estimator)
+            add_advantages(chunk, self.config.gamma, self.config.lam)
         if self.config.whiten_advantages:
-            self._whiten(chunks)
-        return chunks
+            self._whiten(rewarded)
+        return rewarded
+
+    def _sample(self, group: list[Any], stats: dict[str, list[float]]) -> Chunk:
+        """k responses per problem of a group (whole weights under ZeRO-3), under the run's autocast (bf16
+        generation when the launch says bf16, as the update computes)."""
+        t0 = time.perf_counter()
+        with generation_weights(self.model, self.accelerator), self.accelerator.autocast():
+            chunk = sample_chunk(
+                self.policy,
+                group,
+                self.config.sampling.num_samples,
+                self._generate_kwargs(),
+                self.prompt_source,
+                self.config.chat,
+            )
+        stats["time/generation_s"].append(time.perf_counter() - t0)
+        return chunk
+
+    def _reward(self, chunk: Chunk, stats: dict[str, list[float]]) -> list[TokenRewards]:
+        """The reward function's token rewards (or drop reasons) for a chunk's samples."""
+        t0 = time.perf_counter()
+        scored = self.reward_fn(samples_of(chunk))
+        stats["time/reward_s"].append(time.perf_counter() - t0)
+        stats["dropped_samples"].append(sum(r.dropped is not None for r in scored))
+        for r in scored:
+            stats["sentence_scores"].extend(r.sentence_scores)
+        return scored
 
     def _order(self, epoch: int, chunk_index: int, n: int) -> torch.Tensor:
         """The row order of a chunk's minibatches in an update epoch, seeded by (seed, iteration, epoch)."""
@@ -241,30 +250,28 @@ class PPOTrainer:
         process (DDP and DeepSpeed pair each forward with its backward and collectives)."""
         return self.config.reuse_scoring_forward and self.accelerator.distributed_type == DistributedType.NO
 
-    def _score_tokens(self, model: torch.nn.Module, chunk: Chunk, chunk_index: int) -> None:
-        """Old log-probs, values and reference log-probs of a chunk, computed over the very minibatches of
-        the first update epoch: the same rows in the same batch (VLM vision towers batch images together),
-        so the first epoch's ratio is exactly 1, not 1 up to float noise.
+    def _score(
+        self, model: torch.nn.Module, chunk: Chunk, chunk_index: int, stats: dict[str, list[float]]
+    ) -> None:
+        """Old log-probs, values and reference log-probs of a chunk (float32), computed over the very
+        minibatches of the first update epoch: the same rows in the same batch (VLM vision towers batch
+        images together), so the first epoch's ratio is exactly 1, not 1 up to float noise.
 
         The update's first micro-step runs at the weights of the rollout, so its forward is the one scored
         here: it is run with gradients and kept for the update (`reuse_scoring_forward`), which then skips
         its own forward (TRL's GRPO does the same with one update per rollout). One micro-step only, so
         that the memory held is what that micro-step needs anyway, whatever the accumulation."""
-        n, length = chunk.input_ids.shape[0], chunk.response_mask.shape[1]
-        device = chunk.input_ids.device
-        chunk.old_logp, chunk.values, chunk.ref_logp = (
-            torch.zeros(n, length, device=device) for _ in range(3)
-        )
+        t0 = time.perf_counter()
+        scored_buffers(chunk)
         warmup = self.iteration < self.config.value_warmup_iterations
         for rows in self._minibatches(chunk, 0, chunk_index):
             mb = chunk.select(rows)
-            if self._keep_first:
-                self._keep_first = False
+            if self.reuse.claim():
                 with torch.enable_grad():
                     outputs = forward_tokens(
                         self.model, mb, with_values=True, with_logits=True, detach_values=warmup
                     )
-                self._kept.append((chunk, rows, outputs))
+                self.reuse.keep(chunk, rows, outputs)
                 logp, values = outputs[0].detach(), outputs[1].detach()
             else:
                 with self.accelerator.autocast():
@@ -275,16 +282,9 @@ class PPOTrainer:
                         ref_logp, _, _ = forward_tokens(model, mb)
                 else:
                     ref_logp, _, _ = forward_tokens(self.ref_model, mb)
-            rows = rows.to(device)
+            rows = rows.to(chunk.input_ids.device)
             chunk.old_logp[rows], chunk.values[rows], chunk.ref_logp[rows] = logp, values, ref_logp
-
-    def _kept_forward(self, step: int, chunk: Chunk, rows: torch.Tensor) -> tuple | None:
-        """The scoring pass's forward of update micro-step `step`, if it kept one for these rows (once)."""
-        if step >= len(self._kept) or self._kept[step] is None:
-            return None
-        kept_chunk, kept_rows, outputs = self._kept[step]
-        self._kept[step] = None
-        return outputs if kept_chunk is chunk and torch.equal(kept_rows, rows) else None
+        stats["time/scoring_s"].append(time.perf_counter() - t0)
 
     def _whiten(self, chunks: list[Chunk]) -> None:
         """Advantages whitened with the mean and standard deviation over every rank's response tokens."""
@@ -337,7 +337,7 @@ class PPOTrainer:
         ]
         n_micro = int(over_ranks(self.accelerator, len(plan), "max"))
         if n_micro == 0 or over_ranks(self.accelerator, len(plan), "min") == 0:
-            self._kept = []
+            self.reuse.clear()
             stats["update_skipped"].append(1.0)  # a rank has nothing to learn from: all ranks skip together
             return
         self.model.train(False)  # dropout off: the first epoch's ratio is exactly 1
@@ -347,7 +347,7 @@ class PPOTrainer:
             chunk, rows = plan[i % len(plan)]
             repeat = i >= len(plan)
             with micro_step(self.accelerator, self.model, sync):
-                kept = None if repeat else self._kept_forward(i, chunk, rows)
+                kept = None if repeat else self.reuse.take(i, chunk, rows)
                 loss, mb_stats = self._minibatch_loss(chunk.select(rows), kept)
                 self.accelerator.backward(loss * (0.0 if repeat else weight))
                 if sync:
@@ -358,7 +358,7 @@ class PPOTrainer:
             if not repeat:
                 for k, v in mb_stats.items():
                     stats[k].append(float(v))
-        self._kept = []
+        self.reuse.clear()
         stats["time/update_s"].append(time.perf_counter() - t0)
 
     # --- one iteration --------------------------------------------------------------------------------------
@@ -451,13 +451,33 @@ class PPOTrainer:
             tracker.finish()
         self._trackers = None
 
-    def train(self, iterations: int) -> list[dict[str, float]]:
-        """Run until `iterations` in total, resuming from `output_dir` when a checkpoint is there."""
+    def train(
+        self, iterations: int, hooks: TrainHooks | None = None, label: str = "ppo"
+    ) -> list[dict[str, float]]:
+        """Run until `iterations` in total, resuming from `output_dir` when a checkpoint is there. With
+        `hooks`: one progress bar (reward, KL, teacher score), and a stop request ends the run after the
+        current iteration with its checkpoint written (`StopRequested`)."""
+        hooks = hooks or TrainHooks()
         if (self.output_dir / STATE_FILE).is_file():
             self.load_checkpoint()
+            if self.accelerator.is_main_process and 0 < self.iteration < iterations:
+                print(f"[{label}] resuming from iteration {self.iteration} of {iterations}", flush=True)
         history = []
-        while self.iteration < iterations:
-            history.append(self.step())
+        main = self.accelerator.is_main_process
+        with hooks.progress(iterations, label, unit="iteration", initial=self.iteration, main=main) as bar:
+            while self.iteration < iterations:
+                if hooks.stop_requested(self.accelerator):
+                    if self.iteration and not (
+                        self.config.save_every and self.iteration % self.config.save_every == 0
+                    ):
+                        self.save_checkpoint()
+                    self.close()
+                    raise StopRequested(self.iteration, iterations, f"{label} iteration")
+                metrics = self.step()
+                history.append(metrics)
+                hooks.show(
+                    bar, reward=metrics.get("reward"), kl=metrics.get("kl"), score=metrics.get("score_mean")
+                )
         self.close()
         return history
 
@@ -481,9 +501,10 @@ class PPOTrainer:
             state["model"] = {n: p.detach().cpu() for n, p in module.named_parameters() if p.requires_grad}
             state["optimizer"] = self.optimizer.state_dict()
         if self.accelerator.is_main_process:
-            tmp = path / f".{STATE_FILE}.tmp"
-            torch.save(state, tmp)
-            os.replace(tmp, path / STATE_FILE)
+            if "model" in state:  # the value head alone, as safetensors, for users who want it
+                head = {k: v for k, v in state["model"].items() if k.startswith("value_head.")}
+                save_weights(path / VALUE_HEAD_FILE, head, {"iteration": self.iteration})
+            save_checkpoint(path / STATE_FILE, state)
             for old in (path / "deepspeed").glob("iteration-*"):
                 if old.name != state.get("deepspeed_tag"):
                     shutil.rmtree(old, ignore_errors=True)
@@ -492,7 +513,7 @@ class PPOTrainer:
 
     def load_checkpoint(self, path: str | Path | None = None) -> None:
         path = Path(path or self.output_dir)
-        state = torch.load(path / STATE_FILE, map_location="cpu", weights_only=False)
+        state = load_checkpoint(path / STATE_FILE)
         if "deepspeed_tag" in state:
             if not is_deepspeed(self.accelerator):
                 raise ValueError(f"{path / STATE_FILE} was written under DeepSpeed; resume it with DeepSpeed")
@@ -536,13 +557,20 @@ def _frozen_copy(model: torch.nn.Module, accelerator: Accelerator) -> torch.nn.M
     return reference.to(next(iter(model.state_dict().values())).dtype).eval().requires_grad_(False)
 
 
+def _weights_dtype(model: torch.nn.Module) -> torch.dtype:
+    """The dtype of a model's floating-point weights (its first one's)."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+
 def _place_reference(
-    reference: torch.nn.Module, accelerator: Accelerator, micro_batch: int
+    reference: torch.nn.Module, accelerator: Accelerator, micro_batch: int, dtype: torch.dtype
 ) -> torch.nn.Module:
-    """The frozen reference on the run's device; under ZeRO-3 an inference engine that shards it like the
-    policy (TRL does the same), elsewhere a plain module."""
+    """The frozen reference on the run's device, in the policy's weight dtype (so that its log-probs start
+    equal to the policy's: KL 0 before the first update, also under DeepSpeed's bf16 engine); under ZeRO-3
+    an inference engine that shards it like the policy (TRL does the same; the engine casts it as it cast
+    the policy), elsewhere a plain module."""
     if zero_stage(accelerator) != 3:
-        return reference.to(accelerator.device)
+        return reference.to(accelerator.device, dtype)
     import deepspeed
 
     config = copy.deepcopy(accelerator.state.deepspeed_plugin.deepspeed_config)

@@ -36,7 +36,8 @@ MROPE_KEYS = ("image_grid_thw", "video_grid_thw")
 class ValueHead(nn.Module):
     """A two-layer MLP on the last hidden state: V(s_t) for every position. Its output layer starts at
     zero, so an untrained head predicts 0 and early advantages are the rewards themselves, not noise that
-    whitening would blow up to unit size."""
+    whitening would blow up to unit size. It runs in its own weights' dtype (bf16 when DeepSpeed's bf16 engine
+    cast them) and returns float32 values, whatever dtype the trunk's hidden states come in."""
 
     def __init__(self, hidden_size: int, width: int = 0):
         super().__init__()
@@ -46,7 +47,7 @@ class ValueHead(nn.Module):
         nn.init.zeros_(self.net[-1].bias)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.net(hidden.float()).squeeze(-1)
+        return self.net(hidden.to(self.net[0].weight.dtype)).squeeze(-1).float()
 
 
 class PolicyWithValue(nn.Module):

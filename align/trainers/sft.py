@@ -22,6 +22,8 @@ from align.models.inputs import encode
 from align.models.loading import LoadedPolicy
 from align.models.tokens import pad_token_id, stop_token_ids
 from align.models.vision_inputs import extend_aligned, join_rows, split_rows
+from align.stopping import StopRequested
+from align.train_hooks import TrainHooks
 from align.trainers.distributed import (
     accumulation_windows,
     check_precision,
@@ -30,6 +32,7 @@ from align.trainers.distributed import (
     is_deepspeed,
     make_accelerator,
     micro_step,
+    precision_summary,
     shard,
 )
 from align.trainers.prompt_source import Prompt, PromptSource, as_prompt
@@ -148,12 +151,16 @@ def sft_train(
     rationales: list[str] | None = None,
     prompt_source: PromptSource | None = None,
     accelerator: Accelerator | None = None,
+    hooks: TrainHooks | None = None,
+    label: str = "sft",
 ) -> list[float]:
     """Fine-tune `policy.model` in place; returns the mean loss of each epoch (over every rank).
 
     Under several processes each rank takes every world-th batch (ranks with one batch fewer repeat one
     with zero weight, so collective steps line up); the last accumulation window of an epoch steps even when
     short. `accelerator` is the run's (one per run); without it one is made from `cfg.mixed_precision`.
+    `hooks`: a progress bar (loss), and a stop request ends training after the next optimizer step
+    (`StopRequested`; the stage keeps no checkpoint, so a rerun starts it over).
     """
     examples = build_examples(policy, problems, targets, cfg, rationales, prompt_source)
     accelerator = accelerator or make_accelerator(cfg.mixed_precision)
@@ -168,6 +175,9 @@ def sft_train(
     rng = random.Random(cfg.seed)
     pad_id = pad_token_id(policy)
     epoch_losses = []
+    hooks = hooks or TrainHooks()
+    per_epoch = len(shard(_epoch_batches(examples, cfg.batch_size, random.Random(cfg.seed)), accelerator))
+    bar = hooks.progress(cfg.epochs * per_epoch, label, main=accelerator.is_main_process)
     for _ in range(cfg.epochs):
         batches = _epoch_batches(examples, cfg.batch_size, rng)
         mine = shard(batches, accelerator)
@@ -185,12 +195,21 @@ def sft_train(
                     optimizer.zero_grad()
             if i < real:
                 losses.append(loss.item())
+            hooks.show(bar, loss=losses[-1] if losses else None)
+            if sync and hooks.stop_requested(accelerator):
+                bar.close()
+                model.eval()
+                raise StopRequested(bar.n, bar.total, f"{label} step")
         losses = gather_lists(accelerator, losses)
         epoch_losses.append(sum(losses) / max(len(losses), 1))
+    bar.close()
     model.eval()
+    precision = precision_summary(accelerator, model)
     accelerator.free_memory()
     if accelerator.is_main_process:
         out = Path(cfg.output_dir)
         out.mkdir(parents=True, exist_ok=True)
-        (out / "sft_metrics.json").write_text(json.dumps({"epoch_loss": epoch_losses}))
+        (out / "sft_metrics.json").write_text(
+            json.dumps({"epoch_loss": epoch_losses, "precision": precision})
+        )
     return epoch_losses

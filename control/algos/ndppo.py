@@ -15,15 +15,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from control.algo_names import BUILTIN_ALGORITHMS
 from control.algos.ndppo_critic import QuantileCritic
 from control.algos.ndppo_guidance import NormalityGuidance, NormalityGuidanceSettings
 from control.algos.registry import Algorithm, register
-from control.config import TrainConfig
 from control.device import resolve_device
 from control.hooks import LoopContext, LoopHooks, Minibatch, StepRecord
 from control.losses.policy import ppo_loss
 
-__all__ = ["VARIANTS", "NormalityHooks", "train_normality_guided"]
+__all__ = ["VARIANTS", "NormalityHooks"]
 
 VARIANTS: dict[str, NormalityGuidanceSettings] = {
     "ndppo": NormalityGuidanceSettings(critic_mode="normal", bonus=True),
@@ -84,27 +84,13 @@ class NormalityHooks(LoopHooks):
             self.guidance.clock.load_state_dict(state["clock"])
 
 
-def train_normality_guided(
-    cfg: TrainConfig, settings: NormalityGuidanceSettings | None = None
-) -> dict[str, Any]:
-    """Train ``cfg.algo`` (a key of :data:`VARIANTS`, or any PPO-family name with ``settings``) until
-    ``cfg.total_steps``; resumes from the run folder."""
-    from control.train import train  # control.train imports the registry, which imports this module
-
-    return train(cfg, NormalityHooks(settings or VARIANTS[cfg.algo]))
-
-
-for _name, _description in [
-    ("ndppo", "normality-guided distributional PPO with exploration bonus (Byun & Perrault)"),
-    ("ndppo-nobonus", "normality-guided distributional PPO, bonus off"),
-    ("qppo", "PPO with a plain quantile-regression critic (baseline of Byun & Perrault)"),
-]:
+for _name in VARIANTS:
     register(
         Algorithm(
             _name,
             "ppo",
             lambda x, c: ppo_loss(x.log_prob, x.old_log_prob, x.advantages, c.clip_coef),
-            description=_description,
+            description=BUILTIN_ALGORITHMS[_name],
             hooks=lambda cfg: NormalityHooks(VARIANTS[cfg.algo]),
         )
     )

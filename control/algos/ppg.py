@@ -5,6 +5,7 @@ Not OpenAI's Phasic Policy Gradient. The loss and its clipping region are in :mo
 
 from __future__ import annotations
 
+from control.algo_names import BUILTIN_ALGORITHMS
 from control.algos.registry import Algorithm, register
 from control.losses.ppg import ppg_policy_loss
 
@@ -13,6 +14,6 @@ PPG = register(
         "ppg",
         "ppo",
         lambda x, c: ppg_policy_loss(x.log_prob, x.old_log_prob, x.advantages, c.clip_coef),
-        description="Proximal Policy Gradient (Byun, Kim & Wang, 2020); not Phasic Policy Gradient",
+        description=BUILTIN_ALGORITHMS["ppg"],
     )
 )

@@ -10,6 +10,8 @@ from typing import Any
 
 import torch
 
+from align.user_errors import unknown_name
+from control.algo_names import BUILTIN_ALGORITHMS
 from control.losses.policy import a2c_loss, ppo_loss, sa2c_loss, sppo_loss
 
 
@@ -30,6 +32,7 @@ class Algorithm:
     policy_loss: Callable[[LossInputs, Any], tuple[torch.Tensor, dict[str, torch.Tensor]]]
     needs_prob: bool = False
     description: str = ""
+    symmetric: bool = False  # sppo/sa2c: the paper's alpha/beta and discretised actions by default
     # builds the control.hooks.LoopHooks the algorithm adds to the shared loop (a critic, a reward term, ...)
     hooks: Callable[[Any], Any] | None = None
 
@@ -44,7 +47,7 @@ def register(algorithm: Algorithm) -> Algorithm:
 
 def get(name: str) -> Algorithm:
     if name not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {name!r}; registered: {sorted(ALGORITHMS)}")
+        raise unknown_name("algorithm (--algo)", name, sorted(ALGORITHMS))
     return ALGORITHMS[name]
 
 
@@ -62,7 +65,7 @@ register(
         "ppo",
         "ppo",
         lambda x, c: ppo_loss(x.log_prob, x.old_log_prob, x.advantages, c.clip_coef),
-        description="PPO (Schulman et al., 2017)",
+        description=BUILTIN_ALGORITHMS["ppo"],
     )
 )
 register(
@@ -80,10 +83,15 @@ register(
             c.z,
         ),
         needs_prob=True,
-        description="symmetric PPO (Byun & Perrault, 2025)",
+        description=BUILTIN_ALGORITHMS["sppo"],
+        symmetric=True,
     )
 )
-register(Algorithm("a2c", "a2c", lambda x, c: a2c_loss(x.log_prob, x.advantages), description="A2C"))
+register(
+    Algorithm(
+        "a2c", "a2c", lambda x, c: a2c_loss(x.log_prob, x.advantages), description=BUILTIN_ALGORITHMS["a2c"]
+    )
+)
 register(
     Algorithm(
         "sa2c",
@@ -92,6 +100,7 @@ register(
             x.log_prob, x.advantages, _need_prob(x) if c.beta else x.log_prob.exp(), c.alpha, c.beta, c.z
         ),
         needs_prob=True,
-        description="symmetric A2C (Byun & Perrault, 2025)",
+        description=BUILTIN_ALGORITHMS["sa2c"],
+        symmetric=True,
     )
 )

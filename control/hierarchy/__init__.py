@@ -1,5 +1,3 @@
 """Hierarchical tasks with transition policies (Byun & Perrault, ICLR 2022): primitive skills chained into long
 tasks, AIRL transition policies between them and a Double-DQN switch deciding when to hand over. See
-docs/control_hierarchy.md. Importing this package registers the `Hierarchy/*` gymnasium ids."""
-
-from control.hierarchy import registration as _registration  # noqa: F401
+docs/control_hierarchy.md."""

@@ -2,7 +2,7 @@
 
 1. `primitives`: each primitive trained with our PPO (`control.train`, a normal run folder
    `primitives/<name>/`), then its initiation set collected (`primitives/<name>/initiation.npz`).
-2. `transitions`: per seed, hand-over snapshots of the task (`<task>/s<seed>/transitions/starts-<i>-<j>.pkl`)
+2. `transitions`: per seed, hand-over snapshots of the task (`<task>/s<seed>/transitions/starts-<i>-<j>.json`)
    and one AIRL transition policy per pair (`<task>/s<seed>/transitions/<i>-<j>/`, a control run folder).
 3. `switch`: per seed and pair, the Double-DQN switch (`<task>/s<seed>/switches/<i>-<j>/`).
 4. `evaluate`: per seed, success counts of the three policies (`<task>/s<seed>/evaluation.json`).
@@ -122,7 +122,7 @@ def load_primitives(cfg: HierarchyConfig, env: gym.Env, names: list[str] | None 
 
 # --- 2. transitions ---
 def starts_path(cfg: HierarchyConfig, seed: int, pair: tuple[str, str]) -> Path:
-    return cfg.task_dir(seed) / "transitions" / f"starts-{pair[0]}-{pair[1]}.pkl"
+    return cfg.task_dir(seed) / "transitions" / f"starts-{pair[0]}-{pair[1]}.json"
 
 
 def collect_starts(cfg: HierarchyConfig, seed: int, pair: tuple[str, str], env: gym.Env) -> int:
@@ -130,7 +130,7 @@ def collect_starts(cfg: HierarchyConfig, seed: int, pair: tuple[str, str], env: 
     policies trained so far (fixed hand-over rule; switching at once before any exists), so pairs that only
     occur after an earlier hand-over succeeded get their starts too."""
     path = starts_path(cfg, seed, pair)
-    if not path.is_file():
+    if not path.is_file() and not path.with_suffix(".pkl").is_file():
         comp = composition_for_seed(cfg, seed, env)
         mode = "fixed" if comp.transitions else "none"
         found = collect_handover_snapshots(

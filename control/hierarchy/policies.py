@@ -11,10 +11,10 @@ from typing import Protocol
 
 import gymnasium as gym
 import numpy as np
-import torch
 
 from control.envs import VecNormalize
 from control.networks import ActorCritic
+from control.run import load_checkpoint
 from control.samplers import linear_layers, mlp_forward
 
 
@@ -33,7 +33,7 @@ class RunPolicy:
             if not (run / name).is_file():
                 raise FileNotFoundError(f"{run / name}: not a trained control run (missing {name})")
         config = json.loads((run / "config.json").read_text())
-        state = torch.load(run / "checkpoint.pt", map_location="cpu", weights_only=False)
+        state = load_checkpoint(run / "checkpoint.pt")
         agent = ActorCritic(obs_space, action_space, tuple(config.get("hidden", (64, 64))))
         agent.load_state_dict(state["agent"])
         if agent.kind != "gaussian":

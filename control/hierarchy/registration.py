@@ -1,6 +1,5 @@
 """Registers the gymnasium ids of the hierarchical tasks (entry points are strings: nothing heavy is imported
-until an env is made). `control/__init__.py` and `control/hierarchy/__init__.py` import this module, so
-`import control` (and so every control command and worker process) or `import control.hierarchy` knows the ids."""
+until an env is made). `import control` calls `register_all` (see `control.gym_ids`)."""
 
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from control.hierarchy.controller import SwitchEnv
-from control.run import save_checkpoint
+from control.run import keep_rows_up_to, load_checkpoint, save_checkpoint
 
 EPISODE_COLUMNS = ("episode", "decisions", "outcome", "epsilon", "env_steps")
 
@@ -163,7 +162,7 @@ def train_switch(
     episode = decisions = updates = 0
     ckpt = out / "checkpoint.pt"
     if ckpt.is_file():
-        state = torch.load(ckpt, weights_only=False)
+        state = load_checkpoint(ckpt)
         online.load_state_dict(state["online"])
         target.load_state_dict(state["target"])
         optimizer.load_state_dict(state["optimizer"])
@@ -172,7 +171,7 @@ def train_switch(
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         env.env_steps = state["env_steps"]
-    keep_episodes_up_to(out / "episodes.csv", episode)
+    keep_rows_up_to(out / "episodes.csv", episode, EPISODE_COLUMNS)
     log = (out / "episodes.csv").open("a", newline="")
     writer = csv.writer(log)
     if episode == 0 and log.tell() == 0:
@@ -240,19 +239,6 @@ def read_episodes(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def keep_episodes_up_to(path: Path, episode: int) -> None:
-    """Drop the rows a stopped run logged after its last checkpoint (episode > `episode`), atomically."""
-    if not path.is_file():
-        return
-    rows = [r for r in read_episodes(path) if int(r["episode"]) <= episode]
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, EPISODE_COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, path)
-
-
 def _first_obs(env: SwitchEnv, rng: np.random.Generator) -> np.ndarray:
     """One observation of the env (to size the network), drawn with a copy of the generator."""
     probe = np.random.default_rng(rng.integers(2**31))
@@ -283,7 +269,7 @@ def load_switch(out: Path, features: SwitchFeatures) -> tuple[QNetwork, Any]:
     path = Path(out) / "checkpoint.pt"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no trained switch (run the 'switch' stage)")
-    state = torch.load(path, weights_only=False)
+    state = load_checkpoint(path)
     net = QNetwork(state["obs_dim"], tuple(state["settings"]["hidden"]))
     net.load_state_dict(state["online"])
     return net, q_values_fn(net, features)

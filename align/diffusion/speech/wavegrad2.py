@@ -3,6 +3,9 @@ Gaussian upsampling to frames, and a diffusion decoder that denoises the raw wav
 
 It is a denoiser eps(x_t, t, cond) for `align.diffusion`: `prepare(texts)` predicts durations once (the
 conditioning `TTSCondition`), and `forward(x_t, t, cond)` runs encoder, upsampling and decoder with gradients.
+Whatever dtype its weights are in (DeepSpeed's bf16 engine casts them), it takes float32 waveforms and
+conditioning and returns float32 noise predictions and durations; the Gaussian upsampling's frame positions
+and weights are computed in float32 (bf16 cannot tell frame 256 from 257).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from align.models.tts_text import CHARACTERS, batch_text
+from align.diffusion.speech.tts_text import CHARACTERS, batch_text
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -116,8 +119,8 @@ class TextEncoder(nn.Module):
         self.lstm = nn.LSTM(c.encoder_dim, c.encoder_dim // 2, batch_first=True, bidirectional=True)
 
     def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        mask = (torch.arange(tokens.shape[1], device=tokens.device)[None] < lengths[:, None]).float()
         h = self.embed(tokens).transpose(1, 2)
+        mask = (torch.arange(tokens.shape[1], device=tokens.device)[None] < lengths[:, None]).to(h.dtype)
         for conv, norm in zip(self.convs, self.norms, strict=True):
             h = self.dropout(F.relu(norm(conv(h * mask[:, None]))))
         packed = nn.utils.rnn.pack_padded_sequence(
@@ -145,16 +148,18 @@ class GaussianUpsampling(nn.Module):
     def predict_durations(self, h: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Frames per character (B, N), 0 on padding; the network predicts log(1 + d)."""
         mask = torch.arange(h.shape[1], device=h.device)[None] < lengths[:, None]
-        return torch.expm1(F.softplus(self.duration(h).squeeze(-1))) * mask
+        return torch.expm1(F.softplus(self.duration(h).float().squeeze(-1))) * mask
 
     def forward(self, h: torch.Tensor, durations: torch.Tensor, n_frames: int) -> torch.Tensor:
+        durations = durations.float()
         mask = durations > 0
-        sigma = F.softplus(self.range(torch.cat([h, durations[..., None]], -1)).squeeze(-1)) + 0.2
+        ranges = self.range(torch.cat([h, durations[..., None].to(h.dtype)], -1)).float()
+        sigma = F.softplus(ranges.squeeze(-1)) + 0.2
         centres = torch.cumsum(durations, 1) - durations / 2
-        frames = torch.arange(n_frames, device=h.device, dtype=h.dtype)[None, :, None] + 0.5
+        frames = torch.arange(n_frames, device=h.device, dtype=torch.float32)[None, :, None] + 0.5
         logits = -((frames - centres[:, None]) ** 2) / (2 * sigma[:, None] ** 2) - torch.log(sigma[:, None])
         logits = logits.masked_fill(~mask[:, None], -1e9)
-        return torch.softmax(logits, -1) @ h  # (B, F, D)
+        return (torch.softmax(logits, -1) @ h.float()).to(h.dtype)  # (B, F, D)
 
 
 class FiLM(nn.Module):
@@ -255,8 +260,9 @@ class WaveGrad2(nn.Module):
         n_frames = x_t.shape[-1] // hop
         if t.ndim == 0:
             t = t.expand(x_t.shape[0])
-        temb = self.time(timestep_embedding(t, self.config.time_embedding_dim))
-        feats = [self.wave_in(x_t)]
+        dtype = self.out.weight.dtype
+        temb = self.time(timestep_embedding(t, self.config.time_embedding_dim).to(dtype))
+        feats = [self.wave_in(x_t.to(dtype))]
         for block in self.dblocks:
             feats.append(block(feats[-1]))
         feats = feats[::-1]  # coarsest first: resolution of UBlock 0, ..., finest
@@ -264,7 +270,7 @@ class WaveGrad2(nn.Module):
         for i, (block, film) in enumerate(zip(self.ublocks, self.films, strict=True)):
             scale, shift = film(feats[i], temb)
             h = block(h, scale, shift)
-        return self.out(F.leaky_relu(h, 0.2))
+        return self.out(F.leaky_relu(h, 0.2)).float()
 
     # --- sampling -------------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from align.models.tts_text import encode_text
+from align.diffusion.speech.tts_text import encode_text
 
 
 @dataclass
