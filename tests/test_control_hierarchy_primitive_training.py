@@ -14,6 +14,7 @@ import control  # noqa: F401  (registers the Hierarchy/ ids)
 from control.config import TrainConfig
 from control.hierarchy.resumable import ResumableEnvs
 from control.hooks import LoopHooks
+from control.run import load_checkpoint
 from control.train import train
 
 
@@ -52,7 +53,7 @@ def config(out) -> TrainConfig:
 
 
 def weights(out) -> dict[str, torch.Tensor]:
-    return torch.load(out / "checkpoint.pt", weights_only=False)["agent"]
+    return load_checkpoint(out / "checkpoint.pt")["agent"]
 
 
 def episodes(out) -> list[str]:
@@ -62,7 +63,7 @@ def episodes(out) -> list[str]:
 def run_killed_and_resumed(out, hooks: type[LoopHooks]) -> dict:
     with pytest.raises(Killed):
         train(config(out), killed_after(hooks, 3))  # dies in rollout 4: the checkpoint at rollout 2 is kept
-    assert torch.load(out / "checkpoint.pt", weights_only=False)["global_step"] == 512
+    assert load_checkpoint(out / "checkpoint.pt")["global_step"] == 512
     return train(config(out), hooks())
 
 
@@ -120,7 +121,7 @@ def test_a_warm_started_primitive_begins_as_its_source_and_then_trains(tmp_path)
         if name.endswith("0.weight"):
             expected[:, BODY_DIM:] = 0.0
         assert torch.equal(start[name], expected), name
-    norm = torch.load(tmp_path / "jump" / "checkpoint.pt", weights_only=False)["norm"]
+    norm = load_checkpoint(tmp_path / "jump" / "checkpoint.pt")["norm"]
     assert (norm["obs_var"][BODY_DIM : BODY_DIM + 2] > 1e-3).all()  # the curb distances vary in the Jump env
     summary = train(target, ResumableEnvs())
     assert summary["global_step"] == 512  # counted from the warm start

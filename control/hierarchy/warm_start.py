@@ -19,7 +19,7 @@ import torch
 
 from control.config import TrainConfig
 from control.hierarchy.policies import RunPolicy
-from control.run import rng_state, save_checkpoint
+from control.run import load_checkpoint, rng_state, save_checkpoint
 
 # an input with a running variance below this (x max(1, mean^2)) never varied for the source
 CONSTANT_VAR = 1e-4
@@ -45,7 +45,7 @@ def measured_obs_stats(
 def warm_start(source: Path, target: TrainConfig, measure_steps: int = 5_000) -> list[int]:
     """Write `target.out_dir`/checkpoint.pt at step 0 from the run folder `source` (same observation and action
     spaces, same hidden sizes). Returns the inputs that were new to the source (zeroed, re-measured)."""
-    state = torch.load(Path(source) / "checkpoint.pt", map_location="cpu", weights_only=False)
+    state = load_checkpoint(Path(source) / "checkpoint.pt")
     agent = {k: v.clone() for k, v in state["agent"].items()}
     norm = {k: np.array(v, copy=True) if isinstance(v, np.ndarray) else v for k, v in state["norm"].items()}
     scale = np.maximum(1.0, np.square(norm["obs_mean"]))
