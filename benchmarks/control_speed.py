@@ -1,21 +1,31 @@
-"""Control PPO: steps per second against the bare simulator and Stable-Baselines3, and training returns, measured
-so that the figures reproduce on a shared machine.
+"""Control PPO: steps per second against the raw simulator and Stable-Baselines3, the scaling of parallel envs,
+and training returns, measured so that the figures reproduce on a shared machine.
 
     python benchmarks/control_speed.py --envs hopper --hopper-steps 204800 --repeats 3 --threads 1
 
 Method. Every measurement is a fresh process (`--one`), launched by this script; the kinds of one env alternate
 within a round (A, B, C, then C, B, A, ...) and each round uses the next seed (1, 2, 3, ...; `--first-seed`), so
 returns come from as many seeds as there are rounds. Per process we record
-- whole-process wall time (interpreter start, imports, setup, training, exit) and its CPU time (user + sys),
-- in-process wall time (from building the envs to the last step; for ours `train()`, including compiling),
+- whole-process wall time (interpreter start, imports, setup, training, exit) and its CPU time (user + sys, env
+  subprocesses included),
+- in-process wall and CPU time (from building the envs to the last step; for ours `train()`, including loading
+  or compiling the update), and for runs with env subprocesses the CPU time of the main process and of the env
+  processes apart,
 - the true return of every training episode (before any reward normalisation).
 Figures are medians with the min-max over the rounds; steps/s = steps / time. The load average is read before
-and after each env's rounds. Both libraries get the same torch thread count (also OMP/MKL threads).
+and after each env's rounds. Both libraries get the same torch thread count (also OMP/MKL threads). Before the
+timed rounds one short untimed run makes sure the compiled update is in the machine's cache (as after a user's
+first run); `--compile-cost` measures what compiling costs instead.
 
-Kinds. `bare`: the same vector env our training steps (SyncVectorEnv with the same wrappers) driven by random
-actions, no learning. `ours`: `control.train` with the defaults (compile auto). `ours-eager`: the same with
-`--compile off` (what a run under 100k steps gets). `ours-bf16` (Pong): the Nature CNN under bfloat16 autocast,
-only where the CPU has native bf16. `sb3`: Stable-Baselines3 PPO configured as ours (below).
+On a machine shared with other work, wall time measures the other work too; CPU time does not (much): compare
+the CPU-time columns then, and take wall-clock figures when the machine is quiet.
+
+Kinds. `raw`: the bare simulator, `gym.make(id)` with random actions from its action space, no vector env and no
+wrappers of ours (gymnasium's default ones only). `bare`: the vector env our training steps (with our wrappers)
+driven by random actions, no learning. `ours`: `control.train` with the defaults (compile auto). `ours-async2`:
+the same with 2 envs in parallel processes (`--num-envs 2 --num-steps 1024 --async-envs true`, the same 2048
+steps per rollout). `ours-eager`: the defaults with `--compile off`. `ours-bf16` (Pong): the Nature CNN under
+bfloat16 autocast, only where the CPU has native bf16. `sb3`: Stable-Baselines3 PPO configured as ours (below).
 
 Settings. Hopper-v5: 1 env, 2048 steps per rollout, 10 epochs, minibatch 64 (32 per epoch), 64x64 tanh MLPs,
 separate actor and critic, observation and reward normalisation, learning rate 3e-4 annealed linearly,
@@ -45,6 +55,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BEFORE_ROOT = ""  # --before-root: a checkout of older code, run as the "-before" kinds
 LAST_EPISODES = 20
+KINDS = ("raw", "bare", "ours", "ours-async2", "ours-eager", "ours-compiled", "ours-bf16", "sb3")
 SETTINGS = {  # our env id, SB3's env id, envs, steps per rollout
     "hopper": ("Hopper-v5", "Hopper-v5", 1, 2048),
     "pong": ("ALE/Pong-v5", "PongNoFrameskip-v4", 8, 128),
@@ -67,14 +78,43 @@ def run_bare(env: str, steps: int, seed: int) -> dict:
     return {"in_process_s": elapsed, "in_process_cpu_s": cpu}
 
 
-def run_ours(env: str, steps: int, seed: int, threads: int, compile_mode: str, bf16: bool) -> dict:
+def run_raw(env: str, steps: int, seed: int) -> dict:
+    """The bare simulator: `gym.make(id)` (gymnasium's own default wrappers only), random actions from its
+    action space, reset when an episode ends; no vector env, no wrappers of ours."""
+    import gymnasium as gym
+
+    env_id = SETTINGS[env][0]
+    t0, c0 = time.perf_counter(), time.process_time()
+    if env_id.startswith("ALE/"):
+        import ale_py
+
+        gym.register_envs(ale_py)
+    sim = gym.make(env_id)
+    sim.reset(seed=seed)
+    sim.action_space.seed(seed)
+    for _ in range(steps):
+        _, _, terminated, truncated, _ = sim.step(sim.action_space.sample())
+        if terminated or truncated:
+            sim.reset()
+    elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    sim.close()
+    return {"in_process_s": elapsed, "in_process_cpu_s": cpu}
+
+
+def run_ours(
+    env: str, steps: int, seed: int, threads: int, compile_mode: str, bf16: bool, parallel_envs: int = 0
+) -> dict:
     from control.config import TrainConfig
     from control.train import train
 
     out = tempfile.mkdtemp()
     # `--before-root` code predates the compile setting
     extra = {"compile": compile_mode} if "compile" in TrainConfig.__dataclass_fields__ else {}
+    if parallel_envs:
+        rollout = SETTINGS[env][2] * SETTINGS[env][3]
+        extra |= {"num_envs": parallel_envs, "num_steps": rollout // parallel_envs, "async_envs": True}
     t0, c0 = time.perf_counter(), time.process_time()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     summary = train(
         TrainConfig(
             algo="ppo",
@@ -90,10 +130,16 @@ def run_ours(env: str, steps: int, seed: int, threads: int, compile_mode: str, b
         )
     )
     elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # the env processes, joined when the envs closed
+    env_processes = (after.ru_utime - children.ru_utime) + (after.ru_stime - children.ru_stime)
     rows = [r.split(",") for r in (Path(out) / "episodes.csv").read_text().split()]
+    rows = [r for r in rows if r[0].isdigit()]  # (newer code writes a header row)
     return {
         "in_process_s": elapsed,
-        "in_process_cpu_s": cpu,
+        "in_process_cpu_s": cpu + env_processes,
+        "main_process_cpu_s": cpu,
+        "env_processes_cpu_s": env_processes,  # (a single env's process starts one too: glfw's version check)
+        "parallel_envs": parallel_envs,
         "returns": [float(r[1]) for r in rows],
         "lengths": [int(r[2]) for r in rows],
         "seconds": summary["seconds"],
@@ -159,13 +205,16 @@ def run_sb3(env: str, steps: int, seed: int, threads: int) -> dict:
 
 
 def one(kind: str, env: str, steps: int, seed: int, threads: int) -> dict:
+    if kind == "raw":
+        return run_raw(env, steps, seed)
     if kind == "bare":
         return run_bare(env, steps, seed)
     if kind == "sb3":
         return run_sb3(env, steps, seed, threads)
     kind = kind.removesuffix("-before")
     compile_mode = {"ours-eager": "off", "ours-compiled": "on"}.get(kind, "auto")
-    return run_ours(env, steps, seed, threads, compile_mode, bf16="bf16" in kind)
+    parallel = 2 if kind == "ours-async2" else 0
+    return run_ours(env, steps, seed, threads, compile_mode, bf16="bf16" in kind, parallel_envs=parallel)
 
 
 # ----------------------------------------------------------------------------------------------- the parent
@@ -234,7 +283,19 @@ MEASURES = {  # ratio name -> summary field
     "in_process": "in_process_steps_per_s",
     "cpu": "cpu_steps_per_s",
     "in_process_cpu": "in_process_cpu_steps_per_s",
+    "busiest_cpu": "busiest_cpu_steps_per_s",
 }
+
+
+def busiest_process_cpu(run: dict) -> float:
+    """The CPU time of the busiest process of a run: the whole process's for one process; with env processes
+    stepping beside the main one, its start-up plus the larger of the main process's and the env processes'
+    CPU. On idle cores (one per process) this is about the run's wall time: the projection of the parallel
+    speed-up from CPU time when the machine is shared."""
+    if not run.get("parallel_envs"):
+        return run["cpu_s"]
+    startup = run["cpu_s"] - run["in_process_cpu_s"]
+    return startup + max(run["main_process_cpu_s"], run["env_processes_cpu_s"])
 
 
 def spread(values: list[float]) -> dict:
@@ -248,6 +309,7 @@ def summarise(runs: list[dict]) -> dict:
         "in_process_steps_per_s": spread([steps / r["in_process_s"] for r in runs]),
         "cpu_steps_per_s": spread([steps / r["cpu_s"] for r in runs]),
         "in_process_cpu_steps_per_s": spread([steps / r["in_process_cpu_s"] for r in runs]),
+        "busiest_cpu_steps_per_s": spread([steps / busiest_process_cpu(r) for r in runs]),
         "startup_s": spread([r["whole_process_s"] - r["in_process_s"] for r in runs]),
     }
     if all(r.get("returns") for r in runs):  # (no episode ends within Pong's short budget)
@@ -275,8 +337,9 @@ def table(env: str, result: dict) -> str:
         f"{result['load_before'][0]:.1f} before, {result['load_after'][0]:.1f} after",
         "",
         "| run | whole process, steps/s | in-process, steps/s | whole process CPU time, steps/s "
-        "| in-process CPU time, steps/s | startup s | last-20 training return | mean training return |",
-        "|---|---|---|---|---|---|---|---|",
+        "| in-process CPU time, steps/s | busiest process CPU time, steps/s | startup s "
+        "| last-20 training return | mean training return |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for kind, k in s.items():
         ret = (
@@ -288,18 +351,21 @@ def table(env: str, result: dict) -> str:
         )
         lines.append(
             f"| {kind} | {fmt(k['whole_process_steps_per_s'])} | {fmt(k['in_process_steps_per_s'])} "
-            f"| {fmt(k['cpu_steps_per_s'])} | {fmt(k['in_process_cpu_steps_per_s'])} | {fmt(k['startup_s'], 1)} "
+            f"| {fmt(k['cpu_steps_per_s'])} | {fmt(k['in_process_cpu_steps_per_s'])} "
+            f"| {fmt(k['busiest_cpu_steps_per_s'])} | {fmt(k['startup_s'], 1)} "
             f"| {ret[0]} | {ret[1]} |"
         )
     ratios = result["ratios"]
     lines += [
         "",
-        "| ratio of medians | whole process | in-process | whole process CPU time | in-process CPU time |",
-        "|---|---|---|---|---|",
+        "| ratio of medians | whole process | in-process | whole process CPU time | in-process CPU time "
+        "| busiest process CPU time |",
+        "|---|---|---|---|---|---|",
     ]
     for name, r in ratios.items():
         lines.append(
-            f"| {name} | {r['whole_process']:.2f} | {r['in_process']:.2f} | {r['cpu']:.2f} | {r['in_process_cpu']:.2f} |"
+            f"| {name} | {r['whole_process']:.2f} | {r['in_process']:.2f} | {r['cpu']:.2f} "
+            f"| {r['in_process_cpu']:.2f} | {r['busiest_cpu']:.2f} |"
         )
     return "\n".join(lines)
 
@@ -362,16 +428,20 @@ def main() -> None:
     progress.unlink(missing_ok=True)
     for env in args.envs.split(","):
         steps = args.hopper_steps if env == "hopper" else args.pong_steps
-        kinds = ["bare", "ours", "ours-eager", "sb3"] if env == "hopper" else ["bare", "ours", "sb3"]
+        kinds = ["raw", "ours", "ours-async2", "sb3"] if env == "hopper" else ["raw", "ours", "sb3"]
         if env == "pong" and bf16_ok:
             kinds.insert(2, "ours-bf16")
         if BEFORE_ROOT:
             kinds[1:1] = [k + "-before" for k in kinds if k in ("ours", "ours-bf16")]
-        if args.kinds:
-            kinds = [k for k in kinds if k in args.kinds.split(",")]
+        if args.kinds:  # any of the kinds, in the order given
+            kinds = [k for k in args.kinds.split(",") if k in KINDS or k.removesuffix("-before") in KINDS]
         if "ours" in kinds and env == "hopper" and not args.no_compile_cost:
             result["compile_cost"] = compile_cost(env, args.threads)
             print("compile cost", result["compile_cost"], flush=True)
+        elif any(
+            k.startswith("ours") for k in kinds
+        ):  # the compiled update in the cache, as after a first run
+            measure("ours-compiled", env, SETTINGS[env][2] * SETTINGS[env][3], 0, args.threads)
         load_before = os.getloadavg()
         runs: dict[str, list[dict]] = {k: [] for k in kinds}
         for i in range(args.repeats):
@@ -386,6 +456,10 @@ def main() -> None:
         med = {k: {m: v[m]["median"] for m in MEASURES.values()} for k, v in summary.items()}
         ratios = {}
         for a, b in (
+            ("ours", "raw"),
+            ("ours-async2", "ours"),
+            ("ours-async2", "raw"),
+            ("bare", "raw"),
             ("ours", "bare"),
             ("ours", "sb3"),
             ("ours-eager", "bare"),

@@ -126,12 +126,16 @@ class TrainConfig:
     compile: str = field(
         default="auto",
         metadata={
-            "help": "Compile each minibatch's gradient step with torch.compile (MLP policies): on, off, or auto "
-            "(on for runs with >= 100,000 steps ahead on the CPU). Compiling costs ~1 s per process once "
-            "cached, ~5-30 s the first time on a machine; it makes the update ~3x faster."
+            "help": "Compile each minibatch's gradient step ahead of time (AOTInductor; MLP policies): on, off, "
+            "or auto (on for runs with >= 100,000 steps ahead on the CPU, else only if already compiled). The "
+            "first compile of a configuration on a machine costs ~20 s of CPU; later runs load it from the "
+            "cache in milliseconds."
         },
     )
-    async_envs: bool = field(default=False, metadata={"help": "AsyncVectorEnv (processes) instead of Sync."})
+    async_envs: bool = field(
+        default=False,
+        metadata={"help": "Step the envs in parallel processes (shared memory) instead of in turn."},
+    )
     device: str = field(
         default="auto",
         metadata={

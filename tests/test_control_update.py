@@ -1,18 +1,24 @@
 """The compiled minibatch update makes the same updates as the eager loop (parameters and Adam state after
 several steps, for Gaussian, discrete and multi-discrete heads, with value clipping and SPPO's reverse term),
 falls back to the eager loop with a warning when compiling fails, shares its checkpoint format with the eager
-loop, and `--compile auto` chooses it only where it pays."""
+loop, is cached under a key of what it depends on, and `--compile auto` chooses it only where it pays."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+import sys
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
+import control.aot_cache as aot_cache
 import control.update as update
 from control.algos.registry import get
 from control.config import TrainConfig, with_algo_defaults
+from control.flat_adam import FlatAdam
 from control.networks import ActorCritic
 from control.train import train
 
@@ -21,9 +27,9 @@ OBS = gym.spaces.Box(-np.inf, np.inf, (11,), np.float64)
 
 @pytest.fixture
 def fast_backend(monkeypatch):
-    """aot_eager: the same graph capture (dynamo, torch.func.grad, functional Adam) without C++ code generation,
-    so these tests take seconds; the inductor path is checked by the slow test below."""
-    monkeypatch.setattr(update, "BACKEND", "aot_eager")
+    """fx: the same traced graph (make_fx of torch.func.grad and functional Adam) run as is, without C++ code
+    generation, so these tests take seconds; the AOTInductor path is checked by the slow test below."""
+    monkeypatch.setattr(update, "BACKEND", "fx")
 
 
 def _pair(action_space: gym.Space) -> tuple[list[ActorCritic], list[torch.optim.Adam]]:
@@ -59,8 +65,10 @@ def test_compiled_update_equals_the_eager_update(fast_backend, action_space, alg
         torch.randn(batch, generator=g),
         torch.randn(batch, generator=g),
     )
+    compiled_opt = FlatAdam(list(compiled.parameters()), lr=3e-4, eps=1e-5, fused=True)
     step = update.CompiledUpdate(compiled, get(algo), cfg, compiled_opt)
-    for lr in (3e-4, 3e-4, 1e-4, 5e-5):  # annealed rates reach the compiled step without recompiling
+    assert step.prepare(rollout, 64)
+    for lr in (3e-4, 3e-4, 1e-4, 5e-5):  # annealed rates reach the compiled step as an input
         for opt in (eager_opt, compiled_opt):
             opt.param_groups[0]["lr"] = lr
         idx = torch.randperm(batch, generator=g)[:64]
@@ -73,11 +81,11 @@ def test_compiled_update_equals_the_eager_update(fast_backend, action_space, alg
         loss.backward()
         torch.nn.utils.clip_grad_norm_(eager.parameters(), cfg.max_grad_norm)
         eager_opt.step()
-        with torch.compiler.set_stance("fail_on_recompile" if lr != 3e-4 else "default"):
-            compiled_logs = step(rollout, idx)  # one graph for every step count and learning rate
+        compiled_logs = step(rollout, idx)
         assert compiled_logs is not None and set(compiled_logs) == set(logs)
         for k, v in logs.items():
             torch.testing.assert_close(compiled_logs[k], v, atol=1e-5, rtol=1e-5)
+    assert list(step.compiled) == [64]  # one function for every step count and learning rate
     for p, q in zip(eager.parameters(), compiled.parameters(), strict=True):
         torch.testing.assert_close(q, p, atol=1e-6, rtol=1e-5)
     start = [p.detach().clone() for p in _pair(action_space)[0][0].parameters()]
@@ -94,11 +102,12 @@ RUN = dict(env_id="CartPole-v1", num_steps=128, num_envs=2, minibatch_size=64, e
 
 
 def test_failed_compile_warns_and_trains_as_the_eager_loop(monkeypatch, tmp_path):
-    def no_compiler(graph, example_inputs):
+    def no_compiler(graph, inputs, path):
         raise RuntimeError("no C++ compiler here")
 
-    monkeypatch.setattr(update, "BACKEND", no_compiler)
-    with pytest.warns(RuntimeWarning, match="torch.compile of the update failed.*no C.. compiler"):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(aot_cache, "_compile", no_compiler)
+    with pytest.warns(RuntimeWarning, match="compiling the update failed.*no C.. compiler"):
         train(TrainConfig(out_dir=str(tmp_path / "failed"), total_steps=512, compile="on", **RUN))
     train(TrainConfig(out_dir=str(tmp_path / "eager"), total_steps=512, compile="off", **RUN))
     failed, eager = (
@@ -122,23 +131,72 @@ def test_compiled_and_eager_runs_share_checkpoints(fast_backend, tmp_path):
     assert any(not torch.equal(third["agent"][k], v) for k, v in second["agent"].items())
 
 
-def test_compile_auto_compiles_long_mlp_runs_only():
+def test_compile_auto_compiles_long_mlp_runs_and_uses_a_compiled_update_for_short_ones():
     mlp = ActorCritic(OBS, gym.spaces.Discrete(2))
     cnn = ActorCritic(gym.spaces.Box(0, 255, (4, 84, 84), np.uint8), gym.spaces.Discrete(2))
     auto, on, off = (TrainConfig(compile=c) for c in ("auto", "on", "off"))
     long, short = update.COMPILE_AUTO_MIN_STEPS, update.COMPILE_AUTO_MIN_STEPS - 1
-    assert update.should_compile(auto, mlp, False, long) and not update.should_compile(
-        auto, mlp, False, short
+    assert update.compile_mode(auto, mlp, False, long) == "compile"
+    assert update.compile_mode(auto, mlp, False, short) == "cached"  # compiled already? else eager
+    assert (
+        update.compile_mode(on, mlp, False, 1) == "compile"
+        and update.compile_mode(off, mlp, False, long) is None
     )
-    assert update.should_compile(on, mlp, False, 1) and not update.should_compile(off, mlp, False, long)
-    assert not update.should_compile(on, cnn, False, long)  # image policies: the eager loop
-    assert not update.should_compile(on, mlp, True, long)  # a critic hook or extra losses: the eager loop
+    assert update.compile_mode(on, cnn, False, long) is None  # image policies: the eager loop
+    assert update.compile_mode(on, mlp, True, long) is None  # a critic hook or extra losses: the eager loop
     with pytest.raises(ValueError, match="compile='yes'.*auto, on, off"):
-        update.should_compile(TrainConfig(compile="yes"), mlp, False, long)
+        update.compile_mode(TrainConfig(compile="yes"), mlp, False, long)
+
+
+class FakeCompiler:
+    """Stands in for AOTInductor: "compiling" writes the traced graph's code to the package path, "loading" runs
+    the graph traced last; counts both, so the cache's keying can be checked in milliseconds."""
+
+    def __init__(self):
+        self.compiles, self.loads, self.graph = 0, 0, None
+
+    def compile(self, graph, inputs, path):
+        self.compiles += 1
+        self.graph = graph
+        path.write_text(graph.code)
+
+    def load(self, path):
+        self.loads += 1
+        graph = self.graph
+        return lambda tensors: graph(*tensors)
+
+
+def test_the_compiled_update_is_cached_under_what_it_depends_on(monkeypatch, tmp_path):
+    """A later run with the same settings loads the compiled update instead of compiling it; a setting the loss
+    reads (clip_coef) compiles anew, one it does not read (the learning rate: an input) does not; a short
+    `auto` run ("cached") never compiles."""
+    fake = FakeCompiler()
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(aot_cache, "_compile", fake.compile)
+    monkeypatch.setattr(aot_cache, "_load", fake.load)
+    rollout = (torch.randn(128, 11), torch.randn(128, 3), *(torch.randn(128) for _ in range(4)))
+
+    def prepare(compile_missing=True, **settings):
+        cfg = with_algo_defaults(TrainConfig(env_id="Hopper-v5", **settings), "ppo")
+        torch.manual_seed(0)
+        net = ActorCritic(OBS, gym.spaces.Box(-1, 1, (3,)))
+        step = update.CompiledUpdate(net, get("ppo"), cfg, FlatAdam(list(net.parameters()), lr=3e-4))
+        return step.prepare(rollout, 64, compile_missing), step
+
+    assert prepare(clip_coef=0.1)[0] and (fake.compiles, fake.loads) == (1, 1)
+    ready, step = prepare(clip_coef=0.1, learning_rate=1e-3, seed=7)
+    assert ready and (fake.compiles, fake.loads) == (1, 2)  # loaded, not traced again
+    assert step(rollout, torch.arange(64)) is not None
+    assert not prepare(compile_missing=False, clip_coef=0.3)[0] and fake.compiles == 1
+    assert prepare(clip_coef=0.3)[0] and fake.compiles == 2
+    index = json.loads(next(tmp_path.glob("ares_control/*.json")).read_text())
+    assert "clip_coef" in index["config_fields"] and "learning_rate" not in index["config_fields"]
+    assert index["outputs"][:3] == ["policy_loss", "value_loss", "entropy"]
 
 
 @pytest.mark.slow
-def test_ppo_with_the_inductor_compiled_update_solves_cartpole(tmp_path):
+def test_ppo_with_the_aot_compiled_update_solves_cartpole_and_a_later_run_loads_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "cache"))
     summary = train(
         TrainConfig(
             env_id="CartPole-v1",
@@ -149,22 +207,20 @@ def test_ppo_with_the_inductor_compiled_update_solves_cartpole(tmp_path):
             eval_episodes=5,
             seed=1,
             compile="on",
-            out_dir=str(tmp_path),
+            out_dir=str(tmp_path / "run"),
         )
     )
     assert summary["eval_mean_return"] >= 475, summary
-
-
-def test_each_run_compiles_its_own_update(fast_backend, monkeypatch):
-    """Runs in one process (a sweep worker) never share compiled graphs: dynamo's per-code limit of variants
-    (8) would otherwise send the ninth differently configured run to the slow uncompiled path."""
-    from torch._dynamo.utils import counters
-
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
-    rollout = (torch.randn(128, 11), torch.randn(128, 3), *(torch.randn(128) for _ in range(4)))
-    for clip in (0.1, 0.2, 0.3):
-        cfg = with_algo_defaults(TrainConfig(env_id="Hopper-v5", clip_coef=clip), "ppo")
-        (net, _), (opt, _) = _pair(gym.spaces.Box(-1, 1, (3,)))
-        graphs = counters["stats"]["unique_graphs"]
-        assert update.CompiledUpdate(net, get("ppo"), cfg, opt)(rollout, torch.arange(64)) is not None
-        assert counters["stats"]["unique_graphs"] == graphs + 1  # compiled, not run uncompiled by dynamo
+    assert len(list((tmp_path / "cache" / "ares_control").glob("*.pt2"))) == 1
+    # a later process loads it: a short `auto` run of the same settings trains compiled, importing neither
+    # dynamo nor inductor (torch.optim would import dynamo)
+    script = (
+        "import sys, torch\n"
+        "from control.config import TrainConfig\n"
+        "from control.train import train\n"
+        "train(TrainConfig(env_id='CartPole-v1', total_steps=2048, num_envs=4, num_steps=256, "
+        f"minibatch_size=256, eval_episodes=0, seed=2, out_dir={str(tmp_path / 'again')!r}, quiet=True))\n"
+        "print(sorted(m for m in ('torch._dynamo', 'torch._inductor') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stderr[-2000:]

@@ -2,7 +2,7 @@
 (physics, course, random generators, the episode statistics in progress, the reward normaliser's running returns,
 the last step's dones) and put it back on resume, so a killed primitive training continues as if it had never
 stopped (same episodes, same weights). For envs with `get_env_state` / `set_env_state` (the Walker envs) in a
-synchronous vector env; otherwise the loop's usual fresh reset."""
+synchronous vector env or a `SingleEnv`; otherwise the loop's usual fresh reset."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from control.envs import SingleEnv
 from control.hooks import LoopContext, LoopHooks
 
 
@@ -58,6 +59,8 @@ class ResumableEnvs(LoopHooks):
     def setup(self, ctx: LoopContext) -> None:
         self.ctx = ctx
         subs = getattr(ctx.envs, "envs", None)
+        if subs is None and isinstance(ctx.envs, SingleEnv):  # one env runs without SyncVectorEnv
+            subs = [ctx.envs.env]
         self.subs = (
             subs if subs is not None and all(hasattr(e.unwrapped, "get_env_state") for e in subs) else None
         )
