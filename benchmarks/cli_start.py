@@ -45,7 +45,9 @@ def run_once(argv: list[str]) -> tuple[float, int, bool]:
     """Wall seconds, exit code, and whether torch was imported."""
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
     start = time.perf_counter()
-    proc = subprocess.run([argv[0], "-X", "importtime", *argv[1:]], cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = subprocess.run(
+        [argv[0], "-X", "importtime", *argv[1:]], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - start
     torch = any(line.rstrip().endswith("| torch") for line in proc.stderr.splitlines())
     return seconds, proc.returncode, torch
@@ -79,7 +81,9 @@ def main() -> None:
     }
     out = ROOT / args.out
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"repeats": args.repeats, "load_after": load, "commands": rows}, indent=1) + "\n")
+    out.write_text(
+        json.dumps({"repeats": args.repeats, "load_after": load, "commands": rows}, indent=1) + "\n"
+    )
     print(f"{args.repeats} alternating rounds; load average after {load[0]:.1f}\n")
     print("| command | median s | min-max s | exit code | imports torch |")
     print("|---|---|---|---|---|")

@@ -13,7 +13,6 @@ benchmarks/results/control_hierarchy.json and benchmarks/results/control_hierarc
 from __future__ import annotations
 
 import argparse
-import csv
 import dataclasses
 import json
 import statistics
@@ -28,9 +27,11 @@ import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-import control.envs  # noqa: E402,F401  (registers the Hierarchy/ ids)
+import control.hierarchy  # noqa: E402,F401  (registers the Hierarchy/ ids)
 from control.hierarchy.config import load_config  # noqa: E402
 from control.hierarchy.pipeline import STAGES, report, run_stage  # noqa: E402
+from control.hierarchy.primitive_eval import run_success  # noqa: E402
+from control.hierarchy.switch import read_episodes  # noqa: E402
 
 PAPER = {  # success counts (max 5): Byun & Perrault (ICLR 2022) and Lee et al. (ICLR 2019) as reported there
     "patrol": {"paper": 3.97, "lee": 3.33},
@@ -92,7 +93,7 @@ def switch_curves(cfg, out: Path) -> None:
             path = cfg.switch_dir(seed, pair) / "episodes.csv"
             if not path.is_file():
                 continue
-            outcomes = np.array([float(r[2]) > 0 for r in csv.reader(path.open()) if r], float)
+            outcomes = np.array([float(r["outcome"]) > 0 for r in read_episodes(path)], float)
             if len(outcomes) >= 25:
                 ax.plot(np.convolve(outcomes, np.ones(25) / 25, mode="valid"), label=f"seed {seed}")
         ax.set_title(f"{cfg.task}: {pair[0]} -> {pair[1]}")
@@ -105,58 +106,93 @@ def switch_curves(cfg, out: Path) -> None:
     plt.close(fig)
 
 
+def primitive_table(cfg, episodes: int) -> dict[str, dict]:
+    """Each primitive's greedy success in its own env (and how the other episodes ended), with its PPO steps."""
+    table = {}
+    for name, env_id in cfg.primitives.items():
+        result = run_success(env_id, cfg.primitive_dir(name), episodes)
+        table[name] = {"env": env_id, **{k: v for k, v in result.as_dict().items() if k != "lengths"}}
+        print(json.dumps({"primitive": name, **table[name]}))
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--tasks", default="patrol,hurdle,obstacle")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument("--root", default="runs/hierarchy")
     parser.add_argument("--config", default=None, help="YAML overriding preset fields (every task).")
-    parser.add_argument("--label", default="", help="Suffix of the result keys (ablations).")
+    parser.add_argument(
+        "--label",
+        default="",
+        help="A variant's name: its figures go under the task's 'variants' (ablations).",
+    )
     parser.add_argument("--transition-steps", type=int, default=None)
     parser.add_argument("--switch-episodes", type=int, default=None)
     parser.add_argument("--eval-episodes", type=int, default=50)
     parser.add_argument("--stages", default=",".join(STAGES), help="Stages to run before the report.")
+    parser.add_argument(
+        "--primitive-episodes",
+        type=int,
+        default=30,
+        help="Greedy episodes per primitive (0: skip the table).",
+    )
+    parser.add_argument("--primitives-only", action="store_true", help="Only the primitives' success table.")
     parser.add_argument("--speed-only", action="store_true")
     parser.add_argument("--speed-steps", type=int, default=5000)
-    parser.add_argument("--speed-repeats", type=int, default=3, help="0: skip the env speed measurement.")
+    parser.add_argument("--speed-repeats", type=int, default=0, help="0: skip the env speed measurement.")
     parser.add_argument("--out", default="benchmarks/results/control_hierarchy.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     results = json.loads(out.read_text()) if out.is_file() else {}
+    seeds = [int(s) for s in args.seeds.split(",")]
 
-    if args.speed_repeats:
-        rates = speeds(args.speed_steps, args.speed_repeats)
+    def save() -> None:
+        out.write_text(json.dumps(results, indent=1))
+
+    if args.speed_repeats or args.speed_only:
+        rates = speeds(args.speed_steps, max(args.speed_repeats, 1))
         results["env_steps_per_s"] = rates
         print(json.dumps({"env_steps_per_s": rates}))
-    if not args.speed_only:
-        for task in args.tasks.split(","):
-            seeds = [int(s) for s in args.seeds.split(",")]
-            cfg = load_config(
-                task, args.config, root=args.root, seeds=seeds, eval_episodes=args.eval_episodes
-            )
-            if args.transition_steps:
-                cfg.transition.steps = args.transition_steps
-            if args.switch_episodes:
-                cfg.switch.episodes = args.switch_episodes
-            t0 = time.perf_counter()
-            for stage in args.stages.split(","):
+        save()
+    if args.speed_only:
+        return
+    for task in args.tasks.split(","):
+        cfg = load_config(task, args.config, root=args.root, seeds=seeds, eval_episodes=args.eval_episodes)
+        if args.transition_steps:
+            cfg.transition.steps = args.transition_steps
+        if args.switch_episodes:
+            cfg.switch.episodes = args.switch_episodes
+        if args.primitives_only or "primitives" in args.stages.split(","):
+            run_stage(cfg, "primitives")
+            if args.primitive_episodes:
+                results.setdefault("primitives", {}).update(primitive_table(cfg, args.primitive_episodes))
+                save()
+        if args.primitives_only:
+            continue
+        t0 = time.perf_counter()
+        for stage in args.stages.split(","):
+            if stage != "primitives":
                 run_stage(cfg, stage)
-            summary = report(cfg)
-            summary["paper"], summary["seconds"] = PAPER[task], time.perf_counter() - t0
-            summary["budget"] = {
-                "primitive_steps": cfg.primitive_steps,
-                "transition_steps": cfg.transition.steps,
-                "switch_episodes": cfg.switch.episodes,
-                "eval_episodes": cfg.eval_episodes,
-            }
-            summary["airl"] = dataclasses.asdict(cfg.airl)
-            results[task + args.label] = summary
-            switch_curves(cfg, out.with_name(f"control_hierarchy_switch_{task}{args.label}.png"))
-            print(json.dumps({task + args.label: summary}))
-            out.write_text(json.dumps(results, indent=1))
-    out.write_text(json.dumps(results, indent=1))
+        summary = report(cfg)
+        summary["paper"], summary["seconds"] = PAPER[task], time.perf_counter() - t0
+        summary["budget"] = {
+            "primitive_steps": cfg.primitive_steps,
+            "transition_steps": cfg.transition.steps,
+            "switch_episodes": cfg.switch.episodes,
+            "eval_episodes": cfg.eval_episodes,
+        }
+        summary["airl"] = dataclasses.asdict(cfg.airl)
+        if args.label:
+            results.setdefault(task, {}).setdefault("variants", {})[args.label] = summary
+        else:
+            summary["variants"] = results.get(task, {}).get("variants", {})
+            results[task] = summary
+        switch_curves(cfg, out.with_name(f"control_hierarchy_switch_{task}{args.label}.png"))
+        print(json.dumps({task + args.label: summary}))
+        save()
 
 
 if __name__ == "__main__":

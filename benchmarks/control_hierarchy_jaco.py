@@ -132,7 +132,7 @@ def main() -> None:
         summary["starts"] = starts_found(cfg)
         summary["budget"] = {
             "primitive_steps": cfg.primitive_steps,
-            "primitive_train": cfg.primitive_train,
+            "primitive_ppo": cfg.primitive_ppo,
             "transition_steps": cfg.transition.steps,
             "switch_episodes": cfg.switch.episodes,
             "eval_episodes": cfg.eval_episodes,

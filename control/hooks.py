@@ -5,8 +5,8 @@ copying the loop. A hook object may bring
 - a reward term added to the env reward before reward normalisation (``reward_term``; ND-PPO's normality bonus,
   the AIRL reward of the transition policies),
 - per-step records kept beside the rollout (``observe``), work after each rollout (``after_rollout``; AIRL's
-  discriminator update), extra loss terms (``extra_loss``), scalars to log (``logs``), and its own checkpoint
-  state (``state_dict``).
+  discriminator update), extra loss terms (``extra_loss``), scalars to log (``logs``), its own checkpoint
+  state (``state_dict``), and the envs' state on resume (``restore_envs``: a run that resumes exactly).
 
 Every method of :class:`LoopHooks` does nothing by default; the loop checks once which ones a subclass overrides,
 so plain PPO pays nothing for them.
@@ -118,6 +118,11 @@ class LoopHooks:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
+
+    def restore_envs(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """On resume (after :meth:`load_state_dict`): put the envs back where the checkpoint left them and return
+        (raw observations, dones of the last step), or None to start from a fresh reset."""
+        return None
 
 
 def overrides(hooks: LoopHooks, name: str) -> bool:

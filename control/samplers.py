@@ -61,14 +61,16 @@ class TorchSampler:
         pass
 
 
-def _linear_layers(seq: nn.Sequential) -> list[nn.Linear]:
+def linear_layers(seq: nn.Sequential) -> list[nn.Linear]:
+    """The Linear layers of a Linear/Tanh MLP, in order (what a numpy copy of it needs)."""
     layers = [m for m in seq if isinstance(m, nn.Linear)]
     if any(not isinstance(m, (nn.Linear, nn.Tanh)) for m in seq):
         raise ValueError("NumpyMLPSampler supports Linear/Tanh MLPs only")
     return layers
 
 
-def _forward(params: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
+def mlp_forward(params: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
+    """A Linear/Tanh MLP in numpy: `params` are (transposed weight, bias) per layer; tanh between layers."""
     for i, (weight_t, bias) in enumerate(params):
         x = x @ weight_t
         x += bias
@@ -105,8 +107,8 @@ class NumpyMLPSampler:
         if agent.image:
             raise ValueError("NumpyMLPSampler is for vector observations; use TorchSampler for images")
         self.agent, self.rng = agent, np.random.default_rng(seed)
-        self.actor_layers = _linear_layers(agent.actor)
-        self.critic_layers = _linear_layers(critic.net if critic is not None else agent.critic)
+        self.actor_layers = linear_layers(agent.actor)
+        self.critic_layers = linear_layers(critic.net if critic is not None else agent.critic)
         self.offsets = np.cumsum([0, *agent.nvec]) if agent.kind != "gaussian" else None
         self.sync()
 
@@ -134,15 +136,15 @@ class NumpyMLPSampler:
         return out[:, 0] if out.shape[1] == 1 else out.mean(-1)
 
     def value(self, obs: np.ndarray) -> np.ndarray:
-        return self._critic_value(_forward(self.critic, np.asarray(obs, dtype=np.float32)))
+        return self._critic_value(mlp_forward(self.critic, np.asarray(obs, dtype=np.float32)))
 
     def act(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         obs = np.asarray(obs, dtype=np.float32)
         if self.both is not None:
-            both = _forward(self.both, obs)
+            both = mlp_forward(self.both, obs)
             out, value = both[:, : self.actor_out], self._critic_value(both[:, self.actor_out :])
         else:
-            out, value = _forward(self.actor, obs), self.value(obs)
+            out, value = mlp_forward(self.actor, obs), self.value(obs)
         if self.offsets is None:
             noise = self.rng.standard_normal(out.shape, dtype=np.float32)
             log_prob = (noise * noise) @ self.minus_half

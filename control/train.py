@@ -374,8 +374,17 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
         envs.single_action_space.shape,
         not vector_obs,
     )
-    raw, _ = envs.reset(seed=cfg.seed + 1000 * (start_iteration - 1))
-    env_state = EnvState(raw, norm.obs(raw) if norm else np.asarray(raw), np.zeros(cfg.num_envs, np.float32))
+    restored = hooks.restore_envs() if state is not None else None
+    if restored is None:
+        raw, _ = envs.reset(seed=cfg.seed + 1000 * (start_iteration - 1))
+        env_state = EnvState(
+            raw, norm.obs(raw) if norm else np.asarray(raw), np.zeros(cfg.num_envs, np.float32)
+        )
+    else:  # the envs as the checkpoint left them (their observations already counted by the normaliser)
+        raw, done = restored
+        env_state = EnvState(
+            raw, norm.apply_obs(raw) if norm else np.asarray(raw), np.asarray(done, np.float32)
+        )
     optimizer_state = state["optimizer"] if state is not None else None
     learner = make_learner(
         agent, critic, algo, cfg, hooks, buf, device, optimizer_state, cfg.total_steps - global_step

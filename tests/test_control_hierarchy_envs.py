@@ -99,6 +99,71 @@ def test_obstacle_course_expects_crawl_under_a_ceiling_and_allows_a_low_torso_th
     assert not terminated
 
 
+def test_the_jump_training_course_of_several_curbs_ends_after_the_last():
+    env, raw = make("Walker2dJump-v0", curbs=3, gap=(4.0, 5.0))
+    env.reset(seed=0)
+    starts = [o.start for o in raw.obstacles]
+    assert len(starts) == 3 and all(4.0 <= g <= 5.0 for g in np.diff(starts))
+    for k, curb in enumerate(raw.obstacles):
+        teleport(raw, curb.end + CURB_PASS_MARGIN + 0.3)
+        _, _, terminated, _, info = env.step(ZERO)
+        assert info["success"] and info["subtasks"] == k + 1 and terminated == (k == 2)
+    with pytest.raises(ValueError, match="curbs"):
+        gym.make(f"{NAMESPACE}/Walker2dJump-v0", curbs=9)
+
+
+def test_jump_training_restarts_from_its_own_running_states_in_front_of_a_curb():
+    env, raw = make("Walker2dJump-v0", restart_prob=1.0)
+    env.reset(seed=0)
+    assert raw.running_states == [] and raw.obstacles[0].start >= 5.5  # nothing kept yet: a normal start
+    for _ in range(300):  # running fast on open ground: some of these states are kept
+        qpos, qvel = raw.data.qpos.copy(), raw.data.qvel.copy()
+        qpos[:3], qvel[0] = (0.0, 1.25, 0.0), 3.0
+        raw.set_state(qpos, qvel)
+        env.step(ZERO)
+    assert 3 <= len(raw.running_states) <= 40
+    kept = raw.running_states[0]
+    obs, _ = env.reset(seed=1)
+    assert raw.data.qpos[0] == 0.0 and raw.data.qvel[0] == pytest.approx(3.0, abs=0.5)
+    assert 1.5 <= raw.obstacles[0].start <= 4.0 and obs[17] == pytest.approx(raw.obstacles[0].start, abs=1e-9)
+    assert any(np.array_equal(raw.data.qvel, k[9:]) for k in raw.running_states) and kept.shape == (18,)
+    raw.set_state(raw.init_qpos, raw.init_qvel)  # upright
+    teleport(raw, raw.obstacles[0].end + CURB_PASS_MARGIN + 0.5)
+    _, _, terminated, _, info = env.step(ZERO)
+    assert info["subtasks"] == 1 and not terminated  # passed; it must still run on past the finish
+    raw.set_state(raw.init_qpos, raw.init_qvel)
+    teleport(raw, raw.obstacles[0].end + 5.5)
+    _, _, terminated, _, info = env.step(ZERO)
+    assert terminated and info["success"]
+
+
+def test_jump_pays_for_feet_below_the_curb_top_near_it_and_not_elsewhere():
+    env, raw = make("Walker2dJump-v0")
+    terms = []
+    for before, lift in ((1.0, 0.0), (0.25, 0.0), (0.2, 0.3), (-0.05, 0.35)):  # torso metres before the curb
+        env.reset(seed=0)
+        qpos = raw.data.qpos.copy()
+        qpos[0], qpos[1] = raw.obstacles[0].start - before - 0.2, qpos[1] + lift
+        raw.set_state(qpos, raw.data.qvel * 0)
+        _, _, terminated, _, info = env.step(ZERO)
+        assert not terminated
+        terms.append(info.get("reward_clearance", 0.0))
+    far, on_the_ground_near, lifted_near, lifted_over = terms
+    assert far == 0.0 and lifted_near == 0.0 and lifted_over == 0.0
+    assert -2 * 2.0 <= on_the_ground_near < -2.0  # both feet, most of the curb's height below its top
+
+
+def test_a_walker_falls_by_height_only_unless_an_angle_limit_is_set():
+    for max_angle, falls in ((None, False), (1.0, True)):
+        env, raw = make("Walker2dForward-v0", max_angle=max_angle)
+        env.reset(seed=0)
+        qpos = raw.data.qpos.copy()
+        qpos[2] = 1.2  # leaning 69 degrees, the torso still above 0.8 m (authors: only the height counts)
+        raw.set_state(qpos, raw.data.qvel * 0)
+        _, _, terminated, _, info = env.step(ZERO)
+        assert raw.data.qpos[1] > 0.8 and terminated == falls and not info["success"]
+
+
 def test_patrol_turns_at_each_goal():
     env, raw = make("Walker2dPatrol-v0")
     _, info = env.reset(seed=0)
@@ -108,7 +173,29 @@ def test_patrol_turns_at_each_goal():
     teleport(raw, direction * 2.2)
     _, _, terminated, _, info = env.step(ZERO)
     assert info["success"] and info["subtasks"] == 1 and not terminated
-    assert raw.direction == -direction and info["primitive"] == ("backward" if direction == 1 else "forward")
+    assert raw.direction == -direction and info["primitive"] == "balance"  # first a balance phase (authors)
+    for _ in range(raw.balance_steps - 1):
+        raw.set_state(raw.init_qpos + np.eye(9)[0] * direction * 2.2, raw.init_qvel)  # standing at the goal
+        _, _, terminated, _, info = env.step(ZERO)
+        assert info["primitive"] == "balance" and not terminated and not info["success"]
+    _, _, _, _, info = env.step(ZERO)
+    assert info["primitive"] == ("backward" if direction == 1 else "forward") and info["subtasks"] == 1
+    env, raw = make("Walker2dPatrol-v0", balance_steps=0)
+    env.reset(seed=0)
+    teleport(raw, raw.direction * 2.2)
+    _, _, _, _, info = env.step(ZERO)
+    assert info["success"] and info["primitive"] != "balance"
+
+
+def test_balance_pays_for_standing_still():
+    env, raw = make("Walker2dBalance-v0")
+    env.reset(seed=0)
+    rewards = {}
+    for speed in (0.0, 2.0):
+        raw.set_state(raw.init_qpos, raw.init_qvel + np.eye(9)[0] * speed)
+        _, rewards[speed], _, _, info = env.step(ZERO)
+        assert info["primitive"] == "balance"
+    assert rewards[0.0] > rewards[2.0] + 1.0  # -|v|: moving costs
 
 
 def test_primitives_succeed_as_documented():
@@ -116,8 +203,17 @@ def test_primitives_succeed_as_documented():
     env.reset(seed=0)
     assert len(raw.obstacles) == 1 and 5.5 <= raw.obstacles[0].start <= 8.5
     teleport(raw, raw.obstacles[0].end + CURB_PASS_MARGIN + 0.5)
+    _, reward, terminated, _, info = env.step(ZERO)
+    assert info["success"] and info["subtasks"] == 1 and not terminated  # the curb: a subtask...
+    assert reward > 50
+    teleport(raw, 15.5)
     _, _, terminated, _, info = env.step(ZERO)
-    assert terminated and info["success"]  # one curb: the episode's goal
+    assert terminated and info["success"]  # ...and running on past 15 m (authors): the episode's goal
+    env, raw = make("Walker2dJump-v0", finish_x=None)
+    env.reset(seed=0)
+    teleport(raw, raw.obstacles[0].end + CURB_PASS_MARGIN + 0.5)
+    _, _, terminated, _, info = env.step(ZERO)
+    assert terminated and info["success"]  # without a finish line the curb is the goal
     env, raw = make("Walker2dForward-v0", subtask_steps=3)
     env.reset(seed=0)
     results = [env.step(ZERO) for _ in range(3)]

@@ -16,6 +16,7 @@ import torch
 from control.__main__ import main as cli
 from control.hierarchy.config import load_config
 from control.hierarchy.pipeline import report, run_stage
+from control.hierarchy.switch import EPISODE_COLUMNS, read_episodes
 
 
 def test_transition_and_switch_raise_success_above_switching_at_once(tmp_path, capsys):
@@ -41,8 +42,8 @@ def test_transition_and_switch_raise_success_above_switching_at_once(tmp_path, c
     assert summary["dqn"]["mean"] >= 3.5 and summary["fixed"]["mean"] >= 3.5  # max 4
     evaluation = json.loads((tmp_path / "toy" / "s1" / "evaluation.json").read_text())
     assert evaluation["results"]["dqn"]["transition_steps"] > 0
-    switch_log = (tmp_path / "toy" / "s1" / "switches" / "dash-park" / "episodes.csv").read_text().split()
-    outcomes = [float(row.split(",")[2]) for row in switch_log]
+    switch_log = read_episodes(tmp_path / "toy" / "s1" / "switches" / "dash-park" / "episodes.csv")
+    outcomes = [float(row["outcome"]) for row in switch_log]
     assert len(outcomes) == 200 and sum(o > 0 for o in outcomes[-40:]) > sum(o > 0 for o in outcomes[:40])
     assert '"report"' in capsys.readouterr().out
 
@@ -79,7 +80,8 @@ def test_the_switch_resumes_its_episode_count(tmp_path):
         f.write("31,3,1.0,0.5,100\n")
     cfg.switch.episodes = 50
     run_stage(cfg, "switch")
-    episodes = [int(row.split(",")[0]) for row in log.read_text().split()]
+    assert log.read_text().splitlines()[0] == ",".join(EPISODE_COLUMNS)  # one header row
+    episodes = [int(row["episode"]) for row in read_episodes(log)]
     assert episodes == list(range(1, 51))
 
 
@@ -115,3 +117,36 @@ def test_stages_run_over_seeds_in_worker_processes(tmp_path):
     assert [r["seed"] for r in results] == [1, 2]
     assert all(r["results"]["none"]["counts"] == [1, 1, 1] for r in results)  # no transitions yet: 1 of 4
     assert report(cfg)["seeds"] == [1, 2]
+
+
+def test_a_slower_discriminator_takes_its_set_steps_and_leaves_the_policy_more_reward(tmp_path):
+    """The discriminator balance options: `airl.updates` minibatch steps per rollout instead of passes over it,
+    and `airl.max_accuracy`, which skips the steps where the discriminator already wins. With 1 step per rollout
+    it makes exactly that many Adam steps; both options separate the policy from the expert less than 3 passes
+    per rollout do (the policy's D stays higher: more reward to learn from)."""
+    import dataclasses
+
+    from control.hierarchy.airl import AIRLHooks, ExpertData
+    from control.hierarchy.pipeline import collect_starts, task_env, train_transition
+
+    policy_d, adam_steps, accuracy = {}, {}, {}
+    for name, airl in (
+        ("fast", {"epochs": 3}),
+        ("capped", {"epochs": 3, "max_accuracy": 0.7}),
+        ("slow", {"updates": 1}),
+    ):
+        cfg = load_config("toy", root=str(tmp_path / name), seeds=[1])
+        cfg.transition.steps = 4096
+        cfg.airl = dataclasses.replace(cfg.airl, **airl)
+        run_stage(cfg, "primitives")
+        collect_starts(cfg, 1, ("dash", "park"), task_env(cfg))
+        hooks = AIRLHooks(
+            ExpertData.load(str(cfg.primitive_dir("park") / "initiation.npz")), cfg.airl, cfg.transition.gamma
+        )
+        train_transition(cfg, 1, ("dash", "park"), hooks.expert, hooks)
+        policy_d[name], accuracy[name] = hooks.stats["airl/policy_D"], hooks.stats["airl/accuracy"]
+        adam_steps[name] = max(int(s["step"]) for s in hooks.optimizer.state_dict()["state"].values())
+    rollouts = 4096 // (cfg.transition.num_envs * cfg.transition.num_steps)
+    assert adam_steps["slow"] == rollouts and adam_steps["fast"] > 10 * rollouts
+    assert adam_steps["capped"] < adam_steps["fast"] and accuracy["capped"] < accuracy["fast"] - 0.05
+    assert policy_d["slow"] > policy_d["fast"] + 0.1 and policy_d["capped"] > policy_d["fast"] + 0.1

@@ -114,7 +114,24 @@ class AIRLSettings:
 
     hidden: tuple[int, ...] = field(default=(100, 100), metadata={"help": "Discriminator hidden sizes."})
     learning_rate: float = field(default=3e-4, metadata={"help": "Discriminator Adam learning rate."})
-    epochs: int = field(default=5, metadata={"help": "Discriminator passes over each rollout."})
+    epochs: int = field(
+        default=5, metadata={"help": "Discriminator passes over each rollout (if updates is 0)."}
+    )
+    updates: int = field(
+        default=0,
+        metadata={
+            "help": "Discriminator minibatch steps per rollout, drawn at random from it (0: `epochs` passes). "
+            "The authors' code takes 10 steps of 64 per 50,000-step rollout: a discriminator far slower than "
+            "the policy."
+        },
+    )
+    max_accuracy: float = field(
+        default=1.0,
+        metadata={
+            "help": "Skip a discriminator step when its accuracy on that minibatch (expert and policy samples "
+            "classified right, averaged) is above this (1.0: never skip): it stops winning outright."
+        },
+    )
     minibatch_size: int = field(default=256, metadata={"help": "Discriminator minibatch (each side)."})
     state_dims: int = field(
         default=0, metadata={"help": "Observation dims the discriminator compares (0: all; the walker: 17)."}
@@ -187,37 +204,52 @@ class AIRLHooks(LoopHooks):
             torch.as_tensor(np.concatenate(x), dtype=torch.float32) for x in zip(*self.records, strict=True)
         )
         self.records = []
-        n, batch = len(s), self.settings.minibatch_size
         e = self.expert
-        losses, expert_d, policy_d = [], [], []
-        for _ in range(self.settings.epochs):
-            order = torch.randperm(n, generator=self.generator)
-            for start in range(0, n, batch):
-                idx = order[start : start + batch]
-                eidx = torch.randint(len(e), (len(idx),), generator=self.generator).numpy()
-                e_logits = self.discriminator.logits(
-                    torch.as_tensor(e.obs[eidx, : self.dims], dtype=torch.float32),
-                    torch.as_tensor(np.clip(e.actions[eidx], self.action_low, self.action_high)),
-                    torch.as_tensor(e.next_obs[eidx, : self.dims], dtype=torch.float32),
-                    self._expert_log_pi(eidx),
-                    torch.as_tensor(e.terminal[eidx], dtype=torch.float32),
-                    self.gamma,
-                )
-                p_logits = self.discriminator.logits(
-                    s[idx], a[idx], s_next[idx], log_pi[idx], terminal[idx], self.gamma
-                )
-                loss = discriminator_loss(e_logits, p_logits)
+        losses, expert_d, policy_d, accuracies, steps = [], [], [], [], 0
+        for idx in self._minibatches(len(s)):
+            eidx = torch.randint(len(e), (len(idx),), generator=self.generator).numpy()
+            e_logits = self.discriminator.logits(
+                torch.as_tensor(e.obs[eidx, : self.dims], dtype=torch.float32),
+                torch.as_tensor(np.clip(e.actions[eidx], self.action_low, self.action_high)),
+                torch.as_tensor(e.next_obs[eidx, : self.dims], dtype=torch.float32),
+                self._expert_log_pi(eidx),
+                torch.as_tensor(e.terminal[eidx], dtype=torch.float32),
+                self.gamma,
+            )
+            p_logits = self.discriminator.logits(
+                s[idx], a[idx], s_next[idx], log_pi[idx], terminal[idx], self.gamma
+            )
+            loss = discriminator_loss(e_logits, p_logits)
+            accuracy = 0.5 * ((e_logits > 0).float().mean() + (p_logits < 0).float().mean()).item()
+            if accuracy <= self.settings.max_accuracy:
                 self.optimizer.zero_grad()
                 loss.backward()
                 self.optimizer.step()
-                losses.append(loss.item())
-                expert_d.append(torch.sigmoid(e_logits).mean().item())
-                policy_d.append(torch.sigmoid(p_logits).mean().item())
+                steps += 1
+            losses.append(loss.item())
+            accuracies.append(accuracy)
+            expert_d.append(torch.sigmoid(e_logits).mean().item())
+            policy_d.append(torch.sigmoid(p_logits).mean().item())
         self.stats = {
             "airl/discriminator_loss": float(np.mean(losses)),
             "airl/expert_D": float(np.mean(expert_d)),
             "airl/policy_D": float(np.mean(policy_d)),
+            "airl/accuracy": float(np.mean(accuracies)),
+            "airl/steps": float(steps),
         }
+
+    def _minibatches(self, n: int):
+        """Indices of the rollout's samples for each discriminator step: `updates` random minibatches, or
+        `epochs` shuffled passes."""
+        batch = self.settings.minibatch_size
+        if self.settings.updates > 0:
+            for _ in range(self.settings.updates):
+                yield torch.randint(n, (min(batch, n),), generator=self.generator)
+            return
+        for _ in range(self.settings.epochs):
+            order = torch.randperm(n, generator=self.generator)
+            for start in range(0, n, batch):
+                yield order[start : start + batch]
 
     def logs(self) -> dict[str, float]:
         mean_reward = self.reward_sum / max(self.reward_count, 1)

@@ -1,16 +1,23 @@
 """`python -m control hierarchy STAGE --task TASK ...`: run a stage of a hierarchical task (or all of them, or
-the report over seeds); every stage resumes from its run folders."""
+the report over seeds); every stage resumes from its run folders. A mistyped stage, task, flag value or config
+file exits with code 2 and one line naming it (with a "did you mean")."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 STAGE_CHOICES = ("primitives", "transitions", "switch", "evaluate", "all", "report")
+PROG = "python -m control hierarchy"
+
+
+class UsageError(ValueError):
+    """A flag value the user got wrong."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("stage", choices=STAGE_CHOICES, help="Stage to run ('all': the four in order).")
+    p.add_argument("stage", help=f"Stage to run: {', '.join(STAGE_CHOICES)} ('all': the four in order).")
     p.add_argument(
         "--task",
         default="hurdle",
@@ -19,25 +26,84 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, help="YAML file overriding fields of the preset.")
     p.add_argument("--root", default=None, help="Root folder of the runs (default runs/hierarchy).")
     p.add_argument("--seeds", default=None, help="Comma-separated seeds of transitions/switch/evaluation.")
-    p.add_argument("--eval-episodes", type=int, default=None, help="Evaluation episodes per seed and policy.")
-    p.add_argument("--workers", type=int, default=1, help="Parallel jobs (seeds, or primitives).")
-    p.add_argument("--backend", choices=("local", "ray"), default="local")
+    p.add_argument("--eval-episodes", default=None, help="Evaluation episodes per seed and policy.")
+    p.add_argument("--workers", default="1", help="Parallel jobs (seeds, or primitives).")
+    p.add_argument("--backend", default="local", help="local (processes) or ray.")
     p.add_argument("--ray-address", default=None)
 
 
-def run(args: argparse.Namespace) -> int:
+def _positive_int(flag: str, value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = 0
+    if number < 1 or str(value).strip() != str(number):
+        raise UsageError(f"{flag}: expected a positive whole number, got {value!r}")
+    return number
+
+
+def _choice(flag: str, value: str, known: tuple[str, ...]) -> str:
+    from control.hierarchy.config import did_you_mean
+
+    if value not in known:
+        raise UsageError(
+            f"{flag}: unknown value {value!r}{did_you_mean(value, known)}; expected {', '.join(known)}"
+        )
+    return value
+
+
+def parse(args: argparse.Namespace):
+    """The stage, the task's config and the run options from the parsed flags; raises `UsageError` or
+    `ConfigError` with a one-line message for anything a user got wrong."""
     from control.hierarchy.config import load_config
+
+    stage = _choice("stage", args.stage, STAGE_CHOICES)
+    backend = _choice("--backend", args.backend, ("local", "ray"))
+    seeds = None
+    if args.seeds is not None:
+        try:
+            seeds = [int(s) for s in args.seeds.split(",")]
+        except ValueError:
+            raise UsageError(f"--seeds: expected comma-separated whole numbers, got {args.seeds!r}") from None
+    episodes = (
+        _positive_int("--eval-episodes", args.eval_episodes) if args.eval_episodes is not None else None
+    )
+    workers = _positive_int("--workers", args.workers)
+    cfg = load_config(args.task, args.config, root=args.root, seeds=seeds, eval_episodes=episodes)
+    return stage, cfg, workers, backend
+
+
+def run(args: argparse.Namespace) -> int:
+    from control.hierarchy.config import ConfigError
+
+    try:
+        stage, cfg, workers, backend = parse(args)
+    except ConfigError as exc:
+        message = str(exc)
+        if message.startswith("unknown hierarchical task"):
+            message = f"--task: {message}"
+        elif args.config is not None and message.startswith(str(args.config)):
+            message = f"--config {message}"
+        return _usage_error(message)
+    except UsageError as exc:
+        return _usage_error(str(exc))
     from control.hierarchy.pipeline import STAGES, report, run_stage
 
-    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else None
-    cfg = load_config(args.task, args.config, root=args.root, seeds=seeds, eval_episodes=args.eval_episodes)
-    stages = STAGES if args.stage == "all" else () if args.stage == "report" else (args.stage,)
-    for stage in stages:
-        for result in run_stage(cfg, stage, args.workers, args.backend, args.ray_address):
-            print(json.dumps({"stage": stage, **_brief(result)}))
-    if args.stage in ("all", "report", "evaluate"):
+    stages = STAGES if stage == "all" else () if stage == "report" else (stage,)
+    try:
+        for name in stages:
+            for result in run_stage(cfg, name, workers, backend, args.ray_address):
+                print(json.dumps({"stage": name, **_brief(result)}))
+    except FileNotFoundError as exc:  # a stage run before the one that makes its inputs
+        return _usage_error(str(exc))
+    if stage in ("all", "report", "evaluate"):
         print(json.dumps({"report": report(cfg)}))
     return 0
+
+
+def _usage_error(message: str) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return 2
 
 
 def _brief(result: dict) -> dict:

@@ -39,7 +39,7 @@ def jaco_preset(task: str) -> HierarchyConfig:
         task_env=env,
         primitives={n: JACO_PRIMITIVES[n] for n in names},
         primitive_steps={n: PRIMITIVE_STEPS[n] for n in names},
-        primitive_train=dict(PRIMITIVE_TRAIN),
+        primitive_ppo={n: dict(PRIMITIVE_TRAIN) for n in names},
         initiation_portion={n: 0.3 for n in names},
         pairs=pairs,
         transition=TransitionSettings(steps=102_400, horizon=100),

@@ -34,8 +34,10 @@ from control.hierarchy.controller import (
     run_episode,
 )
 from control.hierarchy.policies import Policy, RunPolicy
+from control.hierarchy.resumable import ResumableEnvs
 from control.hierarchy.switch import SwitchFeatures, load_switch, train_switch
 from control.hierarchy.transition_env import load_snapshots, save_snapshots
+from control.hierarchy.warm_start import warm_start
 from control.sweep import map_jobs
 
 EVAL_SEED = 10**6
@@ -63,19 +65,28 @@ def train_primitive(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
 
     out, steps = cfg.primitive_dir(name), int(cfg.primitive_steps[name])
     if not cfg.scripted_primitives and not _finished(out, steps):
-        train(
-            TrainConfig(
-                algo="ppo",
-                env_id=cfg.primitives[name],
-                seed=cfg.primitive_seed,
-                total_steps=steps,
-                out_dir=str(out),
-                eval_every=max(steps // 5, 1),
-                checkpoint_every=max(steps // 10, 1),
-                **cfg.primitive_train,
-            )
-        )
+        source = cfg.primitive_init.get(name)
+        if source and not (out / "checkpoint.pt").is_file():
+            train_primitive(cfg, source)
+            warm_start(cfg.primitive_dir(source), primitive_train_config(cfg, name))
+        train(primitive_train_config(cfg, name), ResumableEnvs())
     return collect_expert(cfg, name)
+
+
+def primitive_train_config(cfg: HierarchyConfig, name: str) -> TrainConfig:
+    """The PPO run of primitive `name`: what `python -m control train --env <its id> --out-dir <its dir>` runs."""
+    steps = int(cfg.primitive_steps[name])
+    settings = {
+        "algo": "ppo",
+        "env_id": cfg.primitives[name],
+        "env_kwargs": dict(cfg.primitive_env_kwargs.get(name, {})),
+        "seed": cfg.primitive_seed,
+        "total_steps": steps,
+        "out_dir": str(cfg.primitive_dir(name)),
+        "eval_every": max(steps // 5, 1),
+        "checkpoint_every": max(steps // 20, 1),
+    }
+    return TrainConfig(**{**settings, **cfg.primitive_ppo.get(name, {})})
 
 
 def collect_expert(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
@@ -131,9 +142,10 @@ def collect_starts(cfg: HierarchyConfig, seed: int, pair: tuple[str, str], env: 
 
 
 def train_transition(
-    cfg: HierarchyConfig, seed: int, pair: tuple[str, str], expert: ExpertData
+    cfg: HierarchyConfig, seed: int, pair: tuple[str, str], expert: ExpertData, hooks: AIRLHooks | None = None
 ) -> dict[str, Any]:
-    """AIRL on the pair's hand-over starts: PPO (paper settings) with the discriminator reward as a hook."""
+    """AIRL on the pair's hand-over starts: PPO (paper settings) with the discriminator reward as a hook
+    (`hooks`: the AIRL hooks to use, e.g. to inspect the discriminator afterwards)."""
     from control.train import train
 
     t = cfg.transition
@@ -166,7 +178,7 @@ def train_transition(
         checkpoint_every=t.checkpoint_every,
         out_dir=str(out),
     )
-    return train(train_cfg, AIRLHooks(expert, cfg.airl, t.gamma))
+    return train(train_cfg, hooks or AIRLHooks(expert, cfg.airl, t.gamma))
 
 
 def transitions_for_seed(cfg: HierarchyConfig, seed: int) -> dict[str, Any]:
@@ -288,8 +300,14 @@ def run_stage(
     if stage == "primitives":
         if workers == 1 and backend == "local":
             return [train_primitive(cfg, name) for name in cfg.primitives]
-        jobs = [{"cfg_dict": _as_dict(cfg), "name": name} for name in cfg.primitives]
-        return map_jobs(_primitive_job, jobs, workers, backend, ray_address)
+        # in two waves: primitives that start from another primitive's weights after the others
+        waves = [[n for n in cfg.primitives if n not in cfg.primitive_init]]
+        waves.append([n for n in cfg.primitives if n in cfg.primitive_init])
+        results = []
+        for wave in waves:
+            jobs = [{"cfg_dict": _as_dict(cfg), "name": name} for name in wave]
+            results += map_jobs(_primitive_job, jobs, workers, backend, ray_address) if jobs else []
+        return results
     if workers == 1 and backend == "local":
         return [_stage_job(_as_dict(cfg), stage, seed) for seed in cfg.seeds]
     jobs = [{"cfg_dict": _as_dict(cfg), "stage": stage, "seed": int(s)} for s in cfg.seeds]
@@ -329,6 +347,7 @@ def report(cfg: HierarchyConfig) -> dict[str, Any]:
                 "seed_std": float(np.std(v)),
                 "episode_std": float(np.std(episodes[m])),
                 "seeds": len(v),
+                "seed_means": [float(x) for x in v],
             }
             for m, v in per_mode.items()
             if v

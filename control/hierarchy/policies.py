@@ -15,7 +15,7 @@ import numpy as np
 from control.envs import VecNormalize
 from control.networks import ActorCritic
 from control.run import load_checkpoint
-from control.samplers import _forward, _linear_layers
+from control.samplers import linear_layers, mlp_forward
 
 
 class Policy(Protocol):
@@ -42,7 +42,7 @@ class RunPolicy:
             )
         self.layers = [
             (m.weight.detach().numpy().T.astype(np.float64), m.bias.detach().numpy().astype(np.float64))
-            for m in _linear_layers(agent.actor)
+            for m in linear_layers(agent.actor)
         ]
         self.norm = None
         if state.get("norm"):
@@ -56,7 +56,7 @@ class RunPolicy:
         return self.norm.apply_obs(x).astype(np.float64) if self.norm is not None else x
 
     def act(self, obs: np.ndarray) -> np.ndarray:
-        return np.clip(_forward(self.layers, self.normalise(obs))[0], self.low, self.high)
+        return np.clip(mlp_forward(self.layers, self.normalise(obs))[0], self.low, self.high)
 
 
 class ScriptedPolicy:

@@ -15,6 +15,7 @@ WALKER_ENVS = {
     "Walker2dBackward-v0": "WalkerBackward",
     "Walker2dJump-v0": "WalkerJump",
     "Walker2dCrawl-v0": "WalkerCrawl",
+    "Walker2dBalance-v0": "WalkerBalance",
     "Walker2dPatrol-v0": "WalkerPatrol",
     "Walker2dHurdle-v0": "WalkerHurdle",
     "Walker2dObstacleCourse-v0": "WalkerObstacleCourse",

@@ -23,6 +23,8 @@ from torch import nn
 from control.hierarchy.controller import SwitchEnv
 from control.run import keep_rows_up_to, load_checkpoint, save_checkpoint
 
+EPISODE_COLUMNS = ("episode", "decisions", "outcome", "epsilon", "env_steps")
+
 
 def double_dqn_targets(
     rewards: torch.Tensor,
@@ -169,9 +171,11 @@ def train_switch(
         rng.bit_generator.state = state["rng"]
         torch.set_rng_state(state["torch_rng"])
         env.env_steps = state["env_steps"]
-    keep_rows_up_to(out / "episodes.csv", episode)
+    keep_rows_up_to(out / "episodes.csv", episode, EPISODE_COLUMNS)
     log = (out / "episodes.csv").open("a", newline="")
     writer = csv.writer(log)
+    if episode == 0 and log.tell() == 0:
+        writer.writerow(EPISODE_COLUMNS)
     decay = int(settings.epsilon_decay * settings.episodes)
     while episode < settings.episodes:
         eps = epsilon_at(episode, settings.epsilon_start, settings.epsilon_end, decay)
@@ -215,7 +219,7 @@ def train_switch(
                 },
             )
     log.close()
-    outcomes = [float(r[2]) for r in csv.reader((out / "episodes.csv").open()) if r]
+    outcomes = [float(r["outcome"]) for r in read_episodes(out / "episodes.csv")]
     tail = outcomes[-max(1, len(outcomes) // 5) :]
     summary = {
         "episodes": episode,
@@ -225,6 +229,14 @@ def train_switch(
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
+
+
+def read_episodes(path: Path) -> list[dict[str, str]]:
+    """The rows of a switch's `episodes.csv` (header: :data:`EPISODE_COLUMNS`)."""
+    if not Path(path).is_file():
+        return []
+    with Path(path).open(newline="") as f:
+        return list(csv.DictReader(f))
 
 
 def _first_obs(env: SwitchEnv, rng: np.random.Generator) -> np.ndarray:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import mujoco
 import numpy as np
 from gymnasium import utils
 from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
@@ -41,6 +42,8 @@ TARGET_SPEED = 3.0  # m/s, the velocity-tracking target of the authors' rewards
 CURB_PASS_MARGIN = 1.5  # a curb counts as passed once the rearmost body point is this far beyond it (authors)
 CEILING_PASS_MARGIN = 0.15  # same for a ceiling (authors' obstacle course)
 NEAR_CEILING_AFTER = 3.0  # the low-height allowance lasts this far past a ceiling's end (authors)
+CLEARANCE_BEFORE = 0.3  # Jump's clearance term watches the feet from this far before a curb
+RESTART_RUN_ON = 5.0  # a Jump training episode restarted in front of a curb succeeds this far past its end
 
 
 @dataclass
@@ -52,7 +55,7 @@ class Obstacle:
 
 @dataclass(frozen=True)
 class RewardWeights:
-    """Reward weights per primitive (the authors' values)."""
+    """Reward weights per primitive (the authors' values, except `rise_over_curb`)."""
 
     velocity: float = 1.0  # x 2 for jump and crawl
     alive: float = 1.0
@@ -60,9 +63,14 @@ class RewardWeights:
     height: float = 1.0  # x 2 for jump; 0 for crawl
     foot_speed: float = 0.01
     control: float = 1e-3
-    rise_over_curb: float = 100.0  # x clipped vertical speed when the torso crosses a curb's edge or middle
+    # x clipped vertical speed when the torso crosses a curb's edge or middle. Authors: 100; ours 0: at our curb
+    # height it pays for rising into the curb (failed jumps earn it) and charges the leaps that clear it (they
+    # cross descending), see docs/control_hierarchy.md
+    rise_over_curb: float = 0.0
     feet_past_curb: float = 200.0  # x (1, 2, 3)/3 when the rearmost foot crosses its start, middle, end
     collision: float = 10.0
+    # ours: per step and foot near a curb, x how far its sole is below the curb's top (fraction of the height)
+    clearance: float = 2.0
     success: float = 100.0
     duck: float = 1.0  # ours: per metre the torso top is above a ceiling's bottom while one is in sight
 
@@ -80,10 +88,16 @@ class WalkerCourseEnv(Walker2dEnv):
         subtask_steps: int = 1000,
         reset_noise_scale: float = 0.01,
         random_steps: int = 5,
-        weights: RewardWeights | None = None,
+        weights: RewardWeights | dict | None = None,
+        max_angle: float | None = None,
+        push_force: float = 0.0,
+        push_prob: float = 0.2,
         **kwargs: Any,
     ):
+        if isinstance(weights, dict):  # from JSON env kwargs
+            weights = RewardWeights(**weights)
         self.shape, self.weights = shape or ObstacleShape(), weights or RewardWeights()
+        self.max_angle, self.push_force, self.push_prob = max_angle, push_force, push_prob
         self.detect_distance, self.max_subtasks, self.subtask_steps = (
             detect_distance,
             max_subtasks,
@@ -108,6 +122,7 @@ class WalkerCourseEnv(Walker2dEnv):
         self.is_obstacle[self.curb_ids + self.ceiling_ids] = True
         body = {self.model.body(i).name: i for i in range(self.model.nbody)}
         self.torso, self.feet = body["torso"], [body["foot"], body["foot_left"]]
+        self.foot_geoms = [name_to_id["foot_geom"], name_to_id["foot_left_geom"]]
 
     # --- what subclasses define ---
     def make_course(self) -> None:
@@ -120,6 +135,10 @@ class WalkerCourseEnv(Walker2dEnv):
     def goal_reached(self, x: float) -> bool:
         """A subtask other than passing an obstacle (Patrol's goals); called every step."""
         return False
+
+    def episode_done(self) -> bool:
+        """The episode's goal is reached (checked after each step's subtask bookkeeping)."""
+        return self.max_subtasks > 0 and self.successes >= self.max_subtasks
 
     # --- course bookkeeping ---
     def _place_obstacles(self) -> None:
@@ -151,6 +170,14 @@ class WalkerCourseEnv(Walker2dEnv):
     def _rear_x(self) -> float:
         xpos = self.data.xpos
         return min(xpos[self.torso, 0], xpos[self.feet[0], 0], xpos[self.feet[1], 0])
+
+    def _push(self) -> None:
+        """The authors' random perturbation: with probability `push_prob` a random body gets a force and torque
+        of up to `push_force` (each of 6 components uniform) for this step; otherwise none."""
+        self.data.xfrc_applied[:] = 0.0
+        if self.np_random.random() < self.push_prob:
+            body = int(self.np_random.integers(self.model.nbody))
+            self.data.xfrc_applied[body] = self.np_random.uniform(-self.push_force, self.push_force, 6)
 
     def _collided(self) -> bool:
         ncon = self.data.ncon
@@ -198,13 +225,16 @@ class WalkerCourseEnv(Walker2dEnv):
         rear_before = min(data.xpos[self.feet[0], 0], data.xpos[self.feet[1], 0])
         reward_primitive = self.primitive or self.expected_primitive()
         in_sight = self.upcoming()
+        if self.push_force > 0:
+            self._push()
         self.do_simulation(action, self.frame_skip)
         x, z, angle = data.qpos[0], data.qpos[1], data.qpos[2]
         rear_after = min(data.xpos[self.feet[0], 0], data.xpos[self.feet[1], 0])
         velocity, z_velocity = (x - x_before) / self.dt, (z - z_before) / self.dt
 
         reward, terms = self._reward(reward_primitive, action, velocity, angle, in_sight)
-        if in_sight is not None and in_sight.kind == "curb" and reward_primitive == "jump":
+        collision = self._collided()
+        if in_sight is not None and in_sight.kind == "curb" and reward_primitive == "jump" and not collision:
             reward += self._jump_bonus(in_sight, x_before, x, rear_before, rear_after, z_velocity)
 
         success = False
@@ -215,9 +245,9 @@ class WalkerCourseEnv(Walker2dEnv):
                 self.next_obstacle += 1
                 success = True
         success = success or self.goal_reached(x)
-        collision = self._collided()
         low_ok = self.primitive == "crawl" or self._near_ceiling(x)
-        healthy = z > (0.3 if low_ok else 0.8) and (low_ok or abs(angle) < 1.0)
+        upright = self.max_angle is None or low_ok or abs(angle) < self.max_angle
+        healthy = z > (0.3 if low_ok else 0.8) and upright
         terminated = collision or not healthy
         if collision:
             reward -= self.weights.collision
@@ -228,7 +258,8 @@ class WalkerCourseEnv(Walker2dEnv):
             reward += self.weights.success
         else:
             success = False
-        terminated = terminated or (self.max_subtasks > 0 and self.successes >= self.max_subtasks)
+        if not terminated and self.episode_done():
+            terminated = success = True
         truncated = not terminated and self.steps_in_subtask >= self.subtask_steps
         if truncated and self.max_subtasks == 0:  # a walking primitive's goal: stay up for the whole episode
             success = True
@@ -255,20 +286,42 @@ class WalkerCourseEnv(Walker2dEnv):
         speed = direction * velocity
         feet_z = max(data.xpos[self.feet[0], 2], data.xpos[self.feet[1], 2])
         delta_h = data.xpos[self.torso, 2] - feet_z
-        height_weight = {"jump": 2.0, "crawl": 0.0}.get(primitive, 1.0) * w.height
-        foot_speed = np.abs(data.qvel[5]) + np.abs(data.qvel[8])
+        height_weight = {"jump": 2.0, "crawl": 0.0, "balance": 0.5}.get(primitive, 1.0) * w.height
+        foot_speed = 0.0 if primitive == "balance" else np.abs(data.qvel[5]) + np.abs(data.qvel[8])
+        if primitive == "balance":  # stand still
+            velocity_term = -w.velocity * abs(velocity)
+        else:
+            velocity_term = scale * w.velocity * (TARGET_SPEED - abs(speed - TARGET_SPEED))
         terms = {
-            "reward_velocity": scale * w.velocity * (TARGET_SPEED - abs(speed - TARGET_SPEED)),
+            "reward_velocity": velocity_term,
             "reward_alive": w.alive,
             "reward_upright": w.upright * np.cos(angle),
             "reward_height": -height_weight * abs(1.1 - delta_h),
             "reward_foot": -w.foot_speed * foot_speed,
             "reward_ctrl": -w.control * float(np.square(action).sum()),
         }
+        if primitive == "jump" and in_sight is not None and in_sight.kind == "curb" and w.clearance:
+            terms["reward_clearance"] = -w.clearance * self._feet_below_curb(in_sight)
         if primitive == "crawl" and in_sight is not None and in_sight.kind == "ceiling":
             top = data.xpos[self.torso, 2] + 0.2 * abs(np.cos(angle))  # the torso capsule's upper end
             terms["reward_duck"] = -w.duck * max(0.0, top - (self.shape.ceiling_bottom - 0.05))
         return float(sum(terms.values())), terms
+
+    def _feet_below_curb(self, curb: Obstacle) -> float:
+        """Summed over the feet near the curb (a foot capsule reaching from `CLEARANCE_BEFORE` m before its start
+        to its end): how far the foot's lowest point is below the curb's top, as a fraction of the curb's height
+        (0 when it is above it)."""
+        h, below = self.shape.curb_height, 0.0
+        for gid in self.foot_geoms:
+            centre, axis = self.data.geom_xpos[gid], self.data.geom_xmat[gid].reshape(3, 3)[:, 2]
+            radius, half = self.model.geom_size[gid, 0], self.model.geom_size[gid, 1]
+            ends_x, ends_z = (
+                centre[0] + np.array([-1, 1]) * half * axis[0],
+                centre[2] + np.array([-1, 1]) * half * axis[2],
+            )
+            if ends_x.max() + radius >= curb.start - CLEARANCE_BEFORE and ends_x.min() - radius <= curb.end:
+                below += float(np.clip((h - (ends_z.min() - radius)) / h, 0.0, 1.0))
+        return below
 
     def _jump_bonus(
         self, curb: Obstacle, x_before: float, x: float, rear_before: float, rear_after: float, z_vel: float
@@ -302,6 +355,25 @@ class WalkerCourseEnv(Walker2dEnv):
         self.set_state(snapshot["qpos"], snapshot["qvel"])
         return self._get_obs()
 
+    # --- the whole state, for training that resumes exactly where it stopped ---
+    def get_env_state(self) -> dict[str, Any]:
+        """A snapshot plus MuJoCo's full integration state (time, warm-start accelerations: the next steps are
+        bit-identical) and the env's random generator."""
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        physics = np.empty(mujoco.mj_stateSize(self.model, spec))
+        mujoco.mj_getState(self.model, self.data, physics, spec)
+        return {**self.get_snapshot(), "physics": physics, "np_random": self.np_random.bit_generator.state}
+
+    def set_env_state(self, state: dict[str, Any]) -> np.ndarray:
+        """Restore `get_env_state`'s dict; returns the observation."""
+        self.set_snapshot(state)
+        mujoco.mj_setState(
+            self.model, self.data, np.asarray(state["physics"]), mujoco.mjtState.mjSTATE_INTEGRATION
+        )
+        mujoco.mj_forward(self.model, self.data)
+        self.np_random.bit_generator.state = state["np_random"]
+        return self._get_obs()
+
 
 # --- primitives ---
 class WalkerForward(WalkerCourseEnv):
@@ -320,17 +392,100 @@ class WalkerBackward(WalkerForward):
 
 
 class WalkerJump(WalkerCourseEnv):
-    """Run up to one curb 5.5-8.5 m ahead and jump it without touching it (success: 1.5 m past it)."""
+    """Run up to one curb 5.5-8.5 m ahead, jump it without touching it (a subtask once the rearmost body point is
+    1.5 m past it) and run on until that point passes `finish_x` (authors: 15 m): the episode's success. With
+    `finish_x=None` the episode ends at the curb's subtask.
+
+    `curbs > 1` (ours, for training only): that many curbs, each `gap` metres after the previous one, the
+    episode's success once all are passed: many jumps per episode, most of them from a run.
+
+    `restart_prob > 0` (ours, for training only): with that probability an episode starts from one of the env's
+    own earlier running states (no curb in sight, faster than 2 m/s; `restart_buffer` of them kept) with the
+    curb `restart_ahead` metres ahead, and succeeds `RESTART_RUN_ON` metres past it. Every such episode is a
+    jump from a run, instead of one per 5.5-8.5 m run-up: the jump gets most of the samples."""
 
     primitive = "jump"
 
-    def __init__(self, curb_range: tuple[float, float] = (5.5, 8.5), **kwargs: Any):
-        self.curb_range = curb_range
-        super().__init__(max_subtasks=1, **kwargs)
+    def __init__(
+        self,
+        curb_range: tuple[float, float] = (5.5, 8.5),
+        finish_x: float | None = 15.0,
+        curbs: int = 1,
+        gap: tuple[float, float] = (4.0, 7.0),
+        restart_prob: float = 0.0,
+        restart_ahead: tuple[float, float] = (1.5, 4.0),
+        restart_buffer: int = 256,
+        **kwargs: Any,
+    ):
+        if not 1 <= curbs <= MAX_CURBS:
+            raise ValueError(f"curbs: expected 1 to {MAX_CURBS}, got {curbs}")
+        if restart_prob > 0 and curbs != 1:
+            raise ValueError("restart_prob: restarts place one curb (curbs must be 1)")
+        self.curb_range, self.finish_x, self.curbs, self.gap = curb_range, finish_x, curbs, gap
+        self.restart_prob, self.restart_ahead, self.restart_buffer = (
+            restart_prob,
+            restart_ahead,
+            restart_buffer,
+        )
+        self.running_states: list[np.ndarray] = []
+        self.finish_at = finish_x
+        super().__init__(max_subtasks=curbs, **kwargs)
+
+    def reset_model(self) -> np.ndarray:
+        self.finish_at = self.finish_x
+        if not (
+            self.restart_prob > 0 and self.running_states and self.np_random.random() < self.restart_prob
+        ):
+            return super().reset_model()
+        state = self.running_states[int(self.np_random.integers(len(self.running_states)))]
+        self.next_obstacle = self.successes = self.steps_in_subtask = 0
+        self.obstacles = []
+        self._add("curb", float(state[0] + self.np_random.uniform(*self.restart_ahead)))
+        self.finish_at = self.obstacles[0].end + RESTART_RUN_ON
+        self.set_state(np.concatenate([[0.0], state[1:9]]), state[9:])
+        self._place_obstacles()
+        return self._get_obs()
+
+    def step(self, action: np.ndarray):
+        result = super().step(action)
+        if (
+            self.restart_prob > 0
+            and not result[2]
+            and self.upcoming() is None
+            and self.data.qvel[0] > 2.0
+            and self.np_random.random() < 0.05
+        ):
+            # position-free: x offset 0 (the torso's x lies in qpos[0]; the curb is placed relative to it)
+            state = np.concatenate([[0.0], self.data.qpos[1:], self.data.qvel])
+            if len(self.running_states) < self.restart_buffer:
+                self.running_states.append(state)
+            else:
+                self.running_states[int(self.np_random.integers(self.restart_buffer))] = state
+        return result
+
+    def get_env_state(self) -> dict[str, Any]:
+        return {
+            **super().get_env_state(),
+            "running_states": np.asarray(self.running_states).reshape(-1, 18),
+            "finish_at": self.finish_at,
+        }
+
+    def set_env_state(self, state: dict[str, Any]) -> np.ndarray:
+        self.running_states = list(np.asarray(state["running_states"]))
+        self.finish_at = state["finish_at"]
+        return super().set_env_state(state)
 
     def make_course(self) -> None:
         self.obstacles = []
-        self._add("curb", self.np_random.uniform(*self.curb_range))
+        x = self.np_random.uniform(*self.curb_range)
+        for _ in range(self.curbs):
+            self._add("curb", x)
+            x += self.np_random.uniform(*self.gap)
+
+    def episode_done(self) -> bool:
+        if self.finish_at is None or self.curbs > 1 or self.successes == 0:
+            return super().episode_done()
+        return self._rear_x() > self.finish_at
 
 
 class WalkerCrawl(WalkerCourseEnv):
@@ -348,36 +503,62 @@ class WalkerCrawl(WalkerCourseEnv):
         self._add("ceiling", self.np_random.uniform(*self.ceiling_range))
 
 
+class WalkerBalance(WalkerCourseEnv):
+    """Stand still for 1000 steps without falling (success: still up at the time limit). Lee et al.'s Balance:
+    reward -|v| instead of velocity tracking, height term x 0.5, no foot term; 10 random steps at reset."""
+
+    primitive = "balance"
+
+    def __init__(self, random_steps: int = 10, **kwargs: Any):
+        super().__init__(max_subtasks=0, random_steps=random_steps, **kwargs)
+
+
 # --- compositional tasks ---
 class WalkerPatrol(WalkerCourseEnv):
     """Forward to the goal at +L, back to the goal at -L, and so on: each goal reached is a subtask (max 5).
-    The first direction is random; each leg must end within `subtask_steps` (authors: 800)."""
+    The first direction is random; each leg must end within `subtask_steps` (authors: 800). After each goal the
+    task expects `balance` for `balance_steps` (Lee et al.'s Patrol and the seed authors': forward, balance,
+    backward, balance, ...), then the next direction's primitive; `balance_steps=0`: no balance."""
 
-    def __init__(self, track_half_length: float = 2.0, subtask_steps: int = 800, **kwargs: Any):
+    def __init__(
+        self,
+        track_half_length: float = 2.0,
+        subtask_steps: int = 800,
+        balance_steps: int = 150,
+        **kwargs: Any,
+    ):
         self.track_half_length, self.direction = track_half_length, 1
+        self.balance_steps, self.balance_left = balance_steps, 0
         super().__init__(subtask_steps=subtask_steps, **kwargs)
 
     def make_course(self) -> None:
         self.obstacles = []
         self.direction = 1 if self.np_random.random() < 0.5 else -1
+        self.balance_left = 0
 
     def start_x(self) -> float:
         return -self.direction * self.track_half_length
 
     def expected_primitive(self) -> str:
+        if self.balance_left > 0:
+            return "balance"
         return "forward" if self.direction == 1 else "backward"
 
     def goal_reached(self, x: float) -> bool:
+        self.balance_left = max(
+            0, self.balance_left - 1
+        )  # called once per step: the balance period runs down
         if self.direction * x > self.track_half_length:
             self.direction = -self.direction
+            self.balance_left = self.balance_steps
             return True
         return False
 
     def get_snapshot(self) -> dict[str, Any]:
-        return {**super().get_snapshot(), "direction": self.direction}
+        return {**super().get_snapshot(), "direction": self.direction, "balance_left": self.balance_left}
 
     def set_snapshot(self, snapshot: dict[str, Any]) -> np.ndarray:
-        self.direction = snapshot["direction"]
+        self.direction, self.balance_left = snapshot["direction"], snapshot.get("balance_left", 0)
         return super().set_snapshot(snapshot)
 
 

@@ -1,0 +1,103 @@
+"""The hierarchy's command line and import surface: a mistyped stage, task, flag value or config file exits 2 with
+one line naming it (and a "did you mean"), never a traceback; importing `control` or `control.hierarchy`
+registers the `Hierarchy/*` ids; the lower layers do not import the hierarchy package; the hierarchy uses only
+public names of the rest of `control`."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "control", "hierarchy", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)},
+    )
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["all", "--task", "hurdel"], ["--task", "'hurdel'", "did you mean 'hurdle'"]),
+        (["evalute", "--task", "toy"], ["stage", "did you mean 'evaluate'"]),
+        (["all", "--task", "toy", "--config", "nope.yaml"], ["--config", "nope.yaml", "no such config file"]),
+        (["all", "--task", "toy", "--seeds", "1,x"], ["--seeds", "'1,x'"]),
+        (["all", "--task", "toy", "--workers", "0"], ["--workers", "'0'"]),
+        (["all", "--task", "toy", "--eval-episodes", "-3"], ["--eval-episodes", "'-3'"]),
+        (["all", "--task", "toy", "--backend", "rey"], ["--backend", "did you mean 'ray'"]),
+    ],
+)
+def test_user_errors_exit_2_with_one_line_naming_the_flag(tmp_path, args, expected):
+    result = _run(*args, "--root", str(tmp_path), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) <= 2 and all(word in lines[0] for word in expected), lines
+    assert not any(tmp_path.iterdir())  # nothing was started
+
+
+def test_a_config_file_with_a_misspelt_field_is_named_with_a_suggestion(tmp_path):
+    config = tmp_path / "mine.yaml"
+    config.write_text("switch:\n  episods: 3\n")
+    result = _run("all", "--task", "toy", "--config", str(config), "--root", str(tmp_path / "runs"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    line = result.stderr.strip()
+    assert "--config" in line and "mine.yaml" in line and "did you mean 'episodes'" in line
+    config.write_text("switch: [1\n")
+    result = _run("all", "--task", "toy", "--config", str(config), "--root", str(tmp_path / "runs"))
+    assert result.returncode == 2 and "not valid YAML" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("module", ["control", "control.hierarchy"])
+def test_importing_control_or_its_hierarchy_registers_the_composed_envs(module):
+    code = (
+        f"import gymnasium as gym, {module}\n"
+        "env = gym.make('Hierarchy/Walker2dPatrol-v0')\n"
+        "obs, info = env.reset(seed=0)\n"
+        "print(obs.shape, info['primitive'] in ('forward', 'backward'))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["(21,)", "True"]
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module name a file imports, and every `module.name` it imports from."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names |= {node.module} | {f"{node.module}.{a.name}" for a in node.names}
+    return names
+
+
+def test_the_env_layer_does_not_import_the_hierarchy_package():
+    assert not any(name.startswith("control.hierarchy") for name in _imports(ROOT / "control" / "envs.py"))
+
+
+def test_the_hierarchy_uses_only_public_names_of_the_rest_of_control():
+    private = set()
+    for path in (ROOT / "control" / "hierarchy").glob("*.py"):
+        for name in _imports(path):
+            parts = name.split(".")
+            if (
+                parts[0] == "control"
+                and parts[1:2] != ["hierarchy"]
+                and any(p.startswith("_") for p in parts)
+            ):
+                private.add(f"{path.name}: {name}")
+    assert not private

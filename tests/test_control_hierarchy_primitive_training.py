@@ -1,0 +1,128 @@
+"""A primitive's PPO training that was killed and resumed equals an uninterrupted one: the same training episodes
+(returns, lengths) and the same weights, because the checkpoints keep the envs' whole state (physics, course,
+random generators, episode statistics in progress, the reward normaliser's running returns)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+import torch
+
+import control  # noqa: F401  (registers the Hierarchy/ ids)
+from control.config import TrainConfig
+from control.hierarchy.resumable import ResumableEnvs
+from control.hooks import LoopHooks
+from control.run import load_checkpoint
+from control.train import train
+
+
+class Killed(Exception):
+    pass
+
+
+def killed_after(base: type[LoopHooks], rollouts: int) -> LoopHooks:
+    """`base` hooks whose process 'dies' in the middle of rollout number `rollouts` + 1's update."""
+
+    class Crash(base):
+        seen = 0
+
+        def after_rollout(self) -> None:
+            super().after_rollout()
+            Crash.seen += 1
+            if Crash.seen > rollouts:
+                raise Killed
+
+    return Crash()
+
+
+def config(out) -> TrainConfig:
+    return TrainConfig(
+        algo="ppo",
+        env_id="Hierarchy/Walker2dJump-v0",
+        total_steps=6 * 256,
+        num_steps=256,
+        update_epochs=2,
+        minibatch_size=64,
+        checkpoint_every=512,
+        eval_episodes=1,
+        compile="off",
+        out_dir=str(out),
+    )
+
+
+def weights(out) -> dict[str, torch.Tensor]:
+    return load_checkpoint(out / "checkpoint.pt")["agent"]
+
+
+def episodes(out) -> list[str]:
+    return (out / "episodes.csv").read_text().splitlines()
+
+
+def run_killed_and_resumed(out, hooks: type[LoopHooks]) -> dict:
+    with pytest.raises(Killed):
+        train(config(out), killed_after(hooks, 3))  # dies in rollout 4: the checkpoint at rollout 2 is kept
+    assert load_checkpoint(out / "checkpoint.pt")["global_step"] == 512
+    return train(config(out), hooks())
+
+
+def test_a_resumed_primitive_training_equals_an_uninterrupted_one(tmp_path):
+    whole = train(config(tmp_path / "whole"), ResumableEnvs())
+    resumed = run_killed_and_resumed(tmp_path / "resumed", ResumableEnvs)
+    assert len(episodes(tmp_path / "whole")) >= 10  # several episodes, some across the checkpoint
+    assert episodes(tmp_path / "resumed") == episodes(tmp_path / "whole")
+    for name, value in weights(tmp_path / "whole").items():
+        assert torch.equal(weights(tmp_path / "resumed")[name], value), name
+    assert resumed["eval_mean_return"] == whole["eval_mean_return"]
+
+
+def test_without_the_envs_state_a_resumed_training_drifts(tmp_path):
+    """The control: the loop's usual fresh reset on resume gives other episodes and other weights."""
+    train(config(tmp_path / "whole"), LoopHooks())
+    run_killed_and_resumed(tmp_path / "resumed", LoopHooks)
+    assert episodes(tmp_path / "resumed") != episodes(tmp_path / "whole")
+    first = next(iter(weights(tmp_path / "whole")))
+    assert not torch.equal(weights(tmp_path / "resumed")[first], weights(tmp_path / "whole")[first])
+
+
+def test_the_envs_state_loads_from_a_weights_only_checkpoint(tmp_path):
+    hooks = ResumableEnvs()
+    cfg = config(tmp_path / "run")
+    cfg.total_steps = 256
+    train(cfg, hooks)
+    buffer = io.BytesIO()
+    torch.save(hooks.state_dict(), buffer)
+    buffer.seek(0)
+    state = torch.load(buffer, weights_only=True)
+    restored = ResumableEnvs()
+    restored.load_state_dict(state)
+    saved = restored.saved["envs"][0]["env"]
+    assert isinstance(saved["physics"], np.ndarray) and saved["physics"].dtype == np.float64
+    assert saved["np_random"] == hooks.subs[0].unwrapped.np_random.bit_generator.state
+
+
+def test_a_warm_started_primitive_begins_as_its_source_and_then_trains(tmp_path):
+    """Jump from Forward: the same weights, except zero weights on the obstacle inputs Forward never saw vary
+    (so the new policy acts exactly as Forward does), whose normalisation is measured in the Jump env."""
+    from control.hierarchy.walker import BODY_DIM, OBS_DIM
+    from control.hierarchy.warm_start import warm_start
+
+    source = config(tmp_path / "forward")
+    source.env_id, source.total_steps = "Hierarchy/Walker2dForward-v0", 512
+    train(source)
+    target = config(tmp_path / "jump")
+    target.total_steps, target.env_kwargs = 512, {"curb_range": (1.0, 1.5)}  # the curb in sight at once
+    new_inputs = warm_start(tmp_path / "forward", target, measure_steps=300)
+    assert new_inputs == list(range(BODY_DIM, OBS_DIM))
+    before, start = weights(tmp_path / "forward"), weights(tmp_path / "jump")
+    for name, value in before.items():
+        expected = value.clone()
+        if name.endswith("0.weight"):
+            expected[:, BODY_DIM:] = 0.0
+        assert torch.equal(start[name], expected), name
+    norm = load_checkpoint(tmp_path / "jump" / "checkpoint.pt")["norm"]
+    assert (norm["obs_var"][BODY_DIM : BODY_DIM + 2] > 1e-3).all()  # the curb distances vary in the Jump env
+    summary = train(target, ResumableEnvs())
+    assert summary["global_step"] == 512  # counted from the warm start
+    assert not torch.equal(weights(tmp_path / "jump")["actor.0.weight"], start["actor.0.weight"])
