@@ -72,7 +72,9 @@ def add_train_options(p: argparse.ArgumentParser) -> None:
         kind, help_text = str(f.type), f.metadata.get("help")
         default = f.default if f.default is not dataclasses.MISSING else None
         if kind.startswith("bool"):
-            p.add_argument(flag, type=strict_bool, default=default, help=help_text, metavar="BOOL")
+            p.add_argument(  # `--flag` alone means true
+                flag, type=strict_bool, nargs="?", const=True, default=default, help=help_text, metavar="BOOL"
+            )
         elif kind.startswith("dict"):
             p.add_argument(flag, type=_json_object, default={}, help=help_text, metavar="JSON")
         else:

@@ -30,6 +30,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", default="1", help="Parallel jobs (seeds, or primitives).")
     p.add_argument("--backend", default="local", help="local (processes) or ray.")
     p.add_argument("--ray-address", default=None)
+    p.add_argument(
+        "--overwrite",
+        nargs="?",
+        const="true",
+        default="false",
+        metavar="BOOL",
+        help="Start the task over: empty <root>/<task> and retrain the shared primitives whose recorded "
+        "settings differ (without it, a changed config is refused, naming each field).",
+    )
 
 
 def _positive_int(flag: str, value: str) -> int:
@@ -40,6 +49,15 @@ def _positive_int(flag: str, value: str) -> int:
     if number < 1 or str(value).strip() != str(number):
         raise UsageError(f"{flag}: expected a positive whole number, got {value!r}")
     return number
+
+
+def _strict_bool(flag: str, value: str) -> bool:
+    from align.user_errors import strict_bool
+
+    try:
+        return strict_bool(value)
+    except argparse.ArgumentTypeError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
 
 
 def _choice(flag: str, value: str, known: tuple[str, ...]) -> str:
@@ -69,7 +87,10 @@ def parse(args: argparse.Namespace):
         _positive_int("--eval-episodes", args.eval_episodes) if args.eval_episodes is not None else None
     )
     workers = _positive_int("--workers", args.workers)
-    cfg = load_config(args.task, args.config, root=args.root, seeds=seeds, eval_episodes=episodes)
+    overwrite = _strict_bool("--overwrite", args.overwrite)
+    cfg = load_config(
+        args.task, args.config, root=args.root, seeds=seeds, eval_episodes=episodes, overwrite=overwrite
+    )
     return stage, cfg, workers, backend
 
 
@@ -88,7 +109,10 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         return _usage_error(str(exc))
     from control.hierarchy.pipeline import STAGES, report, run_stage
+    from control.hierarchy.task_record import open_task_record
 
+    # a changed config is refused (ConfigChanged: exit 2, naming each field) before any stage runs
+    open_task_record(cfg, write=stage != "report")
     stages = STAGES if stage == "all" else () if stage == "report" else (stage,)
     try:
         for name in stages:

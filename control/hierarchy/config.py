@@ -101,6 +101,13 @@ class HierarchyConfig:
     eval_episodes: int = field(default=50, metadata={"help": "Evaluation episodes per seed and policy."})
     seeds: list = field(default_factory=lambda: [1, 2, 3], metadata={"help": "Seeds of transitions+switch."})
     root: str = field(default="runs/hierarchy", metadata={"help": "Root folder of every stage's runs."})
+    overwrite: bool = field(
+        default=False,
+        metadata={
+            "help": "Start the task over: empty its folder (every seed's starts, transitions, switches, "
+            "evaluations) and retrain the shared primitives whose recorded settings differ."
+        },
+    )
 
     @property
     def pair_list(self) -> list[tuple[str, str]]:

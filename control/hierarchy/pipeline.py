@@ -36,6 +36,7 @@ from control.hierarchy.controller import (
 from control.hierarchy.policies import Policy, RunPolicy
 from control.hierarchy.resumable import ResumableEnvs
 from control.hierarchy.switch import SwitchFeatures, load_switch, train_switch
+from control.hierarchy.task_record import recorded_otherwise, train_run
 from control.hierarchy.transition_env import load_snapshots, save_snapshots
 from control.hierarchy.warm_start import warm_start
 from control.sweep import map_jobs
@@ -61,15 +62,19 @@ def task_env(cfg: HierarchyConfig) -> gym.Env:
 def train_primitive(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
     """PPO on the primitive's own env (the same as `python -m control train --env <id> --out-dir <dir>`), then
     its initiation set."""
-    from control.train import train
 
     out, steps = cfg.primitive_dir(name), int(cfg.primitive_steps[name])
-    if not cfg.scripted_primitives and not _finished(out, steps):
-        source = cfg.primitive_init.get(name)
-        if source and not (out / "checkpoint.pt").is_file():
-            train_primitive(cfg, source)
-            warm_start(cfg.primitive_dir(source), primitive_train_config(cfg, name))
-        train(primitive_train_config(cfg, name), ResumableEnvs())
+    train_cfg, hooks = primitive_train_config(cfg, name), ResumableEnvs()
+    if cfg.scripted_primitives or (_finished(out, steps) and not recorded_otherwise(train_cfg, hooks)):
+        return collect_expert(cfg, name)
+    source = cfg.primitive_init.get(name)
+    if source and not (out / "checkpoint.pt").is_file():
+        train_primitive(cfg, source)
+        warm_start(cfg.primitive_dir(source), train_cfg)
+    train_run(train_cfg, hooks, cfg.overwrite)
+    expert = out / "initiation.npz"
+    if expert.is_file() and expert.stat().st_mtime < (out / "checkpoint.pt").stat().st_mtime:
+        expert.unlink()  # collected from the primitive before this training went on
     return collect_expert(cfg, name)
 
 
@@ -146,7 +151,6 @@ def train_transition(
 ) -> dict[str, Any]:
     """AIRL on the pair's hand-over starts: PPO (paper settings) with the discriminator reward as a hook
     (`hooks`: the AIRL hooks to use, e.g. to inspect the discriminator afterwards)."""
-    from control.train import train
 
     t = cfg.transition
     out = cfg.transition_dir(seed, pair)
@@ -178,7 +182,7 @@ def train_transition(
         checkpoint_every=t.checkpoint_every,
         out_dir=str(out),
     )
-    return train(train_cfg, hooks or AIRLHooks(expert, cfg.airl, t.gamma))
+    return train_run(train_cfg, hooks or AIRLHooks(expert, cfg.airl, t.gamma), cfg.overwrite)
 
 
 def transitions_for_seed(cfg: HierarchyConfig, seed: int) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from align.stopping import GracefulStop, StopRequested
 from control.hierarchy.controller import SwitchEnv
 from control.run import keep_rows_up_to, load_checkpoint, save_checkpoint
 
@@ -177,47 +178,55 @@ def train_switch(
     if episode == 0 and log.tell() == 0:
         writer.writerow(EPISODE_COLUMNS)
     decay = int(settings.epsilon_decay * settings.episodes)
-    while episode < settings.episodes:
-        eps = epsilon_at(episode, settings.epsilon_start, settings.epsilon_end, decay)
-        obs, done, t, reward = env.reset(rng), False, 0, 0.0
-        while not done:
-            x = features(obs, t)
-            if rng.random() < eps:
-                action = int(rng.random() < settings.explore_switch_prob)
-            else:
-                with torch.no_grad():
-                    action = int(online(torch.from_numpy(x)[None]).argmax())
-            obs, reward, done = env.step(action)
-            t += 1
-            buffer.add(x, action, reward, features(obs, t), done)
-            decisions += 1
-            if decisions >= settings.learning_starts:
-                for _ in range(settings.updates_per_decision):
-                    _update(online, target, optimizer, buffer, settings, rng)
-                    updates += 1
-                    if updates % settings.target_update == 0:
-                        target.load_state_dict(online.state_dict())
-        episode += 1
-        writer.writerow([episode, t, reward, round(eps, 4), env.env_steps])
-        if episode % settings.checkpoint_every == 0 or episode == settings.episodes:
-            log.flush()
-            save_checkpoint(
-                ckpt,
-                {
-                    "online": online.state_dict(),
-                    "target": target.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "buffer": buffer.state_dict(),
-                    "episode": episode,
-                    "decisions": decisions,
-                    "updates": updates,
-                    "rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state(),
-                    "env_steps": env.env_steps,
-                    "settings": asdict(settings),
-                    "obs_dim": x_dim - 1,
-                },
-            )
+
+    def save() -> None:
+        save_checkpoint(
+            ckpt,
+            {
+                "online": online.state_dict(),
+                "target": target.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "buffer": buffer.state_dict(),
+                "episode": episode,
+                "decisions": decisions,
+                "updates": updates,
+                "rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(),
+                "env_steps": env.env_steps,
+                "settings": asdict(settings),
+                "obs_dim": x_dim - 1,
+            },
+        )
+
+    with GracefulStop() as stop:
+        while episode < settings.episodes:
+            eps = epsilon_at(episode, settings.epsilon_start, settings.epsilon_end, decay)
+            obs, done, t, reward = env.reset(rng), False, 0, 0.0
+            while not done:
+                x = features(obs, t)
+                if rng.random() < eps:
+                    action = int(rng.random() < settings.explore_switch_prob)
+                else:
+                    with torch.no_grad():
+                        action = int(online(torch.from_numpy(x)[None]).argmax())
+                obs, reward, done = env.step(action)
+                t += 1
+                buffer.add(x, action, reward, features(obs, t), done)
+                decisions += 1
+                if decisions >= settings.learning_starts:
+                    for _ in range(settings.updates_per_decision):
+                        _update(online, target, optimizer, buffer, settings, rng)
+                        updates += 1
+                        if updates % settings.target_update == 0:
+                            target.load_state_dict(online.state_dict())
+            episode += 1
+            writer.writerow([episode, t, reward, round(eps, 4), env.env_steps])
+            if episode % settings.checkpoint_every == 0 or episode == settings.episodes or stop.requested:
+                log.flush()
+                save()
+            if stop.requested and episode < settings.episodes:
+                log.close()
+                raise StopRequested(episode, settings.episodes, "switch episode")
     log.close()
     outcomes = [float(r["outcome"]) for r in read_episodes(out / "episodes.csv")]
     tail = outcomes[-max(1, len(outcomes) // 5) :]

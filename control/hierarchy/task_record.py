@@ -1,0 +1,68 @@
+"""A hierarchical task's run record (`<root>/<task>/run_state.json`): the task's result-changing settings at
+its first start, checked at every later start, as `control train` does for a run folder.
+
+A later start with other settings is refused, naming each differing field; `--overwrite` empties the task's
+folder (every seed's hand-over starts, transition policies, switches and evaluations) and retrains the shared
+primitives whose own run folders recorded other settings. Seeds, evaluation settings and the root may change
+between starts (a new seed is a new folder; the evaluation is recomputed at every `evaluate`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from align.run_state import ConfigChanged, RunRecord
+from control.hierarchy.config import HierarchyConfig
+
+RECORD = "run_state.json"
+NOT_RESULT_CHANGING = ("root", "seeds", "eval_episodes", "fixed_handover_steps", "overwrite")
+
+
+def task_folder(cfg: HierarchyConfig) -> Path:
+    return Path(cfg.root) / cfg.task
+
+
+def open_task_record(cfg: HierarchyConfig, write: bool = True) -> RunRecord:
+    """Check (and at the first start write) the task's record; raises `ConfigChanged` for other settings
+    unless `cfg.overwrite`, which empties the task's folder first. `write=False` only checks (the report)."""
+    return RunRecord.open(
+        task_folder(cfg),
+        dataclasses.asdict(cfg),
+        name=RECORD,
+        ignore=NOT_RESULT_CHANGING,
+        start_over="--overwrite",
+        overwrite=cfg.overwrite and write,
+        write=write,
+    )
+
+
+def train_run(train_cfg: Any, hooks: Any, overwrite: bool) -> dict[str, Any]:
+    """`control.train.train`; with `overwrite`, a run folder that recorded other settings starts over (its
+    record is checked before anything in it changes, so the first try leaves it as it was)."""
+    from control.train import train
+
+    try:
+        return train(train_cfg, hooks)
+    except ConfigChanged:
+        if not overwrite:
+            raise
+        return train(dataclasses.replace(train_cfg, overwrite=True), hooks)
+
+
+def recorded_otherwise(train_cfg: Any, hooks: Any) -> bool:
+    """Whether `train_cfg`'s run folder recorded other result-changing settings (checked as `train` checks
+    them, without writing): a finished primitive trained with other settings must not be reused silently."""
+    from control.algos.registry import get
+    from control.run import RECORD as RUN_RECORD
+    from control.run import RESUMABLE_CHANGES, recorded_config
+    from control.train import resolve_config
+
+    resolved = resolve_config(train_cfg, get(train_cfg.algo))
+    config = {**recorded_config(resolved, hooks.config_extra()), "out_dir": str(train_cfg.out_dir)}
+    try:
+        RunRecord.open(train_cfg.out_dir, config, name=RUN_RECORD, ignore=RESUMABLE_CHANGES, write=False)
+    except ConfigChanged:
+        return True
+    return False
