@@ -101,3 +101,16 @@ def test_the_hierarchy_uses_only_public_names_of_the_rest_of_control():
             ):
                 private.add(f"{path.name}: {name}")
     assert not private
+
+
+def test_a_nested_config_section_changes_only_the_fields_it_names(tmp_path):
+    from control.hierarchy.config import ConfigError, load_config, preset
+
+    config = tmp_path / "disc.yaml"
+    config.write_text("airl:\n  epochs: 1\n")
+    cfg = load_config("catching", str(config))
+    assert cfg.airl.epochs == 1
+    assert cfg.airl.state_dims == preset("catching").airl.state_dims == 24  # the preset's, not the default's
+    config.write_text("scripted_primitives: maybe\n")
+    with pytest.raises(ConfigError, match="scripted_primitives: expected true or false"):
+        load_config("toy", str(config))

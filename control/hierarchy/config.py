@@ -227,15 +227,21 @@ def did_you_mean(name: str, known) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
-def _convert(kind: Any, value: Any, where: str) -> Any:
-    """`value` as the field type `kind` (nested dataclasses from mappings)."""
+def _convert(kind: Any, value: Any, where: str, current: Any = None) -> Any:
+    """`value` as the field type `kind`; a nested dataclass from a mapping of the fields that change, the others
+    kept from `current` (the preset's section), so `airl: {epochs: 1}` changes the epochs alone."""
     origin = typing.get_origin(kind)
     if dataclasses.is_dataclass(kind):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a mapping of {kind.__name__} fields, got {value!r}")
-        return _from_mapping(kind(), value, where)
+        return _from_mapping(current if dataclasses.is_dataclass(current) else kind(), value, where)
     if kind is bool:
-        return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+            raise ConfigError(f"{where}: expected true or false, got {value!r}")
+        return text in ("1", "true", "yes", "on")
     if kind in (int, float, str):
         try:
             return kind(value)
@@ -256,7 +262,7 @@ def _from_mapping(base: Any, values: dict[str, Any], where: str) -> Any:
                 f"{where}: unknown field {key!r} of {type(base).__name__}"
                 + (did_you_mean(key, names) or f"; known: {', '.join(sorted(names))}")
             )
-        changes[key] = _convert(hints[key], value, f"{where}.{key}")
+        changes[key] = _convert(hints[key], value, f"{where}.{key}", getattr(base, key))
     return dataclasses.replace(base, **changes)
 
 
