@@ -29,6 +29,9 @@ class StopRequested(Exception):
         self.step, self.total, self.what = step, total, what
         super().__init__(message or stopped_message(step, total, what))
 
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # survives pickling (a job's stop in a worker)
+        return type(self), (self.step, self.total, self.what, str(self))
+
 
 def stopped_message(step: int | None, total: int | None, what: str = "step") -> str:
     where = f" at {what} {step:,}" if step is not None else ""

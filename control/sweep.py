@@ -142,7 +142,15 @@ def _map_ray(fn, jobs, workers, ray_address, cpus_per_job, on_result) -> list[An
 
 
 def _call(fn: Callable[..., Any], job: dict[str, Any]) -> Any:
-    return fn(**job)
+    """`fn(**job)` in a worker process. A user error comes back as a plain `UserError` with its message: the
+    result travels by pickling, and an exception whose constructor takes other arguments than its message
+    (`ConfigChanged`, `UnsafeCheckpoint`) would fail to unpickle and break the whole pool."""
+    from align.run_state import RunFolderError
+
+    try:
+        return fn(**job)
+    except (UserError, RunFolderError) as e:
+        raise UserError(str(e)) from None
 
 
 def _finished(cfg: TrainConfig) -> bool:
