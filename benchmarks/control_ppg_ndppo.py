@@ -26,6 +26,7 @@ import threading
 import time
 from pathlib import Path
 
+from align.stopping import StopRequested
 from align.user_errors import UserError  # a bad flag or run folder: one line, exit code 2
 from control.config import TrainConfig
 from control.sweep import run_dir, run_sweep
@@ -209,6 +210,9 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.time()
         try:
             run_sweep(configs, args.workers, args.backend, args.ray_address)
+        except (StopRequested, UserError) as exc:  # Ctrl-C/SIGTERM (runs saved), or a run's user error
+            print(f"\n{exc}", file=sys.stderr)
+            return 130 if isinstance(exc, StopRequested) else 2
         finally:
             stop.set()
         print(f"\n[sweep] done in {time.time() - t0:,.0f} s")
