@@ -99,6 +99,7 @@ def test_ctrl_c_in_the_switch_stage_stops_at_an_episode_end_and_the_rerun_finish
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert "stopped at switch episode" in err and "of 60" in err and "rerun the same command" in err
+    assert "switch dash-park" in err and "ETA" in err  # its progress line
     stopped_at = len(read_episodes(log))
     assert 5 <= stopped_at < 60
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections import deque
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from align.progress import Progress
 from align.stopping import GracefulStop, StopRequested
 from control.hierarchy.controller import SwitchEnv
 from control.run import keep_rows_up_to, load_checkpoint, save_checkpoint
@@ -198,7 +200,9 @@ def train_switch(
             },
         )
 
-    with GracefulStop() as stop:
+    recent: deque[bool] = deque(maxlen=20)  # outcomes of the last episodes, for the progress line
+    bar = Progress(settings.episodes, f"switch {out.name}", unit="episode", initial=episode)
+    with GracefulStop() as stop, bar:
         while episode < settings.episodes:
             eps = epsilon_at(episode, settings.epsilon_start, settings.epsilon_end, decay)
             obs, done, t, reward = env.reset(rng), False, 0, 0.0
@@ -221,6 +225,8 @@ def train_switch(
                             target.load_state_dict(online.state_dict())
             episode += 1
             writer.writerow([episode, t, reward, round(eps, 4), env.env_steps])
+            recent.append(reward > 0)
+            bar.update(1, success=sum(recent) / len(recent), epsilon=eps)
             if episode % settings.checkpoint_every == 0 or episode == settings.episodes or stop.requested:
                 log.flush()
                 save()
