@@ -21,6 +21,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from align.progress import Progress
 from control.config import TrainConfig
 from control.hierarchy.airl import AIRLHooks, ExpertData
 from control.hierarchy.config import HierarchyConfig
@@ -246,20 +247,28 @@ def evaluate_composition(
 ) -> dict[str, Any]:
     """Success counts (subtasks completed in a row) of each hand-over mode on the same episode seeds."""
     results = {}
-    for mode in modes:
-        t0 = time.perf_counter()
-        runs = [run_episode(env, comp, mode, seed + k) for k in range(episodes)]
-        counts = [r.subtasks for r in runs]
-        steps = sum(r.steps for r in runs)
-        results[mode] = {
-            "mean": float(np.mean(counts)),
-            "std": float(np.std(counts)),
-            "counts": counts,
-            "steps": steps,
-            "transition_steps": sum(r.transition_steps for r in runs),
-            "steps_per_s": steps / (time.perf_counter() - t0),
-        }
+    with Progress(len(modes) * episodes, "evaluate", unit="episode") as bar:
+        for mode in modes:
+            t0 = time.perf_counter()
+            runs = []
+            for k in range(episodes):
+                runs.append(run_episode(env, comp, mode, seed + k))
+                bar.update(1, policy=mode, subtasks=float(np.mean([r.subtasks for r in runs])))
+            results[mode] = _mode_result(runs, time.perf_counter() - t0)
     return results
+
+
+def _mode_result(runs: list[Any], seconds: float) -> dict[str, Any]:
+    counts = [r.subtasks for r in runs]
+    steps = sum(r.steps for r in runs)
+    return {
+        "mean": float(np.mean(counts)),
+        "std": float(np.std(counts)),
+        "counts": counts,
+        "steps": steps,
+        "transition_steps": sum(r.transition_steps for r in runs),
+        "steps_per_s": steps / seconds,
+    }
 
 
 def evaluate_seed(cfg: HierarchyConfig, seed: int) -> dict[str, Any]:
