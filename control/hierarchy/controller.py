@@ -19,6 +19,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from align.progress import Progress
 from control.hierarchy.policies import Policy
 
 Pair = tuple[str, str]
@@ -188,10 +189,14 @@ def collect_handover_snapshots(
         if pair in found and len(found[pair]) < per_pair:
             found[pair].append(task_env.unwrapped.get_snapshot())
 
-    for episode in range(max_episodes):
-        if all(len(v) >= per_pair for v in found.values()):
-            break
-        run_episode(env, composition, mode, seed + episode, on_handover=keep)
+    wanted = per_pair * len(pairs)
+    with Progress(wanted, "hand-over starts", unit="start") as bar:  # ends early if max_episodes run out
+        for episode in range(max_episodes):
+            if all(len(v) >= per_pair for v in found.values()):
+                break
+            before = sum(len(v) for v in found.values())
+            run_episode(env, composition, mode, seed + episode, on_handover=keep)
+            bar.update(sum(len(v) for v in found.values()) - before, episodes=episode + 1)
     return found
 
 
