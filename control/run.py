@@ -215,9 +215,12 @@ def run_folder(cfg: TrainConfig, config: dict[str, Any]) -> Path:
     return folder
 
 
-def open_run(cfg: TrainConfig, extra: dict[str, Any] | None = None) -> tuple[Path, RunRecord]:
+def open_run(
+    cfg: TrainConfig, extra: dict[str, Any] | None = None, write: bool = True
+) -> tuple[Path, RunRecord]:
     """The run folder and its record: a later start with a different config is refused (`ConfigChanged`,
-    naming each field and --overwrite); `--overwrite` empties the folder first."""
+    naming each field and --overwrite); `--overwrite` empties the folder first. `write=False` only checks
+    (nothing is written or emptied)."""
     config = recorded_config(cfg, extra)
     out = run_folder(cfg, config)
     config["out_dir"] = str(out)
@@ -227,7 +230,8 @@ def open_run(cfg: TrainConfig, extra: dict[str, Any] | None = None) -> tuple[Pat
         name=RECORD,
         ignore=RESUMABLE_CHANGES,
         start_over="--overwrite",
-        overwrite=cfg.overwrite,
+        overwrite=cfg.overwrite and write,
+        write=write,
     )
     if record.config.get("total_steps") != cfg.total_steps:  # a longer (or shorter) run of the same config
         record.config["total_steps"] = cfg.total_steps

@@ -305,15 +305,28 @@ def update(
     return logs
 
 
+def _resolved(cfg: TrainConfig, hooks: LoopHooks | None) -> tuple[Algorithm, TrainConfig, LoopHooks]:
+    """The registered algorithm, the config with its defaults, and the hooks (`hooks`, else the algorithm's)."""
+    algo = get(cfg.algo)
+    cfg = resolve_config(cfg, algo)
+    if hooks is None:
+        hooks = algo.hooks(cfg) if algo.hooks is not None else LoopHooks()
+    return algo, cfg, hooks
+
+
+def check_run(cfg: TrainConfig, hooks: LoopHooks | None = None) -> None:
+    """What `train` checks before it starts, without writing: raises `ConfigChanged` when `cfg.out_dir` holds a
+    run recorded with other result-changing settings."""
+    _, cfg, hooks = _resolved(cfg, hooks)
+    open_run(cfg, hooks.config_extra(), write=False)
+
+
 def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
     """Train until `cfg.total_steps` (rounded to whole rollouts); returns the summary (steps, steps/s, final
     evaluation). `hooks` default to the registered algorithm's (`Algorithm.hooks`), or none. Raises
     `UserError` for a bad config or env id, `ConfigChanged` for a run folder started with another config,
     `StopRequested` after saving when Ctrl-C/SIGTERM asked to stop."""
-    algo = get(cfg.algo)
-    cfg = resolve_config(cfg, algo)
-    if hooks is None:
-        hooks = algo.hooks(cfg) if algo.hooks is not None else LoopHooks()
+    algo, cfg, hooks = _resolved(cfg, hooks)
     out, record = open_run(cfg, hooks.config_extra())
     cfg = dataclasses.replace(cfg, out_dir=str(out))
     batch = cfg.num_envs * cfg.num_steps

@@ -54,15 +54,10 @@ def train_run(train_cfg: Any, hooks: Any, overwrite: bool) -> dict[str, Any]:
 def recorded_otherwise(train_cfg: Any, hooks: Any) -> bool:
     """Whether `train_cfg`'s run folder recorded other result-changing settings (checked as `train` checks
     them, without writing): a finished primitive trained with other settings must not be reused silently."""
-    from control.algos.registry import get
-    from control.run import RECORD as RUN_RECORD
-    from control.run import RESUMABLE_CHANGES, recorded_config
-    from control.train import resolve_config
+    from control.train import check_run
 
-    resolved = resolve_config(train_cfg, get(train_cfg.algo))
-    config = {**recorded_config(resolved, hooks.config_extra()), "out_dir": str(train_cfg.out_dir)}
     try:
-        RunRecord.open(train_cfg.out_dir, config, name=RUN_RECORD, ignore=RESUMABLE_CHANGES, write=False)
+        check_run(train_cfg, hooks)
     except ConfigChanged:
         return True
     return False
