@@ -24,7 +24,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import gymnasium as gym  # noqa: E402
 import torch  # noqa: E402
 from control_hierarchy import switch_curves  # noqa: E402
 
@@ -33,12 +32,12 @@ from control.hierarchy.config import HierarchyConfig, load_config  # noqa: E402
 from control.hierarchy.pipeline import (  # noqa: E402
     STAGES,
     collect_starts,
-    load_primitives,
     report,
     run_stage,
     starts_path,
     task_env,
 )
+from control.hierarchy.primitive_eval import run_success  # noqa: E402
 from control.hierarchy.transition_env import load_snapshots  # noqa: E402
 
 # success counts: Byun & Perrault (ICLR 2022; as quoted from their table by a public survey, the paper itself
@@ -52,21 +51,12 @@ PAPER = {
 
 
 def primitive_success(cfg: HierarchyConfig, name: str, episodes: int, seed: int = 7_000) -> dict:
-    """Greedy episodes of a trained primitive in its own env: how many succeed, and its training steps."""
-    env = gym.make(cfg.primitives[name])
-    policy = load_primitives(cfg, env, [name])[name]
-    successes = 0
-    for k in range(episodes):
-        obs, _ = env.reset(seed=seed + k)
-        while True:
-            obs, _, terminated, truncated, info = env.step(policy.act(obs))
-            if terminated or truncated:
-                successes += int(bool(info["success"]))
-                break
-    env.close()
+    """Greedy episodes of a trained primitive in its own env (`primitive_eval.run_success`): how many succeed,
+    and its training steps."""
+    result = run_success(cfg.primitives[name], cfg.primitive_dir(name), episodes, seed)
     summary = cfg.primitive_dir(name) / "summary.json"
-    steps = json.loads(summary.read_text())["global_step"] if summary.is_file() else policy.global_step
-    return {"successes": successes, "episodes": episodes, "steps": int(steps)}
+    steps = json.loads(summary.read_text())["global_step"] if summary.is_file() else result.steps_trained
+    return {"successes": result.successes, "episodes": episodes, "steps": int(steps)}
 
 
 def starts_found(cfg: HierarchyConfig) -> dict[str, list[int]]:
