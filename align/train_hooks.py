@@ -8,12 +8,12 @@ long stage, on the main process only. Without hooks a loop shows progress and ne
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from align.progress import Progress
-from align.stopping import GracefulStop
+from align.stopping import GracefulStop, StopRequested
 
 
 @dataclass
@@ -54,6 +54,41 @@ class TrainHooks:
             flag = torch.tensor([1.0 if local else 0.0], device=accelerator.device)
             return bool(accelerator.reduce(flag, reduction="sum").item() > 0)
         return _any_rank(local)
+
+
+def run_iterations(
+    trainer: Any,
+    iterations: int,
+    hooks: TrainHooks | None,
+    label: str,
+    state_file: str,
+    shown: Callable[[dict[str, float]], dict[str, Any]],
+    before_stop: Callable[[], None] | None = None,
+) -> list[dict[str, float]]:
+    """The resumable iteration loop of the PPO and DLPO trainers: resume from `trainer.output_dir/state_file`
+    when it is there, run `trainer.step()` until `iterations` in total with one progress bar (`shown(metrics)`),
+    and on a stop request write a checkpoint (unless this iteration's periodic one was written), call
+    `before_stop` and raise `StopRequested`. Returns each iteration's metrics."""
+    hooks = hooks or TrainHooks()
+    main = trainer.accelerator.is_main_process
+    if (trainer.output_dir / state_file).is_file():
+        trainer.load_checkpoint()
+        if main and 0 < trainer.iteration < iterations:
+            print(f"[{label}] resuming from iteration {trainer.iteration} of {iterations}", flush=True)
+    history = []
+    with hooks.progress(iterations, label, unit="iteration", initial=trainer.iteration, main=main) as bar:
+        while trainer.iteration < iterations:
+            if hooks.stop_requested(trainer.accelerator):
+                every = trainer.config.save_every
+                if trainer.iteration and not (every and trainer.iteration % every == 0):
+                    trainer.save_checkpoint()
+                if before_stop is not None:
+                    before_stop()
+                raise StopRequested(trainer.iteration, iterations, f"{label} iteration")
+            metrics = trainer.step()
+            history.append(metrics)
+            hooks.show(bar, **shown(metrics))
+    return history
 
 
 def _any_rank(flag: bool) -> bool:

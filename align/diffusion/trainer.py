@@ -49,8 +49,7 @@ from align.diffusion.steps import (
     training_target,
 )
 from align.diffusion.task import DiffusionTask
-from align.stopping import StopRequested
-from align.train_hooks import TrainHooks
+from align.train_hooks import TrainHooks, run_iterations
 from align.trainers.distributed import configure_deepspeed, is_deepspeed, make_accelerator, precision_summary
 
 STATE_FILE = "trainer_state.pt"
@@ -325,25 +324,14 @@ class DiffusionRLTrainer:
         """Run until `iterations` in total, resuming from `output_dir` when a checkpoint is there. With
         `hooks`: one progress bar (loss, reward), and a stop request ends the run after the current iteration
         with its checkpoint written (`StopRequested`)."""
-        hooks = hooks or TrainHooks()
-        if (self.output_dir / STATE_FILE).is_file():
-            self.load_checkpoint()
-            if self.accelerator.is_main_process and 0 < self.iteration < iterations:
-                print(f"[{label}] resuming from iteration {self.iteration} of {iterations}", flush=True)
-        history = []
-        main = self.accelerator.is_main_process
-        with hooks.progress(iterations, label, unit="iteration", initial=self.iteration, main=main) as bar:
-            while self.iteration < iterations:
-                if hooks.stop_requested(self.accelerator):
-                    if self.iteration and not (
-                        self.config.save_every and self.iteration % self.config.save_every == 0
-                    ):
-                        self.save_checkpoint()
-                    raise StopRequested(self.iteration, iterations, f"{label} iteration")
-                metrics = self.step()
-                history.append(metrics)
-                hooks.show(bar, loss=metrics.get("loss"), reward=metrics.get("reward"))
-        return history
+        return run_iterations(
+            self,
+            iterations,
+            hooks,
+            label,
+            STATE_FILE,
+            lambda m: {"loss": m.get("loss"), "reward": m.get("reward")},
+        )
 
     # --- checkpoints ----------------------------------------------------------------------------------------
     def save_checkpoint(self, path: str | Path | None = None) -> Path:

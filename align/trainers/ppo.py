@@ -36,8 +36,7 @@ from align.models.loading import LoadedPolicy
 from align.rl.advantages import whiten_across
 from align.rl.losses import POLICY_LOSSES, PolicyLossParams, entropy_from_logits, value_loss
 from align.rl.rewards import AdaptiveKLController, FixedKLController, kl_penalty
-from align.stopping import StopRequested
-from align.train_hooks import TrainHooks
+from align.train_hooks import TrainHooks, run_iterations
 from align.trainers.distributed import (
     accumulation_windows,
     check_precision,
@@ -461,27 +460,15 @@ class PPOTrainer:
         """Run until `iterations` in total, resuming from `output_dir` when a checkpoint is there. With
         `hooks`: one progress bar (reward, KL, teacher score), and a stop request ends the run after the
         current iteration with its checkpoint written (`StopRequested`)."""
-        hooks = hooks or TrainHooks()
-        if (self.output_dir / STATE_FILE).is_file():
-            self.load_checkpoint()
-            if self.accelerator.is_main_process and 0 < self.iteration < iterations:
-                print(f"[{label}] resuming from iteration {self.iteration} of {iterations}", flush=True)
-        history = []
-        main = self.accelerator.is_main_process
-        with hooks.progress(iterations, label, unit="iteration", initial=self.iteration, main=main) as bar:
-            while self.iteration < iterations:
-                if hooks.stop_requested(self.accelerator):
-                    if self.iteration and not (
-                        self.config.save_every and self.iteration % self.config.save_every == 0
-                    ):
-                        self.save_checkpoint()
-                    self.close()
-                    raise StopRequested(self.iteration, iterations, f"{label} iteration")
-                metrics = self.step()
-                history.append(metrics)
-                hooks.show(
-                    bar, reward=metrics.get("reward"), kl=metrics.get("kl"), score=metrics.get("score_mean")
-                )
+        history = run_iterations(
+            self,
+            iterations,
+            hooks,
+            label,
+            STATE_FILE,
+            lambda m: {"reward": m.get("reward"), "kl": m.get("kl"), "score": m.get("score_mean")},
+            before_stop=self.close,
+        )
         self.close()
         return history
 
