@@ -127,9 +127,9 @@ def run_pretrain(args: argparse.Namespace, cfg: dict) -> None:
 
     import torch
 
-    from align.diffusion.tts import pretrain
     from align.diffusion.speech.ljspeech import read_ljspeech
     from align.diffusion.speech.wavegrad2 import WaveGrad2
+    from align.diffusion.tts import pretrain
 
     run, pre = cfg["run"], cfg["pretrain"]
     torch.set_num_threads(run.threads)
@@ -178,11 +178,11 @@ def run_stages(args: argparse.Namespace, cfg: dict) -> dict:
     """Held-out diffusion loss, MOS and WER of every pretraining stage (the same evaluation noise for all)."""
     import torch
 
+    from align.diffusion.speech.ljspeech import read_ljspeech
+    from align.diffusion.speech.wavegrad2 import WaveGrad2
     from align.diffusion.speech_metrics import make_asr, make_mos
     from align.diffusion.tts import evaluate_tts
     from align.diffusion.tts_run import paired_difference
-    from align.diffusion.speech.ljspeech import read_ljspeech
-    from align.diffusion.speech.wavegrad2 import WaveGrad2
 
     run = cfg["run"]
     torch.set_num_threads(run.threads)

@@ -1,12 +1,14 @@
 """Hooks into the shared on-policy loop of :mod:`control.train`: what an algorithm adds to plain PPO/A2C without
 copying the loop. A hook object may bring
 
-- a critic that replaces the actor-critic's value head (``critic`` + ``critic_loss``; ND-PPO's quantile critic),
+- a critic that replaces the actor-critic's value head (``critic`` + ``critic_loss``; ND-PPO's quantile critic;
+  written as ``critic_loss_inputs`` + ``critic_loss_from``, the update with it can be compiled),
 - a reward term added to the env reward before reward normalisation (``reward_term``; ND-PPO's normality bonus,
   the AIRL reward of the transition policies),
 - per-step records kept beside the rollout (``observe``), work after each rollout (``after_rollout``; AIRL's
-  discriminator update), extra loss terms (``extra_loss``), scalars to log (``logs``), its own checkpoint
-  state (``state_dict``), and the envs' state on resume (``restore_envs``: a run that resumes exactly).
+  discriminator update) and after each update (``after_update``), extra loss terms (``extra_loss``), scalars
+  to log (``logs``), its own checkpoint state (``state_dict``), and the envs' state on resume
+  (``restore_envs``: a run that resumes exactly).
 
 Every method of :class:`LoopHooks` does nothing by default; the loop checks once which ones a subclass overrides,
 so plain PPO pays nothing for them.
@@ -104,6 +106,25 @@ class LoopHooks:
     def critic_loss(self, mb: Minibatch) -> torch.Tensor:
         """Loss of :attr:`critic` on a minibatch (used instead of the core's value loss)."""
         raise NotImplementedError("a hook with a critic must define critic_loss")
+
+    def critic_loss_inputs(
+        self, extras: dict[str, torch.Tensor], size: int
+    ) -> dict[str, torch.Tensor] | None:
+        """For the compiled update: the per-sample tensors, flat over the `size` samples of a rollout (as
+        `extras`, the records of :meth:`observe`, which are empty before the first rollout), that
+        :meth:`critic_loss_from` needs beside the critic's output and the returns. None (the default): the
+        critic loss is not written that way, and the update runs eagerly."""
+        return None
+
+    def critic_loss_from(
+        self, output: torch.Tensor, returns: torch.Tensor, inputs: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """The critic loss as a pure function of :attr:`critic`'s output on a minibatch, its returns and its rows
+        of :meth:`critic_loss_inputs` (traced into the compiled update; plain tensor ops only)."""
+        raise NotImplementedError("a hook with critic_loss_inputs must define critic_loss_from")
+
+    def after_update(self) -> None:
+        """Called after each update, once the parameters have changed (e.g. to refresh a copy of the critic)."""
 
     def extra_loss(self, mb: Minibatch) -> tuple[torch.Tensor, dict[str, float]] | None:
         """A term added to each minibatch's loss, and stats to log."""

@@ -69,6 +69,17 @@ def linear_layers(seq: nn.Sequential) -> list[nn.Linear]:
     return layers
 
 
+def numpy_params(layers: list[nn.Linear]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """A float32 numpy copy of Linear layers' (transposed weight, bias), as `mlp_forward` takes them."""
+    return [
+        (
+            m.weight.detach().cpu().numpy().T.astype(np.float32),
+            m.bias.detach().cpu().numpy().astype(np.float32),
+        )
+        for m in layers
+    ]
+
+
 def mlp_forward(params: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
     """A Linear/Tanh MLP in numpy: `params` are (transposed weight, bias) per layer; tanh between layers."""
     for i, (weight_t, bias) in enumerate(params):
@@ -113,14 +124,7 @@ class NumpyMLPSampler:
         self.sync()
 
     def sync(self) -> None:
-        copy = lambda layers: [  # noqa: E731
-            (
-                m.weight.detach().cpu().numpy().T.astype(np.float32),
-                m.bias.detach().cpu().numpy().astype(np.float32),
-            )
-            for m in layers
-        ]
-        self.actor, self.critic = copy(self.actor_layers), copy(self.critic_layers)
+        self.actor, self.critic = numpy_params(self.actor_layers), numpy_params(self.critic_layers)
         same_depth = len(self.actor) == len(self.critic)
         self.both = _side_by_side(self.actor, self.critic) if same_depth else None
         self.actor_out = self.actor[-1][1].shape[0]

@@ -225,14 +225,16 @@ def make_learner(
     params = list(agent.parameters()) + (list(critic.parameters()) if critic is not None else [])
     # fused: one kernel for all parameters (~2x faster steps for small MLPs on CPU)
     adam = {"lr": cfg.learning_rate, "eps": 1e-5, "fused": True}
-    mode = compile_mode(cfg, agent, critic is not None or overrides(hooks, "extra_loss"), steps_ahead)
+    example = flat_rollout(buf, *(torch.zeros(buf.rewards.shape) for _ in range(2)), device)
+    inputs = hooks.critic_loss_inputs({}, len(example[0])) if critic is not None else None
+    eager_only = (critic is not None and inputs is None) or overrides(hooks, "extra_loss")
+    mode = compile_mode(cfg, agent, eager_only, steps_ahead)
     if mode is not None:
         flat = FlatAdam(params, **adam)
         if optimizer_state is not None:
             flat.load_state_dict(optimizer_state)
-        compiled = CompiledUpdate(agent, algo, cfg, flat)
-        example = flat_rollout(buf, *(torch.zeros(buf.rewards.shape) for _ in range(2)), device)
-        if compiled.prepare(example, cfg.minibatch_size or len(example[0]), mode == "compile"):
+        compiled = CompiledUpdate(agent, algo, cfg, flat, critic, hooks)
+        if compiled.prepare(example, cfg.minibatch_size or len(example[0]), mode == "compile", inputs):
             return Learner(agent, critic, flat, params, compiled)
         return Learner(agent, critic, flat.torch_adam(), params)
     optimizer = torch.optim.Adam(params, **adam)
@@ -253,7 +255,8 @@ def update(
 ) -> dict[str, Any]:
     """`cfg.update_epochs` passes over the rollout in shuffled minibatches; returns the last minibatch's logs
     (losses, entropy, the policy loss's stats). Compiled when possible, eager otherwise (hooks with a critic
-    or extra losses, image policies, or a failed compile)."""
+    or extra losses, image policies, or a failed compile); a hook's critic loss written as a pure function
+    (`critic_loss_inputs`) is part of the compiled update."""
     agent, critic = learner.agent, learner.critic
     rollout = flat_rollout(buf, advantages, returns, device)
     b_obs, b_act, b_logp, b_adv, b_ret, b_val = rollout
@@ -261,12 +264,19 @@ def update(
     use_extra_loss = overrides(hooks, "extra_loss")
     batch = b_obs.shape[0]
     minibatch = cfg.minibatch_size or batch
+    critic_inputs = (
+        hooks.critic_loss_inputs(b_extra, batch)
+        if learner.compiled is not None and critic is not None
+        else None
+    )
     logs: dict[str, Any] = {}
     for _epoch in range(cfg.update_epochs):
         order = torch.randperm(batch, device=device)
         for start in range(0, batch, minibatch):
             idx = order[start : start + minibatch]
-            step_logs = learner.compiled(rollout, idx) if learner.compiled is not None else None
+            step_logs = (
+                learner.compiled(rollout, idx, critic_inputs) if learner.compiled is not None else None
+            )
             if step_logs is None:  # the eager update: any hooks, image policies, or compiling failed
                 learner.use_eager()
                 optimizer = learner.optimizer
@@ -423,6 +433,7 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
         export_policy(out, agent.state_dict(), norm.state_dict() if norm else None, global_step)
         record.set_progress(step=global_step, finished=False)
 
+    use_after_update = overrides(hooks, "after_update")
     t0, steps_at_start = time.perf_counter(), global_step
     clock = {"env": 0.0, "policy": 0.0, "update": 0.0}  # seconds spent in each part, for the summary
     total = iterations * batch
@@ -441,6 +452,8 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
             advantages, returns = compute_advantages(buf, sampler, env_state, cfg)
             logs = update(learner, algo, cfg, hooks, buf, advantages, returns, device)
             sampler.sync()
+            if use_after_update:
+                hooks.after_update()
             clock["update"] += time.perf_counter() - tick
 
             sps = (global_step - steps_at_start) / (time.perf_counter() - t0)

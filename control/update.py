@@ -5,13 +5,15 @@ engine's and the optimiser's Python bookkeeping, each costing more than its arit
 a whole minibatch update (gather, forward, policy/value/entropy loss, backward via `torch.func.grad`,
 gradient-norm clipping, Adam) into one `torch.compile`d function, so a minibatch costs one call. It makes the
 same update as the eager loop in `control.train` (tests compare parameters and Adam state after several
-steps); the eager loop stays for what it cannot express: hooks with their own critic or extra losses, and
-image policies.
+steps). A hook's critic (ND-PPO's quantile critic) is part of it when the hook writes its loss as a pure
+function (`LoopHooks.critic_loss_inputs` + `critic_loss_from`); the eager loop stays for what it cannot
+express: other hooks' critics, extra losses, and image policies.
 """
 
 from __future__ import annotations
 
 import warnings
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -23,6 +25,9 @@ from control.config import TrainConfig
 from control.flat_adam import FlatAdam
 from control.losses.policy import value_loss
 
+if TYPE_CHECKING:
+    from control.hooks import LoopHooks
+
 COMPILE_CHOICES = ("auto", "on", "off")
 # `compile="auto"` compiles when a run has at least this many steps ahead: compiling costs ~1 s of CPU per
 # process once its code is cached on the machine (~5-30 s the first time), and saves ~0.1 ms per env step
@@ -30,6 +35,7 @@ COMPILE_CHOICES = ("auto", "on", "off")
 COMPILE_AUTO_MIN_STEPS = 100_000
 # what the traced update runs (files and folders of the control package): editing them compiles it afresh
 TRACED_SOURCES = ("update.py", "networks.py", "distributions.py", "device.py", "losses", "algos")
+CRITIC = "hook_critic."  # prefix of a hook critic's parameter names among the update's parameters
 BACKEND = "aoti"  # tests swap in "fx": the same traced graph run as is (no C++ compiler, nothing cached)
 
 
@@ -92,20 +98,39 @@ class CompiledUpdate:
     """One minibatch's update as an ahead-of-time compiled pure function of the parameters, the Adam state and
     the rollout: the gradient (`torch.func.grad` of `actor_critic_loss`), clipped to `cfg.max_grad_norm`, then
     the Adam step of `torch.optim.adam.adam` (torch's own functional Adam, in its tensor-step form), on the flat
-    buffers of a `FlatAdam`.
+    buffers of a `FlatAdam`. With a `critic` (a hook's, replacing the agent's value head) the parameters are the
+    agent's then the critic's, and the value loss is `hooks.critic_loss_from` on the critic's output.
 
     `prepare` loads the compiled function from `control.aot_cache` (milliseconds, no dynamo) or compiles it with
     AOTInductor (once per machine and configuration). If compiling fails (no C++ compiler, an op that cannot be
     traced in a registered loss), it warns and the caller goes on with the eager loop (which raises a loss's
     own errors)."""
 
-    def __init__(self, agent: nn.Module, algo: Algorithm, cfg: TrainConfig, optimizer: FlatAdam):
+    def __init__(
+        self,
+        agent: nn.Module,
+        algo: Algorithm,
+        cfg: TrainConfig,
+        optimizer: FlatAdam,
+        critic: nn.Module | None = None,
+        hooks: LoopHooks | None = None,
+    ):
+        if critic is not None and hooks is None:
+            raise ValueError("CompiledUpdate: a critic needs the hooks whose critic_loss_from it trains with")
         self.agent, self.algo, self.cfg, self.optimizer = agent, algo, cfg, optimizer
+        self.critic, self.hooks = critic, hooks
         (self.group,) = optimizer.param_groups
         named = dict(agent.named_parameters())
+        self.agent_names = list(named)
+        critic_named = dict(critic.named_parameters()) if critic is not None else {}
+        self.critic_names = {f"{CRITIC}{n}": n for n in critic_named}  # name in the update -> in the critic
+        named.update({f"{CRITIC}{n}": p for n, p in critic_named.items()})
         if [id(p) for p in named.values()] != [id(p) for p in optimizer.params]:
-            raise ValueError("CompiledUpdate: the optimizer must hold exactly the agent's parameters")
+            raise ValueError(
+                "CompiledUpdate: the optimizer must hold exactly the agent's parameters, then the critic's"
+            )
         self.names = list(named)
+        self.input_names: list[str] = []  # the critic loss's per-sample inputs, in the compiled call's order
         self.shapes = [p.shape for p in named.values()]
         self.lr = torch.zeros((), dtype=torch.float32, device=optimizer.steps.device)
         self.compiled: dict[int, aot_cache.Compiled] = {}  # per minibatch size (the last one may be smaller)
@@ -129,12 +154,22 @@ class CompiledUpdate:
     ) -> tuple[tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
         """The pure update: new (params, exp_avg, exp_avg_sq, step) and the minibatch's logs."""
         *rollout, idx = rollout_and_idx
-        obs, actions, old_log_prob, advantages, returns, old_values = (t[idx] for t in rollout)
+        obs, actions, old_log_prob, advantages, returns, old_values = (t[idx] for t in rollout[:6])
+        inputs = {n: t[idx] for n, t in zip(self.input_names, rollout[6:], strict=True)}
         advantages = normalise_advantages(advantages, cfg)
 
         def loss(p: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-            terms = torch.func.functional_call(self.agent, self._views(p), (obs, actions))
-            return actor_critic_loss(self.algo, cfg, terms, old_log_prob, advantages, returns, old_values)
+            views = self._views(p)
+            agent_views = {n: views[n] for n in self.agent_names}
+            terms = torch.func.functional_call(self.agent, agent_views, (obs, actions))
+            v_loss = None
+            if self.critic is not None:
+                critic_views = {own: views[n] for n, own in self.critic_names.items()}
+                output = torch.func.functional_call(self.critic, critic_views, (obs,))
+                v_loss = self.hooks.critic_loss_from(output, returns, inputs)
+            return actor_critic_loss(
+                self.algo, cfg, terms, old_log_prob, advantages, returns, old_values, v_loss
+            )
 
         grad, logs = torch.func.grad(loss, has_aux=True)(params)
         grad = clip_by_total_norm({"all": grad}, cfg.max_grad_norm)["all"]
@@ -163,16 +198,27 @@ class CompiledUpdate:
         )
         return (params, exp_avg, exp_avg_sq, step), logs
 
-    def _inputs(self, rollout: tuple[torch.Tensor, ...], idx: torch.Tensor) -> list[torch.Tensor]:
+    def _inputs(
+        self, rollout: tuple[torch.Tensor, ...], idx: torch.Tensor, critic_inputs: dict[str, torch.Tensor]
+    ) -> list[torch.Tensor]:
+        if sorted(critic_inputs) != self.input_names:
+            raise ValueError(
+                f"CompiledUpdate: critic inputs {sorted(critic_inputs)}, prepared for {self.input_names}"
+            )
         opt = self.optimizer
-        return [opt.params_flat, opt.exp_avg, opt.exp_avg_sq, opt.steps[0], self.lr, *rollout, idx]
+        extra = [critic_inputs[n] for n in self.input_names]
+        return [opt.params_flat, opt.exp_avg, opt.exp_avg_sq, opt.steps[0], self.lr, *rollout, *extra, idx]
 
     def _compile(
-        self, rollout: tuple[torch.Tensor, ...], idx: torch.Tensor, compile_missing: bool
+        self,
+        rollout: tuple[torch.Tensor, ...],
+        idx: torch.Tensor,
+        critic_inputs: dict[str, torch.Tensor],
+        compile_missing: bool,
     ) -> aot_cache.Compiled | None:
         from torch.fx.experimental.proxy_tensor import make_fx
 
-        inputs = self._inputs(rollout, idx)
+        inputs = self._inputs(rollout, idx, critic_inputs)
 
         def trace(cfg: aot_cache.ConfigReads) -> tuple[torch.fx.GraphModule, list[str]]:
             names: list[str] = []
@@ -194,25 +240,45 @@ class CompiledUpdate:
             "parameters": [[n, list(s)] for n, s in zip(self.names, self.shapes, strict=True)],
             "inputs": [[list(t.shape), str(t.dtype), str(t.device)] for t in inputs],
             "algo": self.algo.name,
+            "critic": None
+            if self.critic is None
+            else [type(self.critic).__name__, self.input_names, self.hooks.config_extra()],
             "adam": [g["betas"], g["eps"], g["weight_decay"], g["amsgrad"], g["maximize"]],
-            "sources": aot_cache.source_digest(*TRACED_SOURCES, aot_cache.module_file(self.algo.policy_loss)),
+            "sources": aot_cache.source_digest(
+                *TRACED_SOURCES,
+                aot_cache.module_file(self.algo.policy_loss),
+                aot_cache.module_file(type(self.hooks).critic_loss_from) if self.critic is not None else None,
+            ),
         }
         return aot_cache.compiled("ppo_update", trace, inputs, key, self.cfg, BACKEND, compile_missing)
 
     def prepare(
-        self, rollout: tuple[torch.Tensor, ...], minibatch: int, compile_missing: bool = True
+        self,
+        rollout: tuple[torch.Tensor, ...],
+        minibatch: int,
+        compile_missing: bool = True,
+        critic_inputs: dict[str, torch.Tensor] | None = None,
     ) -> bool:
         """Load (or, with `compile_missing`, compile) the update for minibatches of `minibatch` samples and for
-        the smaller last one, for rollouts shaped like `rollout`; False when it is not there (not compiled yet,
-        or compiling failed, with a warning): then the caller uses the eager loop."""
+        the smaller last one, for rollouts shaped like `rollout` (and a critic loss's `critic_inputs`, per
+        sample, as `hooks.critic_loss_inputs` gives them); False when it is not there (not compiled yet, or
+        compiling failed, with a warning): then the caller uses the eager loop."""
+        critic_inputs = critic_inputs or {}
+        self.input_names = sorted(critic_inputs)
         batch = len(rollout[0])
         sizes = sorted({min(minibatch, batch), batch % minibatch} - {0})
-        return all(self._prepare_size(rollout, size, compile_missing) for size in sizes)
+        return all(self._prepare_size(rollout, size, critic_inputs, compile_missing) for size in sizes)
 
-    def _prepare_size(self, rollout: tuple[torch.Tensor, ...], size: int, compile_missing: bool) -> bool:
+    def _prepare_size(
+        self,
+        rollout: tuple[torch.Tensor, ...],
+        size: int,
+        critic_inputs: dict[str, torch.Tensor],
+        compile_missing: bool,
+    ) -> bool:
         idx = torch.arange(size, device=rollout[0].device)
         try:
-            found = self._compile(rollout, idx, compile_missing)
+            found = self._compile(rollout, idx, critic_inputs, compile_missing)
         except Exception as exc:  # noqa: BLE001  (whatever the compiler raises: fall back, say why)
             reason = " ".join(str(exc).split())[:300]
             warnings.warn(
@@ -227,17 +293,22 @@ class CompiledUpdate:
         return found is not None
 
     def __call__(
-        self, rollout: tuple[torch.Tensor, ...], idx: torch.Tensor
+        self,
+        rollout: tuple[torch.Tensor, ...],
+        idx: torch.Tensor,
+        critic_inputs: dict[str, torch.Tensor] | None = None,
     ) -> dict[str, torch.Tensor] | None:
-        """`rollout`: (obs, actions, old log-probs, advantages, returns, old values), flat over the batch;
-        `idx`: the minibatch's indices. Updates the parameters and Adam's state at the optimizer's current
-        learning rate; returns the minibatch's logs (losses, entropy, policy-loss stats), or None when a
-        minibatch size it was not prepared for failed to compile (nothing was updated then)."""
-        if len(idx) not in self.compiled and not self._prepare_size(rollout, len(idx), True):
+        """`rollout`: (obs, actions, old log-probs, advantages, returns, old values), flat over the batch, and
+        the critic loss's per-sample `critic_inputs`; `idx`: the minibatch's indices. Updates the parameters
+        and Adam's state at the optimizer's current learning rate; returns the minibatch's logs (losses,
+        entropy, policy-loss stats), or None when a minibatch size it was not prepared for failed to compile
+        (nothing was updated then)."""
+        critic_inputs = critic_inputs or {}
+        if len(idx) not in self.compiled and not self._prepare_size(rollout, len(idx), critic_inputs, True):
             return None
         compiled = self.compiled[len(idx)]
         self.lr.fill_(self.group["lr"])
-        outputs = compiled.run(self._inputs(rollout, idx))
+        outputs = compiled.run(self._inputs(rollout, idx, critic_inputs))
         opt = self.optimizer
         for target, value in zip((opt.params_flat, opt.exp_avg, opt.exp_avg_sq), outputs[:3], strict=True):
             target.copy_(value)

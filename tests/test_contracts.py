@@ -50,7 +50,13 @@ def _imports(package: str) -> set[str]:
     return found
 
 
-SHARED_HELPERS = {"align.run_state", "align.stopping", "align.progress", "align.user_errors", "align.checkpoints"}
+SHARED_HELPERS = {
+    "align.run_state",
+    "align.stopping",
+    "align.progress",
+    "align.user_errors",
+    "align.checkpoints",
+}
 
 
 def test_layering_holds():

@@ -98,6 +98,82 @@ def test_compiled_update_equals_the_eager_update(fast_backend, action_space, alg
             torch.testing.assert_close(compiled_state["state"][i][key], state[key], atol=1e-8, rtol=1e-4)
 
 
+@pytest.mark.parametrize("algo", ["ndppo", "qppo"])
+def test_compiled_update_with_a_hooks_quantile_critic_equals_the_eager_update(fast_backend, algo):
+    """ND-PPO's and the quantile baseline's critic train inside the compiled update (their loss written as
+    `critic_loss_from`): parameters of agent and critic, and Adam's state, as the eager loop's."""
+    from types import SimpleNamespace
+
+    from control.hooks import LoopContext, Minibatch
+
+    cfg = with_algo_defaults(TrainConfig(env_id="Hopper-v5", algo=algo, num_envs=2), "ppo")
+    g = torch.Generator().manual_seed(3)
+    batch, sides = 256, []
+    for _ in range(2):
+        torch.manual_seed(0)
+        agent = ActorCritic(OBS, gym.spaces.Box(-1, 1, (3,)))
+        hooks = get(algo).hooks(cfg)
+        envs = SimpleNamespace(single_observation_space=OBS)
+        hooks.setup(LoopContext(cfg, envs, agent, None, torch.device("cpu"), None))
+        for t in range(300):  # episodes of 40 and 60 steps: a schedule sigma_t that moves with t
+            hooks.observe(np.array([float(t % 7), 1.0]), np.array([t % 40 == 39, t % 60 == 59]))
+        sides.append((agent, hooks))
+    obs = torch.randn(batch, 11, generator=g)
+    with torch.no_grad():
+        actions, log_prob, *_ = sides[0][0].distribution_terms(obs)
+    rollout = (
+        obs,
+        actions.float(),
+        log_prob + 0.05 * torch.randn(batch, generator=g),
+        torch.randn(batch, generator=g),
+        3 * torch.randn(batch, generator=g),
+        torch.randn(batch, generator=g),
+    )
+    extras = {"step_in_episode": torch.randint(0, 80, (batch,), generator=g)}
+    (eager, eager_hooks), (compiled, compiled_hooks) = sides
+    eager_params = [*eager.parameters(), *eager_hooks.critic.parameters()]
+    eager_opt = torch.optim.Adam(eager_params, lr=3e-4, eps=1e-5, fused=True)
+    compiled_params = [*compiled.parameters(), *compiled_hooks.critic.parameters()]
+    compiled_opt = FlatAdam(compiled_params, lr=3e-4, eps=1e-5, fused=True)
+    step = update.CompiledUpdate(
+        compiled, get(algo), cfg, compiled_opt, compiled_hooks.critic, compiled_hooks
+    )
+    inputs = compiled_hooks.critic_loss_inputs(extras, batch)
+    assert sorted(inputs) == (["target_std"] if algo == "ndppo" else [])
+    assert step.prepare(rollout, 64, critic_inputs=compiled_hooks.critic_loss_inputs({}, batch))
+    critic_start = [p.detach().clone() for p in compiled_hooks.critic.parameters()]
+    for _ in range(4):
+        idx = torch.randperm(batch, generator=g)[:64]
+        terms = eager.distribution_terms(obs[idx], rollout[1][idx])
+        adv = update.normalise_advantages(rollout[3][idx], cfg)
+        rows = {k: v[idx] for k, v in extras.items()}
+        mb = Minibatch(obs[idx], rollout[1][idx], terms[1], rollout[2][idx], adv, rollout[4][idx], None, rows)
+        critic_loss = eager_hooks.critic_loss(mb)
+        loss, logs = update.actor_critic_loss(
+            get(algo), cfg, terms, rollout[2][idx], adv, rollout[4][idx], rollout[5][idx], critic_loss
+        )
+        eager_opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(eager_params, cfg.max_grad_norm)
+        eager_opt.step()
+        compiled_logs = step(rollout, idx, inputs)
+        for k, v in logs.items():
+            torch.testing.assert_close(compiled_logs[k], v, atol=1e-5, rtol=1e-5)
+    for p, q in zip(eager_params, compiled_params, strict=True):
+        torch.testing.assert_close(q, p, atol=1e-6, rtol=1e-5)
+    moved = [
+        (p - s).abs().max() for p, s in zip(compiled_hooks.critic.parameters(), critic_start, strict=True)
+    ]
+    assert max(moved) > 1e-4  # the critic trained, in both
+    eager_state, compiled_state = eager_opt.state_dict(), compiled_opt.state_dict()
+    for i, state in eager_state["state"].items():
+        for key in ("exp_avg", "exp_avg_sq"):
+            torch.testing.assert_close(compiled_state["state"][i][key], state[key], atol=1e-8, rtol=1e-4)
+    wrong = {} if algo == "ndppo" else {"target_std": inputs.get("target_std", rollout[4])}
+    with pytest.raises(ValueError, match="critic inputs"):
+        step(rollout, idx, wrong)
+
+
 RUN = dict(env_id="CartPole-v1", num_steps=128, num_envs=2, minibatch_size=64, eval_episodes=0)
 
 

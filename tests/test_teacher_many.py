@@ -106,7 +106,9 @@ def test_correct_many_and_judge_many_through_anthropic(teacher_server, tmp_path)
     pairs = [("They attract.", "No."), ("No.", "They attract."), ("No.", "No.")]
     verdicts = client.judge_many([problem] * 3, [a for a, _ in pairs], [b for _, b in pairs])
     assert [fb.verdict for fb in verdicts] == ["A", "B", "tie"]
-    sent = [_sent(teacher_server, client, "correct", problem, r) for r in ("Magnets are things.", "Poles matter.")]
+    sent = [
+        _sent(teacher_server, client, "correct", problem, r) for r in ("Magnets are things.", "Poles matter.")
+    ]
     sent += [_sent(teacher_server, client, "judge", problem, a, b) for a, b in pairs]
     assert sent == [1] * 5
 

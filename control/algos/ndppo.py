@@ -4,7 +4,9 @@ Registered as ``--algo ndppo`` (normal quantile bars + exploration bonus), ``ndp
 and ``qppo`` (quantile critic regressed to sampled returns: the baseline). PPO's loop of :mod:`control.train`
 with three hooks (:class:`NormalityHooks`): the critic is a :class:`QuantileCritic` (value = mean quantile), the
 env rewards carry the normality bonus (added before reward normalisation), and the critic loss is the quantile
-Huber loss of :class:`NormalityGuidance`, with each step's index in its episode kept beside the rollout.
+Huber loss of :class:`NormalityGuidance`, with each step's index in its episode kept beside the rollout. The
+critic loss is a pure function of the critic's output (``critic_loss_from``), so the loop's compiled update
+covers these algorithms as it does PPO.
 """
 
 from __future__ import annotations
@@ -56,15 +58,28 @@ class NormalityHooks(LoopHooks):
         self.guidance = NormalityGuidance(s, self.critic, cfg.num_envs)
 
     def reward_term(self, step: StepRecord) -> np.ndarray:
-        bonus = self.guidance.bonus(torch.as_tensor(step.obs, dtype=torch.float32))
+        bonus = self.guidance.bonus(step.obs)
         self.bonus_sum, self.bonus_count = self.bonus_sum + float(bonus.sum()), self.bonus_count + len(bonus)
         return bonus
+
+    def after_update(self) -> None:
+        self.guidance.critic_changed()
 
     def observe(self, reward: np.ndarray, done: np.ndarray) -> dict[str, np.ndarray]:
         return {"step_in_episode": self.guidance.observe(reward, done)}
 
     def critic_loss(self, mb: Minibatch) -> torch.Tensor:
         return self.guidance.critic_loss(mb.obs, mb.returns, mb.extras["step_in_episode"])
+
+    def critic_loss_inputs(self, extras: dict[str, torch.Tensor], size: int) -> dict[str, torch.Tensor]:
+        # before the first rollout (preparing the compiled update) only the shapes matter
+        steps = extras.get("step_in_episode", torch.zeros(size, dtype=torch.int64))
+        return self.guidance.critic_inputs(steps)
+
+    def critic_loss_from(
+        self, output: torch.Tensor, returns: torch.Tensor, inputs: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        return self.guidance.critic_loss_from(output, returns, inputs)
 
     def logs(self) -> dict[str, float]:
         clock = self.guidance.clock

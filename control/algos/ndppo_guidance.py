@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from control.algos.ndppo_critic import CRITIC_MODES, QuantileCritic, exploration_bonus, quantile_critic_loss
+from control.algos.ndppo_bonus import NumpyBonus, std_schedule
+from control.algos.ndppo_critic import CRITIC_MODES, QuantileCritic, quantile_critic_loss
 from control.algos.ndppo_tracker import EpisodeClock
+from control.losses.distributional import quantile_fractions, standard_normal_quantiles
 
 __all__ = ["NormalityGuidanceSettings", "NormalityGuidance"]
 
@@ -67,34 +69,54 @@ class NormalityGuidance:
         self.settings = settings
         self.critic = critic
         self.clock = EpisodeClock(num_envs, window=settings.return_window, min_std=settings.min_std)
+        self.numpy_bonus = NumpyBonus(critic, settings.bonus_coef, settings.fallback_bonus)
 
-    def bonus(self, obs: torch.Tensor) -> np.ndarray:
+    def bonus(self, obs: np.ndarray | torch.Tensor) -> np.ndarray:
         """Bonus per env for acting from ``obs`` now (before :meth:`observe` of this step); zeros when off.
+        Computed in numpy (:mod:`control.algos.ndppo_bonus`, the same values as `exploration_bonus`).
 
         The bonus is scale-free (it depends on ``sigma_hat / sigma_t`` only), so the trainer adds it to the raw
         env reward, before any reward normalisation, as the paper adds ``0.05 * bonus`` to the env reward.
         """
         if not self.settings.bonus:
             return np.zeros(len(self.clock.steps))
-        sigma = self.clock.std(torch.as_tensor(self.clock.steps)).to(obs.dtype)
-        bonus = exploration_bonus(
-            self.critic, obs, sigma, self.settings.bonus_coef, self.settings.fallback_bonus
-        )
-        return bonus.cpu().numpy().astype(np.float64)
+        clock = self.clock
+        sigma = std_schedule(clock.steps, clock.initial_variance(), clock.min_std, clock.mean_length())
+        return self.numpy_bonus(np.asarray(obs), sigma).astype(np.float64)
+
+    def critic_changed(self) -> None:
+        """The critic's weights changed (an update): the per-step bonus copies them again."""
+        self.numpy_bonus.refresh()
 
     def observe(self, rewards: np.ndarray, done: np.ndarray) -> np.ndarray:
         """Record the rewards the critic learns from (as stored for GAE); returns each step's index in its episode."""
         return self.clock.observe(np.asarray(rewards, dtype=np.float64), np.asarray(done, dtype=bool))
 
-    def critic_loss(self, obs: torch.Tensor, returns: torch.Tensor, step_idx: torch.Tensor) -> torch.Tensor:
-        """Quantile critic loss on a minibatch (bars from the current schedule in ``"normal"`` mode)."""
-        sigma = self.clock.std(step_idx).to(returns.dtype) if self.settings.critic_mode == "normal" else None
+    def critic_inputs(self, step_idx: torch.Tensor) -> dict[str, torch.Tensor]:
+        """What the critic loss needs per sample beside the critic's output and the return: in ``"normal"``
+        mode ``target_std``, sigma_t of the current schedule at each sample's step in its episode."""
+        if self.settings.critic_mode != "normal":
+            return {}
+        return {"target_std": self.clock.std(step_idx).to(torch.float32)}
+
+    def critic_loss_from(
+        self, quantiles: torch.Tensor, returns: torch.Tensor, inputs: dict[str, torch.Tensor]
+    ) -> torch.Tensor:
+        """Quantile critic loss of the critic's output on a minibatch, given its rows of :meth:`critic_inputs`
+        (a pure function: the compiled update traces it, so the fractions are made here, not read from the
+        critic's buffers; they are the same values)."""
+        n = quantiles.shape[-1]
         return quantile_critic_loss(
-            self.critic(obs),
+            quantiles,
             returns,
-            sigma,
-            self.critic.taus,
-            self.critic.z,
+            inputs.get("target_std"),
+            quantile_fractions(n, quantiles.dtype),
+            standard_normal_quantiles(n, quantiles.dtype),
             mode=self.settings.critic_mode,
             kappa=self.settings.kappa,
         )
+
+    def critic_loss(self, obs: torch.Tensor, returns: torch.Tensor, step_idx: torch.Tensor) -> torch.Tensor:
+        """Quantile critic loss on a minibatch (bars from the current schedule in ``"normal"`` mode)."""
+        inputs = {k: v.to(returns.dtype) for k, v in self.critic_inputs(step_idx).items()}
+        return self.critic_loss_from(self.critic(obs), returns, inputs)
