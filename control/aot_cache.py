@@ -26,6 +26,7 @@ import os
 import platform
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -121,10 +122,12 @@ def _compile(graph: torch.fx.GraphModule, inputs: list[torch.Tensor], path: Path
     """Export the traced graph and compile it into an AOTInductor package at `path` (atomically)."""
     from torch._inductor import aoti_compile_and_package
 
-    program = torch.export.export(graph, tuple(inputs), strict=False)
     tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.pt2")
     try:
-        aoti_compile_and_package(program, package_path=str(tmp))
+        with warnings.catch_warnings():  # torch's own deprecation notice to itself (pytree), once per compile
+            warnings.filterwarnings("ignore", message=r".*LeafSpec.* is deprecated", category=FutureWarning)
+            program = torch.export.export(graph, tuple(inputs), strict=False)
+            aoti_compile_and_package(program, package_path=str(tmp))
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
