@@ -247,6 +247,26 @@ def test_a_toss_succeeds_only_with_the_apex_height(apex, succeeds):
     assert raw.skill.falling == succeeds
 
 
+@pytest.mark.parametrize("sideways, pays", [(0.0, True), (4.0, False)])
+def test_a_toss_pays_for_staying_over_its_spot_and_never_charges_a_drift(sideways, pays):
+    """After the release the ball earns 20 max(0, 0.5 - offset) a step: a straight toss earns it all the way, one
+    thrown 4 m/s sideways earns it only while near the spot, and nothing is charged once it is far."""
+    env, raw = make("JacoToss-v0")
+    env.reset(seed=0)
+    raw.skill.picked = True
+    _toss_ball(raw, TossRules().apex_height)
+    raw.place_object(raw.object_pos(), raw.object_vel() + np.array([sideways, 0.0, 0.0]))
+    stable = []
+    for _ in range(100):
+        _, _, terminated, _, info = env.step(STILL)
+        stable.append(info["reward_stable"])
+        if terminated:
+            break
+    assert min(stable) >= 0.0
+    assert (min(stable[1:]) > 5.0) == pays
+    assert info["success"] == pays
+
+
 def test_a_toss_fails_when_the_ball_is_still_held_above_the_release_height():
     env, raw = make("JacoToss-v0")
     env.reset(seed=0)
