@@ -265,6 +265,7 @@ def test_a_toss_pays_for_staying_over_its_spot_and_never_charges_a_drift(sideway
     assert min(stable) >= 0.0
     assert (min(stable[1:]) > 5.0) == pays
     assert info["success"] == pays
+    assert raw.skill.falling == pays  # thrown sideways: failed at the apex, without the apex reward
 
 
 def test_a_toss_fails_when_the_ball_is_still_held_above_the_release_height():

@@ -211,6 +211,7 @@ class TossRules:
     apex_height: float = 1.2  # its highest point must be within apex_tolerance of this (theirs: 2.0)
     apex_tolerance: float = 0.1
     land_tolerance: float = 0.1  # x and y within this of the spot when it falls back past the release height
+    apex_off: float = 0.3  # ours: a ball more than this (|x off| + |y off|) from its spot at the apex has failed
     in_hand: float = 0.10
     guide: float = 100.0  # per metre the hand gets closer to the top of the ball before the pick
     pick: float = 200.0  # per metre the ball rises in the hand, up to the release height
@@ -280,6 +281,9 @@ class TossSkill(Skill):
             if z > self.max_height:
                 self.max_height = z
             else:  # the apex has passed
+                off = abs(pos[0] - r.spot[0]) + abs(pos[1] - r.spot[1])
+                if off > r.apex_off:  # thrown sideways: it cannot fall back over its spot (ours)
+                    return terms, "failure"
                 terms["reward_up"] = r.up * (1.0 - abs(r.apex_height - z) / r.apex_height)
                 if abs(z - r.apex_height) >= r.apex_tolerance:
                     return terms, "failure"
