@@ -239,11 +239,16 @@ def test_a_toss_succeeds_only_with_the_apex_height(apex, succeeds):
     _toss_ball(raw, apex)
     _, reward, terminated, _, info = env.step(STILL)
     assert raw.skill.released and info["reward_release"] == TossRules().release
+    rise = info["reward_rise"]
     for _ in range(100):
         _, _, terminated, truncated, info = env.step(STILL)
+        rise += info["reward_rise"]
         if terminated:
             break
     assert terminated and info["success"] == succeeds
+    r = TossRules()  # paid per metre risen above the release height, up to the apex height
+    expected = r.rise * (min(raw.skill.max_height, r.apex_height) - r.release_height)
+    assert rise == pytest.approx(expected, abs=1e-6) and rise > 0
     assert raw.skill.falling == succeeds
 
 

@@ -216,6 +216,7 @@ class TossRules:
     guide: float = 100.0  # per metre the hand gets closer to the top of the ball before the pick
     pick: float = 200.0  # per metre the ball rises in the hand, up to the release height
     release: float = 50.0
+    rise: float = 200.0  # ours: per metre the released ball rises, up to the apex height
     up: float = 50.0  # at the apex, x (1 - |apex - apex_height| / apex_height); + up within the tolerance
     # per step after the release (theirs: 2 from the pick on), x max(0, 0.5 - |x off| - |y off|): with theirs our
     # Toss reached the apex (1.08-1.26 m) but drifted 1.2-1.5 m sideways (0 of 30 after 3M steps)
@@ -255,7 +256,7 @@ class TossSkill(Skill):
         r, pos = self.rules, env.object_pos()
         z = pos[2]
         in_hand, in_air = env.hand_distance() < r.in_hand, z > BALL_RADIUS + 0.03
-        names = ("guide", "pick", "release", "up", "stable", "success")
+        names = ("guide", "pick", "release", "rise", "up", "stable", "success")
         terms = {f"reward_{n}": 0.0 for n in names}
         status = "running"
         if not self.picked and not (in_hand and in_air):
@@ -279,6 +280,8 @@ class TossSkill(Skill):
             terms["reward_stable"] = r.stable * max(0.0, 0.5 - off)
         if self.released and not self.falling:
             if z > self.max_height:
+                low = max(self.max_height, r.release_height)
+                terms["reward_rise"] = r.rise * max(0.0, min(z, r.apex_height) - low)
                 self.max_height = z
             else:  # the apex has passed
                 off = abs(pos[0] - r.spot[0]) + abs(pos[1] - r.spot[1])
