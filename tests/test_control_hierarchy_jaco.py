@@ -239,12 +239,38 @@ def test_a_toss_succeeds_only_with_the_apex_height(apex, succeeds):
     _toss_ball(raw, apex)
     _, reward, terminated, _, info = env.step(STILL)
     assert raw.skill.released and info["reward_release"] == TossRules().release
+    rise = info["reward_rise"]
     for _ in range(100):
         _, _, terminated, truncated, info = env.step(STILL)
+        rise += info["reward_rise"]
         if terminated:
             break
     assert terminated and info["success"] == succeeds
+    r = TossRules()  # paid per metre risen above the release height, up to the apex height
+    expected = r.rise * (min(raw.skill.max_height, r.apex_height) - r.release_height)
+    assert rise == pytest.approx(expected, abs=1e-6) and rise > 0
     assert raw.skill.falling == succeeds
+
+
+@pytest.mark.parametrize("sideways, pays", [(0.0, True), (4.0, False)])
+def test_a_toss_pays_for_staying_over_its_spot_and_never_charges_a_drift(sideways, pays):
+    """After the release the ball earns 20 max(0, 0.5 - offset) a step: a straight toss earns it all the way, one
+    thrown 4 m/s sideways earns it only while near the spot, and nothing is charged once it is far."""
+    env, raw = make("JacoToss-v0")
+    env.reset(seed=0)
+    raw.skill.picked = True
+    _toss_ball(raw, TossRules().apex_height)
+    raw.place_object(raw.object_pos(), raw.object_vel() + np.array([sideways, 0.0, 0.0]))
+    stable = []
+    for _ in range(100):
+        _, _, terminated, _, info = env.step(STILL)
+        stable.append(info["reward_stable"])
+        if terminated:
+            break
+    assert min(stable) >= 0.0
+    assert (min(stable[1:]) > 5.0) == pays
+    assert info["success"] == pays
+    assert raw.skill.falling == pays  # thrown sideways: failed at the apex, without the apex reward
 
 
 def test_a_toss_fails_when_the_ball_is_still_held_above_the_release_height():

@@ -211,12 +211,16 @@ class TossRules:
     apex_height: float = 1.2  # its highest point must be within apex_tolerance of this (theirs: 2.0)
     apex_tolerance: float = 0.1
     land_tolerance: float = 0.1  # x and y within this of the spot when it falls back past the release height
+    apex_off: float = 0.3  # ours: a ball more than this (|x off| + |y off|) from its spot at the apex has failed
     in_hand: float = 0.10
     guide: float = 100.0  # per metre the hand gets closer to the top of the ball before the pick
     pick: float = 200.0  # per metre the ball rises in the hand, up to the release height
     release: float = 50.0
+    rise: float = 200.0  # ours: per metre the released ball rises, up to the apex height
     up: float = 50.0  # at the apex, x (1 - |apex - apex_height| / apex_height); + up within the tolerance
-    stable: float = 2.0  # per step after the release (theirs: the pick), x (0.5 - |x off| - |y off|)
+    # per step after the release (theirs: 2 from the pick on), x max(0, 0.5 - |x off| - |y off|): with theirs our
+    # Toss reached the apex (1.08-1.26 m) but drifted 1.2-1.5 m sideways (0 of 30 after 3M steps)
+    stable: float = 20.0
     success: float = 100.0
 
 
@@ -252,7 +256,7 @@ class TossSkill(Skill):
         r, pos = self.rules, env.object_pos()
         z = pos[2]
         in_hand, in_air = env.hand_distance() < r.in_hand, z > BALL_RADIUS + 0.03
-        names = ("guide", "pick", "release", "up", "stable", "success")
+        names = ("guide", "pick", "release", "rise", "up", "stable", "success")
         terms = {f"reward_{n}": 0.0 for n in names}
         status = "running"
         if not self.picked and not (in_hand and in_air):
@@ -273,11 +277,16 @@ class TossSkill(Skill):
                 return terms, "next"
         if self.released:  # ours: from the pick on, holding the ball forever would pay more than a toss
             off = abs(pos[0] - r.spot[0]) + abs(pos[1] - r.spot[1])
-            terms["reward_stable"] = r.stable * (0.5 - off)
+            terms["reward_stable"] = r.stable * max(0.0, 0.5 - off)
         if self.released and not self.falling:
             if z > self.max_height:
+                low = max(self.max_height, r.release_height)
+                terms["reward_rise"] = r.rise * max(0.0, min(z, r.apex_height) - low)
                 self.max_height = z
             else:  # the apex has passed
+                off = abs(pos[0] - r.spot[0]) + abs(pos[1] - r.spot[1])
+                if off > r.apex_off:  # thrown sideways: it cannot fall back over its spot (ours)
+                    return terms, "failure"
                 terms["reward_up"] = r.up * (1.0 - abs(r.apex_height - z) / r.apex_height)
                 if abs(z - r.apex_height) >= r.apex_tolerance:
                     return terms, "failure"
