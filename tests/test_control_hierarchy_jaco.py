@@ -261,13 +261,16 @@ def test_a_toss_pays_for_staying_over_its_spot_and_never_charges_a_drift(sideway
     raw.skill.picked = True
     _toss_ball(raw, TossRules().apex_height)
     raw.place_object(raw.object_pos(), raw.object_vel() + np.array([sideways, 0.0, 0.0]))
-    stable = []
+    stable, rise = [], 0.0
     for _ in range(100):
         _, _, terminated, _, info = env.step(STILL)
         stable.append(info["reward_stable"])
+        rise += info["reward_rise"]
         if terminated:
             break
     assert min(stable) >= 0.0
+    r = TossRules()  # the rise is paid in full only straight over the spot
+    assert (rise > 0.9 * r.rise * (r.apex_height - r.release_height - 0.05)) == pays
     assert (min(stable[1:]) > 5.0) == pays
     assert info["success"] == pays
     assert raw.skill.falling == pays  # thrown sideways: failed at the apex, without the apex reward

@@ -216,7 +216,7 @@ class TossRules:
     guide: float = 100.0  # per metre the hand gets closer to the top of the ball before the pick
     pick: float = 200.0  # per metre the ball rises in the hand, up to the release height
     release: float = 50.0
-    rise: float = 200.0  # ours: per metre the released ball rises, up to the apex height
+    rise: float = 200.0  # ours: per metre the released ball rises, up to the apex height, x (1 - off / apex_off)
     up: float = 50.0  # at the apex, x (1 - |apex - apex_height| / apex_height); + up within the tolerance
     # per step after the release (theirs: 2 from the pick on), x max(0, 0.5 - |x off| - |y off|): with theirs our
     # Toss reached the apex (1.08-1.26 m) but drifted 1.2-1.5 m sideways (0 of 30 after 3M steps)
@@ -281,7 +281,9 @@ class TossSkill(Skill):
         if self.released and not self.falling:
             if z > self.max_height:
                 low = max(self.max_height, r.release_height)
-                terms["reward_rise"] = r.rise * max(0.0, min(z, r.apex_height) - low)
+                off = abs(pos[0] - r.spot[0]) + abs(pos[1] - r.spot[1])
+                straight = max(0.0, 1.0 - off / r.apex_off)  # a sideways throw rises for nothing
+                terms["reward_rise"] = r.rise * straight * max(0.0, min(z, r.apex_height) - low)
                 self.max_height = z
             else:  # the apex has passed
                 off = abs(pos[0] - r.spot[0]) + abs(pos[1] - r.spot[1])
