@@ -16,6 +16,7 @@ import numpy as np
 
 from align.user_errors import UserError, did_you_mean
 from control.env_config import EnvConfig, is_atari
+from control.mujoco_notices import quiet_model_deprecations
 
 
 class RewardSignFlip(gym.RewardWrapper):
@@ -120,6 +121,7 @@ def has_continuous_actions(cfg: EnvConfig) -> bool:
     """Whether the env's action space is a Box (Atari's never is)."""
     if is_atari(cfg.env_id):
         return False
+    quiet_model_deprecations(cfg.env_id)
     env = gym.make(cfg.env_id, **cfg.kwargs)
     try:
         return isinstance(env.action_space, gym.spaces.Box)
@@ -161,6 +163,7 @@ def make_env(
                     env = RewardSignFlip(env, cfg.reward_flip_p, seed + 10_000)
             env = gym.wrappers.FrameStackObservation(env, 4)
         else:
+            quiet_model_deprecations(cfg.env_id)
             env = gym.make(cfg.env_id, **{**cfg.kwargs, **render})
             env = gym.wrappers.RecordEpisodeStatistics(env)
             if isinstance(env.action_space, gym.spaces.Box):

@@ -211,12 +211,12 @@ class TossRules:
     apex_height: float = 1.2  # its highest point must be within apex_tolerance of this (theirs: 2.0)
     apex_tolerance: float = 0.1
     land_tolerance: float = 0.1  # x and y within this of the spot when it falls back past the release height
-    apex_off: float = 0.3  # ours: a ball more than this (|x off| + |y off|) from its spot at the apex has failed
+    apex_off: float = 0.3  # ours: farther than this (|x off| + |y off|) from its spot at the apex: failed
     in_hand: float = 0.10
     guide: float = 100.0  # per metre the hand gets closer to the top of the ball before the pick
     pick: float = 200.0  # per metre the ball rises in the hand, up to the release height
     release: float = 50.0
-    rise: float = 200.0  # ours: per metre the released ball rises, up to the apex height, x (1 - off / apex_off)
+    rise: float = 200.0  # ours: per metre the released ball rises to the apex height, x (1 - off / apex_off)
     up: float = 50.0  # at the apex, x (1 - |apex - apex_height| / apex_height); + up within the tolerance
     # per step after the release (theirs: 2 from the pick on), x max(0, 0.5 - |x off| - |y off|): with theirs our
     # Toss reached the apex (1.08-1.26 m) but drifted 1.2-1.5 m sideways (0 of 30 after 3M steps)
