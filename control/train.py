@@ -225,11 +225,11 @@ def make_learner(
     params = list(agent.parameters()) + (list(critic.parameters()) if critic is not None else [])
     # fused: one kernel for all parameters (~2x faster steps for small MLPs on CPU)
     adam = {"lr": cfg.learning_rate, "eps": 1e-5, "fused": True}
-    example = flat_rollout(buf, *(torch.zeros(buf.rewards.shape) for _ in range(2)), device)
-    inputs = hooks.critic_loss_inputs({}, len(example[0])) if critic is not None else None
+    inputs = hooks.critic_loss_inputs({}, buf.rewards.size) if critic is not None else None
     eager_only = (critic is not None and inputs is None) or overrides(hooks, "extra_loss")
     mode = compile_mode(cfg, agent, eager_only, steps_ahead)
     if mode is not None:
+        example = flat_rollout(buf, *(torch.zeros(buf.rewards.shape) for _ in range(2)), device)
         flat = FlatAdam(params, **adam)
         if optimizer_state is not None:
             flat.load_state_dict(optimizer_state)

@@ -255,6 +255,7 @@ class TossSkill(Skill):
     def step(self, env: JacoArmEnv, t: int) -> tuple[dict[str, float], str]:
         r, pos = self.rules, env.object_pos()
         z = pos[2]
+        off = abs(pos[0] - r.spot[0]) + abs(pos[1] - r.spot[1])  # the ball's distance from its spot, x and y
         in_hand, in_air = env.hand_distance() < r.in_hand, z > BALL_RADIUS + 0.03
         names = ("guide", "pick", "release", "rise", "up", "stable", "success")
         terms = {f"reward_{n}": 0.0 for n in names}
@@ -276,17 +277,14 @@ class TossSkill(Skill):
             if self.in_serve:
                 return terms, "next"
         if self.released:  # ours: from the pick on, holding the ball forever would pay more than a toss
-            off = abs(pos[0] - r.spot[0]) + abs(pos[1] - r.spot[1])
             terms["reward_stable"] = r.stable * max(0.0, 0.5 - off)
         if self.released and not self.falling:
             if z > self.max_height:
                 low = max(self.max_height, r.release_height)
-                off = abs(pos[0] - r.spot[0]) + abs(pos[1] - r.spot[1])
                 straight = max(0.0, 1.0 - off / r.apex_off)  # a sideways throw rises for nothing
                 terms["reward_rise"] = r.rise * straight * max(0.0, min(z, r.apex_height) - low)
                 self.max_height = z
             else:  # the apex has passed
-                off = abs(pos[0] - r.spot[0]) + abs(pos[1] - r.spot[1])
                 if off > r.apex_off:  # thrown sideways: it cannot fall back over its spot (ours)
                     return terms, "failure"
                 terms["reward_up"] = r.up * (1.0 - abs(r.apex_height - z) / r.apex_height)
