@@ -25,11 +25,12 @@ def warning_handler(message: str) -> None:
 
 def quiet_model_deprecations(env_id: str) -> None:
     """Install `warning_handler` as MuJoCo's warning callback in this process when `env_id` is one of
-    gymnasium's MuJoCo envs (other envs do not import MuJoCo for it)."""
+    gymnasium's MuJoCo envs (other envs do not import MuJoCo for it) and MuJoCo still has its default one (a
+    handler the user installed stays)."""
     spec = gym.registry.get(env_id)
     if spec is None or "mujoco" not in str(spec.entry_point):
         return
     import mujoco
 
-    if mujoco.get_mju_user_warning() is not warning_handler:
+    if mujoco.get_mju_user_warning() is None:
         mujoco.set_mju_user_warning(warning_handler)

@@ -41,3 +41,26 @@ def test_the_handler_drops_only_compiler_deprecations(capsys):
     warning_handler("Nan, Inf or huge value in QACC at DOF 0. The simulation is unstable.")
     err = capsys.readouterr().err
     assert "settotalmass" not in err and "WARNING: Nan, Inf or huge value in QACC" in err
+
+
+def test_a_handler_the_user_installed_stays():
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import mujoco\n"
+            "from control.mujoco_notices import quiet_model_deprecations\n"
+            "mine = lambda message: None\n"
+            "mujoco.set_mju_user_warning(mine)\n"
+            "quiet_model_deprecations('HalfCheetah-v5')\n"
+            "assert mujoco.get_mju_user_warning() is mine\n"
+            "mujoco.set_mju_user_warning(None)\n"
+            "quiet_model_deprecations('HalfCheetah-v5')\n"
+            "from control.mujoco_notices import warning_handler\n"
+            "assert mujoco.get_mju_user_warning() is warning_handler\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
