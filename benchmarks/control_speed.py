@@ -24,7 +24,8 @@ Kinds. `raw`: the bare simulator, `gym.make(id)` with random actions from its ac
 wrappers of ours (gymnasium's default ones only). `bare`: the vector env our training steps (with our wrappers)
 driven by random actions, no learning. `ours`: `control.train` with the defaults (compile auto). `ours-async2`:
 the same with 2 envs in parallel processes (`--num-envs 2 --num-steps 1024 --async-envs true`, the same 2048
-steps per rollout). `ours-eager`: the defaults with `--compile off`. `ours-bf16` (Pong): the Nature CNN under
+steps per rollout). `ours-workers2`: the same 2 envs, each collected by its own process with its own copy of the
+policy (`--num-envs 2 --num-steps 1024 --rollout-workers 2`). `ours-eager`: the defaults with `--compile off`. `ours-bf16` (Pong): the Nature CNN under
 bfloat16 autocast, only where the CPU has native bf16. `sb3`: Stable-Baselines3 PPO configured as ours (below).
 
 Settings. Hopper-v5: 1 env, 2048 steps per rollout, 10 epochs, minibatch 64 (32 per epoch), 64x64 tanh MLPs,
@@ -55,7 +56,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BEFORE_ROOT = ""  # --before-root: a checkout of older code, run as the "-before" kinds
 LAST_EPISODES = 20
-KINDS = ("raw", "bare", "ours", "ours-async2", "ours-eager", "ours-compiled", "ours-bf16", "sb3")
+KINDS = (
+    "raw",
+    "bare",
+    "ours",
+    "ours-async2",
+    "ours-workers2",
+    "ours-eager",
+    "ours-compiled",
+    "ours-bf16",
+    "sb3",
+)
 SETTINGS = {  # our env id, SB3's env id, envs, steps per rollout
     "hopper": ("Hopper-v5", "Hopper-v5", 1, 2048),
     "pong": ("ALE/Pong-v5", "PongNoFrameskip-v4", 8, 128),
@@ -102,7 +113,14 @@ def run_raw(env: str, steps: int, seed: int) -> dict:
 
 
 def run_ours(
-    env: str, steps: int, seed: int, threads: int, compile_mode: str, bf16: bool, parallel_envs: int = 0
+    env: str,
+    steps: int,
+    seed: int,
+    threads: int,
+    compile_mode: str,
+    bf16: bool,
+    parallel_envs: int = 0,
+    workers: bool = False,
 ) -> dict:
     from control.config import TrainConfig
     from control.train import train
@@ -112,7 +130,8 @@ def run_ours(
     extra = {"compile": compile_mode} if "compile" in TrainConfig.__dataclass_fields__ else {}
     if parallel_envs:
         rollout = SETTINGS[env][2] * SETTINGS[env][3]
-        extra |= {"num_envs": parallel_envs, "num_steps": rollout // parallel_envs, "async_envs": True}
+        extra |= {"num_envs": parallel_envs, "num_steps": rollout // parallel_envs}
+        extra |= {"rollout_workers": parallel_envs} if workers else {"async_envs": True}
     t0, c0 = time.perf_counter(), time.process_time()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
     summary = train(
@@ -213,8 +232,17 @@ def one(kind: str, env: str, steps: int, seed: int, threads: int) -> dict:
         return run_sb3(env, steps, seed, threads)
     kind = kind.removesuffix("-before")
     compile_mode = {"ours-eager": "off", "ours-compiled": "on"}.get(kind, "auto")
-    parallel = 2 if kind == "ours-async2" else 0
-    return run_ours(env, steps, seed, threads, compile_mode, bf16="bf16" in kind, parallel_envs=parallel)
+    parallel = 2 if kind in ("ours-async2", "ours-workers2") else 0
+    return run_ours(
+        env,
+        steps,
+        seed,
+        threads,
+        compile_mode,
+        bf16="bf16" in kind,
+        parallel_envs=parallel,
+        workers=kind == "ours-workers2",
+    )
 
 
 # ----------------------------------------------------------------------------------------------- the parent
@@ -459,6 +487,8 @@ def main() -> None:
             ("ours", "raw"),
             ("ours-async2", "ours"),
             ("ours-async2", "raw"),
+            ("ours-workers2", "ours"),
+            ("ours-workers2", "raw"),
             ("bare", "raw"),
             ("ours", "bare"),
             ("ours", "sb3"),

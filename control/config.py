@@ -136,6 +136,15 @@ class TrainConfig:
         default=False,
         metadata={"help": "Step the envs in parallel processes (shared memory) instead of in turn."},
     )
+    rollout_workers: int = field(
+        default=1,
+        metadata={
+            "help": "Processes that collect each rollout together (MLP policies; algorithms without per-step "
+            "hooks): each steps its share of --num-envs with its own copy of the policy, and they meet once per "
+            "rollout, not once per step. Normalisation statistics merge at each rollout's end, so results differ "
+            "slightly from 1 process. On Hopper, 2 workers x 1 env trains ~1.6x faster on 2 cores."
+        },
+    )
     device: str = field(
         default="auto",
         metadata={
@@ -256,6 +265,7 @@ _RULES: list[tuple[str, Callable[[Any], bool], str]] = [
     ("eval_episodes", lambda v: v >= 0, ">= 0"),
     ("checkpoint_every", lambda v: v >= 0, ">= 0"),
     ("threads", lambda v: v >= 1, ">= 1"),
+    ("rollout_workers", lambda v: v >= 1, ">= 1"),
     ("compile", lambda v: v in ("auto", "on", "off"), "auto, on or off"),
 ]
 
@@ -273,6 +283,12 @@ def config_problems(cfg: TrainConfig) -> list[str]:
             good = False
         if not good:
             problems.append(f"{flag(name)} must be {expected}, got {value!r}")
+    if cfg.rollout_workers > 1 and cfg.num_envs is not None and cfg.rollout_workers > cfg.num_envs:
+        problems.append(
+            f"--rollout-workers {cfg.rollout_workers} needs at least as many envs, got --num-envs {cfg.num_envs}"
+        )
+    if cfg.rollout_workers > 1 and cfg.async_envs:
+        problems.append("--async-envs and --rollout-workers > 1 do not combine: choose one")
     if not cfg.hidden or any(h <= 0 for h in cfg.hidden):
         problems.append(f"hidden sizes must be > 0, got {cfg.hidden!r}")
     return problems

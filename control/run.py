@@ -70,6 +70,17 @@ def _open_csv(path: Path, header: tuple[str, ...]):
     return f
 
 
+def episode_ends(info: dict[str, Any]) -> list[tuple[int, float, int]]:
+    """(env index, return, length) of each episode a vector env's step `info` reports as finished."""
+    finished = info.get("final_info", info)  # same-step autoreset reports finished episodes here
+    if "episode" not in finished:
+        return []
+    episode = finished["episode"]
+    return [
+        (int(i), float(episode["r"][i]), int(episode["l"][i])) for i in np.flatnonzero(finished["_episode"])
+    ]
+
+
 class RunLog:
     """TensorBoard scalars plus CSVs of training-episode returns and evaluations.
 
@@ -119,12 +130,9 @@ class RunLog:
 
     def finished_episodes(self, info: dict[str, Any], step: int) -> None:
         """Log the episodes a vector env reports as finished in this step's `info`."""
-        finished = info.get("final_info", info)  # same-step autoreset reports finished episodes here
-        if "episode" in finished:
-            for i in np.flatnonzero(finished["_episode"]):
-                ret, length = float(finished["episode"]["r"][i]), int(finished["episode"]["l"][i])
-                self.episode(step, ret, length)
-                self.scalar("charts/episodic_return", ret, step)
+        for _, ret, length in episode_ends(info):
+            self.episode(step, ret, length)
+            self.scalar("charts/episodic_return", ret, step)
 
     def evaluation(self, step: int, returns: list[float]) -> None:
         csv.writer(self.evals).writerow([step, float(np.mean(returns)), float(np.std(returns)), len(returns)])
@@ -180,10 +188,19 @@ def run_name(cfg: TrainConfig, stamp: str) -> str:
     return f"{cfg.env_id.replace('/', '_')}__{cfg.algo}__s{cfg.seed}__{stamp}"
 
 
+# Fields added after run folders were recorded without them: recorded only when not at this default, so those
+# folders still resume.
+RECORDED_WHEN_SET = {"rollout_workers": 1}
+
+
 def recorded_config(cfg: TrainConfig, extra: dict[str, Any] | None = None) -> dict[str, Any]:
     """What the run folder records at its first start: the whole config (the fields that do not change
     results are left out of the comparison, not out of the record)."""
-    return {**dataclasses.asdict(cfg), **(extra or {})}
+    config = dataclasses.asdict(cfg)
+    for name, default in RECORDED_WHEN_SET.items():
+        if config[name] == default:
+            del config[name]
+    return {**config, **(extra or {})}
 
 
 def _unfinished_twin(cfg: TrainConfig, config: dict[str, Any]) -> Path | None:

@@ -108,32 +108,18 @@ def _side_by_side(
     return layers
 
 
-class NumpyMLPSampler:
-    """A float32 numpy copy of an MLP `ActorCritic` (Gaussian, discrete or multi-discrete head) with its own
-    seeded numpy generator; call `sync()` after each optimiser step phase. A `critic` replacing the agent's value
-    head is copied from its `net` (a Linear/Tanh MLP); the value is the mean of its outputs (one output: itself;
-    a quantile critic: the mean quantile)."""
+class NumpyPolicy:
+    """`act` and `value` of a numpy MLP actor-critic, from the arrays of `NumpyMLPSampler.params()`, with its own
+    seeded numpy generator: what a rollout worker process samples with (no torch needed)."""
 
-    def __init__(self, agent: ActorCritic, seed: int, critic: nn.Module | None = None):
-        if agent.image:
-            raise ValueError("NumpyMLPSampler is for vector observations; use TorchSampler for images")
-        self.agent, self.rng = agent, np.random.default_rng(seed)
-        self.actor_layers = linear_layers(agent.actor)
-        self.critic_layers = linear_layers(critic.net if critic is not None else agent.critic)
-        self.offsets = np.cumsum([0, *agent.nvec]) if agent.kind != "gaussian" else None
-        self.sync()
+    def __init__(self, params: dict[str, Any], seed: int):
+        self.rng = np.random.default_rng(seed)
+        self.load_params(params)
 
-    def sync(self) -> None:
-        self.actor, self.critic = numpy_params(self.actor_layers), numpy_params(self.critic_layers)
-        same_depth = len(self.actor) == len(self.critic)
-        self.both = _side_by_side(self.actor, self.critic) if same_depth else None
-        self.actor_out = self.actor[-1][1].shape[0]
-        if self.agent.kind == "gaussian":
-            log_std = self.agent.log_std.detach().cpu().numpy().astype(np.float32)
-            self.std = np.exp(log_std)
-            # log N(mean + std * noise; mean, std) = -0.5 |noise|^2 - sum(log std) - d/2 log(2 pi)
-            self.log_prob_offset = np.float32(-log_std.sum() - HALF_LOG_2PI * log_std.shape[0])
-            self.minus_half = np.full(log_std.shape[0], -0.5, np.float32)
+    def load_params(self, params: dict[str, Any]) -> None:
+        """Take the arrays `NumpyMLPSampler.params()` gave (its policy after the latest update)."""
+        for name, value in params.items():
+            setattr(self, name, value)
 
     @staticmethod
     def _critic_value(out: np.ndarray) -> np.ndarray:
@@ -166,13 +152,54 @@ class NumpyMLPSampler:
             actions.append(choice)
             log_prob += log_p[np.arange(len(out)), choice]
         action = np.stack(actions, -1)
-        return (action[:, 0] if self.agent.kind == "discrete" else action), log_prob, value
+        return (action[:, 0] if self.kind == "discrete" else action), log_prob, value
+
+    def sync(self) -> None:
+        pass
 
     def state_dict(self) -> dict[str, Any]:
         return {"rng": self.rng.bit_generator.state}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
+
+
+class NumpyMLPSampler(NumpyPolicy):
+    """A float32 numpy copy of an MLP `ActorCritic` (Gaussian, discrete or multi-discrete head) with its own
+    seeded numpy generator; call `sync()` after each optimiser step phase. A `critic` replacing the agent's value
+    head is copied from its `net` (a Linear/Tanh MLP); the value is the mean of its outputs (one output: itself;
+    a quantile critic: the mean quantile)."""
+
+    def __init__(self, agent: ActorCritic, seed: int, critic: nn.Module | None = None):
+        if agent.image:
+            raise ValueError("NumpyMLPSampler is for vector observations; use TorchSampler for images")
+        self.agent = agent
+        self.actor_layers = linear_layers(agent.actor)
+        self.critic_layers = linear_layers(critic.net if critic is not None else agent.critic)
+        super().__init__(self.params(), seed)
+
+    def params(self) -> dict[str, Any]:
+        """The numpy arrays of the policy as it is now (what `NumpyPolicy.load_params` takes)."""
+        actor, critic = numpy_params(self.actor_layers), numpy_params(self.critic_layers)
+        same_depth = len(actor) == len(critic)
+        params: dict[str, Any] = {
+            "actor": actor,
+            "critic": critic,
+            "both": _side_by_side(actor, critic) if same_depth else None,
+            "actor_out": actor[-1][1].shape[0],
+            "kind": self.agent.kind,
+            "offsets": np.cumsum([0, *self.agent.nvec]) if self.agent.kind != "gaussian" else None,
+        }
+        if self.agent.kind == "gaussian":
+            log_std = self.agent.log_std.detach().cpu().numpy().astype(np.float32)
+            params["std"] = np.exp(log_std)
+            # log N(mean + std * noise; mean, std) = -0.5 |noise|^2 - sum(log std) - d/2 log(2 pi)
+            params["log_prob_offset"] = np.float32(-log_std.sum() - HALF_LOG_2PI * log_std.shape[0])
+            params["minus_half"] = np.full(log_std.shape[0], -0.5, np.float32)
+        return params
+
+    def sync(self) -> None:
+        self.load_params(self.params())
 
 
 def make_sampler(agent: ActorCritic, seed: int, critic: nn.Module | None = None) -> Sampler:

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -27,11 +27,14 @@ from align.user_errors import UserError
 from control.algos.registry import Algorithm, get
 from control.config import TrainConfig, config_problems, with_algo_defaults
 from control.device import require_native_bf16, resolve_device
+from control.env_config import is_atari
 from control.envs import VecNormalize, check_env_id, has_continuous_actions, make_vec_env
 from control.flat_adam import FlatAdam
-from control.hooks import LoopContext, LoopHooks, Minibatch, StepRecord, overrides
+from control.hooks import LoopContext, LoopHooks, Minibatch, overrides
 from control.losses.advantages import gae
 from control.networks import ActorCritic
+from control.rollout import EnvState, Rollout, collect_rollout
+from control.rollout_workers import ParallelRollouts, share_bounds, unsupported
 from control.run import (
     RunLog,
     crossed,
@@ -68,92 +71,6 @@ def resolve_config(cfg: TrainConfig, algo: Algorithm) -> TrainConfig:
 def say(text: str, cfg: TrainConfig) -> None:
     if not cfg.quiet:
         print(f"[control] {text}", file=sys.stderr, flush=True)
-
-
-@dataclass
-class Rollout:
-    """One rollout in numpy (the env's currency), `num_steps` x `num_envs`; `extras` holds the per-step
-    records of `hooks.observe`."""
-
-    obs: np.ndarray
-    actions: np.ndarray
-    log_probs: np.ndarray
-    rewards: np.ndarray
-    dones: np.ndarray
-    values: np.ndarray
-    extras: dict[str, np.ndarray] = field(default_factory=dict)
-
-    @classmethod
-    def allocate(cls, steps: int, envs: int, obs_shape: tuple, act_shape: tuple, image: bool) -> Rollout:
-        obs = np.zeros((steps, envs, *obs_shape), np.uint8 if image else np.float32)
-        actions = np.zeros((steps, envs, *act_shape), np.float32)
-        log_probs, rewards, dones, values = (np.zeros((steps, envs), np.float32) for _ in range(4))
-        return cls(obs, actions, log_probs, rewards, dones, values)
-
-
-@dataclass
-class EnvState:
-    """What carries over from one rollout to the next: the env's last raw observation, the policy's input
-    made from it, and whether each env's episode just ended."""
-
-    raw: np.ndarray
-    obs: np.ndarray
-    done: np.ndarray
-
-
-def collect_rollout(
-    envs: Any,
-    sampler: Sampler,
-    norm: VecNormalize | None,
-    hooks: LoopHooks,
-    buf: Rollout,
-    state: EnvState,
-    cfg: TrainConfig,
-    log: RunLog,
-    global_step: int,
-    clock: dict[str, float],
-) -> int:
-    """Fill `buf` with `cfg.num_steps` steps of every env (rewards normalised, time limits bootstrapped with
-    gamma * V(final obs), hook reward terms added); returns the new global step."""
-    num_envs = cfg.num_envs
-    env_act_shape = (num_envs, *envs.single_action_space.shape)
-    use_reward_term, use_observe = overrides(hooks, "reward_term"), overrides(hooks, "observe")
-    for step in range(cfg.num_steps):
-        global_step += num_envs
-        buf.obs[step], buf.dones[step] = state.obs, state.done
-        tick = time.perf_counter()
-        action, buf.log_probs[step], buf.values[step] = sampler.act(state.obs)
-        buf.actions[step] = action.reshape(env_act_shape)
-        tock = time.perf_counter()
-        raw_obs = state.raw
-        raw, reward, terminated, truncated, info = envs.step(action)
-        clock["policy"] += tock - tick
-        clock["env"] += time.perf_counter() - tock
-        done = np.logical_or(terminated, truncated)
-        if use_reward_term:
-            record = StepRecord(
-                state.obs, raw_obs, action, buf.log_probs[step], raw, terminated, truncated, info
-            )
-            term = hooks.reward_term(record)
-            if term is not None:
-                reward = np.asarray(reward, np.float64) + term
-        reward = norm.reward(np.asarray(reward, np.float64), done) if norm else reward
-        if "final_obs" in info and truncated.any():  # bootstrap time limits: r += gamma * V(final obs)
-            reward = np.array(reward, np.float32)
-            for i in np.flatnonzero(truncated & ~terminated):
-                final = info["final_obs"][i][None]
-                reward[i] += cfg.gamma * sampler.value(norm.apply_obs(final) if norm else final)[0]
-        buf.rewards[step] = reward
-        if use_observe:
-            for name, value in hooks.observe(buf.rewards[step], done).items():
-                if name not in buf.extras:
-                    buf.extras[name] = np.zeros((cfg.num_steps, num_envs), np.asarray(value).dtype)
-                buf.extras[name][step] = value
-        state.raw = raw
-        state.obs = norm.obs(raw) if norm else np.asarray(raw)
-        state.done = done
-        log.finished_episodes(info, global_step)
-    return global_step
 
 
 def compute_advantages(
@@ -324,6 +241,18 @@ def _resolved(cfg: TrainConfig, hooks: LoopHooks | None) -> tuple[Algorithm, Tra
     return algo, cfg, hooks
 
 
+def refuse_workers(cfg: TrainConfig, hooks: LoopHooks, image_obs: bool, envs: Any = None) -> None:
+    """Raise `UserError` naming --rollout-workers when the run cannot collect in worker processes (closing
+    `envs`)."""
+    why = unsupported(hooks, image_obs)
+    if why is not None:
+        if envs is not None:
+            envs.close()
+        raise UserError(
+            f"--rollout-workers {cfg.rollout_workers} does not support {why}; use --rollout-workers 1"
+        )
+
+
 def check_run(cfg: TrainConfig, hooks: LoopHooks | None = None) -> None:
     """What `train` checks before it starts, without writing: raises `ConfigChanged` when `cfg.out_dir` holds a
     run recorded with other result-changing settings."""
@@ -337,6 +266,8 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
     `UserError` for a bad config or env id, `ConfigChanged` for a run folder started with another config,
     `StopRequested` after saving when Ctrl-C/SIGTERM asked to stop."""
     algo, cfg, hooks = _resolved(cfg, hooks)
+    if cfg.rollout_workers > 1:
+        refuse_workers(cfg, hooks, image_obs=is_atari(cfg.env_id))
     out, record = open_run(cfg, hooks.config_extra())
     cfg = dataclasses.replace(cfg, out_dir=str(out))
     batch = cfg.num_envs * cfg.num_steps
@@ -355,10 +286,17 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
         )
     start_run(cfg, out, hooks.config_extra())
 
+    workers = cfg.rollout_workers > 1
+    local_envs = share_bounds(cfg.num_envs, cfg.rollout_workers)[0][1] if workers else cfg.num_envs
     envs = make_vec_env(
-        cfg.env_config(), cfg.num_envs, cfg.seed, cfg.async_envs, step_info=overrides(hooks, "reward_term")
+        cfg.env_config(), local_envs, cfg.seed, cfg.async_envs, step_info=overrides(hooks, "reward_term")
     )
     vector_obs = len(envs.single_observation_space.shape) == 1
+    if workers and (why := unsupported(hooks, not vector_obs)) is not None:
+        envs.close()
+        raise UserError(
+            f"--rollout-workers {cfg.rollout_workers} does not support {why}; use --rollout-workers 1"
+        )
     norm = (
         VecNormalize(envs.single_observation_space.shape, cfg.num_envs, cfg.gamma)
         if cfg.normalize and vector_obs
@@ -398,7 +336,13 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
         not vector_obs,
     )
     restored = hooks.restore_envs() if state is not None else None
-    if restored is None:
+    parallel = None
+    if workers:  # each share resets its own envs at its first rollout
+        worker_states = (state.get("sampler") or {}).get("workers") if state is not None else None
+        reset_seed = cfg.seed + 1000 * (start_iteration - 1)
+        parallel = ParallelRollouts(cfg, envs, sampler, norm is not None, reset_seed, worker_states)
+        env_state = EnvState(None, None, None)
+    elif restored is None:
         raw, _ = envs.reset(seed=cfg.seed + 1000 * (start_iteration - 1))
         env_state = EnvState(
             raw, norm.obs(raw) if norm else np.asarray(raw), np.zeros(cfg.num_envs, np.float32)
@@ -425,13 +369,22 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
                 "iteration": iteration,
                 "norm": norm.state_dict() if norm else None,
                 **rng_state(),
-                "sampler": sampler.state_dict(),
+                "sampler": {
+                    **sampler.state_dict(),
+                    **({"workers": parallel.worker_states} if parallel is not None else {}),
+                },
                 "hooks": hooks.state_dict(),
                 "config": dataclasses.asdict(cfg),
             },
         )
         export_policy(out, agent.state_dict(), norm.state_dict() if norm else None, global_step)
         record.set_progress(step=global_step, finished=False)
+
+    def close_envs() -> None:
+        if parallel is not None:
+            parallel.close()  # closes `envs`, its first share's
+        else:
+            envs.close()
 
     use_after_update = overrides(hooks, "after_update")
     t0, steps_at_start = time.perf_counter(), global_step
@@ -444,9 +397,12 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
                 learner.optimizer.param_groups[0]["lr"] = cfg.learning_rate * (
                     1.0 - (iteration - 1.0) / iterations
                 )
-            global_step = collect_rollout(
-                envs, sampler, norm, hooks, buf, env_state, cfg, log, global_step, clock
-            )
+            if parallel is not None:
+                global_step = parallel.collect(norm, buf, env_state, log, global_step, clock)
+            else:
+                global_step = collect_rollout(
+                    envs, sampler, norm, hooks, buf, env_state, cfg, log, global_step, clock
+                )
             hooks.after_rollout()
             tick = time.perf_counter()
             advantages, returns = compute_advantages(buf, sampler, env_state, cfg)
@@ -469,12 +425,12 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
             if iteration == iterations or crossed(global_step, cfg.checkpoint_every, batch) or stop.requested:
                 checkpoint(iteration)
             if stop.requested and iteration < iterations:
-                envs.close()
+                close_envs()
                 log.close()
                 record.set_progress(step=global_step, finished=False, stopped=True)
                 raise StopRequested(global_step, total)
     elapsed = time.perf_counter() - t0  # training only, without the final evaluation
-    envs.close()
+    close_envs()
     if log.last_eval is not None and log.last_eval[0] == global_step:  # evaluated at this step already
         final = log.last_eval[1]
     else:
