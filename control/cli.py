@@ -163,7 +163,10 @@ def build_parser() -> ArgumentParser:
     s.add_argument("--steps", type=positive_int, default=100_000)
     s.add_argument("--root", default="runs/sweep")
     s.add_argument(
-        "--workers", type=positive_int, default=None, help="Local processes (default: every core)."
+        "--workers",
+        type=positive_int,
+        default=None,
+        help="Local processes (default: one per core; one per N cores with --rollout-workers N).",
     )
     s.add_argument("--backend", choices=("local", "ray"), default="local")
     s.add_argument("--ray-address", default=None)

@@ -63,8 +63,8 @@ def map_jobs(
     cpus_per_job: int = 1,
     on_result: Callable[[int, Any], None] | None = None,
 ) -> list[Any]:
-    """`fn(**job)` for every job, in order: in local processes (`workers`, default every core) or as Ray tasks
-    of `cpus_per_job` CPUs. `fn` must be importable (a module-level function). `on_result(i, result)` is
+    """`fn(**job)` for every job, in order: in local processes (`workers`, default one per `cpus_per_job`
+    cores) or as Ray tasks of `cpus_per_job` CPUs. `fn` must be importable (a module-level function). `on_result(i, result)` is
     called as each job finishes. Locally, Ctrl-C/SIGTERM stops the running jobs at their safe points, starts
     no new one and raises `StopRequested`."""
     if backend not in ("local", "ray"):
@@ -79,7 +79,7 @@ def map_jobs(
     stopped = 0
     error: BaseException | None = None
     with GracefulStop() as stop:
-        slots = workers or os.cpu_count() or 1
+        slots = workers or max(1, (os.cpu_count() or 1) // cpus_per_job)
         pool = ProcessPoolExecutor(max_workers=slots, initializer=_ignore_sigint)
         try:
 
@@ -184,6 +184,17 @@ def check_folders(configs: list[TrainConfig]) -> None:
         )
 
 
+def check_rollout_workers(configs: list[TrainConfig]) -> None:
+    """Refuse the sweep before anything runs when a run asks for rollout workers its algorithm cannot use."""
+    from control.env_config import is_atari
+    from control.train import _resolved, refuse_workers
+
+    for cfg in configs:
+        if cfg.rollout_workers > 1:
+            _, resolved, hooks = _resolved(cfg, None)
+            refuse_workers(resolved, hooks, image_obs=is_atari(cfg.env_id))
+
+
 def run_sweep(
     configs: list[TrainConfig],
     workers: int | None = None,
@@ -196,9 +207,11 @@ def run_sweep(
     if backend not in ("local", "ray"):
         raise UserError(f"unknown sweep backend {backend!r}: use 'local' or 'ray'")
     check_folders(configs)
+    check_rollout_workers(configs)
     todo = [c for c in configs if c.overwrite or not _finished(c)]
     jobs = [{"cfg_dict": dataclasses.asdict(dataclasses.replace(c, quiet=True))} for c in todo]
-    cpus = max((c.threads for c in todo), default=1)
+    # a run's processes: its rollout workers step envs at once, its update uses `threads`
+    cpus = max((max(c.threads, c.rollout_workers) for c in todo), default=1)
     with Progress(
         len(configs), "sweep", unit="run", initial=len(configs) - len(todo), quiet=quiet, interval_s=0
     ) as bar:

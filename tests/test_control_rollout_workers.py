@@ -261,3 +261,21 @@ def test_ctrl_c_to_the_process_group_saves_and_the_same_command_resumes(tmp_path
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming from step {stopped:,}" in resumed.stderr
     assert json.loads(resumed.stdout)["global_step"] == 59904  # 234 whole rollouts of 2 x 128
+
+
+def test_a_sweep_runs_rollout_workers_in_its_pool_and_refuses_what_cannot_use_them_up_front(tmp_path):
+    from align.user_errors import UserError
+    from control.sweep import plan, run_sweep
+
+    base = TrainConfig(
+        total_steps=1024, num_envs=2, num_steps=256, rollout_workers=2, compile="off", eval_episodes=1
+    )
+    bad = plan(base, ["ppo", "ndppo"], ["CartPole-v1"], [1], tmp_path / "bad")
+    with pytest.raises(UserError, match="--rollout-workers 2 does not support"):
+        run_sweep(bad, workers=1)
+    assert not (tmp_path / "bad").exists()  # refused before any run started
+    good = plan(base, ["ppo"], ["CartPole-v1"], [1], tmp_path / "good")
+    (summary,) = run_sweep(good, workers=1)
+    assert summary["global_step"] == 1024
+    state = torch.load(Path(good[0].out_dir) / "checkpoint.pt", weights_only=False)
+    assert len(state["sampler"]["workers"]) == 1
