@@ -232,7 +232,7 @@ def test_an_algorithm_with_per_step_hooks_is_refused_in_two_lines(tmp_path):
 
 def test_ctrl_c_to_the_process_group_saves_and_the_same_command_resumes(tmp_path):
     out = tmp_path / "run"
-    args = ["train", "--steps", "60000", "--num-envs", "2", "--num-steps", "128", "--rollout-workers", "2"]
+    args = ["train", "--steps", "16384", "--num-envs", "2", "--num-steps", "128", "--rollout-workers", "2"]
     args += ["--checkpoint-every", "1024", "--eval-episodes", "1", "--compile", "off", "--out-dir", str(out)]
     proc = subprocess.Popen(
         [sys.executable, "-m", "control", *args],
@@ -250,6 +250,7 @@ def test_ctrl_c_to_the_process_group_saves_and_the_same_command_resumes(tmp_path
     assert proc.returncode == 130 and "Traceback" not in err, err
     line = [s for s in err.splitlines() if "stopped at step" in s][0]
     stopped = int(line.split("stopped at step ")[1].split(" of")[0].replace(",", ""))
+    assert 0 < stopped < 16384
     resumed = subprocess.run(
         [sys.executable, "-m", "control", *args],
         cwd=tmp_path,
@@ -260,7 +261,7 @@ def test_ctrl_c_to_the_process_group_saves_and_the_same_command_resumes(tmp_path
     )
     assert resumed.returncode == 0, resumed.stderr
     assert f"resuming from step {stopped:,}" in resumed.stderr
-    assert json.loads(resumed.stdout)["global_step"] == 59904  # 234 whole rollouts of 2 x 128
+    assert json.loads(resumed.stdout)["global_step"] == 16384  # 64 whole rollouts of 2 x 128
 
 
 def test_a_sweep_runs_rollout_workers_in_its_pool_and_refuses_what_cannot_use_them_up_front(tmp_path):
