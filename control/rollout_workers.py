@@ -32,6 +32,7 @@ from control.hooks import LoopHooks, overrides
 from control.rollout import EnvState, Rollout, collect_rollout
 from control.run import RunLog, episode_ends
 from control.samplers import NumpyMLPSampler, NumpyPolicy
+from control.subproc_envs import stop_processes
 
 # what the loop calls per step or per rollout, which a worker process cannot run
 PER_STEP_HOOKS = ("reward_term", "observe", "after_rollout", "restore_envs")
@@ -106,7 +107,7 @@ class EpisodeRecord:
 @dataclass
 class ShareResult:
     """What a share's rollout brings back: its columns of the rollout, where its envs now are, what updated its
-    statistics, its finished episodes, its clock and its generator's state."""
+    statistics, its finished episodes and its generator's state."""
 
     buf: Rollout
     obs: np.ndarray
@@ -114,7 +115,6 @@ class ShareResult:
     seen_obs: np.ndarray | None
     seen_returns: np.ndarray | None
     episodes: list[tuple[int, int, float, int]]
-    clock: dict[str, float]
     rng: dict[str, Any]
 
 
@@ -164,7 +164,7 @@ class Share:
         )
         seen = self.norm.take_seen() if self.norm is not None else (None, None)
         return ShareResult(
-            self.buf, self.state.obs, self.state.done, *seen, episodes.rows, clock, self.policy.state_dict()
+            self.buf, self.state.obs, self.state.done, *seen, episodes.rows, self.policy.state_dict()
         )
 
     def close(self) -> None:
@@ -293,10 +293,5 @@ class ParallelRollouts:
                 conn.send(None)
             except (BrokenPipeError, OSError):
                 pass
-        for process in self.processes:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.terminate()
-        for conn in self.conns:
-            conn.close()
+        stop_processes(self.processes, self.conns)
         self.local.close()

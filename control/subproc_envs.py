@@ -102,6 +102,17 @@ def _worker(index: int, env_fn: CloudpickleWrapper, conn: Any, slots: SharedSlot
             env.close()
 
 
+def stop_processes(processes: list[Any], conns: list[Any], timeout: float = 5.0) -> None:
+    """Wait for child processes told to stop (each gets `timeout` seconds, then is terminated), then close
+    their pipes."""
+    for process in processes:
+        process.join(timeout=timeout)
+        if process.is_alive():
+            process.terminate()
+    for conn in conns:
+        conn.close()
+
+
 class SubprocessEnvs(gym.vector.VectorEnv):
     """`len(env_fns)` envs with same-step autoreset: env 0 in this process, the others in one process each."""
 
@@ -180,10 +191,5 @@ class SubprocessEnvs(gym.vector.VectorEnv):
                 os.write(fd, CLOSE)
             except OSError:  # a process that already exited
                 pass
-        for process in self.processes:
-            process.join(timeout=5)
-            if process.is_alive():
-                process.terminate()
-        for conn in self.conns:
-            conn.close()
+        stop_processes(self.processes, self.conns)
         self.env.close()

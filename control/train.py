@@ -292,11 +292,8 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
         cfg.env_config(), local_envs, cfg.seed, cfg.async_envs, step_info=overrides(hooks, "reward_term")
     )
     vector_obs = len(envs.single_observation_space.shape) == 1
-    if workers and (why := unsupported(hooks, not vector_obs)) is not None:
-        envs.close()
-        raise UserError(
-            f"--rollout-workers {cfg.rollout_workers} does not support {why}; use --rollout-workers 1"
-        )
+    if workers:  # image observations show only now (Atari ids were refused above)
+        refuse_workers(cfg, hooks, image_obs=not vector_obs, envs=envs)
     norm = (
         VecNormalize(envs.single_observation_space.shape, cfg.num_envs, cfg.gamma)
         if cfg.normalize and vector_obs
