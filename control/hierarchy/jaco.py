@@ -34,6 +34,7 @@ from control.hierarchy.jaco_model import (
     GRIP_SITE,
     HOME_ARM,
     HOME_FINGERS,
+    BALL_DRIVE,
     ArmDrive,
     jaco_spec,
     kinova_dir,
@@ -51,6 +52,7 @@ class JacoArmEnv(MujocoEnv, utils.EzPickle):
 
     metadata = {"render_modes": ["human", "rgb_array", "depth_array"], "render_fps": 50}
     obj = "cube"  # the object of this env: "cube" or "ball"
+    default_drive = ArmDrive()  # the arm's drive when the constructor gets none
 
     def __init__(
         self,
@@ -76,7 +78,7 @@ class JacoArmEnv(MujocoEnv, utils.EzPickle):
         )
         self.max_subtasks, self.subtask_steps, self.random_steps = max_subtasks, subtask_steps, random_steps
         self.reset_noise_scale, self.control_cost = reset_noise_scale, control_cost
-        self.drive = drive or ArmDrive()
+        self.drive = drive or self.default_drive
         MujocoEnv.__init__(
             self,
             str(
@@ -279,6 +281,7 @@ class JacoToss(JacoArmEnv):
     """Pick up the ball, toss it straight up to the apex height and let it fall back over its spot."""
 
     obj = "ball"
+    default_drive = BALL_DRIVE  # a straight toss to the apex needs faster joints than the cube tasks
 
     def __init__(self, random_steps: int = 0, subtask_steps: int = 200, **kwargs: Any):
         super().__init__(random_steps=random_steps, subtask_steps=subtask_steps, **kwargs)
@@ -291,6 +294,7 @@ class JacoHit(JacoArmEnv):
     """Hit the ball falling from above, at the hitting height, into the target."""
 
     obj = "ball"
+    default_drive = BALL_DRIVE  # a straight toss to the apex needs faster joints than the cube tasks
 
     def skill_for(self, index: int) -> Skill:
         return HitSkill(self.np_random, drop=True)
@@ -323,6 +327,7 @@ class JacoServe(JacoArmEnv):
     `toss` until the ball has left the hand above the release height, then `hit`."""
 
     obj = "ball"
+    default_drive = BALL_DRIVE  # a straight toss to the apex needs faster joints than the cube tasks
 
     def __init__(self, random_steps: int = 0, subtask_steps: int = 300, **kwargs: Any):
         super().__init__(random_steps=random_steps, subtask_steps=subtask_steps, **kwargs)
