@@ -29,12 +29,12 @@ from gymnasium.spaces import Box
 
 from control.hierarchy.jaco_model import (
     ARM_JOINTS,
+    BALL_DRIVE,
     FINGER_JOINTS,
     FINGER_RANGE,
     GRIP_SITE,
     HOME_ARM,
     HOME_FINGERS,
-    BALL_DRIVE,
     ArmDrive,
     jaco_spec,
     kinova_dir,

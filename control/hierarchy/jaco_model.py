@@ -59,7 +59,7 @@ class ArmDrive:
 
 # The ball envs' drive (toss, hit, serve). A toss to the 1.2 m apex from a release at or below 0.6 m needs the hand
 # to move straight up at >= 3.43 m/s; with the default limits the best a resolved-rate controller reaches by
-# 0.6 m is 2.9-3.0 m/s (an apex of ~1.05 m), with 6 / 7 rad/s 4.1-4.3 m/s (`tests/test_control_hierarchy_jaco.py`
+# 0.6 m is 2.8-3.0 m/s (an apex of ~1.05 m), with 6 / 7 rad/s 3.9-4.4 m/s (`tests/test_control_hierarchy_jaco.py`
 # checks both). Lee et al.'s arm had torque motors and no speed cap.
 BALL_DRIVE = ArmDrive(large_speed=6.0, small_speed=7.0)
 

@@ -81,7 +81,7 @@ class PickRules:
     target_z: float = 0.3  # hold the cube up here
     in_hand: float = 0.08  # m from the grip site (theirs: 0.06 from their hand centre)
     in_air: float = 0.05  # the cube's centre above this height (it rests at 0.03)
-    hold_steps: int = 25  # in the hand, in the air, near the target (theirs: 50 steps of 8 ms; ours 25 of 20 ms)
+    hold_steps: int = 25  # in the hand, in the air, near the target (theirs: 50 of 8 ms; ours 25 of 20 ms)
     # a held step counts only with the cube within this of the target point (Lee et al.'s rule); without it our
     # Pick "held" a loosely pinched cube 2-3 cm off the floor and dropped it in 9 of 30 episodes
     hold_radius: float = 0.1
