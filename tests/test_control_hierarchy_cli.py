@@ -54,6 +54,10 @@ def test_a_config_file_with_a_misspelt_field_is_named_with_a_suggestion(tmp_path
     assert result.returncode == 2 and "Traceback" not in result.stderr
     line = result.stderr.strip()
     assert "--config" in line and "mine.yaml" in line and "did you mean 'episodes'" in line
+    config.write_text("switch:\n  exploration: episodes\n")  # a value a settings class refuses
+    result = _run("all", "--task", "toy", "--config", str(config), "--root", str(tmp_path / "runs"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "mine.yaml" in result.stderr and "exploration='episodes'" in result.stderr
     config.write_text("switch: [1\n")
     result = _run("all", "--task", "toy", "--config", str(config), "--root", str(tmp_path / "runs"))
     assert result.returncode == 2 and "not valid YAML" in result.stderr and "Traceback" not in result.stderr

@@ -61,3 +61,21 @@ def test_epsilon_decays_linearly_then_stays():
     assert epsilon_at(50, 1.0, 0.01, 100) == pytest.approx(0.505)
     assert epsilon_at(100, 1.0, 0.01, 100) == pytest.approx(0.01)
     assert epsilon_at(500, 1.0, 0.01, 100) == pytest.approx(0.01)
+
+
+def test_an_exploratory_switch_episode_hands_over_at_a_uniformly_drawn_step():
+    import numpy as np
+
+    from control.hierarchy.switch import SwitchSettings, exploratory_handover
+
+    rng = np.random.default_rng(0)
+    settings = SwitchSettings(explore_steps=10)
+    steps = [exploratory_handover(settings, 1.0, rng) for _ in range(5000)]
+    counts = np.bincount(steps, minlength=10)
+    assert len(counts) == 10 and counts.min() > 400  # every step in [0, 10) drawn, about 500 times each
+    assert exploratory_handover(settings, 0.0, rng) is None  # greedy
+    share = np.mean([exploratory_handover(settings, 0.3, rng) is not None for _ in range(5000)])
+    assert share == pytest.approx(0.3, abs=0.03)
+    assert exploratory_handover(SwitchSettings(exploration="step"), 1.0, rng) is None
+    with pytest.raises(ValueError, match="exploration='episodes'"):
+        SwitchSettings(exploration="episodes")

@@ -263,7 +263,12 @@ def _from_mapping(base: Any, values: dict[str, Any], where: str) -> Any:
                 + (did_you_mean(key, names) or f"; known: {', '.join(sorted(names))}")
             )
         changes[key] = _convert(hints[key], value, f"{where}.{key}", getattr(base, key))
-    return dataclasses.replace(base, **changes)
+    try:
+        return dataclasses.replace(base, **changes)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # a settings class's own check (`__post_init__`)
+        raise ConfigError(f"{where}: {exc}") from exc
 
 
 def load_config(task: str, path: str | None = None, **overrides: Any) -> HierarchyConfig:

@@ -43,8 +43,8 @@ def jaco_preset(task: str) -> HierarchyConfig:
         initiation_portion={n: 0.3 for n in names},
         pairs=pairs,
         # capped at 75% accuracy and trained for 204,800 steps, the transition policy lifted repetitive picking's
-        # fixed hand-over from 1.29 to 3.87 subtasks and kept catching's (3.75 -> 3.63); the DQN switch with 600
-        # episodes rose from 2.97 to 3.15 (picking) and 2.82 to 3.37 (catching); BENCHMARKS.md, 3 seeds
+        # fixed hand-over from 1.29 to 3.87 subtasks and kept catching's (3.75 -> 3.63); the DQN switch (600
+        # episodes, explored by episode) reached 3.47 (picking) and 3.75 (catching); BENCHMARKS.md, 3 seeds
         transition=TransitionSettings(steps=204_800, horizon=100),
         airl=AIRLSettings(state_dims=ARM_OBS_DIM, max_accuracy=0.75),
         switch=SwitchSettings(episodes=600),

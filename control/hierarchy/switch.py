@@ -27,6 +27,7 @@ from control.hierarchy.controller import SwitchEnv
 from control.run import keep_rows_up_to, load_checkpoint, save_checkpoint
 
 EPISODE_COLUMNS = ("episode", "decisions", "outcome", "epsilon", "env_steps")
+EXPLORATIONS = ("episode", "step")  # `SwitchSettings.exploration`
 
 
 def double_dqn_targets(
@@ -46,6 +47,14 @@ def epsilon_at(episode: int, start: float, end: float, decay_episodes: int) -> f
     if decay_episodes <= 0:
         return end
     return max(end, start + (end - start) * episode / decay_episodes)
+
+
+def exploratory_handover(settings: SwitchSettings, eps: float, rng: np.random.Generator) -> int | None:
+    """With 'episode' exploration: the step at which an exploratory episode hands over (drawn uniformly from
+    [0, explore_steps)) with probability `eps`, else None (the episode is greedy). None with 'step' exploration."""
+    if settings.exploration == "episode" and rng.random() < eps:
+        return int(rng.integers(max(1, settings.explore_steps)))
+    return None
 
 
 class QNetwork(nn.Module):
@@ -112,11 +121,23 @@ class SwitchSettings:
     epsilon_decay: float = field(
         default=0.5, metadata={"help": "Fraction of the episodes epsilon decays over."}
     )
+    exploration: str = field(
+        default="episode",
+        metadata={
+            "help": "'episode' (ours): with probability epsilon a whole episode explores, handing over at a step "
+            "drawn uniformly from [0, explore_steps), so every hand-over time is tried whatever the greedy switch "
+            "prefers; 'step': each decision is random with probability epsilon ('switch' with "
+            "explore_switch_prob), which mixed with an early-switching greedy policy rarely tries late hand-overs."
+        },
+    )
+    explore_steps: int = field(
+        default=50, metadata={"help": "'episode' exploration: hand-over steps drawn from [0, explore_steps)."}
+    )
     explore_switch_prob: float = field(
         default=0.1,
         metadata={
-            "help": "Probability that an exploratory action is 'switch' (ours; 0.5 would end most exploratory "
-            "episodes within two steps, so late hand-overs would never be tried)."
+            "help": "'step' exploration: probability that an exploratory action is 'switch' (ours; 0.5 would end "
+            "most exploratory episodes within two steps, so late hand-overs would never be tried)."
         },
     )
     episodes: int = field(default=400, metadata={"help": "Training episodes (hand-overs)."})
@@ -125,6 +146,10 @@ class SwitchSettings:
     learning_starts: int = field(default=200, metadata={"help": "Decisions collected before updates start."})
     updates_per_decision: int = field(default=1, metadata={"help": "Gradient steps per decision."})
     checkpoint_every: int = field(default=50, metadata={"help": "Episodes between checkpoints."})
+
+    def __post_init__(self) -> None:
+        if self.exploration not in EXPLORATIONS:
+            raise ValueError(f"exploration={self.exploration!r}: expected one of {', '.join(EXPLORATIONS)}")
 
 
 class SwitchFeatures:
@@ -206,9 +231,12 @@ def train_switch(
         while episode < settings.episodes:
             eps = epsilon_at(episode, settings.epsilon_start, settings.epsilon_end, decay)
             obs, done, t, reward = env.reset(rng), False, 0, 0.0
+            handover_at = exploratory_handover(settings, eps, rng)
             while not done:
                 x = features(obs, t)
-                if rng.random() < eps:
+                if handover_at is not None:
+                    action = int(t >= handover_at)
+                elif settings.exploration == "step" and rng.random() < eps:
                     action = int(rng.random() < settings.explore_switch_prob)
                 else:
                     with torch.no_grad():
