@@ -65,8 +65,8 @@ def map_jobs(
 ) -> list[Any]:
     """`fn(**job)` for every job, in order: in local processes (`workers`, default one per `cpus_per_job`
     cores) or as Ray tasks of `cpus_per_job` CPUs. `fn` must be importable (a module-level function).
-    `on_result(i, result)` is called as each job finishes. Locally, Ctrl-C/SIGTERM stops the running jobs at their safe points, starts
-    no new one and raises `StopRequested`."""
+    `on_result(i, result)` is called as each job finishes. Locally, Ctrl-C/SIGTERM stops the running jobs at
+    their safe points, starts no new one and raises `StopRequested`."""
     if backend not in ("local", "ray"):
         raise UserError(f"unknown sweep backend {backend!r}: use 'local' or 'ray'")
     if not jobs:

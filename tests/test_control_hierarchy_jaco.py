@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import gymnasium as gym
-import mujoco
 import numpy as np
 import pytest
 
@@ -21,6 +20,9 @@ from control.hierarchy.jaco_registry import JACO_ENVS, JACO_TASKS
 from control.hierarchy.jaco_skills import GRAVITY, CatchRules, HitRules, PickRules, TossRules
 from control.hierarchy.policies import ScriptedPolicy
 from control.hierarchy.transition_env import TransitionEnv, load_snapshots, save_snapshots
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from jaco_toss_limits import Arm, best_upward_speed  # noqa: E402  (the scripted controllers, shared)
 
 STILL = np.array([0.0] * 6 + [-1.0] * 3)  # the arm holds still, the hand stays open
 
@@ -47,14 +49,7 @@ def at_pick_target(raw) -> None:
 
 def arm_speeds(raw, velocity: np.ndarray, fingers: float) -> np.ndarray:
     """The action moving the grip site at `velocity` (m/s) with the hand kept pointing down."""
-    m, d = raw.model, raw.data
-    jacp, jacr = np.zeros((3, m.nv)), np.zeros((3, m.nv))
-    mujoco.mj_jacSite(m, d, jacp, jacr, raw.grip_site)
-    jac = np.vstack([jacp, jacr])[:, raw.arm_dofs[:6]]
-    axis = d.site_xmat[raw.grip_site].reshape(3, 3)[:, 2]
-    error = np.concatenate([velocity, 4.0 * np.cross(axis, [0.0, 0.0, -1.0])])
-    speeds = jac.T @ np.linalg.solve(jac @ jac.T + 1e-3 * np.eye(6), error)
-    return np.clip(np.concatenate([speeds / raw.speed_limits[:6], [fingers] * 3]), -1.0, 1.0)
+    return Arm(raw).move(velocity, fingers)
 
 
 def scripted_pick(raw):
@@ -278,9 +273,6 @@ def test_a_toss_succeeds_only_with_the_apex_height(apex, succeeds):
 def test_the_ball_envs_drive_is_fast_enough_for_the_toss_and_the_cube_envs_is_not():
     """A ball released at 0.6 m reaches the 1.2 m apex only if it leaves the hand at >= 3.43 m/s: the cube envs'
     default drive cannot move the hand that fast (BENCHMARKS: why the first Toss runs never succeeded)."""
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from jaco_toss_limits import best_upward_speed
-
     from control.hierarchy.jaco_model import BALL_DRIVE, ArmDrive
 
     r = TossRules()

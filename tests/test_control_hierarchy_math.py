@@ -79,3 +79,5 @@ def test_an_exploratory_switch_episode_hands_over_at_a_uniformly_drawn_step():
     assert exploratory_handover(SwitchSettings(exploration="step"), 1.0, rng) is None
     with pytest.raises(ValueError, match="exploration='episodes'"):
         SwitchSettings(exploration="episodes")
+    with pytest.raises(ValueError, match="explore_steps=0"):
+        SwitchSettings(explore_steps=0)

@@ -265,8 +265,6 @@ def _from_mapping(base: Any, values: dict[str, Any], where: str) -> Any:
         changes[key] = _convert(hints[key], value, f"{where}.{key}", getattr(base, key))
     try:
         return dataclasses.replace(base, **changes)
-    except ConfigError:
-        raise
     except ValueError as exc:  # a settings class's own check (`__post_init__`)
         raise ConfigError(f"{where}: {exc}") from exc
 

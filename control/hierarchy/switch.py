@@ -53,7 +53,7 @@ def exploratory_handover(settings: SwitchSettings, eps: float, rng: np.random.Ge
     """With 'episode' exploration: the step at which an exploratory episode hands over (drawn uniformly from
     [0, explore_steps)) with probability `eps`, else None (the episode is greedy). None with 'step' exploration."""
     if settings.exploration == "episode" and rng.random() < eps:
-        return int(rng.integers(max(1, settings.explore_steps)))
+        return int(rng.integers(settings.explore_steps))
     return None
 
 
@@ -150,6 +150,8 @@ class SwitchSettings:
     def __post_init__(self) -> None:
         if self.exploration not in EXPLORATIONS:
             raise ValueError(f"exploration={self.exploration!r}: expected one of {', '.join(EXPLORATIONS)}")
+        if self.explore_steps < 1:
+            raise ValueError(f"explore_steps={self.explore_steps}: expected at least 1")
 
 
 class SwitchFeatures:
