@@ -118,3 +118,16 @@ def test_a_nested_config_section_changes_only_the_fields_it_names(tmp_path):
     config.write_text("scripted_primitives: maybe\n")
     with pytest.raises(ConfigError, match="scripted_primitives: expected true or false"):
         load_config("toy", str(config))
+
+
+def test_primitive_starts_and_init_must_name_the_tasks_primitives(tmp_path):
+    from control.hierarchy.config import ConfigError, load_config
+
+    assert load_config("patrol").primitive_starts == {"balance": ["forward", "backward"]}
+    with pytest.raises(ConfigError, match="primitive_starts.balance: 'jump' is not a primitive of patrol"):
+        load_config("patrol", primitive_starts={"balance": ["forward", "jump"]})
+    config = tmp_path / "init.yaml"
+    config.write_text("primitive_init:\n  jump: walk\n")
+    with pytest.raises(ConfigError, match="primitive_init.jump: 'walk' is not a primitive of hurdle"):
+        load_config("hurdle", str(config))
+    assert load_config("toy").primitive_starts == {}

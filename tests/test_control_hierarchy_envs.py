@@ -196,6 +196,45 @@ def test_balance_pays_for_standing_still():
         _, rewards[speed], _, _, info = env.step(ZERO)
         assert info["primitive"] == "balance"
     assert rewards[0.0] > rewards[2.0] + 1.0  # -|v|: moving costs
+    env, raw = make("Walker2dBalance-v0", weights={"balance_speed_cap": 0.5})
+    env.reset(seed=0)
+    capped = {}
+    for speed in (0.0, 2.0):
+        raw.set_state(raw.init_qpos, raw.init_qvel + np.eye(9)[0] * speed)
+        _, capped[speed], _, _, _ = env.step(ZERO)
+    assert capped[0.0] == pytest.approx(rewards[0.0])  # standing: the same reward
+    assert 0.5 < capped[0.0] - capped[2.0] < 0.8  # 2 m/s costs 0.5 + 0.1 x 1.5, not 2
+    assert capped[2.0] > 0.0  # so staying up pays more than a fall
+    raw.set_state(raw.init_qpos, raw.init_qvel + np.eye(9)[0] * 3.0)
+    _, faster, _, _, _ = env.step(ZERO)
+    assert capped[2.0] - faster > 0.05  # and slowing down still pays
+
+
+def test_balance_starts_from_recorded_states(tmp_path):
+    env, raw = make("Walker2dBalance-v0")
+    env.reset(seed=0)
+    qpos = np.tile(raw.init_qpos, (3, 1))
+    qvel = np.zeros((3, 9))
+    qpos[:, 0], qvel[:, 0] = [4.0, 7.0, -2.0], [2.5, -3.0, 3.5]  # x is moved to 0; the speeds are kept
+    np.savez(tmp_path / "starts.npz", qpos=qpos, qvel=qvel)
+    env, raw = make("Walker2dBalance-v0", start_states=str(tmp_path / "starts.npz"), start_prob=0.5)
+    speeds, xs = [], []
+    for seed in range(200):
+        env.reset(seed=seed)
+        speeds.append(raw.data.qvel[0])
+        xs.append(raw.data.qpos[0])
+    recorded = np.isin(np.round(speeds, 6), [2.5, -3.0, 3.5])
+    assert (np.asarray(xs)[recorded] == 0.0).all()  # recorded starts are moved to x = 0
+    assert 70 <= recorded.sum() <= 130 and len(set(np.round(np.asarray(speeds)[recorded], 6))) == 3
+    env, raw = make("Walker2dBalance-v0", start_states=str(tmp_path / "starts.npz"), start_prob=0.0)
+    for seed in range(20):
+        env.reset(seed=seed)
+        assert abs(raw.data.qvel[0]) < 2.2  # standing starts only
+    np.savez(tmp_path / "bad.npz", qpos=qpos[:, :5], qvel=qvel[:, :5])
+    with pytest.raises(ValueError, match="bad.npz"):
+        make("Walker2dBalance-v0", start_states=str(tmp_path / "bad.npz"))
+    with pytest.raises(ValueError, match="start_prob"):
+        make("Walker2dBalance-v0", start_prob=1.5)
 
 
 def test_primitives_succeed_as_documented():
@@ -237,3 +276,28 @@ def test_snapshot_restores_the_state_exactly():
     again = [env.step(a)[0] for a in actions]
     np.testing.assert_allclose(np.array(again), np.array(first))
     assert [o.start for o in raw.obstacles] == [o[1] for o in snapshot["obstacles"]]
+
+
+def test_running_states_are_recorded_after_the_run_up_and_load_as_balance_starts(tmp_path):
+    from control.hierarchy.policies import ScriptedPolicy
+    from control.hierarchy.start_states import SKIP_STEPS, record_running_states, save_states
+
+    env, raw = make("Walker2dForward-v0")
+    lengths = []
+    for k in range(3):  # how long each zero-action episode lasts (it falls)
+        env.reset(seed=k)
+        steps, done = 0, False
+        while not done and steps < 120:
+            _, _, terminated, truncated, _ = env.step(ZERO)
+            steps, done = steps + 1, terminated or truncated
+        lengths.append(steps)
+    qpos, qvel = record_running_states(env, ScriptedPolicy(lambda obs: ZERO), 3, 0, max_steps=120)
+    # every 4th step from step 50, less the last 20 steps of a fall
+    expected = sum(len([t for t in range(SKIP_STEPS, n - 1) if t % 4 == 0][:-5]) for n in lengths)
+    assert qpos.shape == (expected, 9) and qvel.shape == (expected, 9) and expected > 0
+    save_states(tmp_path / "run.npz", qpos, qvel)
+    env, raw = make("Walker2dBalance-v0", start_states=str(tmp_path / "run.npz"), start_prob=1.0)
+    env.reset(seed=0)
+    assert any(np.array_equal(raw.data.qvel, row) for row in qvel)  # started from one of them
+    none = record_running_states(env, ScriptedPolicy(lambda obs: ZERO), 1, 0, max_steps=SKIP_STEPS)
+    assert none[0].shape == (0, 9)  # nothing before the run-up's end

@@ -80,6 +80,14 @@ class HierarchyConfig:
             "Forward, which already runs; inputs new to the source start at zero weight)."
         },
     )
+    primitive_starts: dict = field(
+        default_factory=dict,
+        metadata={
+            "help": "Primitive name -> the primitives whose running states (recorded from their greedy episodes "
+            "in their own envs) its PPO episodes may start from, with the probability `start_prob` of its env "
+            "kwargs (ours: Balance from Forward and Backward, so it learns to stop from a run)."
+        },
+    )
     scripted_primitives: bool = field(
         default=False,
         metadata={"help": "Toy task only: hand-written primitives instead of PPO-trained ones."},
@@ -130,16 +138,24 @@ _WALKER = dict(
     primitive_steps={
         "forward": 1_000_000,
         "backward": 1_000_000,
-        "balance": 500_000,
+        "balance": 1_500_000,
         "jump": 2_000_000,
         "crawl": 600_000,
     },
     primitive_init={"jump": "forward"},
+    primitive_starts={"balance": ["forward", "backward"]},
     primitive_ppo={"jump": {"num_envs": 8, "num_steps": 1024, "minibatch_size": 256}},
     primitive_env_kwargs={
         "forward": {"push_force": 100.0},
         "backward": {"push_force": 100.0},
-        "balance": {"push_force": 400.0, "push_prob": 0.1},
+        # half the episodes start from Forward's and Backward's running states (`primitive_starts`); the speed
+        # cost's slope eased above 0.5 m/s, so that stopping from a run pays more than falling
+        "balance": {
+            "push_force": 400.0,
+            "push_prob": 0.1,
+            "start_prob": 0.5,
+            "weights": {"balance_speed_cap": 0.5},
+        },
         "jump": {"restart_prob": 0.75},
     },
     # the authors' portions
@@ -162,7 +178,7 @@ _WALKER_PRIMITIVES = {
 def _walker_task(
     task: str, env: str, names: list[str], pairs: list[list[str]], fixed: int
 ) -> HierarchyConfig:
-    return HierarchyConfig(
+    cfg = HierarchyConfig(
         task=task,
         task_env=env,
         primitives={n: _WALKER_PRIMITIVES[n] for n in names},
@@ -170,6 +186,10 @@ def _walker_task(
         fixed_handover_steps=fixed,
         **{k: dataclasses.replace(v) if dataclasses.is_dataclass(v) else dict(v) for k, v in _WALKER.items()},
     )
+    # the shared settings name every Walker primitive; a task keeps the entries of its own
+    cfg.primitive_init = {k: v for k, v in cfg.primitive_init.items() if k in names}
+    cfg.primitive_starts = {k: v for k, v in cfg.primitive_starts.items() if k in names}
+    return cfg
 
 
 def preset(task: str) -> HierarchyConfig:
@@ -282,4 +302,19 @@ def load_config(task: str, path: str | None = None, **overrides: Any) -> Hierarc
         if not isinstance(values, dict):
             raise ConfigError(f"{path}: expected a mapping of HierarchyConfig fields")
         cfg = _from_mapping(cfg, values, str(path))
-    return _from_mapping(cfg, {k: v for k, v in overrides.items() if v is not None}, "overrides")
+    cfg = _from_mapping(cfg, {k: v for k, v in overrides.items() if v is not None}, "overrides")
+    _check_primitive_names(cfg)
+    return cfg
+
+
+def _check_primitive_names(cfg: HierarchyConfig) -> None:
+    """Every primitive that `primitive_init` and `primitive_starts` name is one of the task's."""
+    named = {f"primitive_init.{k}": [k, v] for k, v in cfg.primitive_init.items()}
+    for k, v in cfg.primitive_starts.items():
+        named[f"primitive_starts.{k}"] = [k, *(v if isinstance(v, list) else [v])]
+    for where, names in named.items():
+        unknown = [n for n in names if n not in cfg.primitives]
+        if unknown:
+            raise ConfigError(
+                f"{where}: {unknown[0]!r} is not a primitive of {cfg.task} ({', '.join(cfg.primitives)})"
+            )

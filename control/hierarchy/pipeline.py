@@ -36,6 +36,7 @@ from control.hierarchy.controller import (
 )
 from control.hierarchy.policies import Policy, RunPolicy
 from control.hierarchy.resumable import ResumableEnvs
+from control.hierarchy.start_states import record_running_states, save_states
 from control.hierarchy.switch import SwitchFeatures, load_switch, train_switch
 from control.hierarchy.task_record import recorded_otherwise, train_run
 from control.hierarchy.transition_env import load_snapshots, save_snapshots
@@ -72,6 +73,8 @@ def train_primitive(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
     if source and not (out / "checkpoint.pt").is_file():
         train_primitive(cfg, source)
         warm_start(cfg.primitive_dir(source), train_cfg)
+    if name in cfg.primitive_starts:
+        record_starts(cfg, name)
     train_run(train_cfg, hooks, cfg.overwrite)
     expert = out / "initiation.npz"
     if expert.is_file() and expert.stat().st_mtime < (out / "checkpoint.pt").stat().st_mtime:
@@ -79,13 +82,50 @@ def train_primitive(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
     return collect_expert(cfg, name)
 
 
+def start_states_path(cfg: HierarchyConfig, name: str) -> Path:
+    """Where the running states that primitive `name`'s training starts from are kept (`primitive_starts`)."""
+    return cfg.primitive_dir(name).with_name(f"{name}-starts.npz")
+
+
+def record_starts(cfg: HierarchyConfig, name: str, episodes: int = 10) -> Path:
+    """Train the primitives that `name` starts from (`primitive_starts`), then record their running states,
+    unless a file newer than each of their checkpoints is already there."""
+    sources = cfg.primitive_starts[name]
+    sources = [sources] if isinstance(sources, str) else list(sources)
+    for source in sources:
+        train_primitive(cfg, source)
+    path = start_states_path(cfg, name)
+    newest = max((cfg.primitive_dir(s) / "checkpoint.pt").stat().st_mtime for s in sources)
+    if path.is_file() and path.stat().st_mtime >= newest:
+        return path
+    qpos, qvel = [], []
+    for i, source in enumerate(sources):
+        env = gym.make(cfg.primitives[source])
+        policy = load_primitives(cfg, env, [source])[source]
+        p, v = record_running_states(env, policy, episodes, cfg.primitive_seed + 700 + 100 * i)
+        env.close()
+        qpos.append(p)
+        qvel.append(v)
+    qpos, qvel = np.concatenate(qpos), np.concatenate(qvel)
+    if not len(qpos):
+        raise RuntimeError(
+            f"primitive_starts.{name}: {', '.join(sources)} fell early in every recorded episode, so there are no "
+            "running states to start from; train them longer"
+        )
+    save_states(path, qpos, qvel)
+    return path
+
+
 def primitive_train_config(cfg: HierarchyConfig, name: str) -> TrainConfig:
     """The PPO run of primitive `name`: what `python -m control train --env <its id> --out-dir <its dir>` runs."""
     steps = int(cfg.primitive_steps[name])
+    env_kwargs = dict(cfg.primitive_env_kwargs.get(name, {}))
+    if name in cfg.primitive_starts:
+        env_kwargs["start_states"] = str(start_states_path(cfg, name))
     settings = {
         "algo": "ppo",
         "env_id": cfg.primitives[name],
-        "env_kwargs": dict(cfg.primitive_env_kwargs.get(name, {})),
+        "env_kwargs": env_kwargs,
         "seed": cfg.primitive_seed,
         "total_steps": steps,
         "out_dir": str(cfg.primitive_dir(name)),
@@ -313,9 +353,10 @@ def run_stage(
     if stage == "primitives":
         if workers == 1 and backend == "local":
             return [train_primitive(cfg, name) for name in cfg.primitives]
-        # in two waves: primitives that start from another primitive's weights after the others
-        waves = [[n for n in cfg.primitives if n not in cfg.primitive_init]]
-        waves.append([n for n in cfg.primitives if n in cfg.primitive_init])
+        # in two waves: primitives that start from another primitive's weights or states after the others
+        later = set(cfg.primitive_init) | set(cfg.primitive_starts)  # they need other primitives trained
+        waves = [[n for n in cfg.primitives if n not in later]]
+        waves.append([n for n in cfg.primitives if n in later])
         results = []
         for wave in waves:
             jobs = [{"cfg_dict": _as_dict(cfg), "name": name} for name in wave]

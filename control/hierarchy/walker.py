@@ -43,6 +43,7 @@ CURB_PASS_MARGIN = 1.5  # a curb counts as passed once the rearmost body point i
 CEILING_PASS_MARGIN = 0.15  # same for a ceiling (authors' obstacle course)
 NEAR_CEILING_AFTER = 3.0  # the low-height allowance lasts this far past a ceiling's end (authors)
 CLEARANCE_BEFORE = 0.3  # Jump's clearance term watches the feet from this far before a curb
+BEYOND_CAP_SLOPE = 0.1  # Balance's speed cost above `balance_speed_cap`: this fraction of -|v|'s slope
 RESTART_RUN_ON = 5.0  # a Jump training episode restarted in front of a curb succeeds this far past its end
 
 
@@ -73,6 +74,10 @@ class RewardWeights:
     clearance: float = 2.0
     success: float = 100.0
     duck: float = 1.0  # ours: per metre the torso top is above a ceiling's bottom while one is in sight
+    # ours: Balance's speed cost -|v| has a tenth of its slope above this speed (None: the authors' -|v| at every
+    # speed). With the full slope a walker handed over at a run's 3 m/s earns less per step than a fall's 0 and
+    # learns to fall; with the gentler slope beyond the cap staying up pays, and slowing down still does
+    balance_speed_cap: float | None = None
 
 
 class WalkerCourseEnv(Walker2dEnv):
@@ -289,7 +294,10 @@ class WalkerCourseEnv(Walker2dEnv):
         height_weight = {"jump": 2.0, "crawl": 0.0, "balance": 0.5}.get(primitive, 1.0) * w.height
         foot_speed = 0.0 if primitive == "balance" else np.abs(data.qvel[5]) + np.abs(data.qvel[8])
         if primitive == "balance":  # stand still
-            velocity_term = -w.velocity * abs(velocity)
+            cap, moving = w.balance_speed_cap, abs(velocity)
+            if cap is not None and moving > cap:
+                moving = cap + BEYOND_CAP_SLOPE * (moving - cap)
+            velocity_term = -w.velocity * moving
         else:
             velocity_term = scale * w.velocity * (TARGET_SPEED - abs(speed - TARGET_SPEED))
         terms = {
@@ -505,12 +513,39 @@ class WalkerCrawl(WalkerCourseEnv):
 
 class WalkerBalance(WalkerCourseEnv):
     """Stand still for 1000 steps without falling (success: still up at the time limit). Lee et al.'s Balance:
-    reward -|v| instead of velocity tracking, height term x 0.5, no foot term; 10 random steps at reset."""
+    reward -|v| instead of velocity tracking, height term x 0.5, no foot term; 10 random steps at reset.
+
+    `start_states` (ours, for training): an .npz of walker states (`qpos`, `qvel`, one row each; the pipeline
+    records them from the Forward and Backward primitives running); with probability `start_prob` an episode
+    starts from one of them (x moved to 0) instead of standing, so Balance also learns to come to a stop from a
+    run, as it must when a task hands over to it."""
 
     primitive = "balance"
 
-    def __init__(self, random_steps: int = 10, **kwargs: Any):
+    def __init__(
+        self, random_steps: int = 10, start_states: str | None = None, start_prob: float = 0.5, **kwargs: Any
+    ):
+        if not 0.0 <= start_prob <= 1.0:
+            raise ValueError(f"start_prob must be in [0, 1], not {start_prob}")
+        self.start_prob, self.start_qpos, self.start_qvel = start_prob, None, None
+        if start_states is not None:
+            with np.load(start_states, allow_pickle=False) as states:
+                self.start_qpos, self.start_qvel = np.asarray(states["qpos"]), np.asarray(states["qvel"])
         super().__init__(max_subtasks=0, random_steps=random_steps, **kwargs)
+        if self.start_qpos is not None and (
+            self.start_qpos.shape[1:] != (self.model.nq,) or self.start_qvel.shape != self.start_qpos.shape
+        ):
+            raise ValueError(f"{start_states}: qpos and qvel must be (N, {self.model.nq}) arrays")
+
+    def reset_model(self) -> np.ndarray:
+        obs = super().reset_model()
+        if self.start_qpos is not None and self.np_random.random() < self.start_prob:
+            i = int(self.np_random.integers(len(self.start_qpos)))
+            qpos = self.start_qpos[i].copy()
+            qpos[0] = 0.0
+            self.set_state(qpos, self.start_qvel[i])
+            obs = self._get_obs()
+        return obs
 
 
 # --- compositional tasks ---

@@ -1,0 +1,50 @@
+"""Walker states recorded from trained primitives running in their own envs: the starts that a primitive's PPO
+episodes may begin from (ours: Balance from Forward and Backward, so that it learns to come to a stop from a run,
+the states a task hands it). Saved as an .npz of `qpos` and `qvel` rows, which loads without pickle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+from control.hierarchy.policies import Policy
+
+SKIP_STEPS = 50  # the run-up: states before this step of an episode are not yet running
+EVERY = 4  # keep every 4th step (neighbouring steps are nearly the same state)
+
+
+def record_running_states(
+    env: gym.Env, policy: Policy, episodes: int, seed: int, max_steps: int = 400
+) -> tuple[np.ndarray, np.ndarray]:
+    """`qpos` and `qvel` of `policy`'s greedy episodes in `env` (seeds `seed`, `seed + 1`, ...): every `EVERY`-th
+    step from step `SKIP_STEPS` to the episode's end or `max_steps`; a falling episode's last 20 steps are left
+    out (already falling)."""
+    raw = env.unwrapped
+    qpos, qvel = [], []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        kept_p, kept_v = [], []
+        for t in range(max_steps):
+            obs, _, terminated, truncated, _ = env.step(policy.act(obs))
+            if terminated:
+                kept_p, kept_v = kept_p[:-5], kept_v[:-5]  # 5 kept rows = the last 20 steps
+                break
+            if truncated:
+                break
+            if t >= SKIP_STEPS and t % EVERY == 0:
+                kept_p.append(raw.data.qpos.copy())
+                kept_v.append(raw.data.qvel.copy())
+        qpos += kept_p
+        qvel += kept_v
+    nq, nv = raw.model.nq, raw.model.nv
+    return np.asarray(qpos).reshape(-1, nq), np.asarray(qvel).reshape(-1, nv)
+
+
+def save_states(path: Path, qpos: np.ndarray, qvel: np.ndarray) -> None:
+    """Write atomically, so a stopped pipeline never leaves half a file behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp.npz")
+    np.savez_compressed(tmp, qpos=qpos, qvel=qvel)
+    tmp.replace(path)
