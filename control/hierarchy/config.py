@@ -148,12 +148,12 @@ _WALKER = dict(
     primitive_env_kwargs={
         "forward": {"push_force": 100.0},
         "backward": {"push_force": 100.0},
-        # half the episodes start from Forward's and Backward's running states (`primitive_starts`); the speed
+        # every episode starts from one of Forward's and Backward's running states (`primitive_starts`); the speed
         # cost's slope eased above 0.5 m/s, so that stopping from a run pays more than falling
         "balance": {
             "push_force": 400.0,
             "push_prob": 0.1,
-            "start_prob": 0.5,
+            "start_prob": 1.0,
             "weights": {"balance_speed_cap": 0.5},
         },
         "jump": {"restart_prob": 0.75},
