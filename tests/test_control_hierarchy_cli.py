@@ -123,7 +123,10 @@ def test_a_nested_config_section_changes_only_the_fields_it_names(tmp_path):
 def test_primitive_starts_and_init_must_name_the_tasks_primitives(tmp_path):
     from control.hierarchy.config import ConfigError, load_config
 
-    assert load_config("patrol").primitive_starts == {"balance": ["forward", "backward"]}
+    patrol = load_config("patrol")
+    assert patrol.primitive_starts == {"balance": ["forward", "backward"]}
+    assert (patrol.transition.steps, patrol.switch.episodes) == (204_800, 600)  # Patrol's longer transitions
+    assert load_config("hurdle").transition.steps == 81_920  # the other Walker tasks keep theirs
     with pytest.raises(ConfigError, match="primitive_starts.balance: 'jump' is not a primitive of patrol"):
         load_config("patrol", primitive_starts={"balance": ["forward", "jump"]})
     config = tmp_path / "init.yaml"

@@ -109,6 +109,7 @@ def run(args: argparse.Namespace) -> int:
     except UsageError as exc:
         return _usage_error(str(exc))
     from control.hierarchy.pipeline import STAGES, report, run_stage
+    from control.hierarchy.start_states import NoRunningStates
     from control.hierarchy.task_record import open_task_record
 
     # a changed config is refused (ConfigChanged: exit 2, naming each field) before any stage runs
@@ -119,6 +120,8 @@ def run(args: argparse.Namespace) -> int:
             for result in run_stage(cfg, name, workers, backend, args.ray_address):
                 print(json.dumps({"stage": name, **_brief(result)}))
     except FileNotFoundError as exc:  # a stage run before the one that makes its inputs
+        return _usage_error(str(exc))
+    except NoRunningStates as exc:  # primitives too weak to record a run from
         return _usage_error(str(exc))
     if stage in ("all", "report", "evaluate"):
         print(json.dumps({"report": report(cfg)}))

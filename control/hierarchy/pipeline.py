@@ -36,7 +36,7 @@ from control.hierarchy.controller import (
 )
 from control.hierarchy.policies import Policy, RunPolicy
 from control.hierarchy.resumable import ResumableEnvs
-from control.hierarchy.start_states import record_running_states, save_states
+from control.hierarchy.start_states import NoRunningStates, record_running_states, save_states
 from control.hierarchy.switch import SwitchFeatures, load_switch, train_switch
 from control.hierarchy.task_record import recorded_otherwise, train_run
 from control.hierarchy.transition_env import load_snapshots, save_snapshots
@@ -108,7 +108,7 @@ def record_starts(cfg: HierarchyConfig, name: str, episodes: int = 10) -> Path:
         qvel.append(v)
     qpos, qvel = np.concatenate(qpos), np.concatenate(qvel)
     if not len(qpos):
-        raise RuntimeError(
+        raise NoRunningStates(
             f"primitive_starts.{name}: {', '.join(sources)} fell early in every recorded episode, so there are no "
             "running states to start from; train them longer"
         )

@@ -11,6 +11,12 @@ import numpy as np
 
 from control.hierarchy.policies import Policy
 
+
+class NoRunningStates(RuntimeError):
+    """The source primitives fell in the run-up of every recorded episode: nothing to start from (a user-facing
+    condition: train them longer)."""
+
+
 SKIP_STEPS = 50  # the run-up: states before this step of an episode are not yet running
 EVERY = 4  # keep every 4th step (neighbouring steps are nearly the same state)
 
