@@ -119,9 +119,8 @@ def run(args: argparse.Namespace) -> int:
         for name in stages:
             for result in run_stage(cfg, name, workers, backend, args.ray_address):
                 print(json.dumps({"stage": name, **_brief(result)}))
-    except FileNotFoundError as exc:  # a stage run before the one that makes its inputs
-        return _usage_error(str(exc))
-    except NoRunningStates as exc:  # primitives too weak to record a run from
+    # a stage run before the one that makes its inputs; primitives too weak to record a run from
+    except (FileNotFoundError, NoRunningStates) as exc:
         return _usage_error(str(exc))
     if stage in ("all", "report", "evaluate"):
         print(json.dumps({"report": report(cfg)}))

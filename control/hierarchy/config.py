@@ -121,6 +121,11 @@ class HierarchyConfig:
     def pair_list(self) -> list[tuple[str, str]]:
         return [(str(i), str(j)) for i, j in self.pairs]
 
+    def start_sources(self, name: str) -> list[str]:
+        """The primitives whose running states primitive `name` starts from (`primitive_starts`: one or a list)."""
+        sources = self.primitive_starts.get(name, [])
+        return [sources] if isinstance(sources, str) else list(sources)
+
     def task_dir(self, seed: int) -> Path:
         return Path(self.root) / self.task / f"s{seed}"
 
@@ -314,8 +319,8 @@ def load_config(task: str, path: str | None = None, **overrides: Any) -> Hierarc
 def _check_primitive_names(cfg: HierarchyConfig) -> None:
     """Every primitive that `primitive_init` and `primitive_starts` name is one of the task's."""
     named = {f"primitive_init.{k}": [k, v] for k, v in cfg.primitive_init.items()}
-    for k, v in cfg.primitive_starts.items():
-        named[f"primitive_starts.{k}"] = [k, *(v if isinstance(v, list) else [v])]
+    for k in cfg.primitive_starts:
+        named[f"primitive_starts.{k}"] = [k, *cfg.start_sources(k)]
     for where, names in named.items():
         unknown = [n for n in names if n not in cfg.primitives]
         if unknown:

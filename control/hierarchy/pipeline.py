@@ -90,8 +90,7 @@ def start_states_path(cfg: HierarchyConfig, name: str) -> Path:
 def record_starts(cfg: HierarchyConfig, name: str, episodes: int = 10) -> Path:
     """Train the primitives that `name` starts from (`primitive_starts`), then record their running states,
     unless a file newer than each of their checkpoints is already there."""
-    sources = cfg.primitive_starts[name]
-    sources = [sources] if isinstance(sources, str) else list(sources)
+    sources = cfg.start_sources(name)
     for source in sources:
         train_primitive(cfg, source)
     path = start_states_path(cfg, name)

@@ -19,14 +19,15 @@ class NoRunningStates(RuntimeError):
 
 SKIP_STEPS = 50  # the run-up: states before this step of an episode are not yet running
 EVERY = 4  # keep every 4th step (neighbouring steps are nearly the same state)
+FALLING_STEPS = 20  # a falling episode's last steps, left out (already falling)
 
 
 def record_running_states(
     env: gym.Env, policy: Policy, episodes: int, seed: int, max_steps: int = 400
 ) -> tuple[np.ndarray, np.ndarray]:
     """`qpos` and `qvel` of `policy`'s greedy episodes in `env` (seeds `seed`, `seed + 1`, ...): every `EVERY`-th
-    step from step `SKIP_STEPS` to the episode's end or `max_steps`; a falling episode's last 20 steps are left
-    out (already falling)."""
+    step from step `SKIP_STEPS` to the episode's end or `max_steps`; a falling episode's last `FALLING_STEPS`
+    steps are left out."""
     raw = env.unwrapped
     qpos, qvel = [], []
     for k in range(episodes):
@@ -35,7 +36,8 @@ def record_running_states(
         for t in range(max_steps):
             obs, _, terminated, truncated, _ = env.step(policy.act(obs))
             if terminated:
-                kept_p, kept_v = kept_p[:-5], kept_v[:-5]  # 5 kept rows = the last 20 steps
+                drop = FALLING_STEPS // EVERY  # the kept rows of the last FALLING_STEPS steps
+                kept_p, kept_v = kept_p[:-drop], kept_v[:-drop]
                 break
             if truncated:
                 break
