@@ -107,11 +107,15 @@ def switch_curves(cfg, out: Path) -> None:
 
 
 def primitive_table(cfg, episodes: int) -> dict[str, dict]:
-    """Each primitive's greedy success in its own env (and how the other episodes ended), with its PPO steps."""
+    """Each primitive's greedy success in its own env (and how the other episodes ended), with its PPO steps; a
+    refined primitive (`primitive_refine`) also with its own run's before the refinement (`base`)."""
     table = {}
     for name, env_id in cfg.primitives.items():
         result = run_success(env_id, cfg.primitive_dir(name), episodes)
         table[name] = {"env": env_id, **{k: v for k, v in result.as_dict().items() if k != "lengths"}}
+        if name in cfg.primitive_refine:
+            base = run_success(env_id, cfg.base_primitive_dir(name), episodes)
+            table[name]["base"] = {k: v for k, v in base.as_dict().items() if k != "lengths"}
         print(json.dumps({"primitive": name, **table[name]}))
     return table
 

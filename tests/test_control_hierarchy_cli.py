@@ -127,6 +127,8 @@ def test_primitive_starts_and_init_must_name_the_tasks_primitives(tmp_path):
     assert patrol.primitive_starts == {"balance": ["forward", "backward"]}
     assert (patrol.transition.steps, patrol.switch.episodes) == (204_800, 600)  # Patrol's longer transitions
     assert load_config("hurdle").transition.steps == 81_920  # the other Walker tasks keep theirs
+    assert patrol.refine_spec("forward").sources == patrol.refine_spec("backward").sources == ["balance"]
+    assert load_config("hurdle").primitive_refine == {}  # no balance to set off from
     with pytest.raises(ConfigError, match="primitive_starts.balance: 'jump' is not a primitive of patrol"):
         load_config("patrol", primitive_starts={"balance": ["forward", "jump"]})
     config = tmp_path / "init.yaml"

@@ -210,14 +210,15 @@ def test_balance_pays_for_standing_still():
     assert capped[2.0] - faster > 0.05  # and slowing down still pays
 
 
-def test_balance_starts_from_recorded_states(tmp_path):
-    env, raw = make("Walker2dBalance-v0")
+@pytest.mark.parametrize("env_id", ["Walker2dBalance-v0", "Walker2dForward-v0", "Walker2dBackward-v0"])
+def test_walker_primitives_start_from_recorded_states(tmp_path, env_id):
+    env, raw = make(env_id)
     env.reset(seed=0)
     qpos = np.tile(raw.init_qpos, (3, 1))
     qvel = np.zeros((3, 9))
     qpos[:, 0], qvel[:, 0] = [4.0, 7.0, -2.0], [2.5, -3.0, 3.5]  # x is moved to 0; the speeds are kept
     np.savez(tmp_path / "starts.npz", qpos=qpos, qvel=qvel)
-    env, raw = make("Walker2dBalance-v0", start_states=str(tmp_path / "starts.npz"), start_prob=0.5)
+    env, raw = make(env_id, start_states=str(tmp_path / "starts.npz"), start_prob=0.5)
     speeds, xs = [], []
     for seed in range(200):
         env.reset(seed=seed)
@@ -226,15 +227,15 @@ def test_balance_starts_from_recorded_states(tmp_path):
     recorded = np.isin(np.round(speeds, 6), [2.5, -3.0, 3.5])
     assert (np.asarray(xs)[recorded] == 0.0).all()  # recorded starts are moved to x = 0
     assert 70 <= recorded.sum() <= 130 and len(set(np.round(np.asarray(speeds)[recorded], 6))) == 3
-    env, raw = make("Walker2dBalance-v0", start_states=str(tmp_path / "starts.npz"), start_prob=0.0)
+    env, raw = make(env_id, start_states=str(tmp_path / "starts.npz"), start_prob=0.0)
     for seed in range(20):
         env.reset(seed=seed)
         assert abs(raw.data.qvel[0]) < 2.2  # standing starts only
     np.savez(tmp_path / "bad.npz", qpos=qpos[:, :5], qvel=qvel[:, :5])
     with pytest.raises(ValueError, match="bad.npz"):
-        make("Walker2dBalance-v0", start_states=str(tmp_path / "bad.npz"))
+        make(env_id, start_states=str(tmp_path / "bad.npz"))
     with pytest.raises(ValueError, match="start_prob"):
-        make("Walker2dBalance-v0", start_prob=1.5)
+        make(env_id, start_prob=1.5)
 
 
 def test_primitives_succeed_as_documented():

@@ -5,7 +5,9 @@ random generators, episode statistics in progress, the reward normaliser's runni
 from __future__ import annotations
 
 import io
+import json
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -126,3 +128,69 @@ def test_a_warm_started_primitive_begins_as_its_source_and_then_trains(tmp_path)
     summary = train(target, ResumableEnvs())
     assert summary["global_step"] == 512  # counted from the warm start
     assert not torch.equal(weights(tmp_path / "jump")["actor.0.weight"], start["actor.0.weight"])
+
+
+def test_a_refined_primitive_trains_on_from_its_own_run_and_the_task_uses_it(tmp_path):
+    """`primitive_refine`: Forward goes on from its trained weights in a run of its own, its episodes starting
+    from Backward's recorded states; the task (initiation set, policies) uses the refinement, other primitives'
+    training the primitive's own run; a rerun trains nothing again."""
+    from control.hierarchy.config import load_config
+    from control.hierarchy.pipeline import load_primitives, run_stage
+
+    tiny = {"num_steps": 256, "update_epochs": 2, "eval_episodes": 1, "compile": "off", "quiet": True}
+    cfg = load_config(
+        "patrol",
+        root=str(tmp_path),
+        primitive_steps={"forward": 512, "backward": 512, "balance": 256},
+        primitive_starts={},
+        primitive_env_kwargs={},
+        # Backward barely trained: it acts ~0, so its walker stays up long enough to have states to record
+        primitive_ppo={"forward": tiny, "backward": {**tiny, "learning_rate": 1e-7}, "balance": tiny},
+        primitive_refine={"forward": {"from": "backward", "steps": 768, "start_prob": 1.0}},
+        expert_episodes=2,
+    )
+    results = run_stage(cfg, "primitives", workers=2)
+    assert [r["primitive"] for r in results] == ["forward", "backward", "balance"]
+    base, refined = tmp_path / "primitives" / "forward", tmp_path / "primitives" / "forward-refined"
+    assert cfg.primitive_dir("forward") == refined and cfg.base_primitive_dir("forward") == base
+    assert cfg.primitive_dir("backward") == tmp_path / "primitives" / "backward"
+    recorded = json.loads((refined / "config.json").read_text())
+    assert recorded["env_kwargs"]["start_states"] == str(
+        tmp_path / "primitives" / "forward-refine-starts.npz"
+    )
+    assert recorded["env_kwargs"]["start_prob"] == 1.0 and recorded["total_steps"] == 768
+    assert json.loads((refined / "summary.json").read_text())["global_step"] == 768  # its own steps
+    with np.load(tmp_path / "primitives" / "forward-refine-starts.npz") as states:
+        assert states["qpos"].shape[0] > 0 and states["qpos"].shape[1:] == (9,)
+    assert (refined / "initiation.npz").is_file() and not (base / "initiation.npz").is_file()
+    assert not torch.equal(
+        weights(refined)["actor.0.weight"], weights(base)["actor.0.weight"]
+    )  # it trained on
+    env = gym.make("Hierarchy/Walker2dPatrol-v0")
+    assert load_primitives(cfg, env, ["forward"])["forward"].global_step == 768  # the refinement
+    stamps = {p: p.stat().st_mtime_ns for p in (refined / "checkpoint.pt", base / "checkpoint.pt")}
+    run_stage(cfg, "primitives", workers=1)
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # finished runs are not trained again
+
+
+def test_primitive_refine_entries_are_checked_where_they_are_loaded():
+    from control.hierarchy.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="primitive_refine.forward: 'jump' is not a primitive of patrol"):
+        load_config("patrol", primitive_refine={"forward": {"from": ["jump"], "steps": 10}})
+    with pytest.raises(ConfigError, match="primitive_refine.forward: 'balance' is refined itself"):
+        load_config(
+            "patrol",
+            primitive_refine={
+                "forward": {"from": "balance", "steps": 10},
+                "balance": {"from": "backward", "steps": 10},
+            },
+        )
+    with pytest.raises(ConfigError, match="primitive_refine.forward: unknown key 'step'"):
+        load_config("patrol", primitive_refine={"forward": {"from": "balance", "steps": 10, "step": 1}})
+    with pytest.raises(
+        ConfigError, match="primitive_refine.forward: expected a mapping with 'from' and 'steps'"
+    ):
+        load_config("patrol", primitive_refine={"forward": "balance"})
+    with pytest.raises(ConfigError, match="start_prob in"):
+        load_config("patrol", primitive_refine={"forward": {"from": "balance", "steps": 10, "start_prob": 2}})

@@ -44,6 +44,15 @@ class TransitionSettings:
     checkpoint_every: int = field(default=20_480, metadata={"help": "Steps between checkpoints."})
 
 
+@dataclass(frozen=True)
+class Refinement:
+    """One entry of `primitive_refine`, read from its mapping (`HierarchyConfig.refine_spec`)."""
+
+    sources: list[str]
+    steps: int
+    start_prob: float = 0.5
+
+
 @dataclass
 class HierarchyConfig:
     """A compositional task, its primitives, and the settings of every stage."""
@@ -88,6 +97,16 @@ class HierarchyConfig:
             "kwargs (ours: Balance from Forward and Backward, so it learns to stop from a run)."
         },
     )
+    primitive_refine: dict = field(
+        default_factory=dict,
+        metadata={
+            "help": "Primitive name -> {from: [primitives], steps: N, start_prob: p}: after its own training its "
+            "PPO goes on for N env steps in a run of its own (primitives/<name>-refined/, which the task uses), "
+            "with probability p of an episode starting from the states the `from` primitives end in, recorded "
+            "from their greedy episodes started as their training starts them (ours, Patrol: Forward and "
+            "Backward from Balance's stops, which they must set off from after a balance phase)."
+        },
+    )
     scripted_primitives: bool = field(
         default=False,
         metadata={"help": "Toy task only: hand-written primitives instead of PPO-trained ones."},
@@ -126,11 +145,38 @@ class HierarchyConfig:
         sources = self.primitive_starts.get(name, [])
         return [sources] if isinstance(sources, str) else list(sources)
 
+    def refine_spec(self, name: str) -> Refinement:
+        """`primitive_refine[name]` as a `Refinement` (ConfigError naming the entry if it is malformed)."""
+        where, entry = f"primitive_refine.{name}", self.primitive_refine[name]
+        if not isinstance(entry, dict) or "from" not in entry or "steps" not in entry:
+            raise ConfigError(
+                f"{where}: expected a mapping with 'from' and 'steps' (and 'start_prob'), got {entry!r}"
+            )
+        unknown = sorted(set(entry) - {"from", "steps", "start_prob"})
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known: from, steps, start_prob")
+        sources = [entry["from"]] if isinstance(entry["from"], str) else list(entry["from"])
+        try:
+            steps, prob = int(entry["steps"]), float(entry.get("start_prob", 0.5))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{where}: steps must be an integer and start_prob a number ({exc})") from exc
+        if steps < 1 or not 0.0 <= prob <= 1.0 or not sources:
+            raise ConfigError(
+                f"{where}: expected steps >= 1, start_prob in [0, 1] and at least one 'from' primitive"
+            )
+        return Refinement(sources, steps, prob)
+
     def task_dir(self, seed: int) -> Path:
         return Path(self.root) / self.task / f"s{seed}"
 
-    def primitive_dir(self, name: str) -> Path:
+    def base_primitive_dir(self, name: str) -> Path:
+        """The primitive's own PPO run (what other primitives' training starts from)."""
         return Path(self.root) / "primitives" / name
+
+    def primitive_dir(self, name: str) -> Path:
+        """The run the tasks use: the primitive's refinement where `primitive_refine` names it, else its own."""
+        suffix = "-refined" if name in self.primitive_refine else ""
+        return Path(self.root) / "primitives" / f"{name}{suffix}"
 
     def transition_dir(self, seed: int, pair: tuple[str, str]) -> Path:
         return self.task_dir(seed) / "transitions" / f"{pair[0]}-{pair[1]}"
@@ -211,6 +257,10 @@ def preset(task: str) -> HierarchyConfig:
         # four transitions that must stop a run or start one: longer training measured 1.25 -> 1.81 (BENCHMARKS)
         cfg.transition = dataclasses.replace(cfg.transition, steps=204_800)
         cfg.switch = dataclasses.replace(cfg.switch, episodes=600)
+        # after a balance phase Forward and Backward must set off from a stop: they train on from Balance's
+        # (switching at once, 3 seeds: 1.19 against 0.98 for the same training without those starts; BENCHMARKS)
+        refine = {"from": ["balance"], "steps": 500_000, "start_prob": 0.5}
+        cfg.primitive_refine = {"forward": dict(refine), "backward": dict(refine)}
         return cfg
     if task == "hurdle":
         pairs = [["forward", "jump"], ["jump", "forward"]]
@@ -317,13 +367,22 @@ def load_config(task: str, path: str | None = None, **overrides: Any) -> Hierarc
 
 
 def _check_primitive_names(cfg: HierarchyConfig) -> None:
-    """Every primitive that `primitive_init` and `primitive_starts` name is one of the task's."""
+    """Every primitive that `primitive_init`, `primitive_starts` and `primitive_refine` name is one of the task's,
+    and a refinement starts from primitives that are not refined themselves."""
     named = {f"primitive_init.{k}": [k, v] for k, v in cfg.primitive_init.items()}
     for k in cfg.primitive_starts:
         named[f"primitive_starts.{k}"] = [k, *cfg.start_sources(k)]
+    for k in cfg.primitive_refine:
+        named[f"primitive_refine.{k}"] = [k, *cfg.refine_spec(k).sources]
     for where, names in named.items():
         unknown = [n for n in names if n not in cfg.primitives]
         if unknown:
             raise ConfigError(
                 f"{where}: {unknown[0]!r} is not a primitive of {cfg.task} ({', '.join(cfg.primitives)})"
+            )
+    for k in cfg.primitive_refine:
+        refined = [n for n in cfg.refine_spec(k).sources if n in cfg.primitive_refine]
+        if refined:
+            raise ConfigError(
+                f"primitive_refine.{k}: {refined[0]!r} is refined itself; refine from unrefined primitives"
             )

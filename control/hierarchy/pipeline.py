@@ -62,45 +62,85 @@ def task_env(cfg: HierarchyConfig) -> gym.Env:
 
 # --- 1. primitives ---
 def train_primitive(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
-    """PPO on the primitive's own env (the same as `python -m control train --env <id> --out-dir <dir>`), then
-    its initiation set."""
-
-    out, steps = cfg.primitive_dir(name), int(cfg.primitive_steps[name])
-    train_cfg, hooks = primitive_train_config(cfg, name), ResumableEnvs()
-    if cfg.scripted_primitives or (_finished(out, steps) and not recorded_otherwise(train_cfg, hooks)):
-        return collect_expert(cfg, name)
-    source = cfg.primitive_init.get(name)
-    if source and not (out / "checkpoint.pt").is_file():
-        train_primitive(cfg, source)
-        warm_start(cfg.primitive_dir(source), train_cfg)
-    if name in cfg.primitive_starts:
-        record_starts(cfg, name)
-    train_run(train_cfg, hooks, cfg.overwrite)
-    expert = out / "initiation.npz"
-    if expert.is_file() and expert.stat().st_mtime < (out / "checkpoint.pt").stat().st_mtime:
-        expert.unlink()  # collected from the primitive before this training went on
+    """PPO on the primitive's own env (the same as `python -m control train --env <id> --out-dir <dir>`), its
+    refinement where `primitive_refine` asks for one, then its initiation set."""
+    if not cfg.scripted_primitives:
+        train_base(cfg, name)
+        if name in cfg.primitive_refine:
+            refine_primitive(cfg, name)
     return collect_expert(cfg, name)
 
 
-def start_states_path(cfg: HierarchyConfig, name: str) -> Path:
-    """Where the running states that primitive `name`'s training starts from are kept (`primitive_starts`)."""
-    return cfg.primitive_dir(name).with_name(f"{name}-starts.npz")
+def train_base(cfg: HierarchyConfig, name: str) -> Path:
+    """The primitive's own PPO run (`primitives/<name>/`), after the primitive its weights start from
+    (`primitive_init`) and the states its episodes start from (`primitive_starts`) are there."""
+    out, steps = cfg.base_primitive_dir(name), int(cfg.primitive_steps[name])
+    train_cfg, hooks = primitive_train_config(cfg, name), ResumableEnvs()
+    if _finished(out, steps) and not recorded_otherwise(train_cfg, hooks):
+        return out
+    source = cfg.primitive_init.get(name)
+    if source and not (out / "checkpoint.pt").is_file():
+        train_base(cfg, source)
+        warm_start(cfg.base_primitive_dir(source), train_cfg)
+    if name in cfg.primitive_starts:
+        record_starts(cfg, name)
+    train_run(train_cfg, hooks, cfg.overwrite)
+    return out
 
 
-def record_starts(cfg: HierarchyConfig, name: str, episodes: int = 10) -> Path:
-    """Train the primitives that `name` starts from (`primitive_starts`), then record their running states,
+def refine_primitive(cfg: HierarchyConfig, name: str) -> Path:
+    """`primitive_refine`: PPO goes on from the trained primitive's weights in a run of its own
+    (`primitives/<name>-refined/`), its episodes starting from the states the named primitives end in."""
+    spec = cfg.refine_spec(name)
+    out = cfg.primitive_dir(name)
+    train_cfg, hooks = refine_train_config(cfg, name), ResumableEnvs()
+    if _finished(out, spec.steps) and not recorded_otherwise(train_cfg, hooks):
+        return out
+    record_states(cfg, start_states_path(cfg, name, refined=True), spec.sources, f"primitive_refine.{name}")
+    if not (out / "checkpoint.pt").is_file():
+        warm_start(cfg.base_primitive_dir(name), train_cfg)
+    train_run(train_cfg, hooks, cfg.overwrite)
+    return out
+
+
+def start_states_path(cfg: HierarchyConfig, name: str, refined: bool = False) -> Path:
+    """Where the states that primitive `name`'s training starts from are kept (`primitive_starts`; with
+    `refined`, those of its refinement, `primitive_refine`)."""
+    stem = f"{name}-refine-starts" if refined else f"{name}-starts"
+    return cfg.base_primitive_dir(name).with_name(f"{stem}.npz")
+
+
+def record_starts(cfg: HierarchyConfig, name: str) -> Path:
+    """The running states of the primitives that `name` starts from (`primitive_starts`)."""
+    return record_states(
+        cfg, start_states_path(cfg, name), cfg.start_sources(name), f"primitive_starts.{name}"
+    )
+
+
+def _recording_env(cfg: HierarchyConfig, source: str) -> gym.Env:
+    """The env a source primitive's states are recorded in: its own, every episode started as its training
+    starts them where it has `primitive_starts` (Balance from a run: the stops it comes to)."""
+    if source in cfg.primitive_starts:
+        return gym.make(
+            cfg.primitives[source], start_states=str(start_states_path(cfg, source)), start_prob=1.0
+        )
+    return gym.make(cfg.primitives[source])
+
+
+def record_states(
+    cfg: HierarchyConfig, path: Path, sources: list[str], where: str, episodes: int = 10
+) -> Path:
+    """Train the primitives `sources`, then record their greedy states into `path` (`record_running_states`),
     unless a file newer than each of their checkpoints is already there."""
-    sources = cfg.start_sources(name)
     for source in sources:
-        train_primitive(cfg, source)
-    path = start_states_path(cfg, name)
-    newest = max((cfg.primitive_dir(s) / "checkpoint.pt").stat().st_mtime for s in sources)
+        train_base(cfg, source)
+    newest = max((cfg.base_primitive_dir(s) / "checkpoint.pt").stat().st_mtime for s in sources)
     if path.is_file() and path.stat().st_mtime >= newest:
         return path
     qpos, qvel = [], []
     for i, source in enumerate(sources):
-        env = gym.make(cfg.primitives[source])
-        policy = load_primitives(cfg, env, [source])[source]
+        env = _recording_env(cfg, source)
+        policy = RunPolicy(cfg.base_primitive_dir(source), env.observation_space, env.action_space)
         p, v = record_running_states(env, policy, episodes, cfg.primitive_seed + 700 + 100 * i)
         env.close()
         qpos.append(p)
@@ -108,8 +148,8 @@ def record_starts(cfg: HierarchyConfig, name: str, episodes: int = 10) -> Path:
     qpos, qvel = np.concatenate(qpos), np.concatenate(qvel)
     if not len(qpos):
         raise NoRunningStates(
-            f"primitive_starts.{name}: {', '.join(sources)} fell early in every recorded episode, so there are no "
-            "running states to start from; train them longer"
+            f"{where}: {', '.join(sources)} fell early in every recorded episode, so there are no "
+            "states to start from; train them longer"
         )
     save_states(path, qpos, qvel)
     return path
@@ -127,15 +167,39 @@ def primitive_train_config(cfg: HierarchyConfig, name: str) -> TrainConfig:
         "env_kwargs": env_kwargs,
         "seed": cfg.primitive_seed,
         "total_steps": steps,
-        "out_dir": str(cfg.primitive_dir(name)),
+        "out_dir": str(cfg.base_primitive_dir(name)),
         "eval_every": max(steps // 5, 1),
         "checkpoint_every": max(steps // 20, 1),
     }
     return TrainConfig(**{**settings, **cfg.primitive_ppo.get(name, {})})
 
 
+def refine_train_config(cfg: HierarchyConfig, name: str) -> TrainConfig:
+    """The refinement's PPO run: the primitive's own settings, `steps` long, in `primitives/<name>-refined/`, its
+    episodes starting from the recorded states with probability `start_prob`."""
+    spec, base = cfg.refine_spec(name), primitive_train_config(cfg, name)
+    env_kwargs = {
+        **base.env_kwargs,
+        "start_states": str(start_states_path(cfg, name, refined=True)),
+        "start_prob": spec.start_prob,
+    }
+    return dataclasses.replace(
+        base,
+        env_kwargs=env_kwargs,
+        total_steps=spec.steps,
+        out_dir=str(cfg.primitive_dir(name)),
+        eval_every=max(spec.steps // 5, 1),
+        checkpoint_every=max(spec.steps // 20, 1),
+    )
+
+
 def collect_expert(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
+    """The primitive's initiation set (`primitives/<name>/initiation.npz`, or its refinement's), collected
+    again when the primitive trained on after it."""
     path = cfg.primitive_dir(name) / "initiation.npz"
+    checkpoint = path.with_name("checkpoint.pt")
+    if path.is_file() and checkpoint.is_file() and path.stat().st_mtime < checkpoint.stat().st_mtime:
+        path.unlink()  # collected from the primitive before its training went on
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
         env = gym.make(cfg.primitives[name])
@@ -352,25 +416,30 @@ def run_stage(
     if stage == "primitives":
         if workers == 1 and backend == "local":
             return [train_primitive(cfg, name) for name in cfg.primitives]
-        # in two waves: primitives that start from another primitive's weights or states after the others
+        # in waves: the primitives' own runs, those that start from another primitive's weights or states after
+        # the others; then the refinements (which start from the states of trained primitives) and the sets
         later = set(cfg.primitive_init) | set(cfg.primitive_starts)  # they need other primitives trained
-        waves = [[n for n in cfg.primitives if n not in later]]
-        waves.append([n for n in cfg.primitives if n in later])
-        results = []
-        for wave in waves:
-            jobs = [{"cfg_dict": _as_dict(cfg), "name": name} for name in wave]
-            results += map_jobs(_primitive_job, jobs, workers, backend, ray_address) if jobs else []
-        return results
+        for wave in (
+            [n for n in cfg.primitives if n not in later],
+            [n for n in cfg.primitives if n in later],
+        ):
+            jobs = [{"cfg_dict": _as_dict(cfg), "name": name, "base_only": True} for name in wave]
+            if jobs:
+                map_jobs(_primitive_job, jobs, workers, backend, ray_address)
+        jobs = [{"cfg_dict": _as_dict(cfg), "name": name, "base_only": False} for name in cfg.primitives]
+        return map_jobs(_primitive_job, jobs, workers, backend, ray_address)
     if workers == 1 and backend == "local":
         return [_stage_job(_as_dict(cfg), stage, seed) for seed in cfg.seeds]
     jobs = [{"cfg_dict": _as_dict(cfg), "stage": stage, "seed": int(s)} for s in cfg.seeds]
     return map_jobs(_stage_job, jobs, workers, backend, ray_address)
 
 
-def _primitive_job(cfg_dict: dict[str, Any], name: str) -> dict[str, Any]:
+def _primitive_job(cfg_dict: dict[str, Any], name: str, base_only: bool = False) -> dict[str, Any]:
     from control.hierarchy.config import load_config
 
     cfg = load_config(cfg_dict["task"], None, **{k: v for k, v in cfg_dict.items() if k != "task"})
+    if base_only and not cfg.scripted_primitives:
+        return {"primitive": name, "run": str(train_base(cfg, name))}
     return train_primitive(cfg, name)
 
 

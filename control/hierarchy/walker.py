@@ -385,12 +385,37 @@ class WalkerCourseEnv(Walker2dEnv):
 
 # --- primitives ---
 class WalkerForward(WalkerCourseEnv):
-    """Walk forward for 1000 steps without falling (success: still up at the time limit)."""
+    """Walk forward for 1000 steps without falling (success: still up at the time limit).
+
+    `start_states` (ours, for training): an .npz of walker states (`qpos`, `qvel`, one row each; the pipeline
+    records them from other primitives' greedy episodes, `primitive_starts`); with probability `start_prob` an
+    episode starts from one of them (x moved to 0) instead of the reset pose: the states a task hands the
+    primitive over in (Balance: a run to stop; Forward and Backward: a stop to set off from)."""
 
     primitive = "forward"
 
-    def __init__(self, **kwargs: Any):
+    def __init__(self, start_states: str | None = None, start_prob: float = 0.5, **kwargs: Any):
+        if not 0.0 <= start_prob <= 1.0:
+            raise ValueError(f"start_prob must be in [0, 1], not {start_prob}")
+        self.start_prob, self.start_qpos, self.start_qvel = start_prob, None, None
+        if start_states is not None:
+            with np.load(start_states, allow_pickle=False) as states:
+                self.start_qpos, self.start_qvel = np.asarray(states["qpos"]), np.asarray(states["qvel"])
         super().__init__(max_subtasks=0, **kwargs)
+        if self.start_qpos is not None and (
+            self.start_qpos.shape[1:] != (self.model.nq,) or self.start_qvel.shape != self.start_qpos.shape
+        ):
+            raise ValueError(f"{start_states}: qpos and qvel must be (N, {self.model.nq}) arrays")
+
+    def reset_model(self) -> np.ndarray:
+        obs = super().reset_model()
+        if self.start_qpos is not None and self.np_random.random() < self.start_prob:
+            i = int(self.np_random.integers(len(self.start_qpos)))
+            qpos = self.start_qpos[i].copy()
+            qpos[0] = 0.0
+            self.set_state(qpos, self.start_qvel[i])
+            obs = self._get_obs()
+        return obs
 
 
 class WalkerBackward(WalkerForward):
@@ -511,41 +536,16 @@ class WalkerCrawl(WalkerCourseEnv):
         self._add("ceiling", self.np_random.uniform(*self.ceiling_range))
 
 
-class WalkerBalance(WalkerCourseEnv):
+class WalkerBalance(WalkerForward):
     """Stand still for 1000 steps without falling (success: still up at the time limit). Lee et al.'s Balance:
     reward -|v| instead of velocity tracking, height term x 0.5, no foot term; 10 random steps at reset.
-
-    `start_states` (ours, for training): an .npz of walker states (`qpos`, `qvel`, one row each; the pipeline
-    records them from the Forward and Backward primitives running); with probability `start_prob` an episode
-    starts from one of them (x moved to 0) instead of standing, so Balance also learns to come to a stop from a
-    run, as it must when a task hands over to it."""
+    `start_states` as Forward's (the pipeline's: Forward's and Backward's running states), so that Balance also
+    learns to come to a stop from a run, as it must when a task hands over to it."""
 
     primitive = "balance"
 
-    def __init__(
-        self, random_steps: int = 10, start_states: str | None = None, start_prob: float = 0.5, **kwargs: Any
-    ):
-        if not 0.0 <= start_prob <= 1.0:
-            raise ValueError(f"start_prob must be in [0, 1], not {start_prob}")
-        self.start_prob, self.start_qpos, self.start_qvel = start_prob, None, None
-        if start_states is not None:
-            with np.load(start_states, allow_pickle=False) as states:
-                self.start_qpos, self.start_qvel = np.asarray(states["qpos"]), np.asarray(states["qvel"])
-        super().__init__(max_subtasks=0, random_steps=random_steps, **kwargs)
-        if self.start_qpos is not None and (
-            self.start_qpos.shape[1:] != (self.model.nq,) or self.start_qvel.shape != self.start_qpos.shape
-        ):
-            raise ValueError(f"{start_states}: qpos and qvel must be (N, {self.model.nq}) arrays")
-
-    def reset_model(self) -> np.ndarray:
-        obs = super().reset_model()
-        if self.start_qpos is not None and self.np_random.random() < self.start_prob:
-            i = int(self.np_random.integers(len(self.start_qpos)))
-            qpos = self.start_qpos[i].copy()
-            qpos[0] = 0.0
-            self.set_state(qpos, self.start_qvel[i])
-            obs = self._get_obs()
-        return obs
+    def __init__(self, random_steps: int = 10, **kwargs: Any):
+        super().__init__(random_steps=random_steps, **kwargs)
 
 
 # --- compositional tasks ---
