@@ -184,6 +184,7 @@ def main() -> None:
         summary["paper"], summary["seconds"] = PAPER[task], time.perf_counter() - t0
         summary["budget"] = {
             "primitive_steps": cfg.primitive_steps,
+            **({"primitive_refine": cfg.primitive_refine} if cfg.primitive_refine else {}),
             "transition_steps": cfg.transition.steps,
             "switch_episodes": cfg.switch.episodes,
             "eval_episodes": cfg.eval_episodes,

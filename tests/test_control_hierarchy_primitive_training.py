@@ -4,6 +4,7 @@ random generators, episode statistics in progress, the reward normaliser's runni
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 
@@ -13,6 +14,7 @@ import pytest
 import torch
 
 import control  # noqa: F401  (registers the Hierarchy/ ids)
+from align.run_state import ConfigChanged
 from control.config import TrainConfig
 from control.hierarchy.resumable import ResumableEnvs
 from control.hooks import LoopHooks
@@ -171,6 +173,16 @@ def test_a_refined_primitive_trains_on_from_its_own_run_and_the_task_uses_it(tmp
     stamps = {p: p.stat().st_mtime_ns for p in (refined / "checkpoint.pt", base / "checkpoint.pt")}
     run_stage(cfg, "primitives", workers=1)
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # finished runs are not trained again
+    assert json.loads((refined / "refined_from.json").read_text()) == {"base_global_step": 512}
+
+    # Forward's own run trains on: its refinement began from an older Forward, refused until --overwrite,
+    # which refines the new Forward again (from its weights, not from scratch)
+    longer = dataclasses.replace(cfg, primitive_steps={**cfg.primitive_steps, "forward": 768})
+    with pytest.raises(ConfigChanged, match="base_global_step: 512 -> 768"):
+        run_stage(longer, "primitives", workers=1)
+    run_stage(dataclasses.replace(longer, overwrite=True), "primitives", workers=1)
+    assert json.loads((refined / "refined_from.json").read_text()) == {"base_global_step": 768}
+    assert json.loads((refined / "summary.json").read_text())["global_step"] == 768
 
 
 def test_primitive_refine_entries_are_checked_where_they_are_loaded():
@@ -192,5 +204,15 @@ def test_primitive_refine_entries_are_checked_where_they_are_loaded():
         ConfigError, match="primitive_refine.forward: expected a mapping with 'from' and 'steps'"
     ):
         load_config("patrol", primitive_refine={"forward": "balance"})
+    with pytest.raises(
+        ConfigError, match="primitive_refine.forward.from: expected a primitive's name or a list"
+    ):
+        load_config("patrol", primitive_refine={"forward": {"from": [["balance"]], "steps": 10}})
+    with pytest.raises(ConfigError, match="primitive_refine: expected a mapping"):
+        load_config("patrol", primitive_refine=["forward"])
+    with pytest.raises(ConfigError, match="'jump' .* cannot start from recorded states"):
+        load_config("hurdle", primitive_refine={"jump": {"from": "forward", "steps": 10}})
+    with pytest.raises(ConfigError, match="primitive_refine.park: scripted primitives"):
+        load_config("toy", primitive_refine={"park": {"from": "dash", "steps": 10}})
     with pytest.raises(ConfigError, match="start_prob in"):
         load_config("patrol", primitive_refine={"forward": {"from": "balance", "steps": 10, "start_prob": 2}})

@@ -134,3 +134,24 @@ def test_a_finished_run_with_other_settings_is_retrained_only_with_overwrite(tmp
     assert _files(tmp_path / "forward") == before
     assert train_run(other, LoopHooks(), overwrite=True)["global_step"] == 256
     assert not recorded_otherwise(other, LoopHooks())
+
+
+def test_a_root_recorded_before_primitive_refine_resumes_unless_the_task_refines(tmp_path):
+    """Fields added later are left out of the record while empty: an older root of a task that does not refine
+    resumes; Patrol, whose presets refine Forward and Backward, is refused (its primitives change)."""
+    from align.run_state import ConfigChanged
+    from control.hierarchy.config import load_config
+    from control.hierarchy.task_record import open_task_record
+
+    for task in ("hurdle", "patrol"):
+        cfg = load_config(task, root=str(tmp_path))
+        old = dataclasses.asdict(cfg)
+        del old["primitive_refine"]  # what a root started before the field existed recorded
+        folder = tmp_path / task
+        folder.mkdir()
+        (folder / "run_state.json").write_text(json.dumps({"config": old, "done": [], "results": {}}))
+        if task == "hurdle":
+            open_task_record(cfg)  # resumes
+        else:
+            with pytest.raises(ConfigChanged, match="primitive_refine.forward.from"):
+                open_task_record(cfg)

@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
+import inspect
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import yaml
 
 from control.hierarchy.airl import AIRLSettings
@@ -155,7 +158,11 @@ class HierarchyConfig:
         unknown = sorted(set(entry) - {"from", "steps", "start_prob"})
         if unknown:
             raise ConfigError(f"{where}: unknown key {unknown[0]!r}; known: from, steps, start_prob")
-        sources = [entry["from"]] if isinstance(entry["from"], str) else list(entry["from"])
+        sources = [entry["from"]] if isinstance(entry["from"], str) else entry["from"]
+        if not isinstance(sources, list) or not all(isinstance(n, str) for n in sources):
+            raise ConfigError(
+                f"{where}.from: expected a primitive's name or a list of names, got {entry['from']!r}"
+            )
         try:
             steps, prob = int(entry["steps"]), float(entry.get("start_prob", 0.5))
         except (TypeError, ValueError) as exc:
@@ -366,9 +373,54 @@ def load_config(task: str, path: str | None = None, **overrides: Any) -> Hierarc
     return cfg
 
 
+def _env_class(env_id: str) -> type | None:
+    """The class behind a registered env id (None for an unknown id or a factory function)."""
+    try:
+        entry = gym.spec(env_id).entry_point
+    except gym.error.Error:
+        return None
+    if isinstance(entry, str):
+        module, _, name = entry.partition(":")
+        entry = getattr(importlib.import_module(module), name, None)
+    return entry if isinstance(entry, type) else None
+
+
+def _takes_start_states(env_id: str) -> bool:
+    """Whether the env's constructor (or a base class's) takes `start_states` (unknown envs: assumed to)."""
+    cls = _env_class(env_id)
+    if cls is None:
+        return True
+    return any(
+        "start_states" in inspect.signature(c.__init__).parameters
+        for c in cls.__mro__
+        if "__init__" in vars(c)
+    )
+
+
+def _check_start_states(cfg: HierarchyConfig, where: str, name: str, sources: list[str]) -> None:
+    """A primitive started from recorded states must take them (`start_states`), from envs of its own family."""
+    if cfg.scripted_primitives:
+        raise ConfigError(
+            f"{where}: scripted primitives are not trained, so they cannot start from recorded states"
+        )
+    env_id = cfg.primitives[name]
+    if not _takes_start_states(env_id):
+        raise ConfigError(f"{where}: {name!r} ({env_id}) cannot start from recorded states (no start_states)")
+    family = _env_class(env_id)
+    for source in sources:
+        other = _env_class(cfg.primitives[source])
+        if family is not None and other is not None and other.__module__ != family.__module__:
+            raise ConfigError(f"{where}: {source!r}'s states ({cfg.primitives[source]}) do not fit {env_id}")
+
+
 def _check_primitive_names(cfg: HierarchyConfig) -> None:
     """Every primitive that `primitive_init`, `primitive_starts` and `primitive_refine` name is one of the task's,
-    and a refinement starts from primitives that are not refined themselves."""
+    a refinement starts from primitives that are not refined themselves, and primitives started from recorded
+    states can take them."""
+    if not isinstance(cfg.primitive_refine, dict):
+        raise ConfigError(
+            f"primitive_refine: expected a mapping of primitive names, got {cfg.primitive_refine!r}"
+        )
     named = {f"primitive_init.{k}": [k, v] for k, v in cfg.primitive_init.items()}
     for k in cfg.primitive_starts:
         named[f"primitive_starts.{k}"] = [k, *cfg.start_sources(k)]
@@ -386,3 +438,7 @@ def _check_primitive_names(cfg: HierarchyConfig) -> None:
             raise ConfigError(
                 f"primitive_refine.{k}: {refined[0]!r} is refined itself; refine from unrefined primitives"
             )
+    for k in cfg.primitive_starts:
+        _check_start_states(cfg, f"primitive_starts.{k}", k, cfg.start_sources(k))
+    for k in cfg.primitive_refine:
+        _check_start_states(cfg, f"primitive_refine.{k}", k, cfg.refine_spec(k).sources)

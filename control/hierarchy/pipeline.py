@@ -1,7 +1,8 @@
 """The stages of a hierarchical task, each resumable from its run folders under `cfg.root`:
 
 1. `primitives`: each primitive trained with our PPO (`control.train`, a normal run folder
-   `primitives/<name>/`), then its initiation set collected (`primitives/<name>/initiation.npz`).
+   `primitives/<name>/`), refined where `primitive_refine` asks (`primitives/<name>-refined/`, a run that goes on
+   from its weights), then its initiation set collected (`initiation.npz` in the run the task uses).
 2. `transitions`: per seed, hand-over snapshots of the task (`<task>/s<seed>/transitions/starts-<i>-<j>.json`)
    and one AIRL transition policy per pair (`<task>/s<seed>/transitions/<i>-<j>/`, a control run folder).
 3. `switch`: per seed and pair, the Double-DQN switch (`<task>/s<seed>/switches/<i>-<j>/`).
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,7 @@ import gymnasium as gym
 import numpy as np
 
 from align.progress import Progress
+from align.run_state import ConfigChanged, ConfigDifference
 from control.config import TrainConfig
 from control.hierarchy.airl import AIRLHooks, ExpertData
 from control.hierarchy.config import HierarchyConfig
@@ -41,9 +44,11 @@ from control.hierarchy.switch import SwitchFeatures, load_switch, train_switch
 from control.hierarchy.task_record import recorded_otherwise, train_run
 from control.hierarchy.transition_env import load_snapshots, save_snapshots
 from control.hierarchy.warm_start import warm_start
+from control.run import load_checkpoint
 from control.sweep import map_jobs
 
 EVAL_SEED = 10**6
+REFINED_FROM = "refined_from.json"  # the step of the primitive's own run that a refinement began from
 
 
 def _finished(run: Path, steps: int) -> bool:
@@ -76,8 +81,11 @@ def train_base(cfg: HierarchyConfig, name: str) -> Path:
     (`primitive_init`) and the states its episodes start from (`primitive_starts`) are there."""
     out, steps = cfg.base_primitive_dir(name), int(cfg.primitive_steps[name])
     train_cfg, hooks = primitive_train_config(cfg, name), ResumableEnvs()
-    if _finished(out, steps) and not recorded_otherwise(train_cfg, hooks):
+    changed = recorded_otherwise(train_cfg, hooks)
+    if _finished(out, steps) and not changed:
         return out
+    if changed and cfg.overwrite:
+        shutil.rmtree(out)  # before the warm start, which a run started over must begin from again
     source = cfg.primitive_init.get(name)
     if source and not (out / "checkpoint.pt").is_file():
         train_base(cfg, source)
@@ -94,11 +102,25 @@ def refine_primitive(cfg: HierarchyConfig, name: str) -> Path:
     spec = cfg.refine_spec(name)
     out = cfg.primitive_dir(name)
     train_cfg, hooks = refine_train_config(cfg, name), ResumableEnvs()
-    if _finished(out, spec.steps) and not recorded_otherwise(train_cfg, hooks):
+    base_step = {
+        "base_global_step": int(
+            load_checkpoint(cfg.base_primitive_dir(name) / "checkpoint.pt")["global_step"]
+        )
+    }
+    marker = out / REFINED_FROM
+    begun = json.loads(marker.read_text()) if marker.is_file() else None
+    changed = recorded_otherwise(train_cfg, hooks) or (begun is not None and begun != base_step)
+    if _finished(out, spec.steps) and not changed:
         return out
+    if changed and cfg.overwrite:
+        shutil.rmtree(out)  # before the warm start, which a run started over must begin from again
+    elif begun is not None and begun != base_step:  # the primitive trained on after its refinement began
+        differences = [ConfigDifference(k, begun.get(k), v) for k, v in base_step.items()]
+        raise ConfigChanged(out, differences, "--overwrite")
     record_states(cfg, start_states_path(cfg, name, refined=True), spec.sources, f"primitive_refine.{name}")
     if not (out / "checkpoint.pt").is_file():
         warm_start(cfg.base_primitive_dir(name), train_cfg)
+        marker.write_text(json.dumps(base_step))
     train_run(train_cfg, hooks, cfg.overwrite)
     return out
 
@@ -118,8 +140,8 @@ def record_starts(cfg: HierarchyConfig, name: str) -> Path:
 
 
 def _recording_env(cfg: HierarchyConfig, source: str) -> gym.Env:
-    """The env a source primitive's states are recorded in: its own, every episode started as its training
-    starts them where it has `primitive_starts` (Balance from a run: the stops it comes to)."""
+    """The env a source primitive's states are recorded in: its own, every episode started from its own
+    recorded starts where it has `primitive_starts` (Balance from a run: the stops it comes to)."""
     if source in cfg.primitive_starts:
         return gym.make(
             cfg.primitives[source], start_states=str(start_states_path(cfg, source)), start_prob=1.0

@@ -18,6 +18,9 @@ from control.hierarchy.config import HierarchyConfig
 
 RECORD = "run_state.json"
 NOT_RESULT_CHANGING = ("root", "seeds", "eval_episodes", "fixed_handover_steps", "overwrite")
+# fields added after roots were recorded: left out of the record while they are empty, so an older root whose
+# task does not use them resumes
+ADDED_LATER = ("primitive_refine",)
 
 
 def task_folder(cfg: HierarchyConfig) -> Path:
@@ -27,9 +30,13 @@ def task_folder(cfg: HierarchyConfig) -> Path:
 def open_task_record(cfg: HierarchyConfig, write: bool = True) -> RunRecord:
     """Check (and at the first start write) the task's record; raises `ConfigChanged` for other settings
     unless `cfg.overwrite`, which empties the task's folder first. `write=False` only checks (the report)."""
+    settings = dataclasses.asdict(cfg)
+    for name in ADDED_LATER:
+        if not settings[name]:
+            del settings[name]
     return RunRecord.open(
         task_folder(cfg),
-        dataclasses.asdict(cfg),
+        settings,
         name=RECORD,
         ignore=NOT_RESULT_CHANGING,
         start_over="--overwrite",

@@ -1,0 +1,128 @@
+"""Walker primitives after a stop (issue 24): do Forward and Backward set off from the states Balance comes to rest
+in, and where do Patrol episodes end when the primitives switch at once?
+
+`set-off`: greedy episodes of a Forward or Backward run started from a states file (`primitive_refine`'s
+`<name>-refine-starts.npz`, or one recorded here with `record`), counted as set off when the walker is 2 m on in
+its direction after 400 steps, and as falls; beside it the run's success in its own plain env (30 episodes).
+`record`: Balance's greedy states started from Forward's and Backward's running states (its training starts),
+with other episode seeds than the pipeline's, so that `set-off` is measured on states no refinement trained on.
+`trace`: Patrol episodes switching at once with a root's primitives: which primitive was in charge when each
+ended, after how many subtasks, and whether the walker had moved more than 1 m in that phase.
+
+    python benchmarks/walker_set_off.py record --root runs/hier --out runs/hier/balance-stops-eval.npz
+    python benchmarks/walker_set_off.py set-off --run runs/hier/primitives/forward-refined --primitive forward \
+        --states runs/hier/balance-stops-eval.npz
+    python benchmarks/walker_set_off.py trace --root runs/hier --episodes 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+import control.hierarchy  # noqa: F401  (registers the Hierarchy/ ids)
+from control.hierarchy.config import load_config
+from control.hierarchy.pipeline import load_primitives, start_states_path
+from control.hierarchy.policies import RunPolicy
+from control.hierarchy.primitive_eval import run_success
+from control.hierarchy.start_states import record_running_states, save_states
+
+SET_OFF_METRES, SET_OFF_STEPS = 2.0, 400
+ENV_IDS = {"forward": "Hierarchy/Walker2dForward-v0", "backward": "Hierarchy/Walker2dBackward-v0"}
+
+
+def record_stops(root: str, out: Path, episodes: int, seed: int) -> dict:
+    """Balance's greedy states (from step 50 of each episode), its episodes started from the root's recorded
+    running states of Forward and Backward."""
+    cfg = load_config("patrol", None, root=root)
+    env = gym.make(
+        "Hierarchy/Walker2dBalance-v0", start_states=str(start_states_path(cfg, "balance")), start_prob=1.0
+    )
+    policy = RunPolicy(cfg.base_primitive_dir("balance"), env.observation_space, env.action_space)
+    qpos, qvel = record_running_states(env, policy, episodes, seed, max_steps=300)
+    save_states(out, qpos, qvel)
+    return {"states": len(qpos), "median_speed": float(np.median(np.abs(qvel[:, 0]))), "file": str(out)}
+
+
+def set_off(run: str, primitive: str, states: str, episodes: int, seed: int) -> dict:
+    """How many of `episodes` greedy episodes from `states` get 2 m on within 400 steps, and how many fall."""
+    env = gym.make(ENV_IDS[primitive], start_states=states, start_prob=1.0)
+    policy = RunPolicy(Path(run), env.observation_space, env.action_space)
+    sign = 1.0 if primitive == "forward" else -1.0
+    moved, falls = [], 0
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        x0 = float(env.unwrapped.data.qpos[0])
+        for _ in range(SET_OFF_STEPS):
+            obs, _, terminated, _, _ = env.step(policy.act(obs))
+            if terminated:
+                falls += 1
+                break
+        moved.append(sign * (float(env.unwrapped.data.qpos[0]) - x0))
+    env.close()
+    plain = run_success(ENV_IDS[primitive], run, 30)
+    return {
+        "run": run,
+        "episodes": episodes,
+        "set_off": int((np.asarray(moved) > SET_OFF_METRES).sum()),
+        "falls": falls,
+        "median_metres": float(np.median(moved)),
+        "plain_successes_of_30": plain.successes,
+        "plain_falls": plain.falls,
+        "steps_trained": plain.steps_trained,
+    }
+
+
+def trace(root: str, episodes: int, seed: int) -> dict:
+    """Where Patrol episodes switching at once end: (subtasks, primitive in charge, fall or not, moved or still)."""
+    cfg = load_config("patrol", None, root=root)
+    env = gym.make(cfg.task_env, **cfg.task_kwargs)
+    primitives = load_primitives(cfg, env)
+    ends: collections.Counter = collections.Counter()
+    for k in range(episodes):
+        obs, info = env.reset(seed=seed + k)
+        current, phase_x = info["primitive"], float(env.unwrapped.data.qpos[0])
+        terminated = False
+        for _ in range(20_000):
+            if info["primitive"] != current:
+                current, phase_x = info["primitive"], float(env.unwrapped.data.qpos[0])
+            obs, _, terminated, truncated, info = env.step(primitives[current].act(obs))
+            if terminated or truncated:
+                break
+        moved = abs(float(env.unwrapped.data.qpos[0]) - phase_x) > 1.0
+        key = f"{info['subtasks']} subtasks, {current}, {'fall' if terminated else 'end'}, {'moved' if moved else 'still'}"
+        ends[key] += 1
+    env.close()
+    return dict(sorted(ends.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=["record", "set-off", "trace"])
+    parser.add_argument("--root", default="runs/hierarchy")
+    parser.add_argument("--out", default=None, help="record: the states file to write.")
+    parser.add_argument("--run", default=None, help="set-off: the Forward or Backward run folder.")
+    parser.add_argument("--primitive", choices=sorted(ENV_IDS), default="forward")
+    parser.add_argument("--states", default=None, help="set-off: the states file to start from.")
+    parser.add_argument("--episodes", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=40_000)
+    args = parser.parse_args()
+    if args.what == "record":
+        out = Path(args.out or Path(args.root) / "balance-stops-eval.npz")
+        result = record_stops(args.root, out, max(args.episodes, 1), args.seed)
+    elif args.what == "set-off":
+        if not (args.run and args.states):
+            parser.error("set-off needs --run and --states")
+        result = set_off(args.run, args.primitive, args.states, args.episodes, args.seed)
+    else:
+        result = trace(args.root, args.episodes, args.seed)
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
