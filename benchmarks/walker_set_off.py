@@ -6,8 +6,9 @@ in, and where do Patrol episodes end when the primitives switch at once?
 its direction after 400 steps, and as falls; beside it the run's success in its own plain env (30 episodes).
 `record`: Balance's greedy states started from Forward's and Backward's running states (its training starts),
 with other episode seeds than the pipeline's, so that `set-off` is measured on states no refinement trained on.
-`trace`: Patrol episodes switching at once with a root's primitives: which primitive was in charge when each
-ended, after how many subtasks, and whether the walker had moved more than 1 m in that phase.
+`trace`: Patrol episodes with a root's primitives (and a seed's transitions and switches for `--mode fixed` or
+`dqn`): after how many subtasks and which hand-over each ended, by a fall or the time limit, and whether the
+walker had moved more than 1 m since that hand-over.
 
     python benchmarks/walker_set_off.py record --root runs/hier --out runs/hier/balance-stops-eval.npz
     python benchmarks/walker_set_off.py set-off --run runs/hier/primitives/forward-refined --primitive forward \
@@ -27,12 +28,14 @@ import numpy as np
 
 import control.hierarchy  # noqa: F401  (registers the Hierarchy/ ids)
 from control.hierarchy.config import load_config
-from control.hierarchy.pipeline import load_primitives, start_states_path
+from control.hierarchy.controller import run_episode
+from control.hierarchy.pipeline import composition_for_seed, start_states_path
 from control.hierarchy.policies import RunPolicy
 from control.hierarchy.primitive_eval import run_success
 from control.hierarchy.start_states import record_running_states, save_states
 
 SET_OFF_METRES, SET_OFF_STEPS = 2.0, 400
+FALLEN_HEIGHT = 0.8  # torso height below which a Walker episode ended by a fall
 ENV_IDS = {"forward": "Hierarchy/Walker2dForward-v0", "backward": "Hierarchy/Walker2dBackward-v0"}
 
 
@@ -78,27 +81,26 @@ def set_off(run: str, primitive: str, states: str, episodes: int, seed: int) -> 
     }
 
 
-def trace(root: str, episodes: int, seed: int) -> dict:
-    """Where Patrol episodes switching at once end: (subtasks, primitive in charge, fall or not, moved or still)."""
+def trace(root: str, episodes: int, seed: int, mode: str = "none", task_seed: int = 1) -> dict:
+    """Where Patrol episodes end with the root's primitives and, for `fixed`/`dqn`, seed `task_seed`'s transitions
+    and switches: (subtasks, the last hand-over, fall or time limit, moved more than 1 m since it or not)."""
     cfg = load_config("patrol", None, root=root)
     env = gym.make(cfg.task_env, **cfg.task_kwargs)
-    primitives = load_primitives(cfg, env)
+    comp = composition_for_seed(cfg, task_seed, env)
     ends: collections.Counter = collections.Counter()
     for k in range(episodes):
-        obs, info = env.reset(seed=seed + k)
-        current, phase_x = info["primitive"], float(env.unwrapped.data.qpos[0])
-        terminated = False
-        for _ in range(20_000):
-            if info["primitive"] != current:
-                current, phase_x = info["primitive"], float(env.unwrapped.data.qpos[0])
-            obs, _, terminated, truncated, info = env.step(primitives[current].act(obs))
-            if terminated or truncated:
-                break
-        moved = abs(float(env.unwrapped.data.qpos[0]) - phase_x) > 1.0
-        key = f"{info['subtasks']} subtasks, {current}, {'fall' if terminated else 'end'}, {'moved' if moved else 'still'}"
-        ends[key] += 1
+        last: dict = {"pair": "start", "x": 0.0}
+
+        def seen(pair, env_at, last=last) -> None:
+            last["pair"], last["x"] = "->".join(pair), float(env_at.unwrapped.data.qpos[0])
+
+        result = run_episode(env, comp, mode, seed + k, on_handover=seen)
+        fell = float(env.unwrapped.data.qpos[1]) < FALLEN_HEIGHT  # else the leg's time ran out (or all done)
+        moved = abs(float(env.unwrapped.data.qpos[0]) - last["x"]) > 1.0
+        key = f"{result.subtasks} subtasks, after {last['pair']}, {'fall' if fell else 'up'}, "
+        ends[key + ("moved" if moved else "still")] += 1
     env.close()
-    return dict(sorted(ends.items()))
+    return {"mode": mode, "task_seed": task_seed, "ends": dict(sorted(ends.items()))}
 
 
 def main() -> None:
@@ -111,6 +113,10 @@ def main() -> None:
     parser.add_argument("--states", default=None, help="set-off: the states file to start from.")
     parser.add_argument("--episodes", type=int, default=30)
     parser.add_argument("--seed", type=int, default=40_000)
+    parser.add_argument(
+        "--mode", choices=["none", "fixed", "dqn"], default="none", help="trace: the hand-over."
+    )
+    parser.add_argument("--task-seed", type=int, default=1, help="trace: whose transitions and switches.")
     args = parser.parse_args()
     if args.what == "record":
         out = Path(args.out or Path(args.root) / "balance-stops-eval.npz")
@@ -120,7 +126,7 @@ def main() -> None:
             parser.error("set-off needs --run and --states")
         result = set_off(args.run, args.primitive, args.states, args.episodes, args.seed)
     else:
-        result = trace(args.root, args.episodes, args.seed)
+        result = trace(args.root, args.episodes, args.seed, args.mode, args.task_seed)
     print(json.dumps(result, indent=1))
 
 
