@@ -266,8 +266,8 @@ def preset(task: str) -> HierarchyConfig:
         cfg.transition = dataclasses.replace(cfg.transition, steps=204_800)
         cfg.switch = dataclasses.replace(cfg.switch, episodes=600)
         # after a balance phase Forward and Backward must set off from a stop: they train on from Balance's
-        # (switching at once, 3 seeds: 1.23 against 0.98 for the same training without those starts; with the
-        # transitions within the seed spread, 1.75 against 1.59; BENCHMARKS)
+        # (with the 1M-step Forward, switching at once, 3 seeds: 1.23 against 0.98 for the same training without
+        # those starts; with the transitions within the seed spread, 1.75 against 1.59; BENCHMARKS)
         refine = {"from": ["balance"], "steps": 500_000, "start_prob": 0.5}
         cfg.primitive_refine = {"forward": dict(refine), "backward": dict(refine)}
         return cfg
