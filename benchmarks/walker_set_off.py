@@ -29,7 +29,7 @@ import numpy as np
 import control.hierarchy  # noqa: F401  (registers the Hierarchy/ ids)
 from control.hierarchy.config import load_config
 from control.hierarchy.controller import run_episode
-from control.hierarchy.pipeline import composition_for_seed, start_states_path
+from control.hierarchy.pipeline import composition_for_seed, recording_env
 from control.hierarchy.policies import RunPolicy
 from control.hierarchy.primitive_eval import run_success
 from control.hierarchy.start_states import record_running_states, save_states
@@ -43,9 +43,9 @@ def record_stops(root: str, out: Path, episodes: int, seed: int) -> dict:
     """Balance's greedy states (from step 50 of each episode), its episodes started from the root's recorded
     running states of Forward and Backward."""
     cfg = load_config("patrol", None, root=root)
-    env = gym.make(
-        "Hierarchy/Walker2dBalance-v0", start_states=str(start_states_path(cfg, "balance")), start_prob=1.0
-    )
+    env = recording_env(
+        cfg, "balance"
+    )  # started from the root's recorded running states, as the pipeline does
     policy = RunPolicy(cfg.base_primitive_dir("balance"), env.observation_space, env.action_space)
     qpos, qvel = record_running_states(env, policy, episodes, seed, max_steps=300)
     save_states(out, qpos, qvel)

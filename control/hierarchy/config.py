@@ -387,9 +387,8 @@ def _env_class(env_id: str) -> type | None:
     return entry if isinstance(entry, type) else None
 
 
-def _takes_start_states(env_id: str) -> bool:
-    """Whether the env's constructor (or a base class's) takes `start_states` (unknown envs: assumed to)."""
-    cls = _env_class(env_id)
+def _takes_start_states(cls: type | None) -> bool:
+    """Whether the env class's constructor (or a base class's) takes `start_states` (unknown envs: assumed to)."""
     if cls is None:
         return True
     return any(
@@ -406,9 +405,9 @@ def _check_start_states(cfg: HierarchyConfig, where: str, name: str, sources: li
             f"{where}: scripted primitives are not trained, so they cannot start from recorded states"
         )
     env_id = cfg.primitives[name]
-    if not _takes_start_states(env_id):
-        raise ConfigError(f"{where}: {name!r} ({env_id}) cannot start from recorded states (no start_states)")
     family = _env_class(env_id)
+    if not _takes_start_states(family):
+        raise ConfigError(f"{where}: {name!r} ({env_id}) cannot start from recorded states (no start_states)")
     for source in sources:
         other = _env_class(cfg.primitives[source])
         if family is not None and other is not None and other.__module__ != family.__module__:
@@ -423,24 +422,25 @@ def _check_primitive_names(cfg: HierarchyConfig) -> None:
         raise ConfigError(
             f"primitive_refine: expected a mapping of primitive names, got {cfg.primitive_refine!r}"
         )
+    refine_sources = {k: cfg.refine_spec(k).sources for k in cfg.primitive_refine}
     named = {f"primitive_init.{k}": [k, v] for k, v in cfg.primitive_init.items()}
     for k in cfg.primitive_starts:
         named[f"primitive_starts.{k}"] = [k, *cfg.start_sources(k)]
-    for k in cfg.primitive_refine:
-        named[f"primitive_refine.{k}"] = [k, *cfg.refine_spec(k).sources]
+    for k, sources in refine_sources.items():
+        named[f"primitive_refine.{k}"] = [k, *sources]
     for where, names in named.items():
         unknown = [n for n in names if n not in cfg.primitives]
         if unknown:
             raise ConfigError(
                 f"{where}: {unknown[0]!r} is not a primitive of {cfg.task} ({', '.join(cfg.primitives)})"
             )
-    for k in cfg.primitive_refine:
-        refined = [n for n in cfg.refine_spec(k).sources if n in cfg.primitive_refine]
+    for k, sources in refine_sources.items():
+        refined = [n for n in sources if n in cfg.primitive_refine]
         if refined:
             raise ConfigError(
                 f"primitive_refine.{k}: {refined[0]!r} is refined itself; refine from unrefined primitives"
             )
     for k in cfg.primitive_starts:
         _check_start_states(cfg, f"primitive_starts.{k}", k, cfg.start_sources(k))
-    for k in cfg.primitive_refine:
-        _check_start_states(cfg, f"primitive_refine.{k}", k, cfg.refine_spec(k).sources)
+    for k, sources in refine_sources.items():
+        _check_start_states(cfg, f"primitive_refine.{k}", k, sources)

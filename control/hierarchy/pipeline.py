@@ -44,21 +44,26 @@ from control.hierarchy.switch import SwitchFeatures, load_switch, train_switch
 from control.hierarchy.task_record import recorded_otherwise, train_run
 from control.hierarchy.transition_env import load_snapshots, save_snapshots
 from control.hierarchy.warm_start import warm_start
-from control.run import load_checkpoint
 from control.sweep import map_jobs
 
 EVAL_SEED = 10**6
 REFINED_FROM = "refined_from.json"  # the step of the primitive's own run that a refinement began from
 
 
+def _global_step(run: Path) -> int:
+    """The step a run folder's training last finished at (its `summary.json`; 0 before any)."""
+    summary = run / "summary.json"
+    return int(json.loads(summary.read_text()).get("global_step", 0)) if summary.is_file() else 0
+
+
 def _finished(run: Path, steps: int) -> bool:
     """Whether the run folder holds a finished run of `steps` (the loop stops at a whole number of rollouts)."""
-    summary, config = run / "summary.json", run / "config.json"
-    if not (summary.is_file() and config.is_file()):
+    config = run / "config.json"
+    if not ((run / "summary.json").is_file() and config.is_file()):
         return False
     c = json.loads(config.read_text())
     batch = (c.get("num_envs") or 1) * (c.get("num_steps") or 1)
-    return json.loads(summary.read_text()).get("global_step", 0) >= max(1, steps // batch) * batch
+    return _global_step(run) >= max(1, steps // batch) * batch
 
 
 def task_env(cfg: HierarchyConfig) -> gym.Env:
@@ -102,19 +107,18 @@ def refine_primitive(cfg: HierarchyConfig, name: str) -> Path:
     spec = cfg.refine_spec(name)
     out = cfg.primitive_dir(name)
     train_cfg, hooks = refine_train_config(cfg, name), ResumableEnvs()
-    base_step = {
-        "base_global_step": int(
-            load_checkpoint(cfg.base_primitive_dir(name) / "checkpoint.pt")["global_step"]
-        )
-    }
+    base_step = {"base_global_step": _global_step(cfg.base_primitive_dir(name))}  # finished just before
     marker = out / REFINED_FROM
     begun = json.loads(marker.read_text()) if marker.is_file() else None
-    changed = recorded_otherwise(train_cfg, hooks) or (begun is not None and begun != base_step)
+    base_moved = (
+        begun is not None and begun != base_step
+    )  # the primitive trained on after its refinement began
+    changed = base_moved or recorded_otherwise(train_cfg, hooks)
     if _finished(out, spec.steps) and not changed:
         return out
     if changed and cfg.overwrite:
         shutil.rmtree(out)  # before the warm start, which a run started over must begin from again
-    elif begun is not None and begun != base_step:  # the primitive trained on after its refinement began
+    elif base_moved:
         differences = [ConfigDifference(k, begun.get(k), v) for k, v in base_step.items()]
         raise ConfigChanged(out, differences, "--overwrite")
     record_states(cfg, start_states_path(cfg, name, refined=True), spec.sources, f"primitive_refine.{name}")
@@ -139,7 +143,7 @@ def record_starts(cfg: HierarchyConfig, name: str) -> Path:
     )
 
 
-def _recording_env(cfg: HierarchyConfig, source: str) -> gym.Env:
+def recording_env(cfg: HierarchyConfig, source: str) -> gym.Env:
     """The env a source primitive's states are recorded in: its own, every episode started from its own
     recorded starts where it has `primitive_starts` (Balance from a run: the stops it comes to)."""
     if source in cfg.primitive_starts:
@@ -161,7 +165,7 @@ def record_states(
         return path
     qpos, qvel = [], []
     for i, source in enumerate(sources):
-        env = _recording_env(cfg, source)
+        env = recording_env(cfg, source)
         policy = RunPolicy(cfg.base_primitive_dir(source), env.observation_space, env.action_space)
         p, v = record_running_states(env, policy, episodes, cfg.primitive_seed + 700 + 100 * i)
         env.close()
