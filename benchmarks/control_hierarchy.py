@@ -108,7 +108,8 @@ def switch_curves(cfg, out: Path) -> None:
 
 def primitive_table(cfg, episodes: int) -> dict[str, dict]:
     """Each primitive's greedy success in its own env (and how the other episodes ended), with its PPO steps; a
-    refined primitive (`primitive_refine`) also with its own run's before the refinement (`base`)."""
+    refined primitive (`primitive_refine`) also with its own run's before the refinement (`base`), one chosen among
+    candidate runs (`primitive_candidates`) with every candidate's counts."""
     table = {}
     for name, env_id in cfg.primitives.items():
         result = run_success(env_id, cfg.primitive_dir(name), episodes)
@@ -116,6 +117,8 @@ def primitive_table(cfg, episodes: int) -> dict[str, dict]:
         if name in cfg.primitive_refine:
             base = run_success(env_id, cfg.base_primitive_dir(name), episodes)
             table[name]["base"] = {k: v for k, v in base.as_dict().items() if k != "lengths"}
+        if name in cfg.primitive_candidates:  # the counts the choice was made on (held-out seeds)
+            table[name]["candidates"] = json.loads(cfg.chosen_path(name).read_text())
         print(json.dumps({"primitive": name, **table[name]}))
     return table
 

@@ -216,3 +216,84 @@ def test_primitive_refine_entries_are_checked_where_they_are_loaded():
         load_config("toy", primitive_refine={"park": {"from": "dash", "steps": 10}})
     with pytest.raises(ConfigError, match="start_prob in"):
         load_config("patrol", primitive_refine={"forward": {"from": "balance", "steps": 10, "start_prob": 2}})
+
+
+def test_primitive_candidates_train_each_seed_and_the_task_uses_the_run_counted_best(tmp_path):
+    """`primitive_candidates`: Forward trained with seeds 1 and 2 (primitives/forward/, primitives/forward-seed2/),
+    each counted in its own env on held-out seeds, the run with the most successes chosen (ties: the earlier
+    seed); the refinement and the task start from the chosen run; a rerun trains and counts nothing again, and
+    other counts re-count without training."""
+    from control.hierarchy.config import load_config
+    from control.hierarchy.pipeline import CANDIDATE_SEED, run_stage
+    from control.hierarchy.primitive_eval import run_success
+
+    tiny = {"num_steps": 256, "update_epochs": 2, "eval_episodes": 1, "compile": "off", "quiet": True}
+    cfg = load_config(
+        "patrol",
+        root=str(tmp_path),
+        primitive_steps={"forward": 512, "backward": 512, "balance": 256},
+        primitive_starts={},
+        primitive_env_kwargs={},
+        primitive_ppo={"forward": tiny, "backward": {**tiny, "learning_rate": 1e-7}, "balance": tiny},
+        primitive_refine={"forward": {"from": "backward", "steps": 256, "start_prob": 1.0}},
+        primitive_candidates={"forward": 2},
+        candidate_episodes=3,
+        expert_episodes=2,
+    )
+    with pytest.raises(FileNotFoundError, match="forward-chosen.json: 'forward' is not chosen"):
+        cfg.base_primitive_dir("forward")
+    results = run_stage(cfg, "primitives", workers=2)
+    runs = {1: tmp_path / "primitives" / "forward", 2: tmp_path / "primitives" / "forward-seed2"}
+    for seed, run in runs.items():
+        assert json.loads((run / "config.json").read_text())["seed"] == seed
+        assert json.loads((run / "summary.json").read_text())["global_step"] == 512
+    assert not torch.equal(weights(runs[1])["actor.0.weight"], weights(runs[2])["actor.0.weight"])
+    chosen = json.loads((tmp_path / "primitives" / "forward-chosen.json").read_text())
+    assert [c["seed"] for c in chosen["candidates"]] == [1, 2] and chosen["episodes"] == 3
+    for counted in chosen["candidates"]:  # the counts are the runs' own greedy episodes on the held-out seeds
+        again = run_success("Hierarchy/Walker2dForward-v0", runs[counted["seed"]], 3, CANDIDATE_SEED)
+        assert (counted["successes"], counted["falls"], counted["mean_length"]) == (
+            again.successes,
+            again.falls,
+            again.mean_length,
+        )
+    successes = [c["successes"] for c in chosen["candidates"]]
+    assert chosen["chosen_seed"] == [1, 2][successes.index(max(successes))]
+    base = runs[chosen["chosen_seed"]]
+    assert cfg.base_primitive_dir("forward") == base
+    assert results[0]["chosen"]["chosen_seed"] == chosen["chosen_seed"]
+    refined = tmp_path / "primitives" / "forward-refined"
+    assert json.loads((refined / "refined_from.json").read_text()) == {
+        "base_global_step": 512,
+        "base_run": base.name,
+    }
+    assert json.loads((refined / "config.json").read_text())["seed"] == 1  # the primitive's own settings
+    assert cfg.candidate_dir("backward", 1) == cfg.primitive_dir("backward")  # one run: as before
+
+    files = [*(r / "checkpoint.pt" for r in runs.values()), tmp_path / "primitives" / "forward-chosen.json"]
+    stamps = {p: p.stat().st_mtime_ns for p in files}
+    run_stage(cfg, "primitives", workers=1)
+    assert {p: p.stat().st_mtime_ns for p in files} == stamps  # nothing trained or counted again
+    recount = dataclasses.replace(cfg, candidate_episodes=2)
+    run_stage(recount, "primitives", workers=1)
+    assert json.loads((tmp_path / "primitives" / "forward-chosen.json").read_text())["episodes"] == 2
+    assert {p: p.stat().st_mtime_ns for p in files[:2]} == {p: stamps[p] for p in files[:2]}
+
+
+def test_primitive_candidates_entries_are_checked_where_they_are_loaded():
+    from control.hierarchy.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="primitive_candidates.balanse: .*did you mean 'balance'"):
+        load_config("patrol", primitive_candidates={"balanse": 3})
+    for bad in (0, 2.5, "3", True):
+        with pytest.raises(ConfigError, match="primitive_candidates.balance: expected a whole number"):
+            load_config("patrol", primitive_candidates={"balance": bad})
+    with pytest.raises(ConfigError, match="primitive_candidates: expected a mapping"):
+        load_config("patrol", primitive_candidates=["balance"])
+    with pytest.raises(ConfigError, match="primitive_candidates.park: scripted primitives"):
+        load_config("toy", primitive_candidates={"park": 2})
+    with pytest.raises(ConfigError, match="candidate_episodes: expected a whole number >= 1"):
+        load_config("patrol", candidate_episodes=0)
+    cfg = load_config("hurdle", primitive_candidates={"jump": 3}, primitive_ppo={"jump": {"seed": 5}})
+    assert cfg.candidate_seeds("jump") == [5, 6, 7] and cfg.candidate_seeds("forward") == [1]
+    assert cfg.candidate_dir("jump", 5).name == "jump" and cfg.candidate_dir("jump", 7).name == "jump-seed7"

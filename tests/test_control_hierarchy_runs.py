@@ -137,7 +137,7 @@ def test_a_finished_run_with_other_settings_is_retrained_only_with_overwrite(tmp
 
 
 def test_a_root_recorded_before_primitive_refine_resumes_unless_the_task_refines(tmp_path):
-    """Fields added later are left out of the record while empty: an older root of a task that does not refine
+    """Fields added later are left out of the record while they hold their defaults: an older root of a task that does not refine
     resumes; Patrol, whose presets refine Forward and Backward, is refused (its primitives change)."""
     from align.run_state import ConfigChanged
     from control.hierarchy.config import load_config
@@ -146,7 +146,8 @@ def test_a_root_recorded_before_primitive_refine_resumes_unless_the_task_refines
     for task in ("hurdle", "patrol"):
         cfg = load_config(task, root=str(tmp_path))
         old = dataclasses.asdict(cfg)
-        del old["primitive_refine"]  # what a root started before the field existed recorded
+        for name in ("primitive_refine", "primitive_candidates", "candidate_episodes"):
+            del old[name]  # what a root started before the fields existed recorded
         folder = tmp_path / task
         folder.mkdir()
         (folder / "run_state.json").write_text(json.dumps({"config": old, "done": [], "results": {}}))

@@ -9,6 +9,7 @@ import dataclasses
 import difflib
 import importlib
 import inspect
+import json
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -110,6 +111,19 @@ class HierarchyConfig:
             "Backward from Balance's stops, which they must set off from after a balance phase)."
         },
     )
+    primitive_candidates: dict = field(
+        default_factory=dict,
+        metadata={
+            "help": "Primitive name -> N: its PPO is run N times (seeds s, s+1, ..., s its PPO seed) and the task "
+            "uses the run with the most greedy successes in `candidate_episodes` held-out episodes of the env its "
+            "states are recorded in (its own; Balance from the running states it trains from); ties go to the "
+            "earlier seed. Run s is primitives/<name>/, the others primitives/<name>-seed<k>/, the choice and "
+            "every run's counts primitives/<name>-chosen.json. Single runs differ more than most settings do."
+        },
+    )
+    candidate_episodes: int = field(
+        default=30, metadata={"help": "Greedy episodes per candidate run of `primitive_candidates`."}
+    )
     scripted_primitives: bool = field(
         default=False,
         metadata={"help": "Toy task only: hand-written primitives instead of PPO-trained ones."},
@@ -176,14 +190,37 @@ class HierarchyConfig:
     def task_dir(self, seed: int) -> Path:
         return Path(self.root) / self.task / f"s{seed}"
 
+    def candidate_seeds(self, name: str) -> list[int]:
+        """The PPO seeds of primitive `name`'s training runs: its own seed, and more with `primitive_candidates`."""
+        first = int(self.primitive_ppo.get(name, {}).get("seed", self.primitive_seed))
+        return [first + k for k in range(int(self.primitive_candidates.get(name, 1)))]
+
+    def candidate_dir(self, name: str, seed: int) -> Path:
+        """The run folder of primitive `name`'s training with `seed` (its first seed's: primitives/<name>/)."""
+        suffix = "" if seed == self.candidate_seeds(name)[0] else f"-seed{seed}"
+        return Path(self.root) / "primitives" / f"{name}{suffix}"
+
+    def chosen_path(self, name: str) -> Path:
+        """Where the choice among primitive `name`'s candidate runs is kept (`primitive_candidates`)."""
+        return Path(self.root) / "primitives" / f"{name}-chosen.json"
+
     def base_primitive_dir(self, name: str) -> Path:
-        """The primitive's own PPO run (what other primitives' training starts from)."""
-        return Path(self.root) / "primitives" / name
+        """The primitive's own PPO run (what other primitives' training starts from): with
+        `primitive_candidates`, the run chosen among them (FileNotFoundError before the choice is made)."""
+        if name not in self.primitive_candidates:
+            return self.candidate_dir(name, self.candidate_seeds(name)[0])
+        path = self.chosen_path(name)
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path}: {name!r} is not chosen among its candidate runs yet; run the primitives stage"
+            )
+        return self.candidate_dir(name, int(json.loads(path.read_text())["chosen_seed"]))
 
     def primitive_dir(self, name: str) -> Path:
         """The run the tasks use: the primitive's refinement where `primitive_refine` names it, else its own."""
-        suffix = "-refined" if name in self.primitive_refine else ""
-        return Path(self.root) / "primitives" / f"{name}{suffix}"
+        if name in self.primitive_refine:
+            return Path(self.root) / "primitives" / f"{name}-refined"
+        return self.base_primitive_dir(name)
 
     def transition_dir(self, seed: int, pair: tuple[str, str]) -> Path:
         return self.task_dir(seed) / "transitions" / f"{pair[0]}-{pair[1]}"
@@ -440,7 +477,32 @@ def _check_primitive_names(cfg: HierarchyConfig) -> None:
             raise ConfigError(
                 f"primitive_refine.{k}: {refined[0]!r} is refined itself; refine from unrefined primitives"
             )
+    _check_candidates(cfg)
     for k in cfg.primitive_starts:
         _check_start_states(cfg, f"primitive_starts.{k}", k, cfg.start_sources(k))
     for k, sources in refine_sources.items():
         _check_start_states(cfg, f"primitive_refine.{k}", k, sources)
+
+
+def _check_candidates(cfg: HierarchyConfig) -> None:
+    """`primitive_candidates`: a whole number >= 1 of runs per primitive of the task, for trained primitives."""
+    if not isinstance(cfg.primitive_candidates, dict):
+        raise ConfigError(
+            f"primitive_candidates: expected a mapping of primitive names to run counts, got "
+            f"{cfg.primitive_candidates!r}"
+        )
+    for name, count in cfg.primitive_candidates.items():
+        where = f"primitive_candidates.{name}"
+        if name not in cfg.primitives:
+            raise ConfigError(
+                f"{where}: {name!r} is not a primitive of {cfg.task} ({', '.join(cfg.primitives)})"
+                f"{did_you_mean(str(name), cfg.primitives)}"
+            )
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ConfigError(f"{where}: expected a whole number of runs >= 1, got {count!r}")
+        if cfg.scripted_primitives:
+            raise ConfigError(
+                f"{where}: scripted primitives are not trained, so there are no runs to choose from"
+            )
+    if cfg.candidate_episodes < 1:
+        raise ConfigError(f"candidate_episodes: expected a whole number >= 1, got {cfg.candidate_episodes}")

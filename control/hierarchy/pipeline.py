@@ -24,7 +24,7 @@ import gymnasium as gym
 import numpy as np
 
 from align.progress import Progress
-from align.run_state import ConfigChanged, ConfigDifference
+from align.run_state import ConfigChanged, ConfigDifference, write_json_atomic
 from control.config import TrainConfig
 from control.hierarchy.airl import AIRLHooks, ExpertData
 from control.hierarchy.config import HierarchyConfig
@@ -38,6 +38,7 @@ from control.hierarchy.controller import (
     run_episode,
 )
 from control.hierarchy.policies import Policy, RunPolicy
+from control.hierarchy.primitive_eval import primitive_success
 from control.hierarchy.resumable import ResumableEnvs
 from control.hierarchy.start_states import NoRunningStates, record_running_states, save_states
 from control.hierarchy.switch import SwitchFeatures, load_switch, train_switch
@@ -47,6 +48,7 @@ from control.hierarchy.warm_start import warm_start
 from control.sweep import map_jobs
 
 EVAL_SEED = 10**6
+CANDIDATE_SEED = 40_000  # episode seeds of the candidate runs' counts: apart from the benchmark's (20,000)
 REFINED_FROM = "refined_from.json"  # the step of the primitive's own run that a refinement began from
 
 
@@ -74,18 +76,31 @@ def task_env(cfg: HierarchyConfig) -> gym.Env:
 def train_primitive(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
     """PPO on the primitive's own env (the same as `python -m control train --env <id> --out-dir <dir>`), its
     refinement where `primitive_refine` asks for one, then its initiation set."""
+    chosen = {}
     if not cfg.scripted_primitives:
         train_base(cfg, name)
+        if name in cfg.primitive_candidates:
+            chosen = {"chosen": choose_candidate(cfg, name)}
         if name in cfg.primitive_refine:
             refine_primitive(cfg, name)
-    return collect_expert(cfg, name)
+    return {**collect_expert(cfg, name), **chosen}
 
 
 def train_base(cfg: HierarchyConfig, name: str) -> Path:
-    """The primitive's own PPO run (`primitives/<name>/`), after the primitive its weights start from
-    (`primitive_init`) and the states its episodes start from (`primitive_starts`) are there."""
-    out, steps = cfg.base_primitive_dir(name), int(cfg.primitive_steps[name])
-    train_cfg, hooks = primitive_train_config(cfg, name), ResumableEnvs()
+    """The primitive's own PPO run (`primitives/<name>/`), or with `primitive_candidates` each of its candidate
+    runs and then the choice among them; returns the run other primitives and the task start from."""
+    for seed in cfg.candidate_seeds(name):
+        train_candidate(cfg, name, seed)
+    if name in cfg.primitive_candidates:
+        choose_candidate(cfg, name)
+    return cfg.base_primitive_dir(name)
+
+
+def train_candidate(cfg: HierarchyConfig, name: str, seed: int) -> Path:
+    """One PPO run of the primitive (`cfg.candidate_dir(name, seed)`), after the primitive its weights start
+    from (`primitive_init`) and the states its episodes start from (`primitive_starts`) are there."""
+    out, steps = cfg.candidate_dir(name, seed), int(cfg.primitive_steps[name])
+    train_cfg, hooks = primitive_train_config(cfg, name, seed), ResumableEnvs()
     changed = recorded_otherwise(train_cfg, hooks)
     if _finished(out, steps) and not changed:
         return out
@@ -93,12 +108,52 @@ def train_base(cfg: HierarchyConfig, name: str) -> Path:
         shutil.rmtree(out)  # before the warm start, which a run started over must begin from again
     source = cfg.primitive_init.get(name)
     if source and not (out / "checkpoint.pt").is_file():
-        train_base(cfg, source)
-        warm_start(cfg.base_primitive_dir(source), train_cfg)
+        warm_start(train_base(cfg, source), train_cfg)
     if name in cfg.primitive_starts:
         record_starts(cfg, name)
     train_run(train_cfg, hooks, cfg.overwrite)
     return out
+
+
+def choose_candidate(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
+    """`primitive_candidates`: each finished candidate run's greedy successes in the env the primitive's states
+    are recorded in (`recording_env`), held-out episode seeds; the most successes wins, ties the earlier seed.
+    Kept in `cfg.chosen_path(name)`, counted again only when a candidate trained on or the candidates changed."""
+    path, runs = cfg.chosen_path(name), {s: cfg.candidate_dir(name, s) for s in cfg.candidate_seeds(name)}
+    if path.is_file():
+        kept = json.loads(path.read_text())
+        newest = max((run / "checkpoint.pt").stat().st_mtime for run in runs.values())
+        same = [c["seed"] for c in kept["candidates"]] == list(runs) and kept[
+            "episodes"
+        ] == cfg.candidate_episodes
+        if same and path.stat().st_mtime >= newest:
+            return kept
+    counts = []
+    for seed, run in runs.items():
+        env = recording_env(cfg, name)
+        policy = RunPolicy(run, env.observation_space, env.action_space)
+        result = primitive_success(env, policy, cfg.candidate_episodes, CANDIDATE_SEED)
+        env.close()
+        counts.append(
+            {
+                "seed": seed,
+                "run": run.name,
+                "global_step": policy.global_step,
+                **{
+                    k: getattr(result, k)
+                    for k in ("successes", "falls", "collisions", "timeouts", "mean_length")
+                },
+            }
+        )
+    best = max(counts, key=lambda c: c["successes"])  # the first of the best: the earlier seed
+    chosen = {
+        "chosen_seed": best["seed"],
+        "episodes": cfg.candidate_episodes,
+        "episode_seeds_from": CANDIDATE_SEED,
+        "candidates": counts,
+    }
+    write_json_atomic(path, chosen)
+    return chosen
 
 
 def refine_primitive(cfg: HierarchyConfig, name: str) -> Path:
@@ -107,7 +162,10 @@ def refine_primitive(cfg: HierarchyConfig, name: str) -> Path:
     spec = cfg.refine_spec(name)
     out = cfg.primitive_dir(name)
     train_cfg, hooks = refine_train_config(cfg, name), ResumableEnvs()
-    base_step = {"base_global_step": _global_step(cfg.base_primitive_dir(name))}  # finished just before
+    base = cfg.base_primitive_dir(name)
+    base_step = {"base_global_step": _global_step(base)}  # finished just before
+    if name in cfg.primitive_candidates:
+        base_step["base_run"] = base.name  # the candidate chosen
     marker = out / REFINED_FROM
     begun = json.loads(marker.read_text()) if marker.is_file() else None
     base_moved = (
@@ -133,7 +191,7 @@ def start_states_path(cfg: HierarchyConfig, name: str, refined: bool = False) ->
     """Where the states that primitive `name`'s training starts from are kept (`primitive_starts`; with
     `refined`, those of its refinement, `primitive_refine`)."""
     stem = f"{name}-refine-starts" if refined else f"{name}-starts"
-    return cfg.base_primitive_dir(name).with_name(f"{stem}.npz")
+    return Path(cfg.root) / "primitives" / f"{stem}.npz"
 
 
 def record_starts(cfg: HierarchyConfig, name: str) -> Path:
@@ -160,7 +218,9 @@ def record_states(
     unless a file newer than each of their checkpoints is already there."""
     for source in sources:
         train_base(cfg, source)
-    newest = max((cfg.base_primitive_dir(s) / "checkpoint.pt").stat().st_mtime for s in sources)
+    made = [cfg.base_primitive_dir(s) / "checkpoint.pt" for s in sources]
+    made += [cfg.chosen_path(s) for s in sources if s in cfg.primitive_candidates]  # another run chosen
+    newest = max(p.stat().st_mtime for p in made)
     if path.is_file() and path.stat().st_mtime >= newest:
         return path
     qpos, qvel = [], []
@@ -181,8 +241,10 @@ def record_states(
     return path
 
 
-def primitive_train_config(cfg: HierarchyConfig, name: str) -> TrainConfig:
-    """The PPO run of primitive `name`: what `python -m control train --env <its id> --out-dir <its dir>` runs."""
+def primitive_train_config(cfg: HierarchyConfig, name: str, seed: int | None = None) -> TrainConfig:
+    """The PPO run of primitive `name` (with `seed`, one of its candidate seeds; default its first): what
+    `python -m control train --env <its id> --seed <seed> --out-dir <its dir>` runs."""
+    seed = cfg.candidate_seeds(name)[0] if seed is None else seed
     steps = int(cfg.primitive_steps[name])
     env_kwargs = dict(cfg.primitive_env_kwargs.get(name, {}))
     if name in cfg.primitive_starts:
@@ -191,13 +253,12 @@ def primitive_train_config(cfg: HierarchyConfig, name: str) -> TrainConfig:
         "algo": "ppo",
         "env_id": cfg.primitives[name],
         "env_kwargs": env_kwargs,
-        "seed": cfg.primitive_seed,
         "total_steps": steps,
-        "out_dir": str(cfg.base_primitive_dir(name)),
+        "out_dir": str(cfg.candidate_dir(name, seed)),
         "eval_every": max(steps // 5, 1),
         "checkpoint_every": max(steps // 20, 1),
     }
-    return TrainConfig(**{**settings, **cfg.primitive_ppo.get(name, {})})
+    return TrainConfig(**{**settings, **cfg.primitive_ppo.get(name, {}), "seed": seed})
 
 
 def refine_train_config(cfg: HierarchyConfig, name: str) -> TrainConfig:
@@ -444,15 +505,25 @@ def run_stage(
             return [train_primitive(cfg, name) for name in cfg.primitives]
         # in waves: the primitives' own runs, those that start from another primitive's weights or states after
         # the others; then the refinements (which start from the states of trained primitives) and the sets
+        # (one job per candidate run; the states a wave's runs start from are recorded before its jobs, the
+        # choice among a primitive's candidates made after them, each in a job: the parent process never loads
+        # a policy, as torch in a parent that forks workers can deadlock them)
         later = set(cfg.primitive_init) | set(cfg.primitive_starts)  # they need other primitives trained
+        trained = not cfg.scripted_primitives
         for wave in (
             [n for n in cfg.primitives if n not in later],
             [n for n in cfg.primitives if n in later],
         ):
-            jobs = [{"cfg_dict": _as_dict(cfg), "name": name, "base_only": True} for name in wave]
-            if jobs:
-                map_jobs(_primitive_job, jobs, workers, backend, ray_address)
-        jobs = [{"cfg_dict": _as_dict(cfg), "name": name, "base_only": False} for name in cfg.primitives]
+            steps = (
+                [("starts", n, None) for n in wave if n in cfg.primitive_starts and trained],
+                [("candidate", n, seed) for n in wave for seed in cfg.candidate_seeds(n) if trained],
+                [("choose", n, None) for n in wave if n in cfg.primitive_candidates and trained],
+            )
+            for step in steps:
+                jobs = [{"cfg_dict": _as_dict(cfg), "name": n, "seed": s, "step": k} for k, n, s in step]
+                if jobs:
+                    map_jobs(_primitive_job, jobs, workers, backend, ray_address)
+        jobs = [{"cfg_dict": _as_dict(cfg), "name": name} for name in cfg.primitives]
         return map_jobs(_primitive_job, jobs, workers, backend, ray_address)
     if workers == 1 and backend == "local":
         return [_stage_job(_as_dict(cfg), stage, seed) for seed in cfg.seeds]
@@ -460,12 +531,20 @@ def run_stage(
     return map_jobs(_stage_job, jobs, workers, backend, ray_address)
 
 
-def _primitive_job(cfg_dict: dict[str, Any], name: str, base_only: bool = False) -> dict[str, Any]:
+def _primitive_job(
+    cfg_dict: dict[str, Any], name: str, seed: int | None = None, step: str = "all"
+) -> dict[str, Any]:
+    """One step of primitive `name`'s training: `starts` (record the states it starts from), `candidate` (its
+    run with `seed`), `choose` (among its candidates) or `all` (`train_primitive`: the rest of it)."""
     from control.hierarchy.config import load_config
 
     cfg = load_config(cfg_dict["task"], None, **{k: v for k, v in cfg_dict.items() if k != "task"})
-    if base_only and not cfg.scripted_primitives:
-        return {"primitive": name, "run": str(train_base(cfg, name))}
+    if step == "starts":
+        return {"primitive": name, "starts": str(record_starts(cfg, name))}
+    if step == "candidate":
+        return {"primitive": name, "seed": seed, "run": str(train_candidate(cfg, name, seed))}
+    if step == "choose":
+        return {"primitive": name, "chosen": choose_candidate(cfg, name)}
     return train_primitive(cfg, name)
 
 

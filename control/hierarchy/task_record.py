@@ -18,9 +18,9 @@ from control.hierarchy.config import HierarchyConfig
 
 RECORD = "run_state.json"
 NOT_RESULT_CHANGING = ("root", "seeds", "eval_episodes", "fixed_handover_steps", "overwrite")
-# fields added after roots were recorded: left out of the record while they are empty, so an older root whose
-# task does not use them resumes
-ADDED_LATER = ("primitive_refine",)
+# fields added after roots were recorded: left out of the record while they hold their defaults, so an older
+# root whose task does not use them resumes
+ADDED_LATER = ("primitive_refine", "primitive_candidates", "candidate_episodes")
 
 
 def task_folder(cfg: HierarchyConfig) -> Path:
@@ -31,8 +31,9 @@ def open_task_record(cfg: HierarchyConfig, write: bool = True) -> RunRecord:
     """Check (and at the first start write) the task's record; raises `ConfigChanged` for other settings
     unless `cfg.overwrite`, which empties the task's folder first. `write=False` only checks (the report)."""
     settings = dataclasses.asdict(cfg)
+    defaults = dataclasses.asdict(HierarchyConfig())
     for name in ADDED_LATER:
-        if not settings[name]:
+        if settings[name] == defaults[name]:
             del settings[name]
     return RunRecord.open(
         task_folder(cfg),
