@@ -39,10 +39,10 @@ FALLEN_HEIGHT = 0.8  # torso height below which a Walker episode ended by a fall
 ENV_IDS = {"forward": "Hierarchy/Walker2dForward-v0", "backward": "Hierarchy/Walker2dBackward-v0"}
 
 
-def record_stops(root: str, out: Path, episodes: int, seed: int) -> dict:
+def record_stops(root: str, out: Path, episodes: int, seed: int, config: str | None = None) -> dict:
     """Balance's greedy states (from step 50 of each episode), its episodes started from the root's recorded
     running states of Forward and Backward."""
-    cfg = load_config("patrol", None, root=root)
+    cfg = load_config("patrol", config, root=root)
     env = recording_env(
         cfg, "balance"
     )  # started from the root's recorded running states, as the pipeline does
@@ -81,10 +81,12 @@ def set_off(run: str, primitive: str, states: str, episodes: int, seed: int) -> 
     }
 
 
-def trace(root: str, episodes: int, seed: int, mode: str = "none", task_seed: int = 1) -> dict:
+def trace(
+    root: str, episodes: int, seed: int, mode: str = "none", task_seed: int = 1, config: str | None = None
+) -> dict:
     """Where Patrol episodes end with the root's primitives and, for `fixed`/`dqn`, seed `task_seed`'s transitions
     and switches: (subtasks, the last hand-over, fall or time limit, moved more than 1 m since it or not)."""
-    cfg = load_config("patrol", None, root=root)
+    cfg = load_config("patrol", config, root=root)
     env = gym.make(cfg.task_env, **cfg.task_kwargs)
     comp = composition_for_seed(cfg, task_seed, env)
     ends: collections.Counter = collections.Counter()
@@ -107,6 +109,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("what", choices=["record", "set-off", "trace"])
     parser.add_argument("--root", default="runs/hierarchy")
+    parser.add_argument(
+        "--config",
+        default=None,
+        help="The YAML the root's pipeline ran with (e.g. its primitive_candidates).",
+    )
     parser.add_argument("--out", default=None, help="record: the states file to write.")
     parser.add_argument("--run", default=None, help="set-off: the Forward or Backward run folder.")
     parser.add_argument("--primitive", choices=sorted(ENV_IDS), default="forward")
@@ -120,13 +127,13 @@ def main() -> None:
     args = parser.parse_args()
     if args.what == "record":
         out = Path(args.out or Path(args.root) / "balance-stops-eval.npz")
-        result = record_stops(args.root, out, max(args.episodes, 1), args.seed)
+        result = record_stops(args.root, out, max(args.episodes, 1), args.seed, args.config)
     elif args.what == "set-off":
         if not (args.run and args.states):
             parser.error("set-off needs --run and --states")
         result = set_off(args.run, args.primitive, args.states, args.episodes, args.seed)
     else:
-        result = trace(args.root, args.episodes, args.seed, args.mode, args.task_seed)
+        result = trace(args.root, args.episodes, args.seed, args.mode, args.task_seed, args.config)
     print(json.dumps(result, indent=1))
 
 

@@ -41,3 +41,22 @@ def test_a_stop_survives_pickling_with_its_fields():
     stop = pickle.loads(pickle.dumps(StopRequested(40, 100, "switch episode")))
     assert (stop.step, stop.total, stop.what) == (40, 100, "switch episode")
     assert str(stop) == "stopped at switch episode 40 of 100; rerun the same command to resume"
+
+
+def torch_threads() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+def test_each_local_job_uses_its_share_of_the_cores_in_torch():
+    """N workers with torch's default (every core each) oversubscribe the machine; a job gets `cpus_per_job`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(3)  # what forked workers would inherit
+    try:
+        assert map_jobs(torch_threads, [{}, {}], workers=2) == [1, 1]
+        assert map_jobs(torch_threads, [{}], workers=1, cpus_per_job=2) == [2]
+    finally:
+        torch.set_num_threads(before)
