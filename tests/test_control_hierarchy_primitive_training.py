@@ -236,7 +236,7 @@ def test_primitive_candidates_train_each_seed_and_the_task_uses_the_run_counted_
         primitive_env_kwargs={},
         primitive_ppo={"forward": tiny, "backward": {**tiny, "learning_rate": 1e-7}, "balance": tiny},
         primitive_refine={"forward": {"from": "backward", "steps": 256, "start_prob": 1.0}},
-        primitive_candidates={"forward": 2},
+        primitive_candidates={"forward": 2, "backward": 2},
         candidate_episodes=3,
         expert_episodes=2,
     )
@@ -263,10 +263,13 @@ def test_primitive_candidates_train_each_seed_and_the_task_uses_the_run_counted_
     assert cfg.base_primitive_dir("forward") == base
     assert results[0]["chosen"]["chosen_seed"] == chosen["chosen_seed"]
     refined = tmp_path / "primitives" / "forward-refined"
-    assert json.loads((refined / "refined_from.json").read_text()) == {
+    backward = json.loads((tmp_path / "primitives" / "backward-chosen.json").read_text())["chosen_seed"]
+    marker = {
         "base_global_step": 512,
         "base_run": base.name,
+        "backward_run": cfg.base_primitive_dir("backward").name,
     }
+    assert json.loads((refined / "refined_from.json").read_text()) == marker
     assert json.loads((refined / "config.json").read_text())["seed"] == 1  # the primitive's own settings
     assert cfg.candidate_dir("backward", 1) == cfg.primitive_dir("backward")  # one run: as before
 
@@ -278,6 +281,20 @@ def test_primitive_candidates_train_each_seed_and_the_task_uses_the_run_counted_
     run_stage(recount, "primitives", workers=1)
     assert json.loads((tmp_path / "primitives" / "forward-chosen.json").read_text())["episodes"] == 2
     assert {p: p.stat().st_mtime_ns for p in files[:2]} == {p: stamps[p] for p in files[:2]}
+
+    # another Backward chosen (here by hand): the refinement started from the other one's states is refused
+    # until --overwrite, which records its states and refines again
+    other = 3 - backward
+    path = tmp_path / "primitives" / "backward-chosen.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "chosen_seed": other}))
+    with pytest.raises(ConfigChanged, match="backward_run"):
+        run_stage(recount, "primitives", workers=1)
+    run_stage(dataclasses.replace(recount, overwrite=True), "primitives", workers=1)
+    again = json.loads((refined / "refined_from.json").read_text())
+    assert again["backward_run"] == cfg.candidate_dir("backward", other).name
+    with np.load(tmp_path / "primitives" / "forward-refine-starts.npz") as states:  # recorded again
+        assert states["qpos"].shape[0] > 0
+    assert (tmp_path / "primitives" / "forward-refine-starts.npz").stat().st_mtime >= path.stat().st_mtime
 
 
 def test_primitive_candidates_entries_are_checked_where_they_are_loaded():

@@ -162,15 +162,21 @@ def refine_primitive(cfg: HierarchyConfig, name: str) -> Path:
     spec = cfg.refine_spec(name)
     out = cfg.primitive_dir(name)
     train_cfg, hooks = refine_train_config(cfg, name), ResumableEnvs()
+    for source in spec.sources:
+        train_base(cfg, source)
     base = cfg.base_primitive_dir(name)
     base_step = {"base_global_step": _global_step(base)}  # finished just before
     if name in cfg.primitive_candidates:
         base_step["base_run"] = base.name  # the candidate chosen
+    for (
+        source
+    ) in spec.sources:  # the runs whose states it starts from, where they are chosen among candidates
+        if source in cfg.primitive_candidates:
+            base_step[f"{source}_run"] = cfg.base_primitive_dir(source).name
     marker = out / REFINED_FROM
     begun = json.loads(marker.read_text()) if marker.is_file() else None
-    base_moved = (
-        begun is not None and begun != base_step
-    )  # the primitive trained on after its refinement began
+    # the primitive trained on after its refinement began, or another run of it or of a source was chosen
+    base_moved = begun is not None and begun != base_step
     changed = base_moved or recorded_otherwise(train_cfg, hooks)
     if _finished(out, spec.steps) and not changed:
         return out
