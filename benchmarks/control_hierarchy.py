@@ -188,11 +188,16 @@ def main() -> None:
         summary["budget"] = {
             "primitive_steps": cfg.primitive_steps,
             **({"primitive_refine": cfg.primitive_refine} if cfg.primitive_refine else {}),
+            **({"primitive_candidates": cfg.primitive_candidates} if cfg.primitive_candidates else {}),
             "transition_steps": cfg.transition.steps,
             "switch_episodes": cfg.switch.episodes,
             "eval_episodes": cfg.eval_episodes,
         }
         summary["airl"] = dataclasses.asdict(cfg.airl)
+        if cfg.primitive_candidates:  # each candidate run's counts and the run chosen
+            summary["candidates"] = {
+                n: json.loads(cfg.chosen_path(n).read_text()) for n in cfg.primitive_candidates
+            }
         if args.label:
             results.setdefault(task, {}).setdefault("variants", {})[args.label] = summary
         else:
