@@ -6,6 +6,8 @@ in, and where do Patrol episodes end when the primitives switch at once?
 its direction after 400 steps, and as falls; beside it the run's success in its own plain env (30 episodes).
 `record`: Balance's greedy states started from Forward's and Backward's running states (its training starts),
 with other episode seeds than the pipeline's, so that `set-off` is measured on states no refinement trained on.
+`handover`: Balance runs started from a Patrol root's own hand-over snapshots (where Forward or Backward ended):
+how often each stays up through the balance phase.
 `trace`: Patrol episodes with a root's primitives (and a seed's transitions and switches for `--mode fixed` or
 `dqn`): after how many subtasks and which hand-over each ended, by a fall or the time limit, and whether the
 walker had moved more than 1 m since that hand-over.
@@ -14,6 +16,8 @@ walker had moved more than 1 m since that hand-over.
     python benchmarks/walker_set_off.py set-off --run runs/hier/primitives/forward-refined --primitive forward \
         --states runs/hier/balance-stops-eval.npz
     python benchmarks/walker_set_off.py trace --root runs/hier --episodes 60
+    python benchmarks/walker_set_off.py handover --task-dirs runs/hier3/patrol \
+        --run runs/hier3/primitives/balance,runs/hier3/primitives/balance-seed2
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from control.hierarchy.pipeline import composition_for_seed, recording_env
 from control.hierarchy.policies import RunPolicy
 from control.hierarchy.primitive_eval import run_success
 from control.hierarchy.start_states import record_running_states, save_states
+from control.hierarchy.transition_env import load_snapshots
 
 SET_OFF_METRES, SET_OFF_STEPS = 2.0, 400
 FALLEN_HEIGHT = 0.8  # torso height below which a Walker episode ended by a fall
@@ -105,9 +110,36 @@ def trace(
     return {"mode": mode, "task_seed": task_seed, "ends": dict(sorted(ends.items()))}
 
 
+def handover(task_dirs: list[str], runs: list[str], seed: int, steps: int = 150) -> dict:
+    """Each Balance run started from the Patrol hand-over snapshots where Forward or Backward ended
+    (`<task dir>/s*/transitions/starts-{forward,backward}-balance.json`), switching at once: how many of them it
+    stays up for `steps` steps (Patrol's balance phase)."""
+    snapshots = [
+        snap
+        for folder in task_dirs
+        for starts in sorted(Path(folder).glob("s*/transitions/starts-*-balance.json"))
+        for snap in load_snapshots(starts)
+    ]
+    env = gym.make("Hierarchy/Walker2dPatrol-v0")
+    up = {}
+    for run in runs:
+        policy = RunPolicy(Path(run), env.observation_space, env.action_space)
+        up[run] = 0
+        for k, snap in enumerate(snapshots):
+            env.reset(seed=seed + k)
+            obs, terminated = env.unwrapped.set_snapshot(snap), False
+            for _ in range(steps):
+                obs, _, terminated, truncated, _ = env.step(policy.act(obs))
+                if terminated or truncated:
+                    break
+            up[run] += int(not terminated)
+    env.close()
+    return {"snapshots": len(snapshots), "steps": steps, "up": up}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["record", "set-off", "trace"])
+    parser.add_argument("what", choices=["record", "set-off", "trace", "handover"])
     parser.add_argument("--root", default="runs/hierarchy")
     parser.add_argument(
         "--config",
@@ -115,7 +147,12 @@ def main() -> None:
         help="The YAML the root's pipeline ran with (e.g. its primitive_candidates).",
     )
     parser.add_argument("--out", default=None, help="record: the states file to write.")
-    parser.add_argument("--run", default=None, help="set-off: the Forward or Backward run folder.")
+    parser.add_argument(
+        "--run",
+        default=None,
+        help="set-off: the Forward or Backward run folder; handover: Balance runs, a,b,...",
+    )
+    parser.add_argument("--task-dirs", default=None, help="handover: Patrol task folders, a,b,...")
     parser.add_argument("--primitive", choices=sorted(ENV_IDS), default="forward")
     parser.add_argument("--states", default=None, help="set-off: the states file to start from.")
     parser.add_argument("--episodes", type=int, default=30)
@@ -132,6 +169,10 @@ def main() -> None:
         if not (args.run and args.states):
             parser.error("set-off needs --run and --states")
         result = set_off(args.run, args.primitive, args.states, args.episodes, args.seed)
+    elif args.what == "handover":
+        if not (args.run and args.task_dirs):
+            parser.error("handover needs --run and --task-dirs")
+        result = handover(args.task_dirs.split(","), args.run.split(","), args.seed)
     else:
         result = trace(args.root, args.episodes, args.seed, args.mode, args.task_seed, args.config)
     print(json.dumps(result, indent=1))
