@@ -132,25 +132,32 @@ def test_a_warm_started_primitive_begins_as_its_source_and_then_trains(tmp_path)
     assert not torch.equal(weights(tmp_path / "jump")["actor.0.weight"], start["actor.0.weight"])
 
 
-def test_a_refined_primitive_trains_on_from_its_own_run_and_the_task_uses_it(tmp_path):
-    """`primitive_refine`: Forward goes on from its trained weights in a run of its own, its episodes starting
-    from Backward's recorded states; the task (initiation set, policies) uses the refinement, other primitives'
-    training the primitive's own run; a rerun trains nothing again."""
+def tiny_patrol(root, refine_steps: int, **fields):
+    """Patrol with tiny primitives (no recorded starts, no pushes), Forward refined from Backward's states."""
     from control.hierarchy.config import load_config
-    from control.hierarchy.pipeline import load_primitives, run_stage
 
     tiny = {"num_steps": 256, "update_epochs": 2, "eval_episodes": 1, "compile": "off", "quiet": True}
-    cfg = load_config(
+    return load_config(
         "patrol",
-        root=str(tmp_path),
+        root=str(root),
         primitive_steps={"forward": 512, "backward": 512, "balance": 256},
         primitive_starts={},
         primitive_env_kwargs={},
         # Backward barely trained: it acts ~0, so its walker stays up long enough to have states to record
         primitive_ppo={"forward": tiny, "backward": {**tiny, "learning_rate": 1e-7}, "balance": tiny},
-        primitive_refine={"forward": {"from": "backward", "steps": 768, "start_prob": 1.0}},
+        primitive_refine={"forward": {"from": "backward", "steps": refine_steps, "start_prob": 1.0}},
         expert_episodes=2,
+        **fields,
     )
+
+
+def test_a_refined_primitive_trains_on_from_its_own_run_and_the_task_uses_it(tmp_path):
+    """`primitive_refine`: Forward goes on from its trained weights in a run of its own, its episodes starting
+    from Backward's recorded states; the task (initiation set, policies) uses the refinement, other primitives'
+    training the primitive's own run; a rerun trains nothing again."""
+    from control.hierarchy.pipeline import load_primitives, run_stage
+
+    cfg = tiny_patrol(tmp_path, 768)
     results = run_stage(cfg, "primitives", workers=2)
     assert [r["primitive"] for r in results] == ["forward", "backward", "balance"]
     base, refined = tmp_path / "primitives" / "forward", tmp_path / "primitives" / "forward-refined"
@@ -223,23 +230,10 @@ def test_primitive_candidates_train_each_seed_and_the_task_uses_the_run_counted_
     each counted in its own env on held-out seeds, the run with the most successes chosen (ties: the earlier
     seed); the refinement and the task start from the chosen run; a rerun trains and counts nothing again, and
     other counts re-count without training."""
-    from control.hierarchy.config import load_config
     from control.hierarchy.pipeline import CANDIDATE_SEED, run_stage
     from control.hierarchy.primitive_eval import run_success
 
-    tiny = {"num_steps": 256, "update_epochs": 2, "eval_episodes": 1, "compile": "off", "quiet": True}
-    cfg = load_config(
-        "patrol",
-        root=str(tmp_path),
-        primitive_steps={"forward": 512, "backward": 512, "balance": 256},
-        primitive_starts={},
-        primitive_env_kwargs={},
-        primitive_ppo={"forward": tiny, "backward": {**tiny, "learning_rate": 1e-7}, "balance": tiny},
-        primitive_refine={"forward": {"from": "backward", "steps": 256, "start_prob": 1.0}},
-        primitive_candidates={"forward": 2, "backward": 2},
-        candidate_episodes=3,
-        expert_episodes=2,
-    )
+    cfg = tiny_patrol(tmp_path, 256, primitive_candidates={"forward": 2, "backward": 2}, candidate_episodes=3)
     with pytest.raises(FileNotFoundError, match="forward-chosen.json: 'forward' is not chosen"):
         cfg.base_primitive_dir("forward")
     results = run_stage(cfg, "primitives", workers=2)

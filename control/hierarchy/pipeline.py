@@ -123,9 +123,8 @@ def choose_candidate(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
     if path.is_file():
         kept = json.loads(path.read_text())
         newest = max((run / "checkpoint.pt").stat().st_mtime for run in runs.values())
-        same = [c["seed"] for c in kept["candidates"]] == list(runs) and kept[
-            "episodes"
-        ] == cfg.candidate_episodes
+        seeds = [c["seed"] for c in kept["candidates"]]
+        same = seeds == list(runs) and kept["episodes"] == cfg.candidate_episodes
         if same and path.stat().st_mtime >= newest:
             return kept
     counts = []
@@ -168,9 +167,8 @@ def refine_primitive(cfg: HierarchyConfig, name: str) -> Path:
     base_step = {"base_global_step": _global_step(base)}  # finished just before
     if name in cfg.primitive_candidates:
         base_step["base_run"] = base.name  # the candidate chosen
-    for (
-        source
-    ) in spec.sources:  # the runs whose states it starts from, where they are chosen among candidates
+    # the runs whose states it starts from, where they are chosen among candidates
+    for source in spec.sources:
         if source in cfg.primitive_candidates:
             base_step[f"{source}_run"] = cfg.base_primitive_dir(source).name
     marker = out / REFINED_FROM
