@@ -48,9 +48,7 @@ def record_stops(root: str, out: Path, episodes: int, seed: int, config: str | N
     """Balance's greedy states (from step 50 of each episode), its episodes started from the root's recorded
     running states of Forward and Backward."""
     cfg = load_config("patrol", config, root=root)
-    env = recording_env(
-        cfg, "balance"
-    )  # started from the root's recorded running states, as the pipeline does
+    env = recording_env(cfg, "balance")  # from the root's recorded running states, as the pipeline does
     policy = RunPolicy(cfg.base_primitive_dir("balance"), env.observation_space, env.action_space)
     qpos, qvel = record_running_states(env, policy, episodes, seed, max_steps=300)
     save_states(out, qpos, qvel)
