@@ -117,6 +117,23 @@ def check_env_id(env_id: str) -> None:
         )
 
 
+def check_env_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
+    """A `UserError` naming `--env-kwargs` when `env_id` cannot be built with `kwargs` (an unknown keyword or a
+    value its constructor refuses); builds the env once, and only when there are kwargs."""
+    if not kwargs:
+        return
+    quiet_model_deprecations(env_id)
+    try:
+        env = gym.make(env_id, **kwargs)
+    except (
+        TypeError,
+        ValueError,
+    ) as exc:  # gymnasium re-raises the constructor's error with the id and kwargs
+        reason = str(exc).split(" was raised from the environment creator")[0]
+        raise UserError(f"--env-kwargs {kwargs!r}: {env_id} refuses them: {reason}") from None
+    env.close()
+
+
 def has_continuous_actions(cfg: EnvConfig) -> bool:
     """Whether the env's action space is a Box (Atari's never is)."""
     if is_atari(cfg.env_id):

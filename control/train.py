@@ -28,7 +28,7 @@ from control.algos.registry import Algorithm, get
 from control.config import TrainConfig, config_problems, with_algo_defaults
 from control.device import require_native_bf16, resolve_device
 from control.env_config import is_atari
-from control.envs import VecNormalize, check_env_id, has_continuous_actions, make_vec_env
+from control.envs import VecNormalize, check_env_id, check_env_kwargs, has_continuous_actions, make_vec_env
 from control.flat_adam import FlatAdam
 from control.hooks import LoopContext, LoopHooks, Minibatch, overrides
 from control.losses.advantages import gae
@@ -61,6 +61,7 @@ def resolve_config(cfg: TrainConfig, algo: Algorithm) -> TrainConfig:
     if problems:
         raise UserError("; ".join(problems))
     check_env_id(cfg.env_id)
+    check_env_kwargs(cfg.env_id, cfg.env_kwargs)
     cfg = with_algo_defaults(cfg, algo.family, algo.symmetric)
     if cfg.discretize_bins is None:
         bins = SYMMETRIC_BINS if algo.symmetric and has_continuous_actions(cfg.env_config()) else 0

@@ -116,6 +116,8 @@ BAD_INPUTS = [
     (["train", "--learnin-rate", "1e-3"], "did you mean '--learning-rate'"),
     (["trian"], "did you mean 'train'"),
     (["train", "--env-kwargs", "{oops"], "--env-kwargs"),
+    (["train", "--env", "CartPole-v1", "--env-kwargs", '{"bogus": 1}'], "'bogus'"),
+    (["train", "--env", "Hierarchy/Walker2dJump-v0", "--env-kwargs", '{"curb_heights": 0.2}'], "curb_heights"),
     (["plot", "no/such/run"], "no/such/run"),
     (["evaluate", "no/such/run"], "no/such/run"),
     (["enjoy", "no/such/run", "--video", "x.mp4"], "no/such/run"),

@@ -136,3 +136,25 @@ def test_primitive_starts_and_init_must_name_the_tasks_primitives(tmp_path):
     with pytest.raises(ConfigError, match="primitive_init.jump: 'walk' is not a primitive of hurdle"):
         load_config("hurdle", str(config))
     assert load_config("toy").primitive_starts == {}
+
+
+@pytest.mark.parametrize(
+    "yaml_text, expected",
+    [
+        (
+            "primitive_env_kwargs: {jum: {restart_prob: 0.5}}",
+            ["primitive_env_kwargs.jum", "did you mean 'jump'"],
+        ),
+        ("primitive_env_kwargs: {jump: {bogus: 1}}", ["primitive_env_kwargs.jump", "'bogus'"]),
+        ("primitive_env_kwargs: {jump: {curb_heights: 0.2}}", ["primitive_env_kwargs.jump", "curb_heights"]),
+        ("primitive_env_kwargs: {jump: 3}", ["primitive_env_kwargs.jump", "expected a mapping"]),
+    ],
+)
+def test_primitive_env_kwargs_the_env_refuses_exit_2_before_anything_starts(tmp_path, yaml_text, expected):
+    config = tmp_path / "mine.yaml"
+    config.write_text(yaml_text + "\n")
+    result = _run("all", "--task", "hurdle", "--config", str(config), "--root", str(tmp_path / "runs"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) <= 2 and all(word in lines[0] for word in expected), lines
+    assert not (tmp_path / "runs").exists()

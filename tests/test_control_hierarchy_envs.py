@@ -153,6 +153,34 @@ def test_jump_pays_for_feet_below_the_curb_top_near_it_and_not_elsewhere():
     assert -2 * 2.0 <= on_the_ground_near < -2.0  # both feet, most of the curb's height below its top
 
 
+def test_jump_curb_heights_draw_each_episodes_curb_and_it_collides_at_that_height():
+    env, raw = make("Walker2dJump-v0", curb_heights=(0.05, 0.35))
+    heights = []
+    for seed in range(20):
+        obs, _ = env.reset(seed=seed)
+        teleport(raw, raw.obstacles[0].start - 1.0)  # the curb in sight
+        obs = env.step(ZERO)[0]
+        heights.append(raw.curb_height)
+        assert obs[19] == raw.curb_height  # the observation carries this episode's height
+    assert 0.05 <= min(heights) < 0.15 and 0.25 < max(heights) <= 0.35 and len(set(heights)) == 20
+    assert make("Walker2dJump-v0")[1].curb_height == 0.25  # without the option: the shape's height
+    for height, touches in ((0.08, False), (0.25, True)):  # feet 0.13-0.16 m up over the curb's start
+        env, raw = make("Walker2dJump-v0", curb_heights=(height, height))
+        env.reset(seed=0)
+        qpos = raw.data.qpos.copy()
+        qpos[0], qpos[1] = raw.obstacles[0].start - 0.1, qpos[1] + 0.1
+        raw.set_state(qpos, raw.data.qvel * 0)
+        _, _, terminated, _, info = env.step(ZERO)
+        assert info["collision"] is touches and terminated is touches
+    snapshot = raw.get_snapshot()
+    env.reset(seed=1)
+    raw.curb_height = 0.1
+    raw.set_snapshot(snapshot)
+    assert raw.curb_height == 0.25 and raw.model.geom_size[raw.curb_ids[0], 2] == 0.125
+    with pytest.raises(ValueError, match="curb_heights"):
+        make("Walker2dJump-v0", curb_heights=(0.3, 0.1))
+
+
 def test_a_walker_falls_by_height_only_unless_an_angle_limit_is_set():
     for max_angle, falls in ((None, False), (1.0, True)):
         env, raw = make("Walker2dForward-v0", max_angle=max_angle)

@@ -478,10 +478,38 @@ def _check_primitive_names(cfg: HierarchyConfig) -> None:
                 f"primitive_refine.{k}: {refined[0]!r} is refined itself; refine from unrefined primitives"
             )
     _check_candidates(cfg)
+    _check_env_kwargs(cfg)
     for k in cfg.primitive_starts:
         _check_start_states(cfg, f"primitive_starts.{k}", k, cfg.start_sources(k))
     for k, sources in refine_sources.items():
         _check_start_states(cfg, f"primitive_refine.{k}", k, sources)
+
+
+def _check_env_kwargs(cfg: HierarchyConfig) -> None:
+    """`primitive_env_kwargs`: a mapping per primitive of the task that the primitive's env can be built with
+    (entries of the other Walker tasks' primitives are left alone)."""
+    if not isinstance(cfg.primitive_env_kwargs, dict):
+        raise ConfigError(
+            f"primitive_env_kwargs: expected a mapping of primitive names, got {cfg.primitive_env_kwargs!r}"
+        )
+    for name, kwargs in cfg.primitive_env_kwargs.items():
+        where = f"primitive_env_kwargs.{name}"
+        if name not in cfg.primitives and name in _WALKER_PRIMITIVES:
+            continue  # the Walker presets share one mapping: another Walker task's entry, unused here
+        if name not in cfg.primitives:
+            raise ConfigError(
+                f"{where}: {name!r} is not a primitive of {cfg.task} ({', '.join(cfg.primitives)})"
+                f"{did_you_mean(str(name), cfg.primitives)}"
+            )
+        if not isinstance(kwargs, dict):
+            raise ConfigError(f"{where}: expected a mapping of env keyword arguments, got {kwargs!r}")
+        if not kwargs:
+            continue
+        try:
+            gym.make(cfg.primitives[name], **kwargs).close()
+        except (TypeError, ValueError, OSError) as exc:  # gymnasium re-raises the constructor's error
+            reason = str(exc).split(" was raised from the environment creator")[0]
+            raise ConfigError(f"{where}: {cfg.primitives[name]} refuses {kwargs!r}: {reason}") from None
 
 
 def _check_candidates(cfg: HierarchyConfig) -> None:

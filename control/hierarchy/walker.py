@@ -110,6 +110,9 @@ class WalkerCourseEnv(Walker2dEnv):
         )
         self.random_steps = random_steps
         self.obstacles: list[Obstacle] = []
+        self.curb_height = (
+            self.shape.curb_height
+        )  # this episode's (Jump's `curb_heights` draws one per episode)
         self.next_obstacle = self.successes = self.steps_in_subtask = 0
         with TemporaryModelFile(walker_course_xml(self.shape)) as path:
             super().__init__(
@@ -151,6 +154,11 @@ class WalkerCourseEnv(Walker2dEnv):
         ceilings = iter(self.ceiling_ids)
         for i in self.curb_ids + self.ceiling_ids:
             self.model.geom_pos[i][0] = PARKED_X - 3 * i
+        half = self.curb_height / 2
+        for i in self.curb_ids:  # the box's height and what the collision broad phase knows of it
+            if self.model.geom_size[i, 2] != half:
+                self.model.geom_size[i, 2] = self.model.geom_aabb[i, 5] = self.model.geom_pos[i, 2] = half
+                self.model.geom_rbound[i] = float(np.linalg.norm(self.model.geom_size[i]))
         for obstacle in self.obstacles:
             gid = next(curbs) if obstacle.kind == "curb" else next(ceilings)
             self.model.geom_pos[gid][0] = (obstacle.start + obstacle.end) / 2
@@ -200,7 +208,7 @@ class WalkerCourseEnv(Walker2dEnv):
             features = (
                 o.start - x,
                 o.end - x,
-                self.shape.curb_height if curb else 0.0,
+                self.curb_height if curb else 0.0,
                 0.0 if curb else self.shape.ceiling_bottom,
             )
         return np.concatenate([qpos[1:], np.clip(qvel, -10, 10), features])
@@ -319,7 +327,7 @@ class WalkerCourseEnv(Walker2dEnv):
         """Summed over the feet near the curb (a foot capsule reaching from `CLEARANCE_BEFORE` m before its start
         to its end): how far the foot's lowest point is below the curb's top, as a fraction of the curb's height
         (0 when it is above it)."""
-        h, below = self.shape.curb_height, 0.0
+        h, below = self.curb_height, 0.0
         for gid in self.foot_geoms:
             centre, axis = self.data.geom_xpos[gid], self.data.geom_xmat[gid].reshape(3, 3)[:, 2]
             radius, half = self.model.geom_size[gid, 0], self.model.geom_size[gid, 1]
@@ -349,6 +357,7 @@ class WalkerCourseEnv(Walker2dEnv):
             "qpos": self.data.qpos.copy(),
             "qvel": self.data.qvel.copy(),
             "obstacles": [(o.kind, o.start, o.end) for o in self.obstacles],
+            "curb_height": self.curb_height,
             "next_obstacle": self.next_obstacle,
             "successes": self.successes,
             "steps_in_subtask": self.steps_in_subtask,
@@ -357,6 +366,7 @@ class WalkerCourseEnv(Walker2dEnv):
     def set_snapshot(self, snapshot: dict[str, Any]) -> np.ndarray:
         """Restore a snapshot (after `reset`, which seeds and builds the env); returns the observation."""
         self.obstacles = [Obstacle(*o) for o in snapshot["obstacles"]]
+        self.curb_height = float(snapshot.get("curb_height", self.shape.curb_height))
         self._place_obstacles()
         self.next_obstacle, self.successes = snapshot["next_obstacle"], snapshot["successes"]
         self.steps_in_subtask = snapshot["steps_in_subtask"]
@@ -435,7 +445,11 @@ class WalkerJump(WalkerCourseEnv):
     `restart_prob > 0` (ours, for training only): with that probability an episode starts from one of the env's
     own earlier running states (no curb in sight, faster than 2 m/s; `restart_buffer` of them kept) with the
     curb `restart_ahead` metres ahead, and succeeds `RESTART_RUN_ON` metres past it. Every such episode is a
-    jump from a run, instead of one per 5.5-8.5 m run-up: the jump gets most of the samples."""
+    jump from a run, instead of one per 5.5-8.5 m run-up: the jump gets most of the samples.
+
+    `curb_heights=(low, high)` (ours, for training only): each episode's curbs get a height drawn uniformly from
+    that range (the observation carries it), instead of the shape's `curb_height`: low curbs are cleared early
+    and high ones ask for more than the task's."""
 
     primitive = "jump"
 
@@ -448,8 +462,17 @@ class WalkerJump(WalkerCourseEnv):
         restart_prob: float = 0.0,
         restart_ahead: tuple[float, float] = (1.5, 4.0),
         restart_buffer: int = 256,
+        curb_heights: tuple[float, float] | None = None,
         **kwargs: Any,
     ):
+        if curb_heights is not None:
+            ok = isinstance(curb_heights, (list, tuple)) and len(curb_heights) == 2
+            if not (ok and all(isinstance(h, (int, float)) for h in curb_heights)) or not (
+                0.0 < curb_heights[0] <= curb_heights[1]
+            ):
+                raise ValueError(
+                    f"curb_heights: expected [low, high] with 0 < low <= high, got {curb_heights!r}"
+                )
         if not 1 <= curbs <= MAX_CURBS:
             raise ValueError(f"curbs: expected 1 to {MAX_CURBS}, got {curbs}")
         if restart_prob > 0 and curbs != 1:
@@ -460,12 +483,15 @@ class WalkerJump(WalkerCourseEnv):
             restart_ahead,
             restart_buffer,
         )
+        self.curb_heights = None if curb_heights is None else (float(curb_heights[0]), float(curb_heights[1]))
         self.running_states: list[np.ndarray] = []
         self.finish_at = finish_x
         super().__init__(max_subtasks=curbs, **kwargs)
 
     def reset_model(self) -> np.ndarray:
         self.finish_at = self.finish_x
+        if self.curb_heights is not None:
+            self.curb_height = float(self.np_random.uniform(*self.curb_heights))
         if not (
             self.restart_prob > 0 and self.running_states and self.np_random.random() < self.restart_prob
         ):
