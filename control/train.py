@@ -62,6 +62,12 @@ def resolve_config(cfg: TrainConfig, algo: Algorithm) -> TrainConfig:
         raise UserError("; ".join(problems))
     check_env_id(cfg.env_id)
     check_env_kwargs(cfg.env_id, cfg.env_kwargs)
+    try:  # before the run folder is written (the loop checks again with the env's own observation kind)
+        device = resolve_device(cfg.device, image_obs=is_atari(cfg.env_id))
+        if cfg.bf16:
+            require_native_bf16(device)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
     cfg = with_algo_defaults(cfg, algo.family, algo.symmetric)
     if cfg.discretize_bins is None:
         bins = SYMMETRIC_BINS if algo.symmetric and has_continuous_actions(cfg.env_config()) else 0

@@ -117,7 +117,11 @@ BAD_INPUTS = [
     (["trian"], "did you mean 'train'"),
     (["train", "--env-kwargs", "{oops"], "--env-kwargs"),
     (["train", "--env", "CartPole-v1", "--env-kwargs", '{"bogus": 1}'], "'bogus'"),
-    (["train", "--env", "Hierarchy/Walker2dJump-v0", "--env-kwargs", '{"curb_heights": 0.2}'], "curb_heights"),
+    (["train", "--env", "CartPole-v1", "--device", "tpu9"], "--device 'tpu9'"),
+    (
+        ["train", "--env", "Hierarchy/Walker2dJump-v0", "--env-kwargs", '{"curb_heights": 0.2}'],
+        "curb_heights",
+    ),
     (["plot", "no/such/run"], "no/such/run"),
     (["evaluate", "no/such/run"], "no/such/run"),
     (["enjoy", "no/such/run", "--video", "x.mp4"], "no/such/run"),
@@ -132,6 +136,16 @@ def test_user_errors_are_one_or_two_lines_with_exit_2(tmp_path, argv, named):
     assert named in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) <= 2, result.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_cuda_device_without_one_exits_2_before_a_run_folder_is_written(tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA device")
+    result = control("train", "--env", "CartPole-v1", "--device", "cuda", "--steps", "1000", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert "--device cuda" in result.stderr and not (tmp_path / "runs").exists()
 
 
 def test_help_and_argument_errors_import_neither_torch_nor_gymnasium():

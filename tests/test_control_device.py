@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from align.user_errors import UserError
 from control import device
 from control.config import TrainConfig
 from control.device import resolve_device
@@ -102,10 +103,10 @@ def test_bf16_is_refused_on_a_cpu_without_native_bf16(tmp_path, monkeypatch):
     """The re-measured AMD EPYC (AVX2 only) ran Pong 8.5x slower with --bf16: such CPUs are refused."""
     monkeypatch.setattr(device, "cpu_bf16_features", lambda: ("AMD EPYC 7B13", set()))
     with pytest.raises(
-        ValueError, match=r"--bf16 refused: the CPU \(AMD EPYC 7B13\) has neither AMX nor AVX512-BF16"
+        UserError, match=r"--bf16 refused: the CPU \(AMD EPYC 7B13\) has neither AMX nor AVX512-BF16"
     ):
-        train(TrainConfig(total_steps=512, eval_episodes=0, out_dir=str(tmp_path), **BANDIT))
-    assert not (tmp_path / "checkpoint.pt").exists()
+        train(TrainConfig(total_steps=512, eval_episodes=0, out_dir=str(tmp_path / "run"), **BANDIT))
+    assert not (tmp_path / "run").exists()  # refused before the run folder is written
 
 
 def test_bf16_is_refused_when_onednn_is_capped_below_bf16(monkeypatch):

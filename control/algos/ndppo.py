@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from align.user_errors import UserError
 from control.algo_names import BUILTIN_ALGORITHMS
 from control.algos.ndppo_critic import QuantileCritic
 from control.algos.ndppo_guidance import NormalityGuidance, NormalityGuidanceSettings
@@ -48,11 +49,11 @@ class NormalityHooks(LoopHooks):
     def setup(self, ctx: LoopContext) -> None:
         cfg, obs_shape = ctx.cfg, ctx.envs.single_observation_space.shape
         if len(obs_shape) != 1:
-            raise ValueError(
+            raise UserError(
                 f"{cfg.algo} supports vector observations only; {cfg.env_id} has shape {obs_shape}"
             )
         if resolve_device(cfg.device, image_obs=False).type != "cpu":
-            raise ValueError(f"{cfg.algo} runs on the CPU (small MLPs); set --device cpu or auto")
+            raise UserError(f"{cfg.algo} runs on the CPU (small MLPs); set --device cpu or auto")
         s = self.settings
         self.critic = QuantileCritic(obs_shape[0], s.num_quantiles, cfg.hidden[0], s.sort_quantiles)
         self.guidance = NormalityGuidance(s, self.critic, cfg.num_envs)
