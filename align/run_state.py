@@ -157,6 +157,12 @@ class RunRecord:
                 record.save()
             return record
         differences = config_differences(data["config"], config, ignore)
+        if differences and _nothing_done(folder, name, keep, data):
+            # a start that stopped before any work (a mistyped model, a missing file): nothing to protect
+            record = cls(path, {**data, "config": _plain(dict(config))}, resumed=False, writable=write)
+            if write:
+                record.save()
+            return record
         if differences:
             raise ConfigChanged(folder, differences, start_over)
         data.setdefault("done", [])
@@ -189,6 +195,14 @@ class RunRecord:
     def save(self) -> None:
         if self.writable:
             write_json_atomic(self.path, self.data)
+
+
+def _nothing_done(folder: Path, name: str, keep: Collection[str], data: Mapping[str, Any]) -> bool:
+    """Whether a recorded run did no work: no stage done, no result, no progress, and nothing in its folder but
+    the record and the files `keep` names (which stay valid for any config)."""
+    if any(data.get(key) for key in ("done", "results", "progress")):
+        return False
+    return all(p.name == name or p.name in keep for p in folder.iterdir())
 
 
 def clear_run_folder(folder: Path, record_name: str, keep: Collection[str] = ()) -> None:

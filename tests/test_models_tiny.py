@@ -108,3 +108,14 @@ def test_saved_lora_adapter_reloads_trainable(tiny_lm_path, tmp_path):
     again = load_policy(str(tmp_path / "adapter"), dtype="float32")
     assert again.has_lora and any(p.requires_grad for p in again.model.parameters())
     torch.testing.assert_close(_logits(policy), _logits(again))
+
+
+def test_a_model_that_cannot_be_loaded_is_a_user_error_naming_it(tmp_path):
+    from align.models import load_policy
+    from align.user_errors import UserError
+
+    with pytest.raises(UserError, match="model '\\./no-such-model': no such folder"):
+        load_policy("./no-such-model")
+    (tmp_path / "empty").mkdir()  # a folder, but no model in it
+    with pytest.raises(UserError, match="could not be loaded: Unrecognized model"):
+        load_policy(str(tmp_path / "empty"))

@@ -125,6 +125,22 @@ def test_argument_errors_do_not_import_torch(tmp_path):
         ("sppo_tldr", ["--set", "sft.learning_rate=-1e-5"], "sft.learning_rate must be > 0"),
         ("sppo_tldr", ["--set", "tldr.seeds"], "--set tldr.seeds: expected section.field=value"),
         ("evaluate", ["--set", "eval.max_problems=-1"], "eval.max_problems must be >= 0"),
+        (
+            "ares_scienceqa",
+            ["--set", "ares.teacher=opnai:gpt-4o"],
+            "ares.teacher: unknown teacher backend 'opnai' in spec 'opnai:gpt-4o' (did you mean 'openai'?)",
+        ),
+        (
+            "ares_aokvqa",
+            ["--set", "ares.teacher=anthropic"],
+            "ares.teacher: teacher spec 'anthropic' names no model",
+        ),
+        ("evaluate", ["--set", "eval.judge=openai-compatible:http://x"], "eval.judge: teacher spec"),
+        (
+            "sppo_tldr",
+            ["--set", "tldr.judge=reference:cosine"],
+            "tldr.judge: teacher spec 'reference:cosine'",
+        ),
     ],
 )
 def test_bad_settings_are_one_line_naming_the_flag(capsys, name, argv, expected):

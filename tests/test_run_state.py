@@ -109,3 +109,22 @@ def test_overwrite_keeps_the_files_it_is_told_to_keep(tmp_path):
     (tmp_path / "model.bin").write_text("x")
     RunRecord.open(tmp_path, {"a": 2}, overwrite=True, keep=["feedback.sqlite"])
     assert (tmp_path / "feedback.sqlite").read_text() == "paid for" and not (tmp_path / "model.bin").exists()
+
+
+def test_a_start_that_did_no_work_takes_the_corrected_config(tmp_path):
+    """A first start that stopped before any work (a mistyped model id) left only its record and the kept
+    cache: the corrected command starts there instead of being refused; any work done keeps the refusal."""
+    run = tmp_path / "run"
+    RunRecord.open(run, {"model": "no/such"}, keep=["cache.sqlite"])
+    (run / "cache.sqlite").write_text("paid-for answers")
+    fixed = RunRecord.open(run, {"model": "org/model"}, keep=["cache.sqlite"])
+    assert not fixed.resumed and fixed.config == {"model": "org/model"}
+    assert json.loads((run / "run_state.json").read_text())["config"] == {"model": "org/model"}
+    assert (run / "cache.sqlite").read_text() == "paid-for answers"
+    (run / "checkpoint.pt").write_text("x")  # something was written: that run is protected
+    with pytest.raises(ConfigChanged):
+        RunRecord.open(run, {"model": "other/model"}, keep=["cache.sqlite"])
+    (run / "checkpoint.pt").unlink()
+    fixed.set_progress(step=3)  # progress recorded: protected too
+    with pytest.raises(ConfigChanged):
+        RunRecord.open(run, {"model": "other/model"}, keep=["cache.sqlite"])

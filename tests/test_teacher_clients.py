@@ -113,6 +113,8 @@ def test_errors_a_user_understands(teacher_server, monkeypatch):
         make_teacher("openai")
     with pytest.raises(BadSpecError, match="URL#MODEL"):
         make_teacher("openai-compatible:http://localhost:8000/v1")
+    with pytest.raises(BadSpecError, match="'embedding' or 'lexical'"):
+        make_teacher("reference:cosine")
     t = make_teacher(f"openai-compatible:{teacher_server.openai_url}#no-such-model")
     with pytest.raises(UnknownModelError, match="no-such-model"):
         t.score_sentences(PROBLEM, SENTENCES)

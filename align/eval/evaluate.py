@@ -25,6 +25,7 @@ from align.stopping import StopRequested
 from align.train_hooks import TrainHooks
 from align.user_errors import UserError
 from teacher import CachedTeacher, FeedbackCache, make_teacher
+from teacher.names import spec_problem
 
 STATE_FILE = "run_state.json"
 JUDGE_CACHE_FILES = ("judge.sqlite", "judge.sqlite-wal", "judge.sqlite-shm")
@@ -60,6 +61,10 @@ class EvalConfig:
     rationale_tokens: int = field(default=64, metadata={"help": "Maximum rationale length."})
     answer_tokens: int = field(default=16, metadata={"help": "Maximum answer length."})
     seed: int = field(default=0, metadata={"help": "Seed of the bootstrap interval."})
+
+    def __post_init__(self) -> None:
+        if spec_problem(self.judge):
+            raise ValueError(f"eval.judge: {spec_problem(self.judge)}")
 
 
 def parse_models(spec: str) -> list[tuple[str, str]]:

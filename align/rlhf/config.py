@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from align.models.loading import LoraSettings
+from teacher.names import spec_problem
 
 PAPER_SEEDS = [42, 43, 44, 45, 46]
 
@@ -160,3 +161,5 @@ class TldrConfig:
     def __post_init__(self) -> None:
         if not self.seeds:
             raise ValueError("tldr.seeds must name at least one seed")
+        if spec_problem(self.judge):
+            raise ValueError(f"tldr.judge: {spec_problem(self.judge)}")
