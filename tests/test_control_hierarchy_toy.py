@@ -150,3 +150,45 @@ def test_a_slower_discriminator_takes_its_set_steps_and_leaves_the_policy_more_r
     assert adam_steps["slow"] == rollouts and adam_steps["fast"] > 10 * rollouts
     assert adam_steps["capped"] < adam_steps["fast"] and accuracy["capped"] < accuracy["fast"] - 0.05
     assert policy_d["slow"] > policy_d["fast"] + 0.1 and policy_d["capped"] > policy_d["fast"] + 0.1
+
+
+def test_chains_train_each_seed_twice_and_evaluate_each_policy_with_its_validated_chain(tmp_path):
+    """`chains: 2`: the transitions and switches of seed 1 are trained again with seed 1001 (its own folder);
+    each policy is evaluated with the chain that did best on the validation episodes, which are not the
+    evaluation's, and the recorded result is that chain's own."""
+    import gymnasium as gym
+
+    from control.hierarchy.config import ConfigError
+    from control.hierarchy.pipeline import (
+        EVAL_SEED,
+        VALIDATION_SEED,
+        composition_for_seed,
+        evaluate_composition,
+    )
+
+    cfg = load_config("toy", root=str(tmp_path), seeds=[1], eval_episodes=10, chains=2, chain_episodes=6)
+    assert cfg.training_seeds == [1, 1001]
+    for stage in ("primitives", "transitions", "switch"):
+        run_stage(cfg, stage, workers=2)
+    for chain in (1, 1001):
+        assert (cfg.transition_dir(chain, ("dash", "park")) / "checkpoint.pt").is_file()
+        assert (cfg.switch_dir(chain, ("dash", "park")) / "checkpoint.pt").is_file()
+    evaluation = run_stage(cfg, "evaluate")[0]
+    chains = evaluation["chains"]
+    assert set(chains) == {"none", "fixed", "dqn"} == set(evaluation["results"])
+    env = gym.make(cfg.task_env, **cfg.task_kwargs)
+    for mode in ("fixed", "dqn"):
+        means = {int(c): m for c, m in chains[mode]["validation_means"].items()}
+        assert set(means) == {1, 1001}
+        assert chains[mode]["chain_seed"] == max(means, key=lambda c: (means[c], -c))
+        chosen = composition_for_seed(cfg, chains[mode]["chain_seed"], env)
+        again = evaluate_composition(env, chosen, [mode], 6, VALIDATION_SEED + 1000)[mode]["mean"]
+        assert again == means[chains[mode]["chain_seed"]]
+        counts = evaluate_composition(env, chosen, [mode], 10, EVAL_SEED + 1000)[mode]["counts"]
+        assert counts == evaluation["results"][mode]["counts"]
+    env.close()
+    assert report(cfg)["seeds"] == [1] and not (tmp_path / "toy" / "s1001" / "evaluation.json").exists()
+    with pytest.raises(ConfigError, match="chains: expected a whole number"):
+        load_config("toy", root=str(tmp_path), chains=0)
+    with pytest.raises(ConfigError, match="chain 1 trains with seed 1001"):
+        load_config("toy", root=str(tmp_path), seeds=[1, 1001], chains=2)

@@ -24,6 +24,7 @@ from control.hierarchy.switch import SwitchSettings
 from control.hierarchy.walker import BODY_DIM
 
 TASKS = ("patrol", "hurdle", "obstacle", *JACO_TASKS, "toy")
+CHAIN_STRIDE = 1000  # chain k of seed s trains with seed s + CHAIN_STRIDE * k
 
 
 class ConfigError(ValueError):
@@ -144,6 +145,18 @@ class HierarchyConfig:
     )
     eval_episodes: int = field(default=50, metadata={"help": "Evaluation episodes per seed and policy."})
     seeds: list = field(default_factory=lambda: [1, 2, 3], metadata={"help": "Seeds of transitions+switch."})
+    chains: int = field(
+        default=1,
+        metadata={
+            "help": "Per seed s, train the transitions and switches this many times (chain k with seed "
+            f"s + {CHAIN_STRIDE} k, in <task>/s<that seed>/) and evaluate, for each hand-over policy, the chain "
+            "that completes the most subtasks in `chain_episodes` validation episodes (task seeds apart from "
+            "the evaluation's); ties go to the earlier chain. Single training runs of a chain differ widely."
+        },
+    )
+    chain_episodes: int = field(
+        default=20, metadata={"help": "Validation episodes per chain and policy when `chains` > 1."}
+    )
     root: str = field(default="runs/hierarchy", metadata={"help": "Root folder of every stage's runs."})
     overwrite: bool = field(
         default=False,
@@ -189,6 +202,15 @@ class HierarchyConfig:
 
     def task_dir(self, seed: int) -> Path:
         return Path(self.root) / self.task / f"s{seed}"
+
+    def chain_seeds(self, seed: int) -> list[int]:
+        """The training seeds of seed `seed`'s chains of transitions and switches (`chains`): itself first."""
+        return [seed + CHAIN_STRIDE * k for k in range(int(self.chains))]
+
+    @property
+    def training_seeds(self) -> list[int]:
+        """Every seed the transitions and switch stages train with: each seed's chains."""
+        return [c for seed in self.seeds for c in self.chain_seeds(int(seed))]
 
     def candidate_seeds(self, name: str) -> list[int]:
         """The PPO seeds of primitive `name`'s training runs: its own seed, and more with `primitive_candidates`."""
@@ -479,6 +501,7 @@ def _check_primitive_names(cfg: HierarchyConfig) -> None:
             )
     _check_candidates(cfg)
     _check_env_kwargs(cfg)
+    _check_chains(cfg)
     for k in cfg.primitive_starts:
         _check_start_states(cfg, f"primitive_starts.{k}", k, cfg.start_sources(k))
     for k, sources in refine_sources.items():
@@ -510,6 +533,22 @@ def _check_env_kwargs(cfg: HierarchyConfig) -> None:
         except (TypeError, ValueError, OSError) as exc:  # gymnasium re-raises the constructor's error
             reason = str(exc).split(" was raised from the environment creator")[0]
             raise ConfigError(f"{where}: {cfg.primitives[name]} refuses {kwargs!r}: {reason}") from None
+
+
+def _check_chains(cfg: HierarchyConfig) -> None:
+    """`chains` >= 1 and `chain_episodes` >= 1; no chain's seed is another of the task's seeds."""
+    if isinstance(cfg.chains, bool) or not isinstance(cfg.chains, int) or cfg.chains < 1:
+        raise ConfigError(f"chains: expected a whole number >= 1, got {cfg.chains!r}")
+    if cfg.chain_episodes < 1:
+        raise ConfigError(f"chain_episodes: expected a whole number >= 1, got {cfg.chain_episodes}")
+    seeds = {int(s) for s in cfg.seeds}
+    for seed in sorted(seeds):
+        clash = [c for c in cfg.chain_seeds(seed)[1:] if c in seeds]
+        if clash:
+            raise ConfigError(
+                f"chains: seed {seed}'s chain {(clash[0] - seed) // CHAIN_STRIDE} trains with seed {clash[0]}, which is also one "
+                f"of the seeds; use seeds below {CHAIN_STRIDE} with chains"
+            )
 
 
 def _check_candidates(cfg: HierarchyConfig) -> None:

@@ -48,6 +48,7 @@ from control.hierarchy.warm_start import warm_start
 from control.sweep import map_jobs
 
 EVAL_SEED = 10**6
+VALIDATION_SEED = 2 * 10**6  # the chains' validation episodes (`chains`), apart from the evaluation's
 CANDIDATE_SEED = 40_000  # episode seeds of the candidate runs' counts: apart from the benchmark's (20,000)
 REFINED_FROM = "refined_from.json"  # the step of the primitive's own run that a refinement began from
 
@@ -465,17 +466,58 @@ def _mode_result(runs: list[Any], seconds: float) -> dict[str, Any]:
     }
 
 
-def evaluate_seed(cfg: HierarchyConfig, seed: int) -> dict[str, Any]:
-    env = task_env(cfg)
-    comp = composition_for_seed(cfg, seed, env)
+def _modes(comp: Composition) -> list[str]:
+    """The hand-over policies a composition can run: switching at once, and the fixed rule and the DQN switch
+    where its transitions (and every pair's switch) exist."""
     modes = ["none"]
     if comp.transitions:
         modes.append("fixed")
     if comp.switches and set(comp.switches) == set(comp.transitions):
         modes.append("dqn")
-    results = evaluate_composition(env, comp, modes, cfg.eval_episodes, EVAL_SEED + 1000 * seed)
+    return modes
+
+
+def choose_chains(cfg: HierarchyConfig, seed: int, env: gym.Env) -> dict[str, Any]:
+    """`chains` > 1: each chain of `seed` (its transitions and switches) run with each hand-over policy that uses
+    them on `chain_episodes` validation episodes (task seeds apart from the evaluation's); per policy the chain
+    with the most subtasks (ties: the earlier chain). Switching at once uses no chain (the first is kept)."""
+    chosen: dict[str, Any] = {"none": {"chain_seed": seed}}
+    validation: dict[str, dict[int, float]] = {}
+    for chain in cfg.chain_seeds(seed):
+        comp = composition_for_seed(cfg, chain, env)
+        modes = [m for m in _modes(comp) if m != "none"]
+        scores = evaluate_composition(env, comp, modes, cfg.chain_episodes, VALIDATION_SEED + 1000 * seed)
+        for mode, result in scores.items():
+            validation.setdefault(mode, {})[chain] = result["mean"]
+    for mode, means in validation.items():
+        best = max(means, key=lambda c: (means[c], -c))
+        chosen[mode] = {"chain_seed": best, "validation_means": {str(c): m for c, m in means.items()}}
+    return chosen
+
+
+def evaluate_seed(cfg: HierarchyConfig, seed: int) -> dict[str, Any]:
+    env = task_env(cfg)
+    chains = choose_chains(cfg, seed, env) if cfg.chains > 1 else None
+    comps = {seed: composition_for_seed(cfg, seed, env)}
+    modes = _modes(comps[seed])
+    if chains is not None:
+        modes = list(chains)
+        for mode in modes:
+            chain = chains[mode]["chain_seed"]
+            if chain not in comps:
+                comps[chain] = composition_for_seed(cfg, chain, env)
+    episodes = EVAL_SEED + 1000 * seed  # the same evaluation episodes for every policy
+    if chains is None:
+        results = evaluate_composition(env, comps[seed], modes, cfg.eval_episodes, episodes)
+    else:  # each policy with its chain
+        results = {}
+        for mode in modes:
+            comp = comps[chains[mode]["chain_seed"]]
+            results.update(evaluate_composition(env, comp, [mode], cfg.eval_episodes, episodes))
     env.close()
     report = {"task": cfg.task, "seed": seed, "episodes": cfg.eval_episodes, "results": results}
+    if chains is not None:
+        report["chains"] = chains
     path = cfg.task_dir(seed) / "evaluation.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(report, indent=1))
@@ -529,9 +571,10 @@ def run_stage(
                     map_jobs(_primitive_job, jobs, workers, backend, ray_address)
         jobs = [{"cfg_dict": _as_dict(cfg), "name": name} for name in cfg.primitives]
         return map_jobs(_primitive_job, jobs, workers, backend, ray_address)
+    seeds = cfg.seeds if stage == "evaluate" else cfg.training_seeds  # (every chain of every seed)
     if workers == 1 and backend == "local":
-        return [_stage_job(_as_dict(cfg), stage, seed) for seed in cfg.seeds]
-    jobs = [{"cfg_dict": _as_dict(cfg), "stage": stage, "seed": int(s)} for s in cfg.seeds]
+        return [_stage_job(_as_dict(cfg), stage, int(seed)) for seed in seeds]
+    jobs = [{"cfg_dict": _as_dict(cfg), "stage": stage, "seed": int(s)} for s in seeds]
     return map_jobs(_stage_job, jobs, workers, backend, ray_address)
 
 

@@ -1,0 +1,119 @@
+"""Walker Jump (issue 24): train a Jump variant from a trained Forward, and find where Jump runs touch the curb.
+
+`train`: a Jump PPO run warm-started from a Forward run folder (as the pipeline's `primitive_init`), with the
+presets' PPO settings (8 envs x 1024 steps, minibatch 256) and the given env kwargs (e.g. `curb_heights`),
+then its greedy successes on the candidates' held-out seeds (30 episodes from 40,000) at the task's curb;
+resumable (the same command goes on from the run's checkpoint). `contacts`: greedy episodes of Jump runs with
+every curb set to each given height, counted as successes, falls, and touches by where a foot met the curb: its
+top (a foot landing on it), its front face, or the edge between them.
+
+    python benchmarks/walker_jump.py train --forward runs/hier3/primitives/forward --out runs/jump/h05-25 \
+        --env-kwargs '{"restart_prob": 0.75, "curb_heights": [0.05, 0.25]}' --seed 1 --steps 2000000
+    python benchmarks/walker_jump.py contacts --heights 0.05,0.15,0.25 --runs runs/hier3/primitives/jump-seed3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+
+import control.hierarchy  # noqa: F401  (registers the Hierarchy/ ids)
+from control.config import TrainConfig
+from control.hierarchy.policies import RunPolicy
+from control.hierarchy.primitive_eval import episode_outcome, run_success
+from control.hierarchy.resumable import ResumableEnvs
+from control.hierarchy.task_record import train_run
+from control.hierarchy.warm_start import warm_start
+
+JUMP = "Hierarchy/Walker2dJump-v0"
+HELD_OUT_SEED = 40_000  # the candidates' count (pipeline.CANDIDATE_SEED)
+
+
+def train(forward: str, out: str, env_kwargs: dict[str, Any], seed: int, steps: int) -> dict[str, Any]:
+    """The Jump run in `out` (warm-started from `forward` at its first start), then its held-out successes."""
+    cfg = TrainConfig(
+        algo="ppo",
+        env_id=JUMP,
+        env_kwargs=env_kwargs,
+        total_steps=steps,
+        out_dir=out,
+        eval_every=max(steps // 5, 1),
+        checkpoint_every=max(steps // 20, 1),
+        num_envs=8,
+        num_steps=1024,
+        minibatch_size=256,
+        seed=seed,
+    )
+    if not (Path(out) / "checkpoint.pt").is_file():
+        warm_start(Path(forward), cfg)
+    train_run(cfg, ResumableEnvs(), False)
+    result = run_success(JUMP, out, 30, HELD_OUT_SEED).as_dict()
+    result.pop("lengths")
+    return {"run": out, "env_kwargs": env_kwargs, "seed": seed, "steps": steps, **result}
+
+
+def touch_kind(raw: Any) -> str:
+    """Where a foot touches the curb at this step: 'top' (the contact normal points down), 'face' (sideways),
+    'edge' (between), or 'other' (another body part)."""
+    for j in range(raw.data.ncon):
+        contact = raw.data.contact[j]
+        geoms = (int(contact.geom1), int(contact.geom2))
+        if raw.is_obstacle[list(geoms)].any() and any(g in raw.foot_geoms for g in geoms):
+            nx, nz = abs(contact.frame[0]), abs(contact.frame[2])
+            return "top" if nz > 0.9 else ("face" if nx > 0.9 else "edge")
+    return "other"
+
+
+def contacts(run: str, height: float, episodes: int, seed: int) -> dict[str, int]:
+    """Outcome counts of `episodes` greedy episodes of Jump run `run` with every curb `height` metres high."""
+    env = gym.make(JUMP, curb_heights=[height, height])
+    raw, policy = env.unwrapped, RunPolicy(Path(run), env.observation_space, env.action_space)
+    counts = dict.fromkeys(("success", "fall", "timeout", "top", "edge", "face", "other"), 0)
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        terminated = truncated = False
+        while not (terminated or truncated):
+            obs, _, terminated, truncated, info = env.step(policy.act(obs))
+        outcome = episode_outcome(info, terminated)
+        counts[touch_kind(raw) if outcome == "collision" else outcome] += 1
+    env.close()
+    return counts
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", choices=["train", "contacts"])
+    parser.add_argument("--forward", help="train: the Forward run folder the Jump starts from.")
+    parser.add_argument("--out", help="train: the Jump run folder.")
+    parser.add_argument(
+        "--env-kwargs", default='{"restart_prob": 0.75}', help="train: the Jump env's kwargs."
+    )
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=2_000_000)
+    parser.add_argument("--runs", help="contacts: Jump run folders, a,b,...")
+    parser.add_argument("--heights", default="0.05,0.15,0.25", help="contacts: curb heights, a,b,...")
+    parser.add_argument("--episodes", type=int, default=20)
+    parser.add_argument("--episode-seed", type=int, default=HELD_OUT_SEED)
+    args = parser.parse_args()
+    if args.what == "train":
+        if not (args.forward and args.out):
+            parser.error("train needs --forward and --out")
+        result = train(args.forward, args.out, json.loads(args.env_kwargs), args.seed, args.steps)
+    else:
+        if not args.runs:
+            parser.error("contacts needs --runs")
+        heights = [float(h) for h in args.heights.split(",")]
+        result = {
+            f"{run}@{h}": contacts(run, h, args.episodes, args.episode_seed)
+            for run in args.runs.split(",")
+            for h in heights
+        }
+    print(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
