@@ -192,11 +192,17 @@ def main() -> None:
             "transition_steps": cfg.transition.steps,
             "switch_episodes": cfg.switch.episodes,
             "eval_episodes": cfg.eval_episodes,
+            **({"chains": cfg.chains, "chain_episodes": cfg.chain_episodes} if cfg.chains > 1 else {}),
         }
         summary["airl"] = dataclasses.asdict(cfg.airl)
         if cfg.primitive_candidates:  # each candidate run's counts and the run chosen
             summary["candidates"] = {
                 n: json.loads(cfg.chosen_path(n).read_text()) for n in cfg.primitive_candidates
+            }
+        if cfg.chains > 1:  # per seed: each policy's chain and every chain's validation mean
+            summary["chains"] = {
+                str(seed): json.loads((cfg.task_dir(seed) / "evaluation.json").read_text()).get("chains")
+                for seed in summary["seeds"]
             }
         if args.label:
             results.setdefault(task, {}).setdefault("variants", {})[args.label] = summary
