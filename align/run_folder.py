@@ -33,7 +33,8 @@ def open_run_record(
     checks the recorded config (the same file, the same verdict), the main process creates or clears the
     record, and the others open it read-only once it is written."""
     folder = Path(folder)
-    kwargs = {"name": name, "ignore": ignore, "keep": keep}
+    # the recipes keep all of a run's work in its folder: a start that did none takes a corrected config
+    kwargs = {"name": name, "ignore": ignore, "keep": keep, "fresh_if_unused": True}
     if overwrite:
         _check_clearable(folder, name)
     else:

@@ -126,12 +126,16 @@ class RunRecord:
         overwrite: bool = False,
         write: bool = True,
         keep: Collection[str] = (),
+        fresh_if_unused: bool = False,
     ) -> RunRecord:
         """The folder's record for a run with `config` (fields in `ignore` may change between starts).
 
         With `overwrite`, a folder holding an earlier run is emptied first (but for the files named in `keep`,
         e.g. a paid-for feedback cache, which stays valid for any config). `write=False` checks without
-        writing (the non-main ranks of a distributed run). Raises `ConfigChanged` or `RunFolderError`."""
+        writing (the non-main ranks of a distributed run). With `fresh_if_unused`, a recorded run that did no
+        work (no stage, result or progress recorded, and nothing in the folder but the record and `keep`'s
+        files: a start that stopped at a mistyped setting) takes the new config instead of refusing it; for
+        records whose runs keep all their work in their folder. Raises `ConfigChanged` or `RunFolderError`."""
         folder = Path(folder)
         path = folder / name
         if overwrite and folder.exists() and write:
@@ -157,7 +161,7 @@ class RunRecord:
                 record.save()
             return record
         differences = config_differences(data["config"], config, ignore)
-        if differences and _nothing_done(folder, name, keep, data):
+        if differences and fresh_if_unused and _nothing_done(folder, name, keep, data):
             # a start that stopped before any work (a mistyped model, a missing file): nothing to protect
             record = cls(path, {**data, "config": _plain(dict(config))}, resumed=False, writable=write)
             if write:

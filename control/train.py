@@ -61,7 +61,6 @@ def resolve_config(cfg: TrainConfig, algo: Algorithm) -> TrainConfig:
     if problems:
         raise UserError("; ".join(problems))
     check_env_id(cfg.env_id)
-    check_env_kwargs(cfg.env_id, cfg.env_kwargs)
     try:  # before the run folder is written (the loop checks again with the env's own observation kind)
         device = resolve_device(cfg.device, image_obs=is_atari(cfg.env_id))
         if cfg.bf16:
@@ -275,6 +274,7 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
     algo, cfg, hooks = _resolved(cfg, hooks)
     if cfg.rollout_workers > 1:
         refuse_workers(cfg, hooks, image_obs=is_atari(cfg.env_id))
+    check_env_kwargs(cfg.env_id, cfg.env_kwargs)  # here, not in check_run: files they name may come later
     out, record = open_run(cfg, hooks.config_extra())
     cfg = dataclasses.replace(cfg, out_dir=str(out))
     batch = cfg.num_envs * cfg.num_steps

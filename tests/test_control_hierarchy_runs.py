@@ -141,12 +141,13 @@ def test_a_root_recorded_before_primitive_refine_resumes_unless_the_task_refines
     resumes; Patrol, whose presets refine Forward and Backward, is refused (its primitives change)."""
     from align.run_state import ConfigChanged
     from control.hierarchy.config import load_config
-    from control.hierarchy.task_record import open_task_record
+    from control.hierarchy.task_record import ADDED_LATER, open_task_record
 
+    assert {"primitive_refine", "primitive_candidates", "chains"} <= set(ADDED_LATER)
     for task in ("hurdle", "patrol"):
         cfg = load_config(task, root=str(tmp_path))
         old = dataclasses.asdict(cfg)
-        for name in ("primitive_refine", "primitive_candidates", "candidate_episodes"):
+        for name in ADDED_LATER:
             del old[name]  # what a root started before the fields existed recorded
         folder = tmp_path / task
         folder.mkdir()

@@ -174,9 +174,10 @@ def folder_bytes(folder: Path) -> dict[Path, bytes]:
 
 
 def test_a_malformed_later_row_and_a_changed_config_are_user_errors(tmp_path, capsys):
-    """SPPO IMDB on a local JSONL whose third row lacks `label`: exit 2 naming file, line and field. The run
-    folder then holds the recorded config; a start with another learning rate is refused, naming the field
-    and --overwrite, and leaves every file as it was; more seeds are not a change (each is a stage)."""
+    """SPPO IMDB on a local JSONL whose third row lacks `label`: exit 2 naming file, line and field. That start
+    did no work, so a corrected command (another learning rate) takes its place instead of being refused; once
+    a run has done work, a start with another learning rate is refused, naming the field and --overwrite, and
+    leaves every file as it was."""
     data, out = bad_reviews(tmp_path), tmp_path / "run"
     common = ["--set", f"imdb.dataset={data}", "--set", f"imdb.output_dir={out}"]
     imdb = load_recipe("sppo_imdb")
@@ -185,14 +186,16 @@ def test_a_malformed_later_row_and_a_changed_config_are_user_errors(tmp_path, ca
     assert err.count("\n") == 1 and f"{data}, record 'line 3', field 'label': missing" in err, err
     recorded = json.loads((out / "rlhf_state.json").read_text())
     assert recorded["config"]["imdb"]["dataset"] == str(data) and recorded["done"] == []
+    assert imdb.main([*common, "--set", "ppo.learning_rate=1e-4", "--quiet"]) == 2  # taken; the same bad row
+    assert "record 'line 3'" in capsys.readouterr().err
+    assert json.loads((out / "rlhf_state.json").read_text())["config"]["ppo"]["learning_rate"] == 1e-4
+    (out / "seed1").mkdir()  # work in the folder (a stage's output): from now on the config is protected
     before = folder_bytes(out)
-    assert imdb.main([*common, "--set", "ppo.learning_rate=1e-4", "--set", "imdb.seeds=1"]) == 2
+    assert imdb.main([*common, "--set", "ppo.learning_rate=2e-4"]) == 2
     err = capsys.readouterr().err
     assert f"{out} holds a run started with another config (ppo.learning_rate: " in err
-    assert "-> 0.0001)" in err and "--overwrite" in err and "seeds" not in err and err.count("\n") == 2
+    assert "-> 0.0002)" in err and "--overwrite" in err and err.count("\n") == 2
     assert folder_bytes(out) == before
-    assert imdb.main([*common, "--set", "imdb.seeds=1", "--quiet"]) == 2  # resumes, then the same bad row
-    assert "record 'line 3'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

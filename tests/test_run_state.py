@@ -115,16 +115,21 @@ def test_a_start_that_did_no_work_takes_the_corrected_config(tmp_path):
     """A first start that stopped before any work (a mistyped model id) left only its record and the kept
     cache: the corrected command starts there instead of being refused; any work done keeps the refusal."""
     run = tmp_path / "run"
-    RunRecord.open(run, {"model": "no/such"}, keep=["cache.sqlite"])
+    kept = {"keep": ["cache.sqlite"], "fresh_if_unused": True}
+    RunRecord.open(run, {"model": "no/such"}, **kept)
     (run / "cache.sqlite").write_text("paid-for answers")
-    fixed = RunRecord.open(run, {"model": "org/model"}, keep=["cache.sqlite"])
+    with pytest.raises(
+        ConfigChanged
+    ):  # only where asked for (the hierarchy's work lives outside its record's folder)
+        RunRecord.open(run, {"model": "org/model"}, keep=["cache.sqlite"])
+    fixed = RunRecord.open(run, {"model": "org/model"}, **kept)
     assert not fixed.resumed and fixed.config == {"model": "org/model"}
     assert json.loads((run / "run_state.json").read_text())["config"] == {"model": "org/model"}
     assert (run / "cache.sqlite").read_text() == "paid-for answers"
     (run / "checkpoint.pt").write_text("x")  # something was written: that run is protected
     with pytest.raises(ConfigChanged):
-        RunRecord.open(run, {"model": "other/model"}, keep=["cache.sqlite"])
+        RunRecord.open(run, {"model": "other/model"}, **kept)
     (run / "checkpoint.pt").unlink()
     fixed.set_progress(step=3)  # progress recorded: protected too
     with pytest.raises(ConfigChanged):
-        RunRecord.open(run, {"model": "other/model"}, keep=["cache.sqlite"])
+        RunRecord.open(run, {"model": "other/model"}, **kept)
