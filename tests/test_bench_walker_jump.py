@@ -1,0 +1,52 @@
+"""benchmarks/walker_jump.py's contact classes on scripted states: a foot pressed into a curb's top is 'top',
+into its front face 'face'."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+
+from walker_jump import touch_kind  # noqa: E402
+
+
+def foot_extent(raw, gid: int) -> tuple[float, float, float]:
+    """The foot capsule's (lowest z, rearmost x, foremost x)."""
+    centre, axis = raw.data.geom_xpos[gid], raw.data.geom_xmat[gid].reshape(3, 3)[:, 2]
+    radius, half = raw.model.geom_size[gid, 0], raw.model.geom_size[gid, 1]
+    xs = centre[0] + np.array([-1, 1]) * half * axis[0]
+    zs = centre[2] + np.array([-1, 1]) * half * axis[2]
+    return zs.min() - radius, xs.min() - radius, xs.max() + radius
+
+
+def pressed(height: float, where: str):
+    """The Jump env with one curb `height` high and the right foot pressed 1 cm into its top or front face."""
+    env = gym.make("Hierarchy/Walker2dJump-v0", curb_heights=[height, height])
+    env.reset(seed=0)
+    raw = env.unwrapped
+    curb, gid = raw.obstacles[0], raw.foot_geoms[0]
+    qpos, qvel = raw.init_qpos.copy(), np.zeros(raw.model.nv)
+    raw.set_state(qpos, qvel)
+    low, rear, front = foot_extent(raw, gid)
+    if where == "top":  # over the curb's middle, 1 cm into its top
+        qpos[0] += (curb.start + curb.end) / 2 - (rear + front) / 2
+        qpos[1] += height - 0.01 - low
+    else:  # in front of it, low, its foremost point 1 cm into the face
+        qpos[0] += curb.start + 0.01 - front
+        qpos[1] += 0.1 - low
+    raw.set_state(qpos, qvel)
+    mujoco.mj_forward(raw.model, raw.data)
+    return env, raw
+
+
+@pytest.mark.parametrize(("height", "where"), [(0.1, "top"), (0.4, "face")])
+def test_a_foot_pressed_into_the_curb_is_classed_by_the_contact_normal(height, where):
+    env, raw = pressed(height, where)
+    assert touch_kind(raw) == where
+    env.close()
