@@ -4,9 +4,10 @@
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,6 +167,26 @@ def _dtype(dtype: str | torch.dtype) -> Any:
         raise ValueError(f"unknown dtype {dtype!r}; use 'auto', 'float32', 'bfloat16' or 'float16'") from err
 
 
+def _naming_the_model(load: Callable[..., LoadedPolicy]) -> Callable[..., LoadedPolicy]:
+    """`load(name_or_path, ...)` with a model that is neither a local folder nor loadable from the hub (not
+    found, not a model: OSError or ValueError, HFValidationError among them) turned into a `UserError` naming
+    it, with the library's reason."""
+
+    @functools.wraps(load)
+    def wrapped(name_or_path: str, *args: Any, **kwargs: Any) -> LoadedPolicy:
+        try:
+            return load(name_or_path, *args, **kwargs)
+        except (OSError, ValueError) as exc:
+            path = os.path.expanduser(str(name_or_path))
+            if str(name_or_path).startswith((".", "/", "~")) and not os.path.exists(path):
+                raise UserError(f"model {name_or_path!r}: no such folder") from None
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(f"model {name_or_path!r} could not be loaded: {reason}") from None
+
+    return wrapped
+
+
+@_naming_the_model
 def load_policy(
     name_or_path: str,
     kind: str = "auto",
@@ -176,35 +197,14 @@ def load_policy(
     trust_remote_code: bool = False,
 ) -> LoadedPolicy:
     """Load a causal LM (`AutoModelForCausalLM` + tokenizer) or a VLM (`AutoModelForImageTextToText` +
-    processor) from a hub id or local folder; wrap it with LoRA when `lora` is given. A model that is neither a
-    local folder nor loadable from the hub is a `UserError` naming it (with the library's reason)."""
-    try:
-        return _load_policy(name_or_path, kind, lora, quantization, dtype, device_map, trust_remote_code)
-    except (OSError, ValueError) as exc:  # not found, not a model (HFValidationError is a ValueError)
-        if str(name_or_path).startswith((".", "/", "~")) and not os.path.exists(
-            os.path.expanduser(name_or_path)
-        ):
-            raise UserError(f"model {name_or_path!r}: no such folder") from None
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UserError(f"model {name_or_path!r} could not be loaded: {reason}") from None
-
-
-def _load_policy(
-    name_or_path: str,
-    kind: str = "auto",
-    lora: LoraSettings | None = None,
-    quantization: str | None = None,
-    dtype: str | torch.dtype = "auto",
-    device_map: Any = None,
-    trust_remote_code: bool = False,
-) -> LoadedPolicy:
-    """`load_policy` without the error mapping (adapters load their base through it)."""
+    processor) from a hub id or local folder; wrap it with LoRA when `lora` is given. A model that cannot be
+    loaded is a `UserError` naming it."""
     hub = {"trust_remote_code": trust_remote_code}
     adapter = _adapter_base(name_or_path)
     if adapter is not None:  # a saved LoRA adapter: load its base, then the adapter (trainable)
         from peft import PeftModel
 
-        base = _load_policy(adapter, kind, None, quantization, dtype, device_map, trust_remote_code)
+        base = load_policy(adapter, kind, None, quantization, dtype, device_map, trust_remote_code)
         base.model = PeftModel.from_pretrained(base.model, name_or_path, is_trainable=True)
         base.name_or_path = name_or_path
         return base

@@ -477,14 +477,16 @@ def _modes(comp: Composition) -> list[str]:
     return modes
 
 
-def choose_chains(cfg: HierarchyConfig, seed: int, env: gym.Env) -> dict[str, Any]:
-    """`chains` > 1: each chain of `seed` (its transitions and switches) run with each hand-over policy that uses
-    them on `chain_episodes` validation episodes (task seeds apart from the evaluation's); per policy the chain
-    with the most subtasks (ties: the earlier chain). Switching at once uses no chain (the first is kept)."""
+def choose_chains(
+    cfg: HierarchyConfig, seed: int, env: gym.Env, comps: dict[int, Composition]
+) -> dict[str, Any]:
+    """`chains` > 1: each chain of `seed` (`comps`: its composition per chain seed) run with each hand-over policy
+    that uses its transitions on `chain_episodes` validation episodes (task seeds apart from the evaluation's);
+    per policy the chain with the most subtasks (ties: the earlier chain). Switching at once uses no chain (the
+    first is kept)."""
     chosen: dict[str, Any] = {"none": {"chain_seed": seed}}
     validation: dict[str, dict[int, float]] = {}
-    for chain in cfg.chain_seeds(seed):
-        comp = composition_for_seed(cfg, chain, env)
+    for chain, comp in comps.items():
         modes = [m for m in _modes(comp) if m != "none"]
         scores = evaluate_composition(env, comp, modes, cfg.chain_episodes, VALIDATION_SEED + 1000 * seed)
         for mode, result in scores.items():
@@ -497,22 +499,15 @@ def choose_chains(cfg: HierarchyConfig, seed: int, env: gym.Env) -> dict[str, An
 
 def evaluate_seed(cfg: HierarchyConfig, seed: int) -> dict[str, Any]:
     env = task_env(cfg)
-    chains = choose_chains(cfg, seed, env) if cfg.chains > 1 else None
-    comps = {seed: composition_for_seed(cfg, seed, env)}
-    modes = _modes(comps[seed])
-    if chains is not None:
-        modes = list(chains)
-        for mode in modes:
-            chain = chains[mode]["chain_seed"]
-            if chain not in comps:
-                comps[chain] = composition_for_seed(cfg, chain, env)
+    comps = {chain: composition_for_seed(cfg, chain, env) for chain in cfg.chain_seeds(seed)}
+    chains = choose_chains(cfg, seed, env, comps) if cfg.chains > 1 else None
     episodes = EVAL_SEED + 1000 * seed  # the same evaluation episodes for every policy
     if chains is None:
-        results = evaluate_composition(env, comps[seed], modes, cfg.eval_episodes, episodes)
+        results = evaluate_composition(env, comps[seed], _modes(comps[seed]), cfg.eval_episodes, episodes)
     else:  # each policy with its chain
         results = {}
-        for mode in modes:
-            comp = comps[chains[mode]["chain_seed"]]
+        for mode, chosen in chains.items():
+            comp = comps[chosen["chain_seed"]]
             results.update(evaluate_composition(env, comp, [mode], cfg.eval_episodes, episodes))
     env.close()
     report = {"task": cfg.task, "seed": seed, "episodes": cfg.eval_episodes, "results": results}
