@@ -63,7 +63,8 @@ def resolve_config(cfg: TrainConfig, algo: Algorithm) -> TrainConfig:
     check_env_id(cfg.env_id)
     try:  # before the run folder is written (the loop checks again with the env's own observation kind)
         device = resolve_device(cfg.device, image_obs=is_atari(cfg.env_id))
-        if cfg.bf16:
+        # `auto` puts image policies on a GPU: for other image envs (CarRacing) the device is known only later
+        if cfg.bf16 and (cfg.device != "auto" or is_atari(cfg.env_id)):
             require_native_bf16(device)
     except ValueError as exc:
         raise UserError(str(exc)) from None
@@ -311,7 +312,10 @@ def train(cfg: TrainConfig, hooks: LoopHooks | None = None) -> dict[str, Any]:
         envs.single_observation_space, envs.single_action_space, tuple(cfg.hidden), cfg.bf16
     ).to(device)
     if cfg.bf16:
-        require_native_bf16(device)
+        try:
+            require_native_bf16(device)
+        except ValueError as exc:  # an image env under `auto` (resolve_config could not know its device)
+            raise UserError(str(exc)) from None
     hooks.setup(LoopContext(cfg, envs, agent, norm, device, out))
     critic = hooks.critic.to(device) if hooks.critic is not None else None
     global_step, start_iteration = 0, 1
