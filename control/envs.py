@@ -117,21 +117,27 @@ def check_env_id(env_id: str) -> None:
         )
 
 
-def check_env_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
-    """A `UserError` naming `--env-kwargs` when `env_id` cannot be built with `kwargs` (an unknown keyword or a
-    value its constructor refuses); builds the env once, and only when there are kwargs."""
+def env_kwargs_problem(env_id: str, kwargs: dict[str, Any]) -> str | None:
+    """Why `env_id` cannot be built with `kwargs` (an unknown keyword, a value its constructor refuses, a file it
+    names that is not there), or None; builds the env once, and only when there are kwargs."""
     if not kwargs:
-        return
+        return None
     quiet_model_deprecations(env_id)
     try:
-        env = gym.make(env_id, **kwargs)
+        gym.make(env_id, **kwargs).close()
     except (
         TypeError,
         ValueError,
-    ) as exc:  # gymnasium re-raises the constructor's error with the id and kwargs
-        reason = str(exc).split(" was raised from the environment creator")[0]
-        raise UserError(f"--env-kwargs {kwargs!r}: {env_id} refuses them: {reason}") from None
-    env.close()
+        OSError,
+    ) as exc:  # gymnasium re-raises the constructor's error with the kwargs
+        return str(exc).split(" was raised from the environment creator")[0]
+    return None
+
+
+def check_env_kwargs(env_id: str, kwargs: dict[str, Any]) -> None:
+    """A `UserError` naming `--env-kwargs` when `env_id` cannot be built with `kwargs`."""
+    if problem := env_kwargs_problem(env_id, kwargs):
+        raise UserError(f"--env-kwargs {kwargs!r}: {env_id} refuses them: {problem}")
 
 
 def has_continuous_actions(cfg: EnvConfig) -> bool:

@@ -68,8 +68,8 @@ class AresConfig:
     seed: int = field(default=0, metadata={"help": "Seed of the whole run."})
 
     def __post_init__(self) -> None:
-        if spec_problem(self.teacher):
-            raise ValueError(f"ares.teacher: {spec_problem(self.teacher)}")
+        if problem := spec_problem(self.teacher):
+            raise ValueError(f"ares.teacher: {problem}")
         if self.dataset not in DATASETS:
             raise ValueError(f"ares.dataset must be one of {DATASETS}, got {self.dataset!r}")
         if self.rounds < 0 or self.rl_iterations < 0:

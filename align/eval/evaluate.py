@@ -63,8 +63,8 @@ class EvalConfig:
     seed: int = field(default=0, metadata={"help": "Seed of the bootstrap interval."})
 
     def __post_init__(self) -> None:
-        if spec_problem(self.judge):
-            raise ValueError(f"eval.judge: {spec_problem(self.judge)}")
+        if problem := spec_problem(self.judge):
+            raise ValueError(f"eval.judge: {problem}")
 
 
 def parse_models(spec: str) -> list[tuple[str, str]]:

@@ -161,5 +161,5 @@ class TldrConfig:
     def __post_init__(self) -> None:
         if not self.seeds:
             raise ValueError("tldr.seeds must name at least one seed")
-        if spec_problem(self.judge):
-            raise ValueError(f"tldr.judge: {spec_problem(self.judge)}")
+        if problem := spec_problem(self.judge):
+            raise ValueError(f"tldr.judge: {problem}")

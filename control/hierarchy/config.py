@@ -18,6 +18,7 @@ from typing import Any
 import gymnasium as gym
 import yaml
 
+from control.envs import env_kwargs_problem
 from control.hierarchy.airl import AIRLSettings
 from control.hierarchy.jaco_registry import JACO_TASKS
 from control.hierarchy.switch import SwitchSettings
@@ -526,13 +527,8 @@ def _check_env_kwargs(cfg: HierarchyConfig) -> None:
             )
         if not isinstance(kwargs, dict):
             raise ConfigError(f"{where}: expected a mapping of env keyword arguments, got {kwargs!r}")
-        if not kwargs:
-            continue
-        try:
-            gym.make(cfg.primitives[name], **kwargs).close()
-        except (TypeError, ValueError, OSError) as exc:  # gymnasium re-raises the constructor's error
-            reason = str(exc).split(" was raised from the environment creator")[0]
-            raise ConfigError(f"{where}: {cfg.primitives[name]} refuses {kwargs!r}: {reason}") from None
+        if problem := env_kwargs_problem(cfg.primitives[name], kwargs):
+            raise ConfigError(f"{where}: {cfg.primitives[name]} refuses {kwargs!r}: {problem}")
 
 
 def _check_chains(cfg: HierarchyConfig) -> None:

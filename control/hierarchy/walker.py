@@ -110,9 +110,8 @@ class WalkerCourseEnv(Walker2dEnv):
         )
         self.random_steps = random_steps
         self.obstacles: list[Obstacle] = []
-        self.curb_height = (
-            self.shape.curb_height
-        )  # this episode's (Jump's `curb_heights` draws one per episode)
+        # this episode's curb height (Jump's `curb_heights` draws one per episode)
+        self.curb_height = self.shape.curb_height
         self.next_obstacle = self.successes = self.steps_in_subtask = 0
         with TemporaryModelFile(walker_course_xml(self.shape)) as path:
             super().__init__(

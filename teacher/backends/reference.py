@@ -18,6 +18,7 @@ import time
 from functools import lru_cache
 
 from teacher.backends.base import Backend
+from teacher.names import REFERENCE_SIMILARITIES
 from teacher.records import RawReply, TeacherRequest
 
 _WORD = re.compile(r"[a-z0-9]+(?:\.[0-9]+)?")
@@ -74,7 +75,7 @@ class ReferenceBackend(Backend):
     def __init__(
         self, similarity: str = "embedding", low: float = 0.2, high: float = 0.8, tie_margin: float = 0.05
     ):
-        if similarity not in ("embedding", "lexical"):
+        if similarity not in REFERENCE_SIMILARITIES:
             raise ValueError(f"reference similarity must be 'embedding' or 'lexical', got {similarity!r}")
         super().__init__(f"reference-{similarity}")
         self.similarity, self.low, self.high, self.tie_margin = similarity, low, high, tie_margin
