@@ -27,10 +27,22 @@ from control.hierarchy.policies import RunPolicy
 from control.hierarchy.primitive_eval import episode_outcome, run_success
 from control.hierarchy.resumable import ResumableEnvs
 from control.hierarchy.task_record import train_run
+from control.hierarchy.walker import OBSERVATION_KWARGS
 from control.hierarchy.warm_start import warm_start
 
 JUMP = "Hierarchy/Walker2dJump-v0"
 HELD_OUT_SEED = 40_000  # the candidates' count (pipeline.CANDIDATE_SEED)
+
+
+def observation_kwargs(env_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The part of a run's training env kwargs that shapes its observation (needed at evaluation too; the rest
+    are training only)."""
+    return {k: v for k, v in env_kwargs.items() if k in OBSERVATION_KWARGS}
+
+
+def run_observation_kwargs(run: str) -> dict[str, Any]:
+    """`observation_kwargs` of the run folder `run` (from its config.json)."""
+    return observation_kwargs(json.loads((Path(run) / "config.json").read_text()).get("env_kwargs") or {})
 
 
 def train(forward: str, out: str, env_kwargs: dict[str, Any], seed: int, steps: int) -> dict[str, Any]:
@@ -51,7 +63,7 @@ def train(forward: str, out: str, env_kwargs: dict[str, Any], seed: int, steps: 
     if not (Path(out) / "checkpoint.pt").is_file():
         warm_start(Path(forward), cfg)
     train_run(cfg, ResumableEnvs(), False)
-    result = run_success(JUMP, out, 30, HELD_OUT_SEED).as_dict()
+    result = run_success(JUMP, out, 30, HELD_OUT_SEED, observation_kwargs(env_kwargs)).as_dict()
     result.pop("lengths")
     return {"run": out, "env_kwargs": env_kwargs, "seed": seed, "steps": steps, **result}
 
@@ -70,7 +82,7 @@ def touch_kind(raw: Any) -> str:
 
 def contacts(run: str, height: float, episodes: int, seed: int) -> dict[str, int]:
     """Outcome counts of `episodes` greedy episodes of Jump run `run` with every curb `height` metres high."""
-    env = gym.make(JUMP, curb_heights=[height, height])
+    env = gym.make(JUMP, curb_heights=[height, height], **run_observation_kwargs(run))
     raw, policy = env.unwrapped, RunPolicy(Path(run), env.observation_space, env.action_space)
     counts = dict.fromkeys(("success", "fall", "timeout", "top", "edge", "face", "other"), 0)
     for k in range(episodes):

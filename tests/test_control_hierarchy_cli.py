@@ -148,6 +148,14 @@ def test_primitive_starts_and_init_must_name_the_tasks_primitives(tmp_path):
         ("primitive_env_kwargs: {jump: {bogus: 1}}", ["primitive_env_kwargs.jump", "'bogus'"]),
         ("primitive_env_kwargs: {jump: {curb_heights: 0.2}}", ["primitive_env_kwargs.jump", "curb_heights"]),
         ("primitive_env_kwargs: {jump: 3}", ["primitive_env_kwargs.jump", "expected a mapping"]),
+        (  # an option that shapes the observation, given to one primitive and not to the task
+            "primitive_env_kwargs: {jump: {feet_features: true}}",
+            ["primitive_env_kwargs.jump.feet_features", "task_kwargs.feet_features", "must agree"],
+        ),
+        (
+            "task_kwargs: {feet_features: true}",
+            ["primitive_env_kwargs.forward.feet_features is False", "task_kwargs.feet_features) is True"],
+        ),
     ],
 )
 def test_primitive_env_kwargs_the_env_refuses_exit_2_before_anything_starts(tmp_path, yaml_text, expected):
@@ -158,3 +166,16 @@ def test_primitive_env_kwargs_the_env_refuses_exit_2_before_anything_starts(tmp_
     lines = result.stderr.strip().splitlines()
     assert len(lines) <= 2 and all(word in lines[0] for word in expected), lines
     assert not (tmp_path / "runs").exists()
+
+
+def test_feet_features_given_to_the_task_and_all_its_primitives_load(tmp_path):
+    from control.hierarchy.config import load_config
+
+    config = tmp_path / "feet.yaml"
+    config.write_text(
+        "task_kwargs: {feet_features: true}\n"
+        "primitive_env_kwargs: {forward: {feet_features: true}, jump: {feet_features: true, restart_prob: 0.75}}\n"
+    )
+    cfg = load_config("hurdle", str(config))
+    assert cfg.task_kwargs == {"feet_features": True}
+    assert all(cfg.primitive_env_kwargs[n]["feet_features"] for n in ("forward", "jump"))

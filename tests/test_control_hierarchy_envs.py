@@ -9,7 +9,7 @@ import pytest
 
 import control.envs  # noqa: F401  (registers the Hierarchy/ ids)
 from control.hierarchy.registration import NAMESPACE, WALKER_ENVS
-from control.hierarchy.walker import CURB_PASS_MARGIN, OBS_DIM
+from control.hierarchy.walker import CURB_PASS_MARGIN, FEET_DIM, OBS_DIM
 
 ZERO = np.zeros(6)
 
@@ -179,6 +179,25 @@ def test_jump_curb_heights_draw_each_episodes_curb_and_it_collides_at_that_heigh
     assert raw.curb_height == 0.25 and raw.model.geom_size[raw.curb_ids[0], 2] == 0.125
     with pytest.raises(ValueError, match="curb_heights"):
         make("Walker2dJump-v0", curb_heights=(0.3, 0.1))
+
+
+@pytest.mark.parametrize("name", ["Walker2dJump-v0", "Walker2dForward-v0", "Walker2dObstacleCourse-v0"])
+def test_feet_features_give_each_foots_distance_to_the_next_obstacle_and_its_height(name):
+    plain, _ = make(name)
+    env, raw = make(name, feet_features=True)
+    assert env.observation_space.shape == (OBS_DIM + FEET_DIM,)
+    obs, plain_obs = env.reset(seed=3)[0], plain.reset(seed=3)[0]
+    assert np.array_equal(obs[:OBS_DIM], plain_obs)  # the same env, inputs appended
+    if raw.obstacles:
+        teleport(raw, raw.obstacles[0].start - 1.0)  # the next obstacle 1 m ahead of the torso
+        obs = env.step(ZERO)[0]
+    feet = raw.data.geom_xpos[raw.foot_geoms]
+    ahead = raw.obstacles[0].start - feet[:, 0] if raw.obstacles else np.full(2, raw.detect_distance)
+    assert np.allclose(obs[OBS_DIM::2], ahead) and np.allclose(obs[OBS_DIM + 1 :: 2], feet[:, 2])
+    if raw.obstacles:
+        assert 0.5 < ahead.min() and ahead.max() < 1.5  # the feet are near the torso
+    with pytest.raises(ValueError, match="feet_features"):
+        make(name, feet_features="yes")
 
 
 def test_a_walker_falls_by_height_only_unless_an_angle_limit_is_set():

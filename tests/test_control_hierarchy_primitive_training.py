@@ -132,6 +132,35 @@ def test_a_warm_started_primitive_begins_as_its_source_and_then_trains(tmp_path)
     assert not torch.equal(weights(tmp_path / "jump")["actor.0.weight"], start["actor.0.weight"])
 
 
+def test_a_warm_start_into_a_longer_observation_pads_the_new_inputs_with_zeros(tmp_path):
+    """Forward (21 inputs) -> Jump with `feet_features` (25): the appended inputs get zero weights and zero Adam
+    moments, measured normalisation, and the run trains from there."""
+    from control.hierarchy.walker import BODY_DIM, FEET_DIM, OBS_DIM
+    from control.hierarchy.warm_start import warm_start
+
+    source = config(tmp_path / "forward")
+    source.env_id, source.total_steps = "Hierarchy/Walker2dForward-v0", 512
+    train(source)
+    target = config(tmp_path / "jump")
+    target.total_steps = 512
+    target.env_kwargs = {"curb_range": (1.0, 1.5), "feet_features": True}
+    new_inputs = warm_start(tmp_path / "forward", target, measure_steps=300)
+    assert new_inputs == list(range(BODY_DIM, OBS_DIM + FEET_DIM))
+    before, start = weights(tmp_path / "forward"), weights(tmp_path / "jump")
+    for name in ("actor.0.weight", "critic.0.weight"):
+        assert start[name].shape == (before[name].shape[0], OBS_DIM + FEET_DIM)
+        assert torch.equal(start[name][:, :BODY_DIM], before[name][:, :BODY_DIM])
+        assert not start[name][:, BODY_DIM:].any()
+    state = load_checkpoint(tmp_path / "jump" / "checkpoint.pt")
+    moments = [m for s in state["optimizer"]["state"].values() for m in (s["exp_avg"], s["exp_avg_sq"])]
+    padded = [m for m in moments if m.shape[-1] == OBS_DIM + FEET_DIM]
+    assert len(padded) == 4 and all(not m[:, OBS_DIM:].any() for m in padded)
+    assert (state["norm"]["obs_var"][OBS_DIM:] > 1e-4).all()  # the feet move while walking to the curb
+    summary = train(target, ResumableEnvs())
+    assert summary["global_step"] == 512
+    assert weights(tmp_path / "jump")["actor.0.weight"][:, OBS_DIM:].any()  # the new inputs are learnt
+
+
 def tiny_patrol(root, refine_steps: int, **fields):
     """Patrol with tiny primitives (no recorded starts, no pushes), Forward refined from Backward's states."""
     from control.hierarchy.config import load_config

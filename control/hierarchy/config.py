@@ -22,7 +22,7 @@ from control.envs import env_kwargs_problem
 from control.hierarchy.airl import AIRLSettings
 from control.hierarchy.jaco_registry import JACO_TASKS
 from control.hierarchy.switch import SwitchSettings
-from control.hierarchy.walker import BODY_DIM
+from control.hierarchy.walker import BODY_DIM, OBSERVATION_KWARGS
 
 TASKS = ("patrol", "hurdle", "obstacle", *JACO_TASKS, "toy")
 CHAIN_STRIDE = 1000  # chain k of seed s trains with seed s + CHAIN_STRIDE * k
@@ -529,6 +529,25 @@ def _check_env_kwargs(cfg: HierarchyConfig) -> None:
             raise ConfigError(f"{where}: expected a mapping of env keyword arguments, got {kwargs!r}")
         if problem := env_kwargs_problem(cfg.primitives[name], kwargs):
             raise ConfigError(f"{where}: {cfg.primitives[name]} refuses {kwargs!r}: {problem}")
+    _check_observation_kwargs(cfg)
+
+
+def _check_observation_kwargs(cfg: HierarchyConfig) -> None:
+    """The env kwargs that shape the observation (`walker.OBSERVATION_KWARGS`) agree between `task_kwargs` and
+    every primitive's `primitive_env_kwargs`: a primitive runs inside the task on the task's observation."""
+    if not isinstance(cfg.task_kwargs, dict):
+        raise ConfigError(
+            f"task_kwargs: expected a mapping of env keyword arguments, got {cfg.task_kwargs!r}"
+        )
+    for key, default in OBSERVATION_KWARGS.items():
+        task_value = cfg.task_kwargs.get(key, default)
+        for name in cfg.primitives:
+            value = (cfg.primitive_env_kwargs.get(name) or {}).get(key, default)
+            if value != task_value:
+                raise ConfigError(
+                    f"primitive_env_kwargs.{name}.{key} is {value!r} but the task's (task_kwargs.{key}) is "
+                    f"{task_value!r}: they shape the observation, so a task and all its primitives must agree"
+                )
 
 
 def _check_chains(cfg: HierarchyConfig) -> None:

@@ -50,6 +50,7 @@ class RunPolicy:
             self.norm.load_state_dict(state["norm"])
         self.low, self.high = action_space.low, action_space.high
         self.global_step = int(state["global_step"])
+        self.obs_dim = int(np.prod(obs_space.shape))
 
     def normalise(self, obs: np.ndarray) -> np.ndarray:
         x = np.asarray(obs, dtype=np.float64)[None]

@@ -9,7 +9,10 @@ collisions end the episode); differences are listed in docs/control_hierarchy.md
 Every env has the same 21-dim observation, so a primitive trained alone runs unchanged inside a task:
 `qpos[1:]` (8), `clip(qvel, -10, 10)` (9), and the next obstacle within `detect_distance` ahead of the torso:
 (distance to its start, distance to its end, curb height or 0, ceiling bottom height or 0); with nothing in sight
-(detect_distance, detect_distance, 0, 0). `info` carries `success` (a subtask completed at this step, or a
+(detect_distance, detect_distance, 0, 0). With `feet_features=True` (ours) four more follow: per foot (right, left),
+the distance from its sole's centre to the next obstacle's start (detect_distance with nothing in sight) and the
+centre's height, so that a policy sees where its feet will come down against a curb without inferring it from the
+joint angles (every env of a task and its primitives must agree on the option). `info` carries `success` (a subtask completed at this step, or a
 primitive's episode goal reached), `subtasks` (completed so far, in a row: a failure ends the episode),
 `primitive` (the primitive the task expects next) and `collision`. Envs keep their own time limits.
 """
@@ -37,6 +40,9 @@ from control.hierarchy.walker_model import (
 )
 
 OBS_DIM = 21
+FEET_DIM = 4  # `feet_features`: per foot, distance to the next obstacle's start and height
+# env kwargs that shape the observation: a task and all its primitives must agree on them (name -> default)
+OBSERVATION_KWARGS = {"feet_features": False}
 BODY_DIM = 17  # the walker's own state: the part a transition discriminator compares
 TARGET_SPEED = 3.0  # m/s, the velocity-tracking target of the authors' rewards
 CURB_PASS_MARGIN = 1.5  # a curb counts as passed once the rearmost body point is this far beyond it (authors)
@@ -97,8 +103,12 @@ class WalkerCourseEnv(Walker2dEnv):
         max_angle: float | None = None,
         push_force: float = 0.0,
         push_prob: float = 0.2,
+        feet_features: bool = False,
         **kwargs: Any,
     ):
+        if not isinstance(feet_features, bool):
+            raise ValueError(f"feet_features: expected true or false, got {feet_features!r}")
+        self.feet_features = feet_features
         if isinstance(weights, dict):  # from JSON env kwargs
             weights = RewardWeights(**weights)
         self.shape, self.weights = shape or ObstacleShape(), weights or RewardWeights()
@@ -121,7 +131,8 @@ class WalkerCourseEnv(Walker2dEnv):
                 **kwargs,
             )
         utils.EzPickle.__init__(self)  # Walker2dEnv stored the temporary xml path; unpickling builds anew
-        self.observation_space = Box(-np.inf, np.inf, (OBS_DIM,), np.float64)
+        dims = OBS_DIM + (FEET_DIM if feet_features else 0)
+        self.observation_space = Box(-np.inf, np.inf, (dims,), np.float64)
         name_to_id = {self.model.geom(i).name: i for i in range(self.model.ngeom)}
         self.curb_ids = [name_to_id[curb_name(i)] for i in range(MAX_CURBS)]
         self.ceiling_ids = [name_to_id[ceiling_name(i)] for i in range(MAX_CEILINGS)]
@@ -210,7 +221,12 @@ class WalkerCourseEnv(Walker2dEnv):
                 self.curb_height if curb else 0.0,
                 0.0 if curb else self.shape.ceiling_bottom,
             )
-        return np.concatenate([qpos[1:], np.clip(qvel, -10, 10), features])
+        parts = [qpos[1:], np.clip(qvel, -10, 10), features]
+        if self.feet_features:
+            centres = self.data.geom_xpos[self.foot_geoms]
+            ahead = np.full(2, far) if o is None else o.start - centres[:, 0]
+            parts.append(np.stack([ahead, centres[:, 2]], 1).ravel())
+        return np.concatenate(parts)
 
     def reset_model(self) -> np.ndarray:
         noise = self._reset_noise_scale
