@@ -60,6 +60,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--set", action="append", default=[], metavar="SECTION.FIELD=VALUE", help="Config override."
     )
+    p.add_argument(
+        "--merge-roots",
+        default="",
+        help="report: other roots (a,b,...) whose RL runs join this root's in the tables and the reward plot, e.g. "
+        "one root per process run side by side; they must start from the same model (its evaluation scores "
+        "must match) and add seeds, not repeat them.",
+    )
     args = p.parse_args(argv)
     per_step = args.prompts * args.samples_per_prompt
     if per_step % args.micro_batch:
@@ -76,6 +83,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             args.anneal_steps, args.anneal_lr = int(steps), float(lr)
         except ValueError:
             p.error(f"--anneal takes STEPS:LR (e.g. 500:2e-4), got {args.anneal!r}")
+    args.merge_root_list = [r for r in args.merge_roots.split(",") if r]
     args.stage_names = stage_names(args)
     args.rl_from = args.rl_from or args.stage_names[-1]
     if args.rl_from.isdigit():
@@ -298,7 +306,7 @@ def _bold(iv, digits: int) -> str:
     return f"**{text}**" if iv.excludes_zero() else text
 
 
-def reward_plot(rl_root: Path, objectives: list[str], figure: Path) -> None:
+def reward_plot(rl_roots: list[Path], objectives: list[str], figure: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -308,7 +316,7 @@ def reward_plot(rl_root: Path, objectives: list[str], figure: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 3.2))
     for m in objectives:
         curves = []
-        for path in sorted((rl_root / m).glob("seed*/metrics.jsonl")):
+        for path in sorted(p for rl_root in rl_roots for p in (rl_root / m).glob("seed*/metrics.jsonl")):
             rows = {}
             for line in path.read_text().splitlines():
                 row = json.loads(line)
@@ -349,13 +357,33 @@ def spectrogram_figure(audio_root: Path, keys: list[str], figure: Path, sample: 
     plt.close(fig)
 
 
+def merged_results(root: Path, others: list[Path]) -> dict:
+    """`root`'s rl/results.json with the runs of every other root's added; a ValueError names a root that started
+    from another model (its starting model's evaluation scores differ) or repeats a run."""
+    path = root / "rl" / "results.json"
+    results = json.loads(path.read_text()) if path.is_file() else {}
+    for other in others:
+        other_path = Path(other) / "rl" / "results.json"
+        if not other_path.is_file():
+            raise ValueError(f"--merge-roots: {other_path} does not exist")
+        more = json.loads(other_path.read_text())
+        start, other_start = results.get("pretrained"), more.get("pretrained")
+        if start and other_start and start.get("mos_scores") != other_start.get("mos_scores"):
+            raise ValueError(f"--merge-roots: {other} started from another model than {root}")
+        runs = {k: v for k, v in more.items() if "/seed" in k}
+        if repeated := sorted(set(runs) & set(results)):
+            raise ValueError(f"--merge-roots: {other} repeats {', '.join(repeated)}")
+        results = {**more, **results, **runs}
+    return results
+
+
 def write_report(args: argparse.Namespace, cfg: dict) -> str:
     root, out = Path(args.root), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     objectives = args.objectives.split(",")
-    stages_path, rl_path = root / "stages.json", root / "rl" / "results.json"
+    stages_path = root / "stages.json"
     stages = json.loads(stages_path.read_text()) if stages_path.is_file() else {}
-    results = json.loads(rl_path.read_text()) if rl_path.is_file() else {}
+    results = merged_results(root, [Path(r) for r in args.merge_root_list])
     rl = cfg["rl"]
     parts = [
         f"Pretraining stages (demo model, seed 0; evaluation: {args.eval_samples_per_text} samples x 8 held-out "
@@ -382,7 +410,9 @@ def write_report(args: argparse.Namespace, cfg: dict) -> str:
     }
     (out / "results.json").write_text(json.dumps(slim, indent=1))
     if results:
-        reward_plot(root / "rl", objectives, out / "reward.png")
+        reward_plot(
+            [root / "rl", *(Path(r) / "rl" for r in args.merge_root_list)], objectives, out / "reward.png"
+        )
         audio = root / "rl" / "audio"
         keys = ["pretrained", *(f"{m}/seed{args.seed_list[0]}" for m in objectives)]
         spectrogram_figure(audio, keys, out / "spectrograms.png")
@@ -413,7 +443,11 @@ def main(argv: list[str] | None = None) -> int:
         run_stages(args, cfg)
     if "rl" in phases:
         run_rl(cfg)
-    print(write_report(args, cfg))
+    try:
+        print(write_report(args, cfg))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

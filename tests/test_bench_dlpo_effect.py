@@ -81,3 +81,28 @@ def test_bad_flags_exit_with_a_message(capsys):
         bench.main(["--rl-from", "5", "--stages", "1000,2000"])
     with pytest.raises(SystemExit):
         bench.main(["--anneal", "500"])
+
+
+def test_report_merges_the_runs_of_other_roots_and_refuses_another_start(tmp_path, capsys):
+    import json
+
+    def root(name: str, seeds: list[int], start: list[float]) -> Path:
+        run = {"mos_diff": 0.01, "mos_diff_se": 0.01, "wer": 1.0, "train_reward_first": 2.0,
+               "train_reward_last": 2.1, "diffusion_loss_first": 0.08, "diffusion_loss_last": 0.07}  # fmt: skip
+        results = {"pretrained": {"mos": 2.3, "mos_scores": start, "wer": 1.0}}
+        results |= {f"{m}/seed{s}": run for m in ("dlpo", "diffusion_only") for s in seeds}
+        (tmp_path / name / "rl").mkdir(parents=True)
+        (tmp_path / name / "rl" / "results.json").write_text(json.dumps(results))
+        return tmp_path / name
+
+    a, b = root("a", [0, 1], [2.3, 2.4]), root("b", [2], [2.3, 2.4])
+    merged = bench.merged_results(a, [b])
+    assert sorted(k for k in merged if k.startswith("dlpo/")) == ["dlpo/seed0", "dlpo/seed1", "dlpo/seed2"]
+    common = ["--phase", "report", "--root", str(a), "--out", str(tmp_path / "o")]
+    assert bench.main([*common, "--merge-roots", str(b)]) == 0
+    assert "| dlpo | 3 |" in (tmp_path / "o" / "table.md").read_text()
+    other = root("c", [3], [2.0, 2.1])  # another starting model
+    assert bench.main([*common, "--merge-roots", f"{b},{other}"]) == 2
+    assert "started from another model" in capsys.readouterr().err
+    assert bench.main([*common, "--merge-roots", str(a)]) == 2  # the same seeds again
+    assert "repeats diffusion_only/seed0, diffusion_only/seed1, dlpo/seed0" in capsys.readouterr().err
