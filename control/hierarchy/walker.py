@@ -12,9 +12,10 @@ Every env has the same 21-dim observation, so a primitive trained alone runs unc
 (detect_distance, detect_distance, 0, 0). With `feet_features=True` (ours) four more follow: per foot (right, left),
 the distance from its sole's centre to the next obstacle's start (detect_distance with nothing in sight) and the
 centre's height, so that a policy sees where its feet will come down against a curb without inferring it from the
-joint angles (every env of a task and its primitives must agree on the option). `info` carries `success` (a subtask completed at this step, or a
-primitive's episode goal reached), `subtasks` (completed so far, in a row: a failure ends the episode),
-`primitive` (the primitive the task expects next) and `collision`. Envs keep their own time limits.
+joint angles (every env of a task and its primitives must agree on the option). `info` carries `success` (a
+subtask completed at this step, or a primitive's episode goal reached), `subtasks` (completed so far, in a row: a
+failure ends the episode), `primitive` (the primitive the task expects next) and `collision`. Envs keep their own
+time limits.
 """
 
 from __future__ import annotations

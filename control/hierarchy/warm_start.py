@@ -26,8 +26,7 @@ from control.run import load_checkpoint, rng_state, save_checkpoint
 
 # an input with a running variance below this (x max(1, mean^2)) never varied for the source
 CONSTANT_VAR = 1e-4
-
-
+# the actor's and critic's input layers: where observation inputs have their weights
 FIRST_LAYERS = ("actor.0.weight", "critic.0.weight")
 
 
