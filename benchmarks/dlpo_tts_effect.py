@@ -357,6 +357,12 @@ def spectrogram_figure(audio_root: Path, keys: list[str], figure: Path, sample: 
     plt.close(fig)
 
 
+def same_scores(a: list[float], b: list[float], tolerance: float = 1e-4) -> bool:
+    """Whether two evaluations of a starting model agree sample by sample (a model pretrained again on the same
+    seed scores within ~1e-7 of the first: float rounding, not another model)."""
+    return len(a) == len(b) and all(abs(x - y) <= tolerance for x, y in zip(a, b, strict=True))
+
+
 def merged_results(root: Path, others: list[Path]) -> dict:
     """`root`'s rl/results.json with the runs of every other root's added; a ValueError names a root that started
     from another model (its starting model's evaluation scores differ) or repeats a run."""
@@ -368,7 +374,7 @@ def merged_results(root: Path, others: list[Path]) -> dict:
             raise ValueError(f"--merge-roots: {other_path} does not exist")
         more = json.loads(other_path.read_text())
         start, other_start = results.get("pretrained"), more.get("pretrained")
-        if start and other_start and start.get("mos_scores") != other_start.get("mos_scores"):
+        if start and other_start and not same_scores(start["mos_scores"], other_start["mos_scores"]):
             raise ValueError(f"--merge-roots: {other} started from another model than {root}")
         runs = {k: v for k, v in more.items() if "/seed" in k}
         if repeated := sorted(set(runs) & set(results)):

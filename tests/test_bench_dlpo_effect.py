@@ -95,7 +95,10 @@ def test_report_merges_the_runs_of_other_roots_and_refuses_another_start(tmp_pat
         (tmp_path / name / "rl" / "results.json").write_text(json.dumps(results))
         return tmp_path / name
 
-    a, b = root("a", [0, 1], [2.3, 2.4]), root("b", [2], [2.3, 2.4])
+    a, b = (
+        root("a", [0, 1], [2.3, 2.4]),
+        root("b", [2], [2.3 + 2e-7, 2.4]),
+    )  # the same model, pretrained again
     merged = bench.merged_results(a, [b])
     assert sorted(k for k in merged if k.startswith("dlpo/")) == ["dlpo/seed0", "dlpo/seed1", "dlpo/seed2"]
     common = ["--phase", "report", "--root", str(a), "--out", str(tmp_path / "o")]
