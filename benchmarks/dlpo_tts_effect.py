@@ -383,13 +383,13 @@ def merged_results(root: Path, others: list[Path]) -> dict:
     return results
 
 
-def write_report(args: argparse.Namespace, cfg: dict) -> str:
+def write_report(args: argparse.Namespace, cfg: dict, results: dict) -> str:
+    """Tables and figures of the stages and of the RL runs `results` (`merged_results`) under `args.out`."""
     root, out = Path(args.root), Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     objectives = args.objectives.split(",")
     stages_path = root / "stages.json"
     stages = json.loads(stages_path.read_text()) if stages_path.is_file() else {}
-    results = merged_results(root, [Path(r) for r in args.merge_root_list])
     rl = cfg["rl"]
     parts = [
         f"Pretraining stages (demo model, seed 0; evaluation: {args.eval_samples_per_text} samples x 8 held-out "
@@ -450,10 +450,11 @@ def main(argv: list[str] | None = None) -> int:
     if "rl" in phases:
         run_rl(cfg)
     try:
-        print(write_report(args, cfg))
+        results = merged_results(Path(args.root), [Path(r) for r in args.merge_root_list])
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    print(write_report(args, cfg, results))
     return 0
 
 
