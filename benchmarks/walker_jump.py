@@ -15,6 +15,7 @@ top (a foot landing on it), its front face, or the edge between them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -45,8 +46,16 @@ def run_observation_kwargs(run: str) -> dict[str, Any]:
     return observation_kwargs(json.loads((Path(run) / "config.json").read_text()).get("env_kwargs") or {})
 
 
-def train(forward: str, out: str, env_kwargs: dict[str, Any], seed: int, steps: int) -> dict[str, Any]:
-    """The Jump run in `out` (warm-started from `forward` at its first start), then its held-out successes."""
+def train(
+    forward: str,
+    out: str,
+    env_kwargs: dict[str, Any],
+    seed: int,
+    steps: int,
+    ppo_kwargs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The Jump run in `out` (warm-started from `forward` at its first start), then its held-out successes.
+    `ppo_kwargs` override the presets' PPO settings (TrainConfig fields, e.g. `gae_lambda`)."""
     cfg = TrainConfig(
         algo="ppo",
         env_id=JUMP,
@@ -59,13 +68,15 @@ def train(forward: str, out: str, env_kwargs: dict[str, Any], seed: int, steps: 
         num_steps=1024,
         minibatch_size=256,
         seed=seed,
+        **(ppo_kwargs or {}),
     )
     if not (Path(out) / "checkpoint.pt").is_file():
         warm_start(Path(forward), cfg)
     train_run(cfg, ResumableEnvs(), False)
     result = run_success(JUMP, out, 30, HELD_OUT_SEED, observation_kwargs(env_kwargs)).as_dict()
     result.pop("lengths")
-    return {"run": out, "env_kwargs": env_kwargs, "seed": seed, "steps": steps, **result}
+    extra = {"ppo_kwargs": ppo_kwargs} if ppo_kwargs else {}
+    return {"run": out, "env_kwargs": env_kwargs, **extra, "seed": seed, "steps": steps, **result}
 
 
 def touch_kind(raw: Any) -> str:
@@ -104,6 +115,11 @@ def main() -> None:
     parser.add_argument(
         "--env-kwargs", default='{"restart_prob": 0.75}', help="train: the Jump env's kwargs."
     )
+    parser.add_argument(
+        "--ppo-kwargs",
+        default="{}",
+        help="train: PPO settings over the presets', e.g. '{\"gae_lambda\": 0.99}'.",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--steps", type=int, default=2_000_000)
     parser.add_argument("--runs", help="contacts: Jump run folders, a,b,...")
@@ -114,7 +130,18 @@ def main() -> None:
     if args.what == "train":
         if not (args.forward and args.out):
             parser.error("train needs --forward and --out")
-        result = train(args.forward, args.out, json.loads(args.env_kwargs), args.seed, args.steps)
+        ppo_kwargs = json.loads(args.ppo_kwargs)
+        unknown = sorted(set(ppo_kwargs) - {f.name for f in dataclasses.fields(TrainConfig)})
+        if unknown:
+            parser.error(f"--ppo-kwargs: not a TrainConfig field: {', '.join(unknown)}")
+        result = train(
+            args.forward,
+            args.out,
+            json.loads(args.env_kwargs),
+            args.seed,
+            args.steps,
+            ppo_kwargs,
+        )
     else:
         if not args.runs:
             parser.error("contacts needs --runs")

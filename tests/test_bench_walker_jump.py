@@ -50,3 +50,18 @@ def test_a_foot_pressed_into_the_curb_is_classed_by_the_contact_normal(height, w
     env, raw = pressed(height, where)
     assert touch_kind(raw) == where
     env.close()
+
+
+def test_a_misspelt_ppo_setting_is_refused_with_its_name(tmp_path):
+    import subprocess
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "walker_jump.py"
+    out = subprocess.run(
+        [sys.executable, str(script), "train", "--forward", str(tmp_path), "--out", str(tmp_path / "j")]
+        + ["--ppo-kwargs", '{"gae_lamda": 0.99}'],
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode == 2
+    assert "gae_lamda" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "j").exists()
