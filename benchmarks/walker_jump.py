@@ -5,11 +5,15 @@ presets' PPO settings (8 envs x 1024 steps, minibatch 256) and the given env kwa
 then its greedy successes on the candidates' held-out seeds (30 episodes from 40,000) at the task's curb;
 resumable (the same command goes on from the run's checkpoint). `contacts`: greedy episodes of Jump runs with
 every curb set to each given height, counted as successes, falls, and touches by where a foot met the curb: its
-top (a foot landing on it), its front face, or the edge between them.
+top (a foot landing on it), its front face, or the edge between them. `takeoff`: greedy episodes of Jump runs at
+the task's curb, each episode's last touch-downs before the curb and its outcome there, and how many of the curbs
+reached are passed when the take-off (the nearest of the last two touch-downs) lies in the env's `takeoff_window`
+or outside it (the reward weight `takeoff` pays for the window).
 
     python benchmarks/walker_jump.py train --forward runs/hier3/primitives/forward --out runs/jump/h05-25 \
         --env-kwargs '{"restart_prob": 0.75, "curb_heights": [0.05, 0.25]}' --seed 1 --steps 2000000
     python benchmarks/walker_jump.py contacts --heights 0.05,0.15,0.25 --runs runs/hier3/primitives/jump-seed3
+    python benchmarks/walker_jump.py takeoff --episodes 60 --runs runs/jump/long16m-s1
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from control.hierarchy.policies import RunPolicy
 from control.hierarchy.primitive_eval import episode_outcome, run_success
 from control.hierarchy.resumable import ResumableEnvs
 from control.hierarchy.task_record import train_run
-from control.hierarchy.walker import OBSERVATION_KWARGS
+from control.hierarchy.walker import OBSERVATION_KWARGS, RewardWeights
 from control.hierarchy.warm_start import warm_start
 
 JUMP = "Hierarchy/Walker2dJump-v0"
@@ -107,9 +111,49 @@ def contacts(run: str, height: float, episodes: int, seed: int) -> dict[str, int
     return counts
 
 
+def touch_downs(run: str, episodes: int, seed: int) -> list[dict[str, Any]]:
+    """Greedy episodes of Jump run `run` at the task's curb, each up to its curb's outcome ('passed': the subtask;
+    'collision', 'fall', 'timeout'): the feet's touch-downs on the floor before the curb, as (foot, metres from the
+    foot's centre to the curb's start), the last two of each episode."""
+    env = gym.make(JUMP, **run_observation_kwargs(run))
+    raw, policy = env.unwrapped, RunPolicy(Path(run), env.observation_space, env.action_space)
+    rows = []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        curb, down, touches = raw.obstacles[0], raw.feet_on_floor(), []
+        terminated = truncated = False
+        info: dict[str, Any] = {}
+        while not (terminated or truncated or info.get("subtasks")):
+            obs, _, terminated, truncated, info = env.step(policy.act(obs))
+            now = raw.feet_on_floor()
+            for foot in (0, 1):
+                x = float(raw.data.geom_xpos[raw.foot_geoms[foot], 0])
+                if now[foot] and not down[foot] and x < curb.start:
+                    touches.append((foot, round(curb.start - x, 3)))
+            down = now
+        outcome = "passed" if info.get("subtasks") else episode_outcome(info, terminated)
+        rows.append({"outcome": outcome, "last_touch_downs": touches[-2:]})
+    env.close()
+    return rows
+
+
+def takeoff_summary(rows: list[dict[str, Any]], window: tuple[float, float]) -> dict[str, Any]:
+    """Of the episodes that reach their curb, how many pass it, by whether the last touch-down (the take-off)
+    lies in `window` (metres before the curb's start) with no touch-down nearer than it."""
+    counts = {"in_window": [0, 0], "outside": [0, 0]}  # [passed, reached]
+    for row in rows:
+        if row["outcome"] not in ("passed", "collision") or not row["last_touch_downs"]:
+            continue
+        nearest = min(d for _, d in row["last_touch_downs"])
+        key = "in_window" if window[0] <= nearest <= window[1] else "outside"
+        counts[key][1] += 1
+        counts[key][0] += row["outcome"] == "passed"
+    return {k: {"passed": p, "reached": n} for k, (p, n) in counts.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["train", "contacts"])
+    parser.add_argument("what", choices=["train", "contacts", "takeoff"])
     parser.add_argument("--forward", help="train: the Forward run folder the Jump starts from.")
     parser.add_argument("--out", help="train: the Jump run folder.")
     parser.add_argument(
@@ -142,6 +186,13 @@ def main() -> None:
             args.steps,
             ppo_kwargs,
         )
+    elif args.what == "takeoff":
+        if not args.runs:
+            parser.error("takeoff needs --runs")
+        result = {}
+        for run in args.runs.split(","):
+            rows = touch_downs(run, args.episodes, args.episode_seed)
+            result[run] = {"summary": takeoff_summary(rows, RewardWeights().takeoff_window), "episodes": rows}
     else:
         if not args.runs:
             parser.error("contacts needs --runs")

@@ -349,3 +349,40 @@ def test_running_states_are_recorded_after_the_run_up_and_load_as_balance_starts
     assert any(np.array_equal(raw.data.qvel, row) for row in qvel)  # started from one of them
     none = record_running_states(env, ScriptedPolicy(lambda obs: ZERO), 1, 0, max_steps=SKIP_STEPS)
     assert none[0].shape == (0, 9)  # nothing before the run-up's end
+
+
+def takeoff_paid(raw, env, *feet_before_curb: float) -> float:
+    """The take-off term summed while the walker, dropped from 5 cm up, touches down with its feet centred each
+    distance before the curb in turn (one drop per distance)."""
+    total = 0.0
+    for before in feet_before_curb:
+        qpos = raw.init_qpos.copy()
+        qpos[1] += 0.05
+        raw.set_state(qpos, raw.init_qvel * 0)
+        foot_x = raw.data.geom_xpos[raw.foot_geoms, 0].mean()
+        teleport(raw, raw.data.qpos[0] + raw.obstacles[0].start - before - foot_x)
+        raw.feet_down = [False, False]  # in the air
+        for _ in range(30):
+            _, _, terminated, _, info = env.step(ZERO)
+            assert not terminated
+            total += info.get("reward_takeoff", 0.0)
+    return total
+
+
+def test_the_takeoff_term_pays_a_touch_down_in_its_window_once_and_charges_back_a_nearer_one():
+    weights = {"takeoff": 7.0, "takeoff_window": [0.6, 1.0]}
+    for drops, paid in (
+        ((0.8,), 7.0),  # in the window
+        ((0.8, 0.9), 7.0),  # paid once per curb
+        ((1.5,), 0.0),  # too far (the curb in sight)
+        ((0.8, 0.3), 0.0),  # then a step nearer the curb: charged back
+        ((0.3, 0.8), 0.0),  # nearer first: the window no longer pays
+    ):
+        env, raw = make("Walker2dJump-v0", weights=weights)
+        env.reset(seed=0)
+        assert takeoff_paid(raw, env, *drops) == paid, drops
+    env, raw = make("Walker2dJump-v0")  # off by default: no term
+    env.reset(seed=0)
+    assert takeoff_paid(raw, env, 0.8) == 0.0
+    with pytest.raises(ValueError, match="takeoff_window"):
+        make("Walker2dJump-v0", weights={"takeoff": 1.0, "takeoff_window": [1.0, 0.5]})

@@ -20,7 +20,7 @@ time limits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import mujoco
@@ -79,6 +79,12 @@ class RewardWeights:
     collision: float = 10.0
     # ours: per step and foot near a curb, x how far its sole is below the curb's top (fraction of the height)
     clearance: float = 2.0
+    # ours, off by default: paid once per curb when a foot touches the floor `takeoff_window` metres (its centre;
+    # nearest, farthest) before the curb's start, unless a foot has touched down nearer than the window, and
+    # charged back if one does later: paid when the feet leave the floor for the curb from the window, the take-off
+    # spot of the bounds that clear it (measured: benchmarks/walker_jump.py `takeoff`)
+    takeoff: float = 0.0
+    takeoff_window: tuple[float, float] = (0.65, 1.05)
     success: float = 100.0
     duck: float = 1.0  # ours: per metre the torso top is above a ceiling's bottom while one is in sight
     # ours: Balance's speed cost -|v| has a tenth of its slope above this speed (None: the authors' -|v| at every
@@ -112,6 +118,17 @@ class WalkerCourseEnv(Walker2dEnv):
         self.feet_features = feet_features
         if isinstance(weights, dict):  # from JSON env kwargs
             weights = RewardWeights(**weights)
+            window = weights.takeoff_window
+            if not (
+                isinstance(window, (list, tuple))
+                and len(window) == 2
+                and all(isinstance(v, (int, float)) for v in window)
+                and 0.0 <= window[0] < window[1]
+            ):
+                raise ValueError(
+                    f"weights.takeoff_window: expected [near, far] with 0 <= near < far, got {window!r}"
+                )
+            weights = replace(weights, takeoff_window=(float(window[0]), float(window[1])))
         self.shape, self.weights = shape or ObstacleShape(), weights or RewardWeights()
         self.max_angle, self.push_force, self.push_prob = max_angle, push_force, push_prob
         self.detect_distance, self.max_subtasks, self.subtask_steps = (
@@ -124,6 +141,8 @@ class WalkerCourseEnv(Walker2dEnv):
         # this episode's curb height (Jump's `curb_heights` draws one per episode)
         self.curb_height = self.shape.curb_height
         self.next_obstacle = self.successes = self.steps_in_subtask = 0
+        # the take-off term's state: which feet touch the floor, and the obstacle whose take-off was paid
+        self.feet_down, self.takeoff_paid, self.too_near = [False, False], -1, -1
         with TemporaryModelFile(walker_course_xml(self.shape)) as path:
             super().__init__(
                 xml_file=path,
@@ -142,6 +161,7 @@ class WalkerCourseEnv(Walker2dEnv):
         body = {self.model.body(i).name: i for i in range(self.model.nbody)}
         self.torso, self.feet = body["torso"], [body["foot"], body["foot_left"]]
         self.foot_geoms = [name_to_id["foot_geom"], name_to_id["foot_left_geom"]]
+        self.floor_geom = name_to_id["floor"]
 
     # --- what subclasses define ---
     def make_course(self) -> None:
@@ -234,6 +254,7 @@ class WalkerCourseEnv(Walker2dEnv):
         qpos = self.init_qpos + self.np_random.uniform(-noise, noise, self.model.nq)
         qvel = self.init_qvel + self.np_random.uniform(-noise, noise, self.model.nv)
         self.next_obstacle = self.successes = self.steps_in_subtask = 0
+        self.feet_down, self.takeoff_paid, self.too_near = [False, False], -1, -1
         self.make_course()
         qpos[0] += self.start_x()
         self.set_state(qpos, qvel)
@@ -265,6 +286,11 @@ class WalkerCourseEnv(Walker2dEnv):
         collision = self._collided()
         if in_sight is not None and in_sight.kind == "curb" and reward_primitive == "jump" and not collision:
             reward += self._jump_bonus(in_sight, x_before, x, rear_before, rear_after, z_velocity)
+        if self.weights.takeoff and reward_primitive == "jump":
+            terms["reward_takeoff"] = self._takeoff(
+                in_sight if in_sight and in_sight.kind == "curb" else None
+            )
+            reward += terms["reward_takeoff"]
 
         success = False
         if self.next_obstacle < len(self.obstacles):
@@ -355,6 +381,38 @@ class WalkerCourseEnv(Walker2dEnv):
                 below += float(np.clip((h - (ends_z.min() - radius)) / h, 0.0, 1.0))
         return below
 
+    def feet_on_floor(self) -> list[bool]:
+        """Whether each foot (right, left) touches the floor now."""
+        data, down = self.data, [False, False]
+        for j in range(data.ncon):
+            pair = (int(data.contact.geom1[j]), int(data.contact.geom2[j]))
+            if self.floor_geom in pair:
+                for f, gid in enumerate(self.foot_geoms):
+                    down[f] = down[f] or gid in pair
+        return down
+
+    def _takeoff(self, curb: Obstacle | None) -> float:
+        """The take-off term of this step: +weight when a foot touches down in the window before `curb` and no foot
+        has touched down nearer the curb than the window (once per curb); -weight when, after that, one does."""
+        data, w = self.data, self.weights
+        down = self.feet_on_floor()
+        touched = [d and not before for d, before in zip(down, self.feet_down, strict=True)]
+        self.feet_down = down
+        if curb is None or not any(touched):
+            return 0.0
+        near, far = w.takeoff_window
+        before = [
+            curb.start - data.geom_xpos[g, 0] for g, t in zip(self.foot_geoms, touched, strict=True) if t
+        ]
+        index, term = self.next_obstacle, 0.0
+        if any(0.0 < d < near for d in before):  # too near: this curb's take-off is missed
+            if self.takeoff_paid == index:
+                term = -w.takeoff
+            self.takeoff_paid, self.too_near = -1, index
+        elif self.takeoff_paid != index and self.too_near != index and any(near <= d <= far for d in before):
+            self.takeoff_paid, term = index, w.takeoff
+        return term
+
     def _jump_bonus(
         self, curb: Obstacle, x_before: float, x: float, rear_before: float, rear_after: float, z_vel: float
     ) -> float:
@@ -377,6 +435,9 @@ class WalkerCourseEnv(Walker2dEnv):
             "next_obstacle": self.next_obstacle,
             "successes": self.successes,
             "steps_in_subtask": self.steps_in_subtask,
+            "feet_down": list(self.feet_down),
+            "takeoff_paid": self.takeoff_paid,
+            "too_near": self.too_near,
         }
 
     def set_snapshot(self, snapshot: dict[str, Any]) -> np.ndarray:
@@ -386,6 +447,9 @@ class WalkerCourseEnv(Walker2dEnv):
         self._place_obstacles()
         self.next_obstacle, self.successes = snapshot["next_obstacle"], snapshot["successes"]
         self.steps_in_subtask = snapshot["steps_in_subtask"]
+        self.feet_down = [bool(d) for d in snapshot.get("feet_down", (False, False))]
+        self.takeoff_paid = int(snapshot.get("takeoff_paid", -1))
+        self.too_near = int(snapshot.get("too_near", -1))
         self.set_state(snapshot["qpos"], snapshot["qvel"])
         return self._get_obs()
 
@@ -514,6 +578,7 @@ class WalkerJump(WalkerCourseEnv):
             return super().reset_model()
         state = self.running_states[int(self.np_random.integers(len(self.running_states)))]
         self.next_obstacle = self.successes = self.steps_in_subtask = 0
+        self.feet_down, self.takeoff_paid, self.too_near = [False, False], -1, -1
         self.obstacles = []
         self._add("curb", float(state[0] + self.np_random.uniform(*self.restart_ahead)))
         self.finish_at = self.obstacles[0].end + RESTART_RUN_ON
