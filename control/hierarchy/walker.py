@@ -141,8 +141,7 @@ class WalkerCourseEnv(Walker2dEnv):
         # this episode's curb height (Jump's `curb_heights` draws one per episode)
         self.curb_height = self.shape.curb_height
         self.next_obstacle = self.successes = self.steps_in_subtask = 0
-        # the take-off term's state: which feet touch the floor, and the obstacle whose take-off was paid
-        self.feet_down, self.takeoff_paid, self.too_near = [False, False], -1, -1
+        self._clear_takeoff()
         with TemporaryModelFile(walker_course_xml(self.shape)) as path:
             super().__init__(
                 xml_file=path,
@@ -254,7 +253,7 @@ class WalkerCourseEnv(Walker2dEnv):
         qpos = self.init_qpos + self.np_random.uniform(-noise, noise, self.model.nq)
         qvel = self.init_qvel + self.np_random.uniform(-noise, noise, self.model.nv)
         self.next_obstacle = self.successes = self.steps_in_subtask = 0
-        self.feet_down, self.takeoff_paid, self.too_near = [False, False], -1, -1
+        self._clear_takeoff()
         self.make_course()
         qpos[0] += self.start_x()
         self.set_state(qpos, qvel)
@@ -380,6 +379,11 @@ class WalkerCourseEnv(Walker2dEnv):
             if ends_x.max() + radius >= curb.start - CLEARANCE_BEFORE and ends_x.min() - radius <= curb.end:
                 below += float(np.clip((h - (ends_z.min() - radius)) / h, 0.0, 1.0))
         return below
+
+    def _clear_takeoff(self) -> None:
+        """The take-off term's state at an episode's start: which feet touch the floor, the obstacle whose take-off
+        was paid, the obstacle a foot touched down too near to (-1: none)."""
+        self.feet_down, self.takeoff_paid, self.too_near = [False, False], -1, -1
 
     def feet_on_floor(self) -> list[bool]:
         """Whether each foot (right, left) touches the floor now."""
@@ -578,7 +582,7 @@ class WalkerJump(WalkerCourseEnv):
             return super().reset_model()
         state = self.running_states[int(self.np_random.integers(len(self.running_states)))]
         self.next_obstacle = self.successes = self.steps_in_subtask = 0
-        self.feet_down, self.takeoff_paid, self.too_near = [False, False], -1, -1
+        self._clear_takeoff()
         self.obstacles = []
         self._add("curb", float(state[0] + self.np_random.uniform(*self.restart_ahead)))
         self.finish_at = self.obstacles[0].end + RESTART_RUN_ON
