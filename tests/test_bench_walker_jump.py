@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-from walker_jump import touch_kind  # noqa: E402
+from walker_jump import takeoff_summary, touch_kind  # noqa: E402
 
 
 def foot_extent(raw, gid: int) -> tuple[float, float, float]:
@@ -65,3 +65,18 @@ def test_a_misspelt_ppo_setting_is_refused_with_its_name(tmp_path):
     assert out.returncode == 2
     assert "gae_lamda" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "j").exists()
+
+
+def test_the_takeoff_summary_counts_the_curbs_reached_by_where_the_nearest_touch_down_was():
+    rows = [
+        {"outcome": "passed", "last_touch_downs": [(1, 2.7), (1, 0.9)]},  # in the window
+        {"outcome": "collision", "last_touch_downs": [(1, 2.6), (1, 1.1)]},  # beyond it
+        {"outcome": "passed", "last_touch_downs": [(0, 0.8), (1, 0.5)]},  # the nearer one is outside
+        {"outcome": "collision", "last_touch_downs": [(0, 0.7)]},  # in the window
+        {"outcome": "fall", "last_touch_downs": [(1, 0.9)]},  # never reached the curb: not counted
+        {"outcome": "collision", "last_touch_downs": []},  # no touch-down before it: not counted
+    ]
+    assert takeoff_summary(rows, (0.65, 1.05)) == {
+        "in_window": {"passed": 1, "reached": 2},
+        "outside": {"passed": 1, "reached": 2},
+    }
