@@ -20,7 +20,7 @@ time limits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import mujoco
@@ -92,6 +92,19 @@ class RewardWeights:
     # learns to fall; with the gentler slope beyond the cap staying up pays, and slowing down still does
     balance_speed_cap: float | None = None
 
+    def __post_init__(self) -> None:
+        window = self.takeoff_window
+        if not (
+            isinstance(window, (list, tuple))
+            and len(window) == 2
+            and all(isinstance(v, (int, float)) for v in window)
+            and 0.0 <= window[0] < window[1]
+        ):
+            raise ValueError(
+                f"weights.takeoff_window: expected [near, far] with 0 <= near < far, got {window!r}"
+            )
+        object.__setattr__(self, "takeoff_window", (float(window[0]), float(window[1])))  # JSON gives a list
+
 
 class WalkerCourseEnv(Walker2dEnv):
     """Base class: a walker, a course of obstacles (and goals), a sequence of subtasks."""
@@ -118,17 +131,6 @@ class WalkerCourseEnv(Walker2dEnv):
         self.feet_features = feet_features
         if isinstance(weights, dict):  # from JSON env kwargs
             weights = RewardWeights(**weights)
-            window = weights.takeoff_window
-            if not (
-                isinstance(window, (list, tuple))
-                and len(window) == 2
-                and all(isinstance(v, (int, float)) for v in window)
-                and 0.0 <= window[0] < window[1]
-            ):
-                raise ValueError(
-                    f"weights.takeoff_window: expected [near, far] with 0 <= near < far, got {window!r}"
-                )
-            weights = replace(weights, takeoff_window=(float(window[0]), float(window[1])))
         self.shape, self.weights = shape or ObstacleShape(), weights or RewardWeights()
         self.max_angle, self.push_force, self.push_prob = max_angle, push_force, push_prob
         self.detect_distance, self.max_subtasks, self.subtask_steps = (
