@@ -192,3 +192,34 @@ def test_chains_train_each_seed_twice_and_evaluate_each_policy_with_its_validate
         load_config("toy", root=str(tmp_path), chains=0)
     with pytest.raises(ConfigError, match="chain 1 trains with seed 1001"):
         load_config("toy", root=str(tmp_path), seeds=[1, 1001], chains=2)
+
+
+def test_switch_starts_chain_collects_the_switch_starts_again_with_the_trained_switches(tmp_path):
+    """`switch_starts: chain`: the switch trains from hand-over snapshots collected (into switches/) with the
+    switches trained so far, other episodes than the transition's; the 'trained' hand-over mode runs the DQN
+    switch where a pair has one and the fixed rule elsewhere; a misspelt value is a ConfigError."""
+    import gymnasium as gym
+
+    from control.hierarchy.config import ConfigError
+    from control.hierarchy.controller import run_episode
+    from control.hierarchy.pipeline import composition_for_seed, starts_path, switch_starts_path
+    from control.hierarchy.transition_env import load_snapshots
+
+    cfg = load_config("toy", root=str(tmp_path), seeds=[1], eval_episodes=10, switch_starts="chain")
+    for stage in ("primitives", "transitions", "switch"):
+        run_stage(cfg, stage)
+    pair = ("dash", "park")
+    chain, transition = (load_snapshots(p(cfg, 1, pair)) for p in (switch_starts_path, starts_path))
+    assert len(chain) == cfg.starts_per_pair and (cfg.switch_dir(1, pair) / "checkpoint.pt").is_file()
+    assert [(s["x"], s["v"]) for s in chain] != [(s["x"], s["v"]) for s in transition]  # other episodes
+    summary = run_stage(cfg, "evaluate")[0]["results"]
+    assert summary["dqn"]["mean"] >= summary["none"]["mean"] + 1.0
+    env = gym.make(cfg.task_env, **cfg.task_kwargs)
+    comp = composition_for_seed(cfg, 1, env)
+    steps = {mode: run_episode(env, comp, mode, 5).transition_steps for mode in ("fixed", "dqn", "trained")}
+    assert steps["trained"] == steps["dqn"]
+    comp.switches.clear()
+    assert run_episode(env, comp, "trained", 5).transition_steps == steps["fixed"]
+    env.close()
+    with pytest.raises(ConfigError, match="switch_starts: expected one of transitions, chain, got 'chains'"):
+        load_config("toy", root=str(tmp_path), switch_starts="chains")

@@ -26,6 +26,7 @@ from control.hierarchy.walker import BODY_DIM, OBSERVATION_KWARGS
 
 TASKS = ("patrol", "hurdle", "obstacle", *JACO_TASKS, "toy")
 CHAIN_STRIDE = 1000  # chain k of seed s trains with seed s + CHAIN_STRIDE * k
+SWITCH_STARTS = ("transitions", "chain")  # `HierarchyConfig.switch_starts`
 
 
 class ConfigError(ValueError):
@@ -141,6 +142,16 @@ class HierarchyConfig:
     transition: TransitionSettings = field(default_factory=TransitionSettings)
     airl: AIRLSettings = field(default_factory=AIRLSettings)
     switch: SwitchSettings = field(default_factory=SwitchSettings)
+    switch_starts: str = field(
+        default="transitions",
+        metadata={
+            "help": "Where each pair's switch trains from: 'transitions', the hand-over snapshots its transition "
+            "policy trained from (collected with the fixed rule); 'chain' (ours), snapshots collected again just "
+            "before the pair's switch trains, by running the task with the switches trained so far (the DQN "
+            "switch where a pair has one, the fixed rule elsewhere): the hand-overs the evaluated DQN chain meets "
+            "(`<task>/s<seed>/switches/starts-<i>-<j>.json`)."
+        },
+    )
     fixed_handover_steps: int = field(
         default=20, metadata={"help": "The fixed rule: transition steps before the hand-over."}
     )
@@ -503,6 +514,10 @@ def _check_primitive_names(cfg: HierarchyConfig) -> None:
     _check_candidates(cfg)
     _check_env_kwargs(cfg)
     _check_chains(cfg)
+    if cfg.switch_starts not in SWITCH_STARTS:
+        raise ConfigError(
+            f"switch_starts: expected one of {', '.join(SWITCH_STARTS)}, got {cfg.switch_starts!r}"
+        )
     for k in cfg.primitive_starts:
         _check_start_states(cfg, f"primitive_starts.{k}", k, cfg.start_sources(k))
     for k, sources in refine_sources.items():

@@ -5,6 +5,9 @@ without transition policies between them, and the hand-over rules of the three e
 - `"fixed"`: run the transition policy for a fixed number of steps, then switch;
 - `"dqn"`: run the transition policy until the Double-DQN switch says "switch" (or its horizon ends).
 
+and, to collect hand-over snapshots while the switches train one pair after another, `"trained"`: the DQN switch
+where the pair has one, the fixed rule elsewhere.
+
 Also the pieces the training stages need from it: hand-over snapshots (where primitive i ends and j is
 expected: the transition policies' start states), and the outcome of a hand-over (did primitive j then complete
 its subtask: the switch's +1 / -1 reward).
@@ -23,7 +26,8 @@ from align.progress import Progress
 from control.hierarchy.policies import Policy
 
 Pair = tuple[str, str]
-MODES = ("none", "fixed", "dqn")
+MODES = ("none", "fixed", "dqn")  # the evaluated hand-over policies
+RUN_MODES = (*MODES, "trained")  # what `run_episode` runs
 
 
 class SwitchPolicy:
@@ -71,8 +75,8 @@ def run_episode(
 ) -> EpisodeResult:
     """One episode of the composed task; `on_handover(pair, env)` sees the env at each hand-over (before any
     transition step), e.g. to save snapshots."""
-    if mode not in MODES:
-        raise ValueError(f"unknown hand-over mode {mode!r}: expected one of {MODES}")
+    if mode not in RUN_MODES:
+        raise ValueError(f"unknown hand-over mode {mode!r}: expected one of {RUN_MODES}")
     obs, info = env.reset(seed=seed)
     current, phase_pair, t_trans = info["primitive"], None, 0
     begun = int(info["subtasks"])  # subtasks completed when the current primitive (or transition) began
@@ -107,7 +111,7 @@ def run_episode(
 def _hand_over(composition: Composition, mode: str, pair: Pair, obs: np.ndarray, t: int) -> bool:
     if t >= composition.horizon:
         return True
-    if mode == "fixed":
+    if mode == "fixed" or (mode == "trained" and pair not in composition.switches):
         return t >= composition.fixed_steps
     return composition.switches[pair].wants_switch(obs, t)
 

@@ -49,6 +49,7 @@ from control.sweep import map_jobs
 
 EVAL_SEED = 10**6
 VALIDATION_SEED = 2 * 10**6  # the chains' validation episodes (`chains`), apart from the evaluation's
+SWITCH_STARTS_SEED = 3 * 10**6  # `switch_starts: chain`: the task episodes its snapshots are collected in
 CANDIDATE_SEED = 40_000  # episode seeds of the candidate runs' counts: apart from the benchmark's (20,000)
 REFINED_FROM = "refined_from.json"  # the step of the primitive's own run that a refinement began from
 
@@ -402,7 +403,41 @@ def _transition_policy(cfg: HierarchyConfig, seed: int, pair: tuple[str, str], e
     return RunPolicy(cfg.transition_dir(seed, pair), env.observation_space, env.action_space)
 
 
+def switch_starts_path(cfg: HierarchyConfig, seed: int, pair: tuple[str, str]) -> Path:
+    return cfg.switch_dir(seed, pair).parent / f"starts-{pair[0]}-{pair[1]}.json"
+
+
+def switch_starts(
+    cfg: HierarchyConfig, seed: int, pair: tuple[str, str], env: gym.Env
+) -> list[dict[str, Any]]:
+    """The hand-over snapshots the pair's switch trains from: its transition's (`switch_starts: transitions`),
+    or (`chain`) snapshots collected once, before the pair's switch trains, by running the task with the
+    switches trained so far (mode 'trained'; other episode seeds than the transitions' and the evaluation's).
+    Where that run never reaches the pair, the transition's snapshots."""
+    transition_starts = starts_path(cfg, seed, pair)
+    if cfg.switch_starts == "transitions":
+        return load_snapshots(transition_starts)
+    path = switch_starts_path(cfg, seed, pair)
+    if not path.is_file():
+        comp = composition_for_seed(cfg, seed, env)
+        comp.switches.pop(pair, None)  # its own switch never decides where its starts are
+        found = collect_handover_snapshots(
+            env,
+            comp,
+            [pair],
+            cfg.starts_per_pair,
+            SWITCH_STARTS_SEED + 7919 * seed,
+            cfg.start_episodes,
+            "trained",
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_snapshots(path, found[pair])
+    return load_snapshots(path) or load_snapshots(transition_starts)
+
+
 def switches_for_seed(cfg: HierarchyConfig, seed: int) -> dict[str, Any]:
+    """Every pair's switch, in the task's pair order (with `switch_starts: chain` a pair's starts are collected
+    with the switches of the pairs before it)."""
     results = {}
     for pair in cfg.pair_list:
         if not (cfg.transition_dir(seed, pair) / "checkpoint.pt").is_file():
@@ -411,7 +446,7 @@ def switches_for_seed(cfg: HierarchyConfig, seed: int) -> dict[str, Any]:
         env = task_env(cfg)
         primitives = load_primitives(cfg, env)
         transition = _transition_policy(cfg, seed, pair, env)
-        starts = load_snapshots(starts_path(cfg, seed, pair))
+        starts = switch_starts(cfg, seed, pair, env)
         switch_env = SwitchEnv(env, pair, transition, primitives[pair[1]], starts, cfg.transition.horizon)
         features = SwitchFeatures(transition.normalise, cfg.transition.horizon)
         results[f"{pair[0]}-{pair[1]}"] = train_switch(

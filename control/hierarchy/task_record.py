@@ -20,7 +20,14 @@ RECORD = "run_state.json"
 NOT_RESULT_CHANGING = ("root", "seeds", "eval_episodes", "fixed_handover_steps", "overwrite")
 # fields added after roots were recorded: left out of the record while they hold their defaults, so an older
 # root whose task does not use them resumes
-ADDED_LATER = ("primitive_refine", "primitive_candidates", "candidate_episodes", "chains", "chain_episodes")
+ADDED_LATER = (
+    "primitive_refine",
+    "primitive_candidates",
+    "candidate_episodes",
+    "chains",
+    "chain_episodes",
+    "switch_starts",
+)
 
 
 def task_folder(cfg: HierarchyConfig) -> Path:
