@@ -143,7 +143,7 @@ def test_a_root_recorded_before_primitive_refine_resumes_unless_the_task_refines
     from control.hierarchy.config import load_config
     from control.hierarchy.task_record import ADDED_LATER, open_task_record
 
-    assert {"primitive_refine", "primitive_candidates", "chains", "switch_starts"} <= set(ADDED_LATER)
+    assert {"primitive_refine", "primitive_candidates", "chains", "handover_starts"} <= set(ADDED_LATER)
     for task in ("hurdle", "patrol"):
         cfg = load_config(task, root=str(tmp_path))
         old = dataclasses.asdict(cfg)

@@ -194,9 +194,9 @@ def test_chains_train_each_seed_twice_and_evaluate_each_policy_with_its_validate
         load_config("toy", root=str(tmp_path), seeds=[1, 1001], chains=2)
 
 
-def test_switch_starts_chain_collects_the_switch_starts_again_with_the_trained_switches(tmp_path):
-    """`switch_starts: chain`: the switch trains from hand-over snapshots collected (into switches/) with the
-    switches trained so far, other episodes than the transition's; the 'trained' hand-over mode runs the DQN
+def test_handover_starts_switches_collects_the_switch_starts_again_with_the_trained_switches(tmp_path):
+    """`handover_starts: switches`: the switch trains from hand-over snapshots collected (into switches/) with
+    the switches trained so far, other episodes than the transition's; the 'trained' hand-over mode runs the DQN
     switch where a pair has one and the fixed rule elsewhere; a misspelt value is a ConfigError."""
     import gymnasium as gym
 
@@ -205,7 +205,7 @@ def test_switch_starts_chain_collects_the_switch_starts_again_with_the_trained_s
     from control.hierarchy.pipeline import composition_for_seed, starts_path, switch_starts_path
     from control.hierarchy.transition_env import load_snapshots
 
-    cfg = load_config("toy", root=str(tmp_path), seeds=[1], eval_episodes=10, switch_starts="chain")
+    cfg = load_config("toy", root=str(tmp_path), seeds=[1], eval_episodes=10, handover_starts="switches")
     for stage in ("primitives", "transitions", "switch"):
         run_stage(cfg, stage)
     pair = ("dash", "park")
@@ -217,9 +217,49 @@ def test_switch_starts_chain_collects_the_switch_starts_again_with_the_trained_s
     env = gym.make(cfg.task_env, **cfg.task_kwargs)
     comp = composition_for_seed(cfg, 1, env)
     steps = {mode: run_episode(env, comp, mode, 5).transition_steps for mode in ("fixed", "dqn", "trained")}
-    assert steps["trained"] == steps["dqn"]
+    assert steps["trained"] == steps["dqn"] != steps["fixed"]
     comp.switches.clear()
     assert run_episode(env, comp, "trained", 5).transition_steps == steps["fixed"]
     env.close()
-    with pytest.raises(ConfigError, match="switch_starts: expected one of transitions, chain, got 'chains'"):
-        load_config("toy", root=str(tmp_path), switch_starts="chains")
+    with pytest.raises(
+        ConfigError, match="handover_starts: expected one of fixed, switches, chain, got 'chians'"
+    ):
+        load_config("toy", root=str(tmp_path), handover_starts="chians")
+
+
+def test_handover_starts_chain_trains_each_pair_s_switch_before_the_next_pair_s_starts(tmp_path):
+    """`handover_starts: chain`: the transitions stage trains each pair's transition and then its switch; the
+    next pair's starts are the hand-overs of the task run with that switch deciding (mode 'trained'), not the
+    fixed rule's."""
+    import gymnasium as gym
+
+    from control.hierarchy.controller import Composition, collect_handover_snapshots
+    from control.hierarchy.pipeline import composition_for_seed, starts_path
+    from control.hierarchy.transition_env import load_snapshots
+
+    pairs = [["dash", "park"], ["park", "dash"]]
+    cfg = load_config("toy", root=str(tmp_path), seeds=[1], handover_starts="chain", pairs=pairs)
+    run_stage(cfg, "primitives")
+    run_stage(cfg, "transitions")
+    for pair in (("dash", "park"), ("park", "dash")):
+        assert (cfg.switch_dir(1, pair) / "checkpoint.pt").is_file()  # trained in the transitions stage
+    env = gym.make(cfg.task_env, **cfg.task_kwargs)
+    full = composition_for_seed(cfg, 1, env)
+    first = ("dash", "park")
+    before = Composition(
+        full.primitives,
+        {first: full.transitions[first]},
+        {first: full.switches[first]},
+        full.horizon,
+        full.fixed_steps,
+    )
+    saved = load_snapshots(starts_path(cfg, 1, ("park", "dash")))
+
+    def collected(mode: str) -> list:
+        found = collect_handover_snapshots(
+            env, before, [("park", "dash")], cfg.starts_per_pair, 7919, cfg.start_episodes, mode
+        )
+        return [(s["x"], s["v"], s["successes"]) for s in found[("park", "dash")]]
+
+    assert [(s["x"], s["v"], s["successes"]) for s in saved] == collected("trained") != collected("fixed")
+    env.close()

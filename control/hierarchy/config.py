@@ -26,7 +26,7 @@ from control.hierarchy.walker import BODY_DIM, OBSERVATION_KWARGS
 
 TASKS = ("patrol", "hurdle", "obstacle", *JACO_TASKS, "toy")
 CHAIN_STRIDE = 1000  # chain k of seed s trains with seed s + CHAIN_STRIDE * k
-SWITCH_STARTS = ("transitions", "chain")  # `HierarchyConfig.switch_starts`
+HANDOVER_STARTS = ("fixed", "switches", "chain")  # `HierarchyConfig.handover_starts`
 
 
 class ConfigError(ValueError):
@@ -142,14 +142,16 @@ class HierarchyConfig:
     transition: TransitionSettings = field(default_factory=TransitionSettings)
     airl: AIRLSettings = field(default_factory=AIRLSettings)
     switch: SwitchSettings = field(default_factory=SwitchSettings)
-    switch_starts: str = field(
-        default="transitions",
+    handover_starts: str = field(
+        default="fixed",
         metadata={
-            "help": "Where each pair's switch trains from: 'transitions', the hand-over snapshots its transition "
-            "policy trained from (collected with the fixed rule); 'chain' (ours), snapshots collected again just "
-            "before the pair's switch trains, by running the task with the switches trained so far (the DQN "
-            "switch where a pair has one, the fixed rule elsewhere): the hand-overs the evaluated DQN chain meets "
-            "(`<task>/s<seed>/switches/starts-<i>-<j>.json`)."
+            "help": "How each pair's hand-over snapshots (where its transition and switch train from) are "
+            "collected, pair after pair in the task's order: 'fixed' (the paper's), by running the task with the "
+            "transitions trained so far and the fixed hand-over rule; 'switches' (ours), the same for the "
+            "transitions, but each switch trains from snapshots collected again with the switches trained so "
+            "far (`<task>/s<seed>/switches/starts-<i>-<j>.json`); 'chain' (ours), each pair's transition and "
+            "switch trained together (in the transitions stage) from snapshots collected with the DQN chain "
+            "of the pairs before it: the hand-overs the evaluated DQN chain meets."
         },
     )
     fixed_handover_steps: int = field(
@@ -514,9 +516,9 @@ def _check_primitive_names(cfg: HierarchyConfig) -> None:
     _check_candidates(cfg)
     _check_env_kwargs(cfg)
     _check_chains(cfg)
-    if cfg.switch_starts not in SWITCH_STARTS:
+    if cfg.handover_starts not in HANDOVER_STARTS:
         raise ConfigError(
-            f"switch_starts: expected one of {', '.join(SWITCH_STARTS)}, got {cfg.switch_starts!r}"
+            f"handover_starts: expected one of {', '.join(HANDOVER_STARTS)}, got {cfg.handover_starts!r}"
         )
     for k in cfg.primitive_starts:
         _check_start_states(cfg, f"primitive_starts.{k}", k, cfg.start_sources(k))

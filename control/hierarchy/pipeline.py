@@ -49,7 +49,9 @@ from control.sweep import map_jobs
 
 EVAL_SEED = 10**6
 VALIDATION_SEED = 2 * 10**6  # the chains' validation episodes (`chains`), apart from the evaluation's
-SWITCH_STARTS_SEED = 3 * 10**6  # `switch_starts: chain`: the task episodes its snapshots are collected in
+SWITCH_STARTS_SEED = (
+    3 * 10**6
+)  # `handover_starts: switches`: the task episodes the switches' starts come from
 CANDIDATE_SEED = 40_000  # episode seeds of the candidate runs' counts: apart from the benchmark's (20,000)
 REFINED_FROM = "refined_from.json"  # the step of the primitive's own run that a refinement began from
 
@@ -329,12 +331,13 @@ def starts_path(cfg: HierarchyConfig, seed: int, pair: tuple[str, str]) -> Path:
 
 def collect_starts(cfg: HierarchyConfig, seed: int, pair: tuple[str, str], env: gym.Env) -> int:
     """Hand-over snapshots of `pair`, unless saved already: the task run with the primitives and the transition
-    policies trained so far (fixed hand-over rule; switching at once before any exists), so pairs that only
-    occur after an earlier hand-over succeeded get their starts too."""
+    policies trained so far (fixed hand-over rule; switching at once before any exists; with `handover_starts:
+    chain` the switches trained so far decide their pairs' hand-overs), so pairs that only occur after an
+    earlier hand-over succeeded get their starts too."""
     path = starts_path(cfg, seed, pair)
     if not path.is_file() and not path.with_suffix(".pkl").is_file():
         comp = composition_for_seed(cfg, seed, env)
-        mode = "fixed" if comp.transitions else "none"
+        mode = ("trained" if cfg.handover_starts == "chain" else "fixed") if comp.transitions else "none"
         found = collect_handover_snapshots(
             env, comp, [pair], cfg.starts_per_pair, seed * 7919, cfg.start_episodes, mode
         )
@@ -383,7 +386,8 @@ def train_transition(
 
 
 def transitions_for_seed(cfg: HierarchyConfig, seed: int) -> dict[str, Any]:
-    """Every pair in order: its hand-over starts, then its AIRL transition policy."""
+    """Every pair in order: its hand-over starts, then its AIRL transition policy (with `handover_starts:
+    chain`, then its switch too, so the next pair's starts are collected with it)."""
     env = task_env(cfg)
     starts, results = {}, {}
     for pair in cfg.pair_list:
@@ -394,6 +398,8 @@ def transitions_for_seed(cfg: HierarchyConfig, seed: int) -> dict[str, Any]:
             continue
         expert = ExpertData.load(str(cfg.primitive_dir(pair[1]) / "initiation.npz"))
         results[key] = train_transition(cfg, seed, pair, expert)
+        if cfg.handover_starts == "chain":
+            results[key]["switch"] = train_pair_switch(cfg, seed, pair)
     env.close()
     return {"seed": seed, "starts": starts, "transitions": results}
 
@@ -410,12 +416,12 @@ def switch_starts_path(cfg: HierarchyConfig, seed: int, pair: tuple[str, str]) -
 def switch_starts(
     cfg: HierarchyConfig, seed: int, pair: tuple[str, str], env: gym.Env
 ) -> list[dict[str, Any]]:
-    """The hand-over snapshots the pair's switch trains from: its transition's (`switch_starts: transitions`),
-    or (`chain`) snapshots collected once, before the pair's switch trains, by running the task with the
+    """The hand-over snapshots the pair's switch trains from: its transition's, or (`handover_starts:
+    switches`) snapshots collected once, before the pair's switch trains, by running the task with the
     switches trained so far (mode 'trained'; other episode seeds than the transitions' and the evaluation's).
     Where that run never reaches the pair, the transition's snapshots."""
     transition_starts = starts_path(cfg, seed, pair)
-    if cfg.switch_starts == "transitions":
+    if cfg.handover_starts != "switches":
         return load_snapshots(transition_starts)
     path = switch_starts_path(cfg, seed, pair)
     if not path.is_file():
@@ -435,24 +441,28 @@ def switch_starts(
     return load_snapshots(path) or load_snapshots(transition_starts)
 
 
+def train_pair_switch(cfg: HierarchyConfig, seed: int, pair: tuple[str, str]) -> dict[str, Any]:
+    """The pair's Double-DQN switch (resumes; a finished one returns its summary)."""
+    env = task_env(cfg)
+    primitives = load_primitives(cfg, env)
+    transition = _transition_policy(cfg, seed, pair, env)
+    starts = switch_starts(cfg, seed, pair, env)
+    switch_env = SwitchEnv(env, pair, transition, primitives[pair[1]], starts, cfg.transition.horizon)
+    features = SwitchFeatures(transition.normalise, cfg.transition.horizon)
+    result = train_switch(switch_env, features, cfg.switch, cfg.switch_dir(seed, pair), seed)
+    env.close()
+    return result
+
+
 def switches_for_seed(cfg: HierarchyConfig, seed: int) -> dict[str, Any]:
-    """Every pair's switch, in the task's pair order (with `switch_starts: chain` a pair's starts are collected
-    with the switches of the pairs before it)."""
+    """Every pair's switch, in the task's pair order (with `handover_starts: switches` a pair's starts are
+    collected with the switches of the pairs before it; with `chain` the transitions stage trained them)."""
     results = {}
     for pair in cfg.pair_list:
         if not (cfg.transition_dir(seed, pair) / "checkpoint.pt").is_file():
             results[f"{pair[0]}-{pair[1]}"] = {"skipped": "no transition policy"}
             continue
-        env = task_env(cfg)
-        primitives = load_primitives(cfg, env)
-        transition = _transition_policy(cfg, seed, pair, env)
-        starts = switch_starts(cfg, seed, pair, env)
-        switch_env = SwitchEnv(env, pair, transition, primitives[pair[1]], starts, cfg.transition.horizon)
-        features = SwitchFeatures(transition.normalise, cfg.transition.horizon)
-        results[f"{pair[0]}-{pair[1]}"] = train_switch(
-            switch_env, features, cfg.switch, cfg.switch_dir(seed, pair), seed
-        )
-        env.close()
+        results[f"{pair[0]}-{pair[1]}"] = train_pair_switch(cfg, seed, pair)
     return {"seed": seed, "switches": results}
 
 

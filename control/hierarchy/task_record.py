@@ -26,7 +26,7 @@ ADDED_LATER = (
     "candidate_episodes",
     "chains",
     "chain_episodes",
-    "switch_starts",
+    "handover_starts",
 )
 
 
