@@ -11,6 +11,9 @@ how often each stays up through the balance phase.
 `trace`: Patrol episodes with a root's primitives (and a seed's transitions and switches for `--mode fixed` or
 `dqn`): after how many subtasks and which hand-over each ended, by a fall or the time limit, and whether the
 walker had moved more than 1 m since that hand-over.
+`pairs`: per hand-over pair of a seed's chain, how often its transition and greedy switch lead to the next
+subtask done, from the snapshots its switch trained from and from the hand-overs the DQN chain itself meets
+(collected by running the task with the DQN switches, other episode seeds).
 
     python benchmarks/walker_set_off.py record --root runs/hier --out runs/hier/balance-stops-eval.npz
     python benchmarks/walker_set_off.py set-off --run runs/hier/primitives/forward-refined --primitive forward \
@@ -18,6 +21,7 @@ walker had moved more than 1 m since that hand-over.
     python benchmarks/walker_set_off.py trace --root runs/hier --episodes 60
     python benchmarks/walker_set_off.py handover --task-dirs runs/hier3/patrol \
         --run runs/hier3/primitives/balance,runs/hier3/primitives/balance-seed2
+    python benchmarks/walker_set_off.py pairs --root runs/hier2 --task-seed 1 --episodes 60 --seed 777001
 """
 
 from __future__ import annotations
@@ -135,9 +139,53 @@ def handover(task_dirs: list[str], runs: list[str], seed: int, steps: int = 150)
     return {"snapshots": len(snapshots), "steps": steps, "up": up}
 
 
+def pair_outcomes(env, comp, pair, starts: list) -> float:
+    """The share of `starts` from which `pair`'s transition, handed over by its greedy switch, leads to the next
+    subtask done (`SwitchEnv`'s +1)."""
+    from control.hierarchy.controller import SwitchEnv
+
+    switch_env = SwitchEnv(env, pair, comp.transitions[pair], comp.primitives[pair[1]], starts, comp.horizon)
+    wins = 0
+    for i, snapshot in enumerate(starts):
+        env.reset(seed=i)
+        obs = switch_env.obs = env.unwrapped.set_snapshot(snapshot)
+        switch_env.t, switch_env.subtasks = 0, int(snapshot.get("successes", 0))
+        done, reward = False, 0.0
+        while not done:
+            obs, reward, done = switch_env.step(int(comp.switches[pair].wants_switch(obs, switch_env.t)))
+        wins += reward > 0
+    return wins / len(starts)
+
+
+def pairs(root: str, task_seed: int, episodes: int, seed: int, config: str | None = None) -> dict:
+    """Per pair: its transition and switch from its switch's own starts (the first `episodes`), and from as
+    many hand-overs of the DQN chain (task episodes from `seed`)."""
+    from control.hierarchy.controller import collect_handover_snapshots
+    from control.hierarchy.pipeline import switch_starts
+
+    cfg = load_config("patrol", config, root=root)
+    env = gym.make(cfg.task_env, **cfg.task_kwargs)
+    comp = composition_for_seed(cfg, task_seed, env)
+    chain_starts = collect_handover_snapshots(
+        env, comp, list(comp.switches), episodes, seed, 4 * episodes, "dqn"
+    )
+    result = {}
+    for pair in comp.switches:
+        own = switch_starts(cfg, task_seed, pair, env)[:episodes]
+        result[f"{pair[0]}-{pair[1]}"] = {
+            "own_starts": {"n": len(own), "success": pair_outcomes(env, comp, pair, own)},
+            "dqn_chain_starts": {
+                "n": len(chain_starts[pair]),
+                "success": pair_outcomes(env, comp, pair, chain_starts[pair]) if chain_starts[pair] else None,
+            },
+        }
+    env.close()
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["record", "set-off", "trace", "handover"])
+    parser.add_argument("what", choices=["record", "set-off", "trace", "handover", "pairs"])
     parser.add_argument("--root", default="runs/hierarchy")
     parser.add_argument(
         "--config",
@@ -158,7 +206,9 @@ def main() -> None:
     parser.add_argument(
         "--mode", choices=["none", "fixed", "dqn"], default="none", help="trace: the hand-over."
     )
-    parser.add_argument("--task-seed", type=int, default=1, help="trace: whose transitions and switches.")
+    parser.add_argument(
+        "--task-seed", type=int, default=1, help="trace, pairs: whose transitions and switches."
+    )
     args = parser.parse_args()
     if args.what == "record":
         out = Path(args.out or Path(args.root) / "balance-stops-eval.npz")
@@ -171,6 +221,8 @@ def main() -> None:
         if not (args.run and args.task_dirs):
             parser.error("handover needs --run and --task-dirs")
         result = handover(args.task_dirs.split(","), args.run.split(","), args.seed)
+    elif args.what == "pairs":
+        result = pairs(args.root, args.task_seed, args.episodes, args.seed, args.config)
     else:
         result = trace(args.root, args.episodes, args.seed, args.mode, args.task_seed, args.config)
     print(json.dumps(result, indent=1))
