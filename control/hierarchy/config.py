@@ -338,6 +338,11 @@ def preset(task: str) -> HierarchyConfig:
         # four transitions that must stop a run or start one: longer training measured 1.25 -> 1.81 (BENCHMARKS)
         cfg.transition = dataclasses.replace(cfg.transition, steps=204_800)
         cfg.switch = dataclasses.replace(cfg.switch, episodes=600)
+        # each pair's transition and switch trained on ~50 hand-overs did worse on fresh ones (0.67-0.78 against
+        # 0.94-0.96 for the first pair); 300 hand-overs per pair, and each switch trained from the hand-overs the
+        # switches before it lead to: the DQN switch 2.97 -> 3.74, higher on every seed (BENCHMARKS)
+        cfg.starts_per_pair, cfg.start_episodes = 300, 600
+        cfg.handover_starts = "switches"
         # after a balance phase Forward and Backward must set off from a stop: they train on from Balance's
         # (with the 1M-step Forward, switching at once, 3 seeds: 1.23 against 0.98 for the same training without
         # those starts; with the transitions within the seed spread, 1.75 against 1.59; BENCHMARKS)
