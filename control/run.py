@@ -232,6 +232,35 @@ def run_folder(cfg: TrainConfig, config: dict[str, Any]) -> Path:
     return folder
 
 
+def same_files_as_recorded(config: dict[str, Any], record: Path) -> dict[str, Any]:
+    """`config` with each `env_kwargs` string that names the same existing file as the value `record` holds,
+    spelt otherwise (relative against absolute, through a link), replaced by the recorded spelling: the same
+    file is the same setting, so a root named another way resumes its runs instead of retraining them."""
+    kwargs = config.get("env_kwargs")
+    if not isinstance(kwargs, dict) or not record.is_file():
+        return config
+    try:
+        recorded = json.loads(record.read_text()).get("config", {}).get("env_kwargs") or {}
+    except (OSError, ValueError, AttributeError):
+        return config
+    same = {
+        k: recorded[k]
+        for k, v in kwargs.items()
+        if isinstance(v, str)
+        and isinstance(recorded.get(k), str)
+        and v != recorded[k]
+        and _same_file(v, recorded[k])
+    }
+    return {**config, "env_kwargs": {**kwargs, **same}} if same else config
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):
+        return False
+
+
 def open_run(
     cfg: TrainConfig, extra: dict[str, Any] | None = None, write: bool = True
 ) -> tuple[Path, RunRecord]:
@@ -241,6 +270,7 @@ def open_run(
     config = recorded_config(cfg, extra)
     out = run_folder(cfg, config)
     config["out_dir"] = str(out)
+    config = same_files_as_recorded(config, out / RECORD)
     record = RunRecord.open(
         out,
         config,

@@ -86,3 +86,31 @@ def test_killed_run_has_its_episodes_on_disk_up_to_the_checkpoint_and_resumes(tm
     )
     steps = _steps(tmp_path / "episodes.csv")
     assert steps == sorted(steps) and steps[-1] <= saved + 512
+
+
+def test_a_file_named_another_way_is_the_same_setting_and_another_file_is_not(tmp_path, monkeypatch):
+    """A run whose env kwargs name a file resumes when the same file is named relatively, absolutely or through
+    a link (a hierarchy root given as `runs/x` after `/abs/runs/x`); another file is a changed setting."""
+    import os
+
+    import pytest
+
+    from align.run_state import ConfigChanged
+    from control.run import open_run
+
+    (tmp_path / "a.npz").write_bytes(b"x")
+    (tmp_path / "b.npz").write_bytes(b"y")
+    os.symlink(tmp_path / "a.npz", tmp_path / "link.npz")
+    out = tmp_path / "run"
+
+    def cfg(path: str) -> TrainConfig:
+        return TrainConfig(env_id="CartPole-v1", env_kwargs={"states": path}, out_dir=str(out))
+
+    open_run(cfg(str(tmp_path / "a.npz")))  # the first start records the absolute spelling
+    monkeypatch.chdir(tmp_path)
+    for same in ("a.npz", "./a.npz", "link.npz"):
+        open_run(cfg(same), write=False)
+    with pytest.raises(ConfigChanged, match="env_kwargs.states"):
+        open_run(cfg("b.npz"), write=False)
+    with pytest.raises(ConfigChanged, match="env_kwargs.states"):
+        open_run(cfg("missing.npz"), write=False)
