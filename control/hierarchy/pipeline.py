@@ -49,9 +49,8 @@ from control.sweep import map_jobs
 
 EVAL_SEED = 10**6
 VALIDATION_SEED = 2 * 10**6  # the chains' validation episodes (`chains`), apart from the evaluation's
-SWITCH_STARTS_SEED = (
-    3 * 10**6
-)  # `handover_starts: switches`: the task episodes the switches' starts come from
+# `handover_starts: switches`: the task episodes the switches' starts come from
+SWITCH_STARTS_SEED = 3 * 10**6
 CANDIDATE_SEED = 40_000  # episode seeds of the candidate runs' counts: apart from the benchmark's (20,000)
 REFINED_FROM = "refined_from.json"  # the step of the primitive's own run that a refinement began from
 
