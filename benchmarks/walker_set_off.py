@@ -21,7 +21,7 @@ subtask done, from the snapshots its switch trained from and from the hand-overs
     python benchmarks/walker_set_off.py trace --root runs/hier --episodes 60
     python benchmarks/walker_set_off.py handover --task-dirs runs/hier3/patrol \
         --run runs/hier3/primitives/balance,runs/hier3/primitives/balance-seed2
-    python benchmarks/walker_set_off.py pairs --root runs/hier2 --task-seed 1 --episodes 60 --seed 777001
+    python benchmarks/walker_set_off.py pairs --root runs/hier2 --task-seed 1 --episodes 60 --seed 777000
 """
 
 from __future__ import annotations
@@ -147,10 +147,7 @@ def pair_outcomes(env, comp, pair, starts: list) -> float:
     switch_env = SwitchEnv(env, pair, comp.transitions[pair], comp.primitives[pair[1]], starts, comp.horizon)
     wins = 0
     for i, snapshot in enumerate(starts):
-        env.reset(seed=i)
-        obs = switch_env.obs = env.unwrapped.set_snapshot(snapshot)
-        switch_env.t, switch_env.subtasks = 0, int(snapshot.get("successes", 0))
-        done, reward = False, 0.0
+        obs, done, reward = switch_env.start(snapshot, i), False, 0.0
         while not done:
             obs, reward, done = switch_env.step(int(comp.switches[pair].wants_switch(obs, switch_env.t)))
         wins += reward > 0
@@ -158,10 +155,10 @@ def pair_outcomes(env, comp, pair, starts: list) -> float:
 
 
 def pairs(root: str, task_seed: int, episodes: int, seed: int, config: str | None = None) -> dict:
-    """Per pair: its transition and switch from its switch's own starts (the first `episodes`), and from as
-    many hand-overs of the DQN chain (task episodes from `seed`)."""
+    """Per pair: its transition and switch from the starts its switch trained from (the first `episodes`), and
+    from as many hand-overs of the DQN chain (task episodes from `seed`)."""
     from control.hierarchy.controller import collect_handover_snapshots
-    from control.hierarchy.pipeline import switch_starts
+    from control.hierarchy.pipeline import starts_path, switch_starts_path
 
     cfg = load_config("patrol", config, root=root)
     env = gym.make(cfg.task_env, **cfg.task_kwargs)
@@ -171,7 +168,11 @@ def pairs(root: str, task_seed: int, episodes: int, seed: int, config: str | Non
     )
     result = {}
     for pair in comp.switches:
-        own = switch_starts(cfg, task_seed, pair, env)[:episodes]
+        # what the switch trained from, whatever config the root ran with (read only: nothing is collected)
+        trained_from = switch_starts_path(cfg, task_seed, pair)
+        if not trained_from.is_file():
+            trained_from = starts_path(cfg, task_seed, pair)
+        own = load_snapshots(trained_from)[:episodes]
         result[f"{pair[0]}-{pair[1]}"] = {
             "own_starts": {"n": len(own), "success": pair_outcomes(env, comp, pair, own)},
             "dqn_chain_starts": {

@@ -154,7 +154,11 @@ class SwitchEnv:
 
     def reset(self, rng: np.random.Generator) -> np.ndarray:
         snapshot = self.starts[int(rng.integers(len(self.starts)))]
-        self.env.reset(seed=int(rng.integers(2**31)))
+        return self.start(snapshot, int(rng.integers(2**31)))
+
+    def start(self, snapshot: dict[str, Any], seed: int) -> np.ndarray:
+        """Begin a decision episode at `snapshot` (the env reset with `seed` first)."""
+        self.env.reset(seed=seed)
         self.obs = self.env.unwrapped.set_snapshot(snapshot)
         self.t, self.subtasks = 0, int(snapshot.get("successes", 0))
         return self.obs
