@@ -4,9 +4,14 @@
    resolved-rate controller (a linear program over the joint speeds at each step, sideways speed held at zero)
    on the arm's real dynamics, without the ball;
 2. the grasp: a scripted toss with the ball (grasp from above, then straight up at the joint limits, fingers
-   opened and the hand braked at `--open-at`), printing the grip site's and the ball's upward speed per step.
+   opened and the hand braked at `--open-at`), printing the grip site's and the ball's upward speed per step;
+3. the palm-up reach (`--reach`): how far above horizontal the hand can point its fingers with the grip site at a
+   toss spot, within the joint limits and without touching itself or the pedestal (inverse kinematics from random
+   arm poses: the position solved exactly, the fingers turned up in its null space; a search, so a lower bound on
+   the true reach).
 
     python benchmarks/jaco_toss_limits.py --open-at 0.45
+    python benchmarks/jaco_toss_limits.py --reach
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import numpy as np
 from scipy.optimize import linprog
 
 import control.envs  # noqa: F401  (registers the Hierarchy/ ids)
-from control.hierarchy.jaco_model import BALL_DRIVE, ArmDrive
+from control.hierarchy.jaco_model import ARM_JOINTS, BALL_DRIVE, ArmDrive
 from control.hierarchy.jaco_skills import GRAVITY, TossRules
 
 
@@ -106,13 +111,66 @@ def scripted_toss(open_at: float, seed: int) -> None:
             return
 
 
+def fingers_up_reach(spot: np.ndarray, tries: int, rng: np.random.Generator) -> tuple[int, float | None]:
+    """(poses that reach `spot`, the largest upward z of the fingers' direction among those touching nothing)."""
+    env = gym.make("Hierarchy/JacoToss-v0")
+    env.reset(seed=0)
+    raw = env.unwrapped
+    arm, m, d = Arm(raw), raw.model, raw.data
+    qpos = raw.arm_qpos[:6]
+    low, high = m.jnt_range[[m.joint(n).id for n in ARM_JOINTS]].T
+    limited = m.jnt_limited[[m.joint(n).id for n in ARM_JOINTS]].astype(bool)
+    low, high = np.where(limited, low, -np.pi), np.where(limited, high, np.pi)
+    ball = m.body("object").id
+    reached, best = 0, None
+    for _ in range(tries):
+        d.qpos[qpos] = rng.uniform(low, high)
+        d.qpos[raw.obj_qpos : raw.obj_qpos + 3] = [2.0, 2.0, 0.03]  # the ball out of the way
+        for _ in range(400):
+            mujoco.mj_kinematics(m, d)
+            mujoco.mj_comPos(m, d)
+            jp, jr = arm.jacobians()
+            step = jp.T @ np.linalg.solve(jp @ jp.T + 1e-4 * np.eye(3), spot - d.site_xpos[raw.grip_site])
+            axis = d.site_xmat[raw.grip_site].reshape(3, 3)[:, 2]
+            turn = np.cross(axis, [0.0, 0.0, 1.0]) if axis[2] > -0.99 else np.array([1.0, 0.0, 0.0])
+            null = np.eye(6) - np.linalg.pinv(jp) @ jp
+            step = step + null @ (0.3 * jr.T @ turn)
+            d.qpos[qpos] = np.where(limited, np.clip(d.qpos[qpos] + step, low, high), d.qpos[qpos] + step)
+        mujoco.mj_forward(m, d)
+        if np.linalg.norm(spot - raw.grip_pos()) > 0.01:
+            continue
+        reached += 1
+        touching = [
+            c for c in d.contact[: d.ncon] if ball not in (m.geom_bodyid[c.geom1], m.geom_bodyid[c.geom2])
+        ]
+        up = float(d.site_xmat[raw.grip_site].reshape(3, 3)[2, 2])
+        if not touching and (best is None or up > best):
+            best = up
+    env.close()
+    return reached, best
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--open-at", type=float, default=0.45, help="Grip height (m) where the hand opens and brakes."
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reach", action="store_true", help="Only the palm-up reach at three toss spots.")
+    parser.add_argument("--tries", type=int, default=60, help="Random arm poses per spot (--reach).")
     args = parser.parse_args()
+    if args.reach:
+        rng = np.random.default_rng(args.seed)
+        for xy in ((0.4, 0.3), (0.3, 0.3), (0.2, 0.4)):
+            for z in (0.3, 0.45):
+                reached, best = fingers_up_reach(np.array([*xy, z]), args.tries, rng)
+                angle = (
+                    "none" if best is None else f"{np.degrees(np.arcsin(best)):.0f} degrees above horizontal"
+                )
+                print(
+                    f"grip site at {xy + (z,)}: {reached}/{args.tries} poses reach it; fingers up at most {angle}"
+                )
+        return
     rules = TossRules()
     needed = np.sqrt(2 * GRAVITY * (rules.apex_height - rules.release_height))
     print(f"needed at the release height {rules.release_height} m: {needed:.2f} m/s upwards")
