@@ -172,6 +172,28 @@ def test_pick_succeeds_after_the_hold_and_fails_when_dropped():
     assert terminated and not info["success"] and info["subtasks"] == 0
 
 
+@pytest.mark.parametrize("charge", [0.0, 1.0, 0.5])
+def test_a_drop_charges_back_the_lift_paid_with_drop_charge(charge):
+    env, raw = make("JacoPick-v0", drop_charge=charge)
+    env.reset(seed=1)
+    weightless(raw)
+    in_hand(raw)
+    paid = 0.0
+    for _ in range(3):
+        _, _, _, _, info = env.step(STILL)
+        paid += info["reward_pick"]
+        assert info["reward_drop"] == 0.0
+    assert paid > 0 and raw.skill.lift_paid == pytest.approx(paid)
+    raw.place_object(raw.grip_pos() + [0.0, 0.3, 0.0])  # out of the hand
+    _, _, terminated, _, info = env.step(STILL)
+    assert terminated and info["reward_drop"] == pytest.approx(-charge * paid)
+
+
+def test_drop_charge_refuses_a_negative_share():
+    with pytest.raises(ValueError, match="drop_charge"):
+        make("JacoPick-v0", drop_charge=-1.0)
+
+
 def test_a_cube_held_away_from_the_target_point_is_not_yet_picked():
     """Lee et al.'s rule: held steps count only within `hold_radius` of the target point, so a cube pinched just
     above the floor earns the hold reward but never the success."""

@@ -39,7 +39,7 @@ from control.hierarchy.jaco_model import (
     jaco_spec,
     kinova_dir,
 )
-from control.hierarchy.jaco_skills import CatchSkill, HitSkill, PickSkill, Skill, TossSkill
+from control.hierarchy.jaco_skills import CatchSkill, HitSkill, PickRules, PickSkill, Skill, TossSkill
 
 OBS_DIM = 43
 ARM_OBS_DIM = 24  # the arm's own state (angles, fingers, speeds): what a transition discriminator compares
@@ -264,10 +264,17 @@ class JacoArmEnv(MujocoEnv, utils.EzPickle):
 
 # --- primitives ---
 class JacoPick(JacoArmEnv):
-    """Pick up the cube from the floor and hold it in the air (success: held for `hold_steps` in a row)."""
+    """Pick up the cube from the floor and hold it in the air (success: held for `hold_steps` in a row).
+    `drop_charge` (ours, training only): a drop charges back that share of the lift reward paid so far."""
+
+    def __init__(self, drop_charge: float = 0.0, **kwargs: Any):
+        if not drop_charge >= 0.0:
+            raise ValueError(f"drop_charge must be >= 0, got {drop_charge!r}")
+        self.rules = PickRules(drop_charge=float(drop_charge))
+        super().__init__(**kwargs)
 
     def skill_for(self, index: int) -> Skill:
-        return PickSkill(self.np_random)
+        return PickSkill(self.np_random, self.rules)
 
 
 class JacoCatch(JacoArmEnv):

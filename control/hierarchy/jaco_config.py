@@ -17,8 +17,10 @@ JACO_PRIMITIVES = {
 }
 # PPO of the arm primitives: 8 envs x 256 steps per rollout, minibatches of 256 (what our runs used)
 PRIMITIVE_TRAIN = {"num_envs": 8, "num_steps": 256, "minibatch_size": 256}
-# PPO steps per primitive (catch: stopped at 2.05M, once 28 of 30 greedy episodes succeeded)
-PRIMITIVE_STEPS = {"pick": 3_000_000, "catch": 2_054_144, "toss": 3_000_000, "hit": 3_000_000}
+# PPO steps per primitive. Catch: 3M (27 of 30; our first Catch, 28 of 30, was a 3M run stopped at 2.05M, and a run
+# trained to 2.05M anneals its learning rate to 0 there instead: 24 of 30, and repetitive catching fell from 3.28 to
+# 1.95 with the DQN switch; BENCHMARKS.md, "Jaco arm tasks rerun")
+PRIMITIVE_STEPS = {"pick": 3_000_000, "catch": 3_000_000, "toss": 3_000_000, "hit": 3_000_000}
 _TASKS = {  # task: (env, primitives, hand-over pairs, fixed hand-over steps)
     "picking": ("Hierarchy/JacoRepetitivePicking-v0", ["pick"], [["pick", "pick"]], 20),
     "catching": ("Hierarchy/JacoRepetitiveCatching-v0", ["catch"], [["catch", "catch"]], 20),

@@ -93,6 +93,9 @@ class PickRules:
     hold: float = 10.0
     hold_reach: float = 0.3
     success: float = 10.0  # per step left in the subtask, at success (theirs)
+    # ours, off by default: at a drop, charge back this share of the lift reward paid so far, so that lifting the
+    # cube a little and dropping it (which ends the episode) pays nothing
+    drop_charge: float = 0.0
 
 
 class PickSkill(Skill):
@@ -108,6 +111,7 @@ class PickSkill(Skill):
         self.start = np.array([xy[0], xy[1], CUBE_HALF])
         self.target = np.array([xy[0], xy[1], r.target_z])
         self.picked, self.pick_height, self.held, self.last_distance = False, CUBE_HALF, 0, 0.0
+        self.lift_paid = 0.0
 
     def state(self) -> dict[str, Any]:
         return {k: v for k, v in super().state().items() if k != "rules"}
@@ -120,12 +124,14 @@ class PickSkill(Skill):
         distance = env.hand_distance()
         in_hand, in_air = distance < r.in_hand, pos[2] > r.in_air
         terms = {"reward_guide": 0.0, "reward_pick": 0.0, "reward_hold": 0.0, "reward_success": 0.0}
+        terms["reward_drop"] = 0.0
         status = "running"
         if in_hand and in_air:
             self.picked = True
             height = min(r.target_z, pos[2])
             if height > self.pick_height:
                 terms["reward_pick"] = r.pick * (height - self.pick_height)
+                self.lift_paid += terms["reward_pick"]
                 self.pick_height = height
             off_target = float(np.linalg.norm(self.target - pos))
             terms["reward_hold"] = r.hold * max(0.0, 1.0 - off_target / r.hold_reach)
@@ -139,6 +145,8 @@ class PickSkill(Skill):
             self.last_distance = distance
         elif not in_hand:
             status = "failure"  # dropped
+            if r.drop_charge:
+                terms["reward_drop"] = -r.drop_charge * self.lift_paid
         return terms, status
 
 
