@@ -123,8 +123,8 @@ class PickSkill(Skill):
         r, pos = self.rules, env.object_pos()
         distance = env.hand_distance()
         in_hand, in_air = distance < r.in_hand, pos[2] > r.in_air
-        terms = {"reward_guide": 0.0, "reward_pick": 0.0, "reward_hold": 0.0, "reward_success": 0.0}
-        terms["reward_drop"] = 0.0
+        names = ("guide", "pick", "hold", "success", "drop")
+        terms = {f"reward_{n}": 0.0 for n in names}
         status = "running"
         if in_hand and in_air:
             self.picked = True
@@ -145,8 +145,7 @@ class PickSkill(Skill):
             self.last_distance = distance
         elif not in_hand:
             status = "failure"  # dropped
-            if r.drop_charge:
-                terms["reward_drop"] = -r.drop_charge * self.lift_paid
+            terms["reward_drop"] = -r.drop_charge * self.lift_paid
         return terms, status
 
 
