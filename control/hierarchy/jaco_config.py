@@ -20,7 +20,7 @@ PRIMITIVE_TRAIN = {"num_envs": 8, "num_steps": 256, "minibatch_size": 256}
 # PPO steps per primitive. Catch: 3M (27 of 30; our first Catch, 28 of 30, was a 3M run stopped at 2.05M, and a run
 # trained to 2.05M anneals its learning rate to 0 there instead: 24 of 30, and repetitive catching fell from 3.28 to
 # 1.95 with the DQN switch; BENCHMARKS.md, "Jaco arm tasks rerun")
-# Pick: 6M (27 of 30, seed 1; trained 3M on this install, seeds 1-5 reached 9, 0, 0, 0, 0 of 30)
+# Pick: 6M (27 of 30 with seed 1, 0 with seed 2; trained 3M on this install, seeds 1-5 reached 9, 0, 0, 0, 0 of 30)
 PRIMITIVE_STEPS = {"pick": 6_000_000, "catch": 3_000_000, "toss": 3_000_000, "hit": 3_000_000}
 _TASKS = {  # task: (env, primitives, hand-over pairs, fixed hand-over steps)
     "picking": ("Hierarchy/JacoRepetitivePicking-v0", ["pick"], [["pick", "pick"]], 20),
