@@ -40,6 +40,11 @@ class Arm:
         mujoco.mj_jacSite(self.m, self.d, self.jacp, self.jacr, self.raw.grip_site)
         return self.jacp[:, self.dofs], self.jacr[:, self.dofs]
 
+    def reach_step(self, goal: np.ndarray) -> np.ndarray:
+        """The arm joints' step (damped least squares) that moves the grip site towards `goal`."""
+        jp, _ = self.jacobians()
+        return jp.T @ np.linalg.solve(jp @ jp.T + 1e-4 * np.eye(3), goal - self.raw.grip_pos())
+
     def grip_velocity(self) -> np.ndarray:
         return self.jacobians()[0] @ self.d.qvel[self.dofs]
 
@@ -69,10 +74,7 @@ def best_upward_speed(drive: ArmDrive, start_z: float) -> float:
     start = np.array([*TossRules().spot, start_z])
     for _ in range(200):  # inverse kinematics to the start, at rest
         mujoco.mj_forward(arm.m, arm.d)
-        jp, _ = arm.jacobians()
-        arm.d.qpos[raw.arm_qpos[:6]] += jp.T @ np.linalg.solve(
-            jp @ jp.T + 1e-4 * np.eye(3), start - raw.grip_pos()
-        )
+        arm.d.qpos[raw.arm_qpos[:6]] += arm.reach_step(start)
     arm.d.qvel[:] = 0.0
     mujoco.mj_forward(arm.m, arm.d)
     for _ in range(100):
@@ -118,8 +120,9 @@ def fingers_up_reach(spot: np.ndarray, tries: int, rng: np.random.Generator) -> 
     raw = env.unwrapped
     arm, m, d = Arm(raw), raw.model, raw.data
     qpos = raw.arm_qpos[:6]
-    low, high = m.jnt_range[[m.joint(n).id for n in ARM_JOINTS]].T
-    limited = m.jnt_limited[[m.joint(n).id for n in ARM_JOINTS]].astype(bool)
+    joints = [m.joint(n).id for n in ARM_JOINTS]
+    low, high = m.jnt_range[joints].T
+    limited = m.jnt_limited[joints].astype(bool)
     low, high = np.where(limited, low, -np.pi), np.where(limited, high, np.pi)
     ball = m.body("object").id
     reached, best = 0, None
@@ -130,7 +133,7 @@ def fingers_up_reach(spot: np.ndarray, tries: int, rng: np.random.Generator) -> 
             mujoco.mj_kinematics(m, d)
             mujoco.mj_comPos(m, d)
             jp, jr = arm.jacobians()
-            step = jp.T @ np.linalg.solve(jp @ jp.T + 1e-4 * np.eye(3), spot - d.site_xpos[raw.grip_site])
+            step = arm.reach_step(spot)
             axis = d.site_xmat[raw.grip_site].reshape(3, 3)[:, 2]
             turn = np.cross(axis, [0.0, 0.0, 1.0]) if axis[2] > -0.99 else np.array([1.0, 0.0, 0.0])
             null = np.eye(6) - np.linalg.pinv(jp) @ jp
@@ -140,9 +143,9 @@ def fingers_up_reach(spot: np.ndarray, tries: int, rng: np.random.Generator) -> 
         if np.linalg.norm(spot - raw.grip_pos()) > 0.01:
             continue
         reached += 1
-        touching = [
-            c for c in d.contact[: d.ncon] if ball not in (m.geom_bodyid[c.geom1], m.geom_bodyid[c.geom2])
-        ]
+        touching = any(
+            ball not in (m.geom_bodyid[c.geom1], m.geom_bodyid[c.geom2]) for c in d.contact[: d.ncon]
+        )
         up = float(d.site_xmat[raw.grip_site].reshape(3, 3)[2, 2])
         if not touching and (best is None or up > best):
             best = up
