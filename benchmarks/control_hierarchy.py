@@ -112,10 +112,12 @@ def primitive_table(cfg, episodes: int) -> dict[str, dict]:
     candidate runs (`primitive_candidates`) with every candidate's counts."""
     table = {}
     for name, env_id in cfg.primitives.items():
-        result = run_success(env_id, cfg.primitive_dir(name), episodes)
+        result = run_success(env_id, cfg.primitive_dir(name), episodes, env_kwargs=cfg.primitive_kwargs())
         table[name] = {"env": env_id, **{k: v for k, v in result.as_dict().items() if k != "lengths"}}
         if name in cfg.primitive_refine:
-            base = run_success(env_id, cfg.base_primitive_dir(name), episodes)
+            base = run_success(
+                env_id, cfg.base_primitive_dir(name), episodes, env_kwargs=cfg.primitive_kwargs()
+            )
             table[name]["base"] = {k: v for k, v in base.as_dict().items() if k != "lengths"}
         if name in cfg.primitive_candidates:  # the counts the choice was made on (held-out seeds)
             table[name]["candidates"] = json.loads(cfg.chosen_path(name).read_text())

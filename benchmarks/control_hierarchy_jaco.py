@@ -53,7 +53,9 @@ PAPER = {
 def primitive_success(cfg: HierarchyConfig, name: str, episodes: int, seed: int = 7_000) -> dict:
     """Greedy episodes of a trained primitive in its own env (`primitive_eval.run_success`): how many succeed,
     and its training steps."""
-    result = run_success(cfg.primitives[name], cfg.primitive_dir(name), episodes, seed)
+    result = run_success(
+        cfg.primitives[name], cfg.primitive_dir(name), episodes, seed, cfg.primitive_kwargs()
+    )
     summary = cfg.primitive_dir(name) / "summary.json"
     steps = json.loads(summary.read_text())["global_step"] if summary.is_file() else result.steps_trained
     return {"successes": result.successes, "episodes": episodes, "steps": int(steps)}
@@ -126,6 +128,7 @@ def main() -> None:
             "transition_steps": cfg.transition.steps,
             "switch_episodes": cfg.switch.episodes,
             "eval_episodes": cfg.eval_episodes,
+            "task_kwargs": cfg.task_kwargs,
         }
         results = json.loads(out.read_text()) if out.is_file() else {}  # others may have written meanwhile
         summary["airl"] = dataclasses.asdict(cfg.airl)

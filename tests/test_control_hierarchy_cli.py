@@ -152,13 +152,14 @@ def test_primitive_starts_and_init_must_name_the_tasks_primitives(tmp_path):
             "primitive_env_kwargs: {jump: {feet_features: true}}",
             ["primitive_env_kwargs.jump.feet_features", "task_kwargs.feet_features", "must agree"],
         ),
+        ("task_kwargs: {curb_height: 0.2}", ["task_kwargs", "Walker2dHurdle-v0 refuses", "curb_height"]),
         (
             "task_kwargs: {feet_features: true}",
             ["primitive_env_kwargs.forward.feet_features is False", "task_kwargs.feet_features) is True"],
         ),
     ],
 )
-def test_primitive_env_kwargs_the_env_refuses_exit_2_before_anything_starts(tmp_path, yaml_text, expected):
+def test_env_kwargs_the_envs_refuse_exit_2_before_anything_starts(tmp_path, yaml_text, expected):
     config = tmp_path / "mine.yaml"
     config.write_text(yaml_text + "\n")
     result = _run("all", "--task", "hurdle", "--config", str(config), "--root", str(tmp_path / "runs"))
@@ -166,6 +167,43 @@ def test_primitive_env_kwargs_the_env_refuses_exit_2_before_anything_starts(tmp_
     lines = result.stderr.strip().splitlines()
     assert len(lines) <= 2 and all(word in lines[0] for word in expected), lines
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_serve_tasks_apex_height_builds_every_primitives_env_with_it(tmp_path):
+    """`task_kwargs.apex_height` (the serve preset's 0.9 m, or a user's) reaches the primitives' training runs, their
+    success counts and initiation sets (`primitive_kwargs`); Hit's training starts from the Toss's release; a
+    primitive given another apex height is refused, naming both fields."""
+    import gymnasium as gym
+
+    from control.hierarchy.config import ConfigError, load_config
+    from control.hierarchy.pipeline import primitive_train_config, recording_env, start_states_path
+
+    preset = load_config("serve", root=str(tmp_path / "runs"))
+    assert preset.primitive_kwargs() == {"apex_height": 0.9} and preset.start_sources("hit") == ["toss"]
+    assert primitive_train_config(preset, "toss").env_kwargs == {"apex_height": 0.9}
+    assert primitive_train_config(preset, "hit").env_kwargs == {
+        "apex_height": 0.9,
+        "start_states": str(start_states_path(preset, "hit")),
+    }
+    config = tmp_path / "mine.yaml"
+    config.write_text(f"task_kwargs: {{apex_height: 1.0}}\nroot: {tmp_path / 'runs'}\n")
+    cfg = load_config("serve", str(config))
+    for name in ("toss", "hit"):
+        assert primitive_train_config(cfg, name).env_kwargs["apex_height"] == 1.0
+    env = recording_env(cfg, "toss")  # where the Toss's states for Hit are recorded
+    assert env.unwrapped.hit_rules.hit_height == 0.6 and env.unwrapped.toss_rules.apex_height == 1.0
+    env.close()
+    assert load_config("catching").primitive_kwargs() == {}
+    assert gym.make("Hierarchy/JacoServe-v0", **cfg.task_kwargs).unwrapped.toss_rules.apex_height == 1.0
+    with pytest.raises(
+        ConfigError, match=r"primitive_starts.toss: 'toss' \(Hierarchy/JacoToss-v0\) cannot start"
+    ):
+        load_config("serve", primitive_starts={"toss": ["hit"]})
+    config.write_text("primitive_env_kwargs: {hit: {apex_height: 1.2}}\n")
+    with pytest.raises(
+        ConfigError, match=r"primitive_env_kwargs.hit.apex_height is 1.2 .*task_kwargs.apex_height"
+    ):
+        load_config("serve", str(config))
 
 
 def test_feet_features_given_to_the_task_and_all_its_primitives_load(tmp_path):

@@ -17,7 +17,7 @@ from control.hierarchy.config import load_config
 from control.hierarchy.controller import Composition, run_episode, subtask_over
 from control.hierarchy.jaco import ARM_OBS_DIM, OBS_DIM
 from control.hierarchy.jaco_registry import JACO_ENVS, JACO_TASKS
-from control.hierarchy.jaco_skills import GRAVITY, CatchRules, HitRules, PickRules, TossRules
+from control.hierarchy.jaco_skills import GRAVITY, CatchRules, HitRules, PickRules, TossRules, ball_rules
 from control.hierarchy.policies import ScriptedPolicy
 from control.hierarchy.transition_env import TransitionEnv, load_snapshots, save_snapshots
 
@@ -392,6 +392,119 @@ def test_serve_counts_one_subtask_when_the_hit_ball_reaches_the_target():
     raw.place_object(np.asarray(HitRules().target))
     _, _, terminated, _, info = env.step(STILL)
     assert terminated and info["success"] and info["subtasks"] == 1
+
+
+def test_apex_height_moves_the_toss_apex_and_every_hit_height_by_the_same_amount():
+    toss, hit = ball_rules(0.9)
+    assert toss.apex_height == hit.apex_height == 0.9 and toss.release_height == TossRules().release_height
+    assert hit.drop_from == (0.4, 0.3, 0.9) and hit.hit_height == 0.5 and hit.target == (0.4, 1.3, 0.7)
+    assert ball_rules() == (TossRules(), HitRules())
+    for name in ("JacoToss-v0", "JacoHit-v0", "JacoServe-v0"):
+        assert make(name, apex_height=0.9)[1].hit_rules == hit
+    env, raw = make("JacoHit-v0", apex_height=0.9)
+    env.reset(seed=3)  # Hit's ball starts at the apex height (+- 0.1)
+    assert abs(raw.skill.start[2] - 0.9) <= 0.1 and raw.skill.rules.target == hit.target
+    for bad in (0.6, 0.7, 3.5):
+        with pytest.raises(ValueError, match="apex_height"):
+            make("JacoToss-v0", apex_height=bad)
+
+
+@pytest.mark.parametrize("apex_height, succeeds", [(0.9, True), (TossRules().apex_height, False)])
+def test_a_toss_to_0_9_m_succeeds_only_where_the_apex_height_is_0_9_m(apex_height, succeeds):
+    env, raw = make("JacoToss-v0", apex_height=apex_height)
+    env.reset(seed=0)
+    raw.skill.picked = True
+    _toss_ball(raw, 0.9)
+    for _ in range(100):
+        _, _, terminated, _, info = env.step(STILL)
+        if terminated:
+            break
+    assert terminated and info["success"] == succeeds and raw.skill.released
+
+
+def test_serve_with_a_lower_apex_checks_the_toss_against_it():
+    """A serve tossed to 0.9 m passes the apex check where apex_height is 0.9 m (its hit then waits for the ball
+    to fall) and fails it under the shipped 1.2 m."""
+    for apex_height, passes in ((0.9, True), (TossRules().apex_height, False)):
+        env, raw = make("JacoServe-v0", apex_height=apex_height)
+        env.reset(seed=0)
+        raw.skill.picked = True
+        _toss_ball(raw, 0.9)
+        env.step(STILL)
+        terminated = False
+        for _ in range(40):
+            _, _, terminated, _, info = env.step(STILL)
+            if terminated or raw.skill.falling:
+                break
+        assert raw.skill.name == "hit" and raw.skill.falling == passes and terminated != passes
+
+
+def test_a_bad_apex_height_is_a_user_error_naming_the_flag():
+    from control.envs import env_kwargs_problem
+
+    problem = env_kwargs_problem("Hierarchy/JacoServe-v0", {"apex_height": 0.5})
+    assert problem and "apex_height" in problem
+
+
+class ScriptedToss:
+    """A 'policy' that tosses by hand: before the release it sets the ball rising from the release height towards
+    `apex` over its spot (the arm turned away), then holds still."""
+
+    def __init__(self, raw, apex: float):
+        self.raw, self.apex = raw, apex
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        if not self.raw.skill.released:
+            self.raw.skill.picked = True
+            _toss_ball(self.raw, self.apex)
+        return STILL
+
+
+@pytest.mark.parametrize("apex, kept", [(0.9, True), (1.1, False)])
+def test_toss_hand_over_states_are_the_rising_ball_of_tosses_that_reach_the_apex(apex, kept):
+    from control.hierarchy.start_states import record_handover_states
+
+    env, raw = make("JacoToss-v0", apex_height=0.9)
+    qpos, qvel = record_handover_states(env, ScriptedToss(raw, apex), episodes=2, seed=0)
+    assert qpos.shape[1:] == (raw.model.nq,) and qvel.shape == (len(qpos), raw.model.nv)
+    if not kept:  # 1.0 m misses the 0.9 +- 0.1 apex: serve would fail it, so nothing is kept
+        assert len(qpos) == 0
+        return
+    ball_z, ball_vz = qpos[:, raw.obj_qpos + 2], qvel[:, raw.obj_dofs + 2]
+    assert len(qpos) >= 10 and (ball_z > TossRules().release_height).all() and (ball_vz > 0).all()
+
+
+def test_hit_trained_from_toss_states_starts_there_and_waits_for_the_apex(tmp_path):
+    from control.hierarchy.start_states import record_handover_states, save_states
+
+    env, raw = make("JacoToss-v0", apex_height=0.9)
+    qpos, qvel = record_handover_states(env, ScriptedToss(raw, 0.9), episodes=1, seed=0)
+    path = tmp_path / "hit-starts.npz"
+    save_states(path, qpos, qvel)
+    env, raw = make("JacoHit-v0", apex_height=0.9, start_states=str(path), start_prob=1.0)
+    env.reset(seed=4)
+    rows = np.where(np.all(np.isclose(qpos, raw.data.qpos), axis=1))[0]
+    assert (
+        len(rows) == 1 and not raw.skill.drop and not raw.skill.falling
+    )  # a recorded state, the ball rising
+    for _ in range(40):
+        _, _, terminated, _, info = env.step(STILL)
+        if raw.skill.falling or terminated:
+            break
+    assert raw.skill.falling and not terminated  # past an apex within 0.9 +- 0.1: the hit's turn
+    env, raw = make("JacoHit-v0", apex_height=0.9, start_states=str(path), start_prob=0.0)
+    env.reset(seed=4)
+    assert raw.skill.drop and abs(raw.object_pos()[2] - 0.9) <= 0.11  # a drop from the apex height
+
+
+def test_hit_refuses_a_states_file_of_another_model(tmp_path):
+    from control.envs import env_kwargs_problem
+
+    path = tmp_path / "walker-states.npz"
+    np.savez(path, qpos=np.zeros((3, 9)), qvel=np.zeros((3, 9)))
+    problem = env_kwargs_problem("Hierarchy/JacoHit-v0", {"start_states": str(path)})
+    assert problem and str(path) in problem and "qpos" in problem
+    assert "start_prob" in env_kwargs_problem("Hierarchy/JacoHit-v0", {"start_prob": 1.5})
 
 
 @pytest.mark.parametrize("name", ["JacoRepetitiveCatching-v0", "JacoServe-v0"])

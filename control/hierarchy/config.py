@@ -27,6 +27,9 @@ from control.hierarchy.walker import BODY_DIM, OBSERVATION_KWARGS
 TASKS = ("patrol", "hurdle", "obstacle", *JACO_TASKS, "toy")
 CHAIN_STRIDE = 1000  # chain k of seed s trains with seed s + CHAIN_STRIDE * k
 HANDOVER_STARTS = ("fixed", "switches", "chain")  # `HierarchyConfig.handover_starts`
+# task kwargs that define the primitives' envs too (the ball envs' `apex_height`): each primitive's env is built with
+# them wherever it is built (its training, its success counts, its initiation set)
+SHARED_TASK_KWARGS = ("apex_height",)
 
 
 class ConfigError(ValueError):
@@ -225,6 +228,10 @@ class HierarchyConfig:
     def training_seeds(self) -> list[int]:
         """Every seed the transitions and switch stages train with: each seed's chains."""
         return [c for seed in self.seeds for c in self.chain_seeds(int(seed))]
+
+    def primitive_kwargs(self) -> dict[str, Any]:
+        """The task's kwargs that every primitive's env is built with too (`SHARED_TASK_KWARGS`)."""
+        return {k: v for k, v in self.task_kwargs.items() if k in SHARED_TASK_KWARGS}
 
     def candidate_seeds(self, name: str) -> list[int]:
         """The PPO seeds of primitive `name`'s training runs: its own seed, and more with `primitive_candidates`."""
@@ -538,6 +545,8 @@ def _check_env_kwargs(cfg: HierarchyConfig) -> None:
         raise ConfigError(
             f"primitive_env_kwargs: expected a mapping of primitive names, got {cfg.primitive_env_kwargs!r}"
         )
+    if isinstance(cfg.task_kwargs, dict) and (problem := env_kwargs_problem(cfg.task_env, cfg.task_kwargs)):
+        raise ConfigError(f"task_kwargs: {cfg.task_env} refuses {cfg.task_kwargs!r}: {problem}")
     for name, kwargs in cfg.primitive_env_kwargs.items():
         where = f"primitive_env_kwargs.{name}"
         if name not in cfg.primitives and name in _WALKER_PRIMITIVES:
@@ -551,6 +560,12 @@ def _check_env_kwargs(cfg: HierarchyConfig) -> None:
             raise ConfigError(f"{where}: expected a mapping of env keyword arguments, got {kwargs!r}")
         if problem := env_kwargs_problem(cfg.primitives[name], kwargs):
             raise ConfigError(f"{where}: {cfg.primitives[name]} refuses {kwargs!r}: {problem}")
+        for key, value in cfg.primitive_kwargs().items():
+            if key in kwargs and kwargs[key] != value:
+                raise ConfigError(
+                    f"{where}.{key} is {kwargs[key]!r} but the task's (task_kwargs.{key}) is {value!r}: the task "
+                    "sets it for all its primitives' envs"
+                )
     _check_observation_kwargs(cfg)
 
 

@@ -39,7 +39,17 @@ from control.hierarchy.jaco_model import (
     jaco_spec,
     kinova_dir,
 )
-from control.hierarchy.jaco_skills import CatchSkill, HitSkill, PickRules, PickSkill, Skill, TossSkill
+from control.hierarchy.jaco_skills import (
+    CatchSkill,
+    HitSkill,
+    PickRules,
+    PickSkill,
+    Skill,
+    TossRules,
+    TossSkill,
+    ball_rules,
+)
+from control.hierarchy.start_states import load_states
 
 OBS_DIM = 43
 ARM_OBS_DIM = 24  # the arm's own state (angles, fingers, speeds): what a transition discriminator compares
@@ -284,27 +294,68 @@ class JacoCatch(JacoArmEnv):
         return CatchSkill(self.np_random, wait_steps=0)
 
 
-class JacoToss(JacoArmEnv):
-    """Pick up the ball, toss it straight up to the apex height and let it fall back over its spot."""
+class BallEnv(JacoArmEnv):
+    """Base of the ball envs (toss, hit, serve): the faster drive, and `apex_height` (ours, default 1.2 m), the
+    toss's apex, which also sets Hit's drop, hitting and target heights (`jaco_skills.ball_rules`)."""
 
     obj = "ball"
     default_drive = BALL_DRIVE  # a straight toss to the apex needs faster joints than the cube tasks
+
+    def __init__(self, apex_height: float = TossRules.apex_height, **kwargs: Any):
+        self.toss_rules, self.hit_rules = ball_rules(float(apex_height))
+        super().__init__(**kwargs)
+
+
+class JacoToss(BallEnv):
+    """Pick up the ball, toss it straight up to the apex height and let it fall back over its spot."""
 
     def __init__(self, random_steps: int = 0, subtask_steps: int = 200, **kwargs: Any):
         super().__init__(random_steps=random_steps, subtask_steps=subtask_steps, **kwargs)
 
     def skill_for(self, index: int) -> Skill:
-        return TossSkill(self.np_random)
+        return TossSkill(self.np_random, rules=self.toss_rules)
+
+    def handover_state(self) -> bool:
+        """A state Hit's training may start from (`primitive_starts: {hit: [toss]}`): the ball released and rising."""
+        skill = self.skill
+        return (
+            isinstance(skill, TossSkill) and skill.released and not skill.falling and self.object_vel()[2] > 0
+        )
+
+    def handover_kept(self) -> bool:
+        """Whether this episode's hand-over states are worth keeping: its toss passed the apex check (serve's)."""
+        return isinstance(self.skill, TossSkill) and self.skill.falling
 
 
-class JacoHit(JacoArmEnv):
-    """Hit the ball falling from above, at the hitting height, into the target."""
+class JacoHit(BallEnv):
+    """Hit the ball falling from above, at the hitting height, into the target.
 
-    obj = "ball"
-    default_drive = BALL_DRIVE  # a straight toss to the apex needs faster joints than the cube tasks
+    `start_states` (ours, for training): an .npz of arm-and-ball states (`qpos`, `qvel` rows; the pipeline records
+    them from the Toss's greedy episodes just after the release, `primitive_starts: {hit: [toss]}`); with
+    probability `start_prob` an episode starts from one of them instead of a drop, and the hit first waits for the
+    ball's apex, as in serve."""
+
+    def __init__(self, start_states: str | None = None, start_prob: float = 0.5, **kwargs: Any):
+        if not 0.0 <= start_prob <= 1.0:
+            raise ValueError(f"start_prob must be in [0, 1], not {start_prob}")
+        self.start_prob, self.start_qpos, self.start_qvel = start_prob, None, None
+        super().__init__(**kwargs)
+        if start_states is not None:
+            self.start_qpos, self.start_qvel = load_states(start_states, self.model.nq, self.model.nv)
 
     def skill_for(self, index: int) -> Skill:
-        return HitSkill(self.np_random, drop=True)
+        return HitSkill(self.np_random, drop=True, rules=self.hit_rules)
+
+    def reset_model(self) -> np.ndarray:
+        obs = super().reset_model()
+        if self.start_qpos is not None and self.np_random.random() < self.start_prob:
+            i = int(self.np_random.integers(len(self.start_qpos)))
+            self.skill = HitSkill(self.np_random, drop=False, rules=self.hit_rules)
+            self.skill.place(self)
+            self.set_state(self.start_qpos[i].copy(), self.start_qvel[i].copy())
+            self.skill.begin(self)
+            obs = self._get_obs()
+        return obs
 
 
 # --- tasks ---
@@ -329,17 +380,14 @@ class JacoRepetitiveCatching(JacoArmEnv):
         return CatchSkill(self.np_random, wait_steps=0 if index == 0 else self.wait_steps)
 
 
-class JacoServe(JacoArmEnv):
+class JacoServe(BallEnv):
     """Toss the ball, then hit it into the target: one subtask (the serve), two primitives; the task expects
     `toss` until the ball has left the hand above the release height, then `hit`."""
-
-    obj = "ball"
-    default_drive = BALL_DRIVE  # a straight toss to the apex needs faster joints than the cube tasks
 
     def __init__(self, random_steps: int = 0, subtask_steps: int = 300, **kwargs: Any):
         super().__init__(random_steps=random_steps, subtask_steps=subtask_steps, **kwargs)
 
     def skill_for(self, index: int) -> Skill:
-        toss = TossSkill(self.np_random, in_serve=True)
-        toss.successor = HitSkill(self.np_random, drop=False)
+        toss = TossSkill(self.np_random, in_serve=True, rules=self.toss_rules)
+        toss.successor = HitSkill(self.np_random, drop=False, rules=self.hit_rules)
         return toss

@@ -7,7 +7,7 @@ docs/control_hierarchy.md.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -336,6 +336,31 @@ class HitRules:
     sideways: float = 1.0  # per step after the hit, x |x speed|
     target_reward: float = 200.0
     success: float = 1000.0
+
+
+def ball_rules(apex_height: float = TossRules.apex_height) -> tuple[TossRules, HitRules]:
+    """The toss's and the hit's rules for a toss that peaks at `apex_height` (ours; the shipped 1.2 m needs the ball
+    to leave the hand at 3.43 m/s, which our arm's toss did not reach): Hit's ball drops from that height, is hit
+    0.4 m below it and sent to a target 0.2 m below it, the shipped heights all moved by the same amount."""
+    toss, hit = TossRules(), HitRules()
+    low = toss.release_height + toss.apex_tolerance
+    if not low < apex_height <= 3.0:
+        raise ValueError(
+            f"apex_height must be in ({low:g}, 3] m (above the release height), got {apex_height!r}"
+        )
+
+    def moved(z: float) -> float:
+        return round(z + apex_height - hit.apex_height, 6)
+
+    x, y, z = hit.drop_from
+    tx, ty, tz = hit.target
+    return replace(toss, apex_height=apex_height), replace(
+        hit,
+        drop_from=(x, y, moved(z)),
+        hit_height=moved(hit.hit_height),
+        target=(tx, ty, moved(tz)),
+        apex_height=apex_height,
+    )
 
 
 class HitSkill(Skill):

@@ -40,7 +40,12 @@ from control.hierarchy.controller import (
 from control.hierarchy.policies import Policy, RunPolicy
 from control.hierarchy.primitive_eval import primitive_success
 from control.hierarchy.resumable import ResumableEnvs
-from control.hierarchy.start_states import NoRunningStates, record_running_states, save_states
+from control.hierarchy.start_states import (
+    NoRunningStates,
+    record_handover_states,
+    record_running_states,
+    save_states,
+)
 from control.hierarchy.switch import SwitchFeatures, load_switch, train_switch
 from control.hierarchy.task_record import recorded_otherwise, train_run
 from control.hierarchy.transition_env import load_snapshots, save_snapshots
@@ -211,18 +216,18 @@ def record_starts(cfg: HierarchyConfig, name: str) -> Path:
 def recording_env(cfg: HierarchyConfig, source: str) -> gym.Env:
     """The env a source primitive's states are recorded in: its own, every episode started from its own
     recorded starts where it has `primitive_starts` (Balance from a run: the stops it comes to)."""
+    kwargs = cfg.primitive_kwargs()
     if source in cfg.primitive_starts:
-        return gym.make(
-            cfg.primitives[source], start_states=str(start_states_path(cfg, source)), start_prob=1.0
-        )
-    return gym.make(cfg.primitives[source])
+        kwargs.update(start_states=str(start_states_path(cfg, source)), start_prob=1.0)
+    return gym.make(cfg.primitives[source], **kwargs)
 
 
 def record_states(
     cfg: HierarchyConfig, path: Path, sources: list[str], where: str, episodes: int = 10
 ) -> Path:
-    """Train the primitives `sources`, then record their greedy states into `path` (`record_running_states`),
-    unless a file newer than each of their checkpoints is already there."""
+    """Train the primitives `sources`, then record their greedy states into `path` (`record_running_states`; an
+    env that marks its hand-over states, `record_handover_states`), unless a file newer than each of their
+    checkpoints is already there."""
     for source in sources:
         train_base(cfg, source)
     made = [cfg.base_primitive_dir(s) / "checkpoint.pt" for s in sources]
@@ -234,15 +239,16 @@ def record_states(
     for i, source in enumerate(sources):
         env = recording_env(cfg, source)
         policy = RunPolicy(cfg.base_primitive_dir(source), env.observation_space, env.action_space)
-        p, v = record_running_states(env, policy, episodes, cfg.primitive_seed + 700 + 100 * i)
+        record = record_handover_states if hasattr(env.unwrapped, "handover_state") else record_running_states
+        p, v = record(env, policy, episodes, cfg.primitive_seed + 700 + 100 * i)
         env.close()
         qpos.append(p)
         qvel.append(v)
     qpos, qvel = np.concatenate(qpos), np.concatenate(qvel)
     if not len(qpos):
         raise NoRunningStates(
-            f"{where}: {', '.join(sources)} fell early in every recorded episode, so there are no "
-            "states to start from; train them longer"
+            f"{where}: {', '.join(sources)} left no states to start from in their recorded episodes (a walker "
+            "fell early in each, or no toss reached its apex); train them longer"
         )
     save_states(path, qpos, qvel)
     return path
@@ -253,7 +259,7 @@ def primitive_train_config(cfg: HierarchyConfig, name: str, seed: int | None = N
     `python -m control train --env <its id> --seed <seed> --out-dir <its dir>` runs."""
     seed = cfg.candidate_seeds(name)[0] if seed is None else seed
     steps = int(cfg.primitive_steps[name])
-    env_kwargs = dict(cfg.primitive_env_kwargs.get(name, {}))
+    env_kwargs = {**cfg.primitive_kwargs(), **cfg.primitive_env_kwargs.get(name, {})}
     if name in cfg.primitive_starts:
         env_kwargs["start_states"] = str(start_states_path(cfg, name))
     settings = {
@@ -296,7 +302,7 @@ def collect_expert(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
         path.unlink()  # collected from the primitive before its training went on
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        env = gym.make(cfg.primitives[name])
+        env = gym.make(cfg.primitives[name], **cfg.primitive_kwargs())
         policy = load_primitives(cfg, env, [name])[name]
         data = collect_initiation_set(
             env, policy, cfg.expert_episodes, float(cfg.initiation_portion[name]), cfg.primitive_seed + 500

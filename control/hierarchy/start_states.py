@@ -1,15 +1,18 @@
-"""Walker states recorded from trained primitives running in their own envs: the starts that a primitive's PPO
-episodes may begin from (ours: Balance from Forward and Backward, so that it learns to come to a stop from a run,
-the states a task hands it). Saved as an .npz of `qpos` and `qvel` rows, which loads without pickle."""
+"""States recorded from trained primitives running in their own envs: the starts that a primitive's PPO episodes
+may begin from (ours: Walker Balance from Forward and Backward, so that it learns to come to a stop from a run, the
+states a task hands it; Jaco Hit from the Toss's release, as serve hands it over). Saved as an .npz of `qpos` and
+`qvel` rows, which loads without pickle."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gymnasium as gym
 import numpy as np
 
-from control.hierarchy.policies import Policy
+if TYPE_CHECKING:
+    from control.hierarchy.policies import Policy
 
 
 class NoRunningStates(RuntimeError):
@@ -48,6 +51,41 @@ def record_running_states(
         qvel += kept_v
     nq, nv = raw.model.nq, raw.model.nv
     return np.asarray(qpos).reshape(-1, nq), np.asarray(qvel).reshape(-1, nv)
+
+
+def record_handover_states(
+    env: gym.Env, policy: Policy, episodes: int, seed: int, max_steps: int = 400
+) -> tuple[np.ndarray, np.ndarray]:
+    """`qpos` and `qvel` of `policy`'s greedy episodes in `env` (seeds `seed`, `seed + 1`, ...) at every step where
+    the env's `handover_state()` holds, from the episodes whose `handover_kept()` holds when they end (an arm env
+    that hands over to another primitive: Toss's rising ball after the release, from tosses that reach the apex)."""
+    raw = env.unwrapped
+    qpos, qvel = [], []
+    for k in range(episodes):
+        obs, _ = env.reset(seed=seed + k)
+        kept_p, kept_v = [], []
+        for _ in range(max_steps):
+            obs, _, terminated, truncated, _ = env.step(policy.act(obs))
+            if raw.handover_state():
+                kept_p.append(raw.data.qpos.copy())
+                kept_v.append(raw.data.qvel.copy())
+            if terminated or truncated:
+                break
+        if raw.handover_kept():
+            qpos += kept_p
+            qvel += kept_v
+    nq, nv = raw.model.nq, raw.model.nv
+    return np.asarray(qpos).reshape(-1, nq), np.asarray(qvel).reshape(-1, nv)
+
+
+def load_states(path: str | Path, nq: int, nv: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `qpos` and `qvel` rows of a states file (no pickle); ValueError naming the file when they do not fit
+    a model of `nq` positions and `nv` velocities."""
+    with np.load(path, allow_pickle=False) as states:
+        qpos, qvel = np.asarray(states["qpos"]), np.asarray(states["qvel"])
+    if qpos.ndim != 2 or qpos.shape[1] != nq or qvel.shape != (len(qpos), nv) or not len(qpos):
+        raise ValueError(f"{path}: qpos and qvel must be (N, {nq}) and (N, {nv}) arrays, N >= 1")
+    return qpos, qvel
 
 
 def save_states(path: Path, qpos: np.ndarray, qvel: np.ndarray) -> None:

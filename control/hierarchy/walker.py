@@ -29,6 +29,7 @@ from gymnasium import utils
 from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 from gymnasium.spaces import Box
 
+from control.hierarchy.start_states import load_states
 from control.hierarchy.walker_model import (
     MAX_CEILINGS,
     MAX_CURBS,
@@ -494,14 +495,9 @@ class WalkerForward(WalkerCourseEnv):
         if not 0.0 <= start_prob <= 1.0:
             raise ValueError(f"start_prob must be in [0, 1], not {start_prob}")
         self.start_prob, self.start_qpos, self.start_qvel = start_prob, None, None
-        if start_states is not None:
-            with np.load(start_states, allow_pickle=False) as states:
-                self.start_qpos, self.start_qvel = np.asarray(states["qpos"]), np.asarray(states["qvel"])
         super().__init__(max_subtasks=0, **kwargs)
-        if self.start_qpos is not None and (
-            self.start_qpos.shape[1:] != (self.model.nq,) or self.start_qvel.shape != self.start_qpos.shape
-        ):
-            raise ValueError(f"{start_states}: qpos and qvel must be (N, {self.model.nq}) arrays")
+        if start_states is not None:
+            self.start_qpos, self.start_qvel = load_states(start_states, self.model.nq, self.model.nv)
 
     def reset_model(self) -> np.ndarray:
         obs = super().reset_model()
