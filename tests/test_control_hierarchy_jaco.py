@@ -576,3 +576,24 @@ def test_the_discriminator_compares_the_arm_s_own_state():
     assert np.array_equal(raw._get_obs()[:ARM_OBS_DIM], arm)
     assert not np.array_equal(raw._get_obs(), obs)
     assert load_config("catching").airl.state_dims == ARM_OBS_DIM
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, attribute, expected",
+    [
+        ("JacoHit-v0", {"apex_height": 0.9, "start_prob": 0.25}, "start_prob", 0.25),
+        ("JacoHit-v0", {"apex_height": 0.9}, "hit_rules.hit_height", 0.5),
+        ("JacoPick-v0", {"drop_charge": 1.0}, "rules.drop_charge", 1.0),
+        ("JacoRepetitiveCatching-v0", {"wait_steps": 7}, "wait_steps", 7),
+        ("Walker2dJump-v0", {"restart_prob": 0.5}, "restart_prob", 0.5),
+    ],
+)
+def test_an_env_pickles_as_the_constructor_call_that_built_it(name, kwargs, attribute, expected):
+    """gymnasium's EzPickle recorded only the base class's arguments: a subclass's own keywords were lost."""
+    import operator
+    import pickle
+
+    raw = make(name, **kwargs)[1]
+    copy = pickle.loads(pickle.dumps(raw))
+    assert type(copy) is type(raw)
+    assert operator.attrgetter(attribute)(copy) == operator.attrgetter(attribute)(raw) == expected

@@ -23,7 +23,6 @@ from typing import Any
 
 import mujoco
 import numpy as np
-from gymnasium import utils
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from gymnasium.spaces import Box
 
@@ -49,6 +48,7 @@ from control.hierarchy.jaco_skills import (
     TossSkill,
     ball_rules,
 )
+from control.hierarchy.pickling import PickledAsBuilt
 from control.hierarchy.start_states import load_states
 
 OBS_DIM = 43
@@ -57,8 +57,9 @@ TIMESTEP = 0.004  # s, MuJoCo step (the authors: 0.002 with 4 per action)
 FRAME_SKIP = 5  # 50 actions per second
 
 
-class JacoArmEnv(MujocoEnv, utils.EzPickle):
-    """Base class: the arm, one object, and a sequence of subtasks, each run by a skill (`skill_for`)."""
+class JacoArmEnv(MujocoEnv, PickledAsBuilt):
+    """Base class: the arm, one object, and a sequence of subtasks, each run by a skill (`skill_for`); pickled as
+    the constructor call that built it."""
 
     metadata = {"render_modes": ["human", "rgb_array", "depth_array"], "render_fps": 50}
     obj = "cube"  # the object of this env: "cube" or "ball"
@@ -75,17 +76,6 @@ class JacoArmEnv(MujocoEnv, utils.EzPickle):
         render_mode: str | None = None,
         **kwargs: Any,
     ):
-        utils.EzPickle.__init__(
-            self,
-            max_subtasks,
-            subtask_steps,
-            random_steps,
-            reset_noise_scale,
-            control_cost,
-            drive,
-            render_mode,
-            **kwargs,
-        )
         self.max_subtasks, self.subtask_steps, self.random_steps = max_subtasks, subtask_steps, random_steps
         self.reset_noise_scale, self.control_cost = reset_noise_scale, control_cost
         self.drive = drive or self.default_drive

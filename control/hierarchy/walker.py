@@ -25,10 +25,10 @@ from typing import Any
 
 import mujoco
 import numpy as np
-from gymnasium import utils
 from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 from gymnasium.spaces import Box
 
+from control.hierarchy.pickling import PickledAsBuilt
 from control.hierarchy.start_states import load_states
 from control.hierarchy.walker_model import (
     MAX_CEILINGS,
@@ -107,7 +107,7 @@ class RewardWeights:
         object.__setattr__(self, "takeoff_window", (float(window[0]), float(window[1])))  # JSON gives a list
 
 
-class WalkerCourseEnv(Walker2dEnv):
+class WalkerCourseEnv(Walker2dEnv, PickledAsBuilt):
     """Base class: a walker, a course of obstacles (and goals), a sequence of subtasks."""
 
     primitive: str | None = None  # the reward of a primitive env; None: the expected primitive's (tasks)
@@ -152,7 +152,7 @@ class WalkerCourseEnv(Walker2dEnv):
                 terminate_when_unhealthy=True,
                 **kwargs,
             )
-        utils.EzPickle.__init__(self)  # Walker2dEnv stored the temporary xml path; unpickling builds anew
+        self.keep_constructor_args()  # Walker2dEnv recorded the temporary xml path; unpickling builds anew
         dims = OBS_DIM + (FEET_DIM if feet_features else 0)
         self.observation_space = Box(-np.inf, np.inf, (dims,), np.float64)
         name_to_id = {self.model.geom(i).name: i for i in range(self.model.ngeom)}
