@@ -504,7 +504,11 @@ def test_hit_refuses_a_states_file_of_another_model(tmp_path):
     np.savez(path, qpos=np.zeros((3, 9)), qvel=np.zeros((3, 9)))
     problem = env_kwargs_problem("Hierarchy/JacoHit-v0", {"start_states": str(path)})
     assert problem and str(path) in problem and "qpos" in problem
-    assert "start_prob" in env_kwargs_problem("Hierarchy/JacoHit-v0", {"start_prob": 1.5})
+    for kwargs in ({"start_prob": 1.5}, {"start_prob": "x"}, {"apex_height": "high"}, {"apex_height": None}):
+        (name,) = kwargs
+        assert name in env_kwargs_problem(
+            "Hierarchy/JacoHit-v0", kwargs
+        )  # a line naming the field, no TypeError
 
 
 @pytest.mark.parametrize("name", ["JacoRepetitiveCatching-v0", "JacoServe-v0"])

@@ -49,7 +49,7 @@ from control.hierarchy.jaco_skills import (
     ball_rules,
 )
 from control.hierarchy.pickling import PickledAsBuilt
-from control.hierarchy.start_states import load_states
+from control.hierarchy.start_states import check_start_prob, load_states
 
 OBS_DIM = 43
 ARM_OBS_DIM = 24  # the arm's own state (angles, fingers, speeds): what a transition discriminator compares
@@ -292,6 +292,8 @@ class BallEnv(JacoArmEnv):
     default_drive = BALL_DRIVE  # a straight toss to the apex needs faster joints than the cube tasks
 
     def __init__(self, apex_height: float = TossRules.apex_height, **kwargs: Any):
+        if isinstance(apex_height, bool) or not isinstance(apex_height, int | float):
+            raise ValueError(f"apex_height must be a number of metres, not {apex_height!r}")
         self.toss_rules, self.hit_rules = ball_rules(float(apex_height))
         super().__init__(**kwargs)
 
@@ -326,9 +328,7 @@ class JacoHit(BallEnv):
     ball's apex, as in serve."""
 
     def __init__(self, start_states: str | None = None, start_prob: float = 0.5, **kwargs: Any):
-        if not 0.0 <= start_prob <= 1.0:
-            raise ValueError(f"start_prob must be in [0, 1], not {start_prob}")
-        self.start_prob, self.start_qpos, self.start_qvel = start_prob, None, None
+        self.start_prob, self.start_qpos, self.start_qvel = check_start_prob(start_prob), None, None
         super().__init__(**kwargs)
         if start_states is not None:
             self.start_qpos, self.start_qvel = load_states(start_states, self.model.nq, self.model.nv)

@@ -6,7 +6,7 @@ states a task hands it; Jaco Hit from the Toss's release, as serve hands it over
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 import numpy as np
@@ -76,6 +76,17 @@ def record_handover_states(
             qvel += kept_v
     nq, nv = raw.model.nq, raw.model.nv
     return np.asarray(qpos).reshape(-1, nq), np.asarray(qvel).reshape(-1, nv)
+
+
+def check_start_prob(start_prob: Any) -> float:
+    """`start_prob` as a float; ValueError naming it unless it is a number in [0, 1]."""
+    if (
+        isinstance(start_prob, bool)
+        or not isinstance(start_prob, int | float)
+        or not 0.0 <= start_prob <= 1.0
+    ):
+        raise ValueError(f"start_prob must be a number in [0, 1], not {start_prob!r}")
+    return float(start_prob)
 
 
 def load_states(path: str | Path, nq: int, nv: int) -> tuple[np.ndarray, np.ndarray]:

@@ -29,7 +29,7 @@ from gymnasium.envs.mujoco.walker2d_v5 import Walker2dEnv
 from gymnasium.spaces import Box
 
 from control.hierarchy.pickling import PickledAsBuilt
-from control.hierarchy.start_states import load_states
+from control.hierarchy.start_states import check_start_prob, load_states
 from control.hierarchy.walker_model import (
     MAX_CEILINGS,
     MAX_CURBS,
@@ -492,9 +492,7 @@ class WalkerForward(WalkerCourseEnv):
     primitive = "forward"
 
     def __init__(self, start_states: str | None = None, start_prob: float = 0.5, **kwargs: Any):
-        if not 0.0 <= start_prob <= 1.0:
-            raise ValueError(f"start_prob must be in [0, 1], not {start_prob}")
-        self.start_prob, self.start_qpos, self.start_qvel = start_prob, None, None
+        self.start_prob, self.start_qpos, self.start_qvel = check_start_prob(start_prob), None, None
         super().__init__(max_subtasks=0, **kwargs)
         if start_states is not None:
             self.start_qpos, self.start_qvel = load_states(start_states, self.model.nq, self.model.nv)
