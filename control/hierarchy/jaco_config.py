@@ -25,7 +25,8 @@ PRIMITIVE_TRAIN = {"num_envs": 8, "num_steps": 256, "minibatch_size": 256}
 PRIMITIVE_STEPS = {"pick": 6_000_000, "catch": 3_000_000, "toss": 9_000_000, "hit": 3_000_000}
 # serve (ours): the toss peaks at 0.9 m, not the envs' 1.2 m, which our arm's straight toss does not reach (0.82-0.96 m
 # after 9M steps), and half of Hit's training episodes start from the Toss's release, where serve hands it over:
-# serve 0.13 and 0.09 switching at once with two Hit runs, 0.00 with Hit trained on drops only (BENCHMARKS.md)
+# serve 0.13 switching at once with Hit's seed 1 (seeds 2-4: 0.09, 0.00, 0.00), 0.00 with Hit on drops only
+# (BENCHMARKS.md)
 SERVE_TASK_KWARGS = {"apex_height": 0.9}
 _STARTS = {"serve": {"hit": ["toss"]}}
 _TASKS = {  # task: (env, primitives, hand-over pairs, fixed hand-over steps)
