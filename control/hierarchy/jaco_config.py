@@ -27,7 +27,7 @@ PRIMITIVE_STEPS = {"pick": 6_000_000, "catch": 3_000_000, "toss": 9_000_000, "hi
 # after 9M steps), and half of Hit's training episodes start from the Toss's release, where serve hands it over:
 # serve 0.13 switching at once with Hit's seed 1 (seeds 2-4: 0.09, 0.00, 0.00), 0.00 with Hit on drops only
 # (BENCHMARKS.md)
-SERVE_TASK_KWARGS = {"apex_height": 0.9}
+_TASK_KWARGS = {"serve": {"apex_height": 0.9}}
 _STARTS = {"serve": {"hit": ["toss"]}}
 _TASKS = {  # task: (env, primitives, hand-over pairs, fixed hand-over steps)
     "picking": ("Hierarchy/JacoRepetitivePicking-v0", ["pick"], [["pick", "pick"]], 20),
@@ -47,9 +47,9 @@ def jaco_preset(task: str) -> HierarchyConfig:
     return HierarchyConfig(
         task=task,
         task_env=env,
-        task_kwargs=dict(SERVE_TASK_KWARGS) if task == "serve" else {},
+        task_kwargs=dict(_TASK_KWARGS.get(task, {})),
         primitives={n: JACO_PRIMITIVES[n] for n in names},
-        primitive_starts=_STARTS.get(task, {}),
+        primitive_starts={k: list(v) for k, v in _STARTS.get(task, {}).items()},
         primitive_steps={n: PRIMITIVE_STEPS[n] for n in names},
         primitive_ppo={n: dict(PRIMITIVE_TRAIN) for n in names},
         initiation_portion={n: 0.3 for n in names},
