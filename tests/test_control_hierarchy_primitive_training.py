@@ -162,12 +162,12 @@ def test_a_warm_start_into_a_longer_observation_pads_the_new_inputs_with_zeros(t
 
 
 def tiny_patrol(root, refine_steps: int, **fields):
-    """Patrol with tiny primitives (no recorded starts, no pushes), Forward refined from Backward's states."""
+    """Patrol with tiny primitives (no recorded starts, no pushes), Forward refined from Backward's states
+    (`fields` override these)."""
     from control.hierarchy.config import load_config
 
     tiny = {"num_steps": 256, "update_epochs": 2, "eval_episodes": 1, "compile": "off", "quiet": True}
-    return load_config(
-        "patrol",
+    defaults = dict(
         root=str(root),
         primitive_steps={"forward": 512, "backward": 512, "balance": 256},
         primitive_starts={},
@@ -176,8 +176,8 @@ def tiny_patrol(root, refine_steps: int, **fields):
         primitive_ppo={"forward": tiny, "backward": {**tiny, "learning_rate": 1e-7}, "balance": tiny},
         primitive_refine={"forward": {"from": "backward", "steps": refine_steps, "start_prob": 1.0}},
         expert_episodes=2,
-        **fields,
     )
+    return load_config("patrol", **{**defaults, **fields})
 
 
 def test_a_refined_primitive_trains_on_from_its_own_run_and_the_task_uses_it(tmp_path):
@@ -318,6 +318,93 @@ def test_primitive_candidates_train_each_seed_and_the_task_uses_the_run_counted_
     with np.load(tmp_path / "primitives" / "forward-refine-starts.npz") as states:  # recorded again
         assert states["qpos"].shape[0] > 0
     assert (tmp_path / "primitives" / "forward-refine-starts.npz").stat().st_mtime >= path.stat().st_mtime
+
+
+def test_candidates_counted_in_the_task_run_after_the_other_primitives_and_count_the_task_switching_at_once(
+    tmp_path,
+):
+    """`candidate_score: task`: Balance's two runs are counted in Patrol itself, with the trained Forward and
+    Backward, switching at once, on task seeds of their own; the counts are those of the task run with that run
+    as Balance, the best is chosen; a rerun counts nothing again, another Forward counts again."""
+    from control.hierarchy.controller import Composition
+    from control.hierarchy.pipeline import (
+        CANDIDATE_TASK_SEED,
+        evaluate_composition,
+        load_primitives,
+        run_stage,
+        task_env,
+    )
+    from control.hierarchy.policies import RunPolicy
+
+    cfg = tiny_patrol(
+        tmp_path,
+        256,
+        primitive_refine={},
+        primitive_candidates={"balance": 2},
+        candidate_score={"balance": "task"},
+        candidate_episodes=2,
+    )
+    results = run_stage(cfg, "primitives", workers=2)
+    assert [r["primitive"] for r in results] == ["forward", "backward", "balance"]
+    path = tmp_path / "primitives" / "balance-chosen.json"
+    chosen = json.loads(path.read_text())
+    assert chosen["scored_in"] == "task" and chosen["episode_seeds_from"] == CANDIDATE_TASK_SEED
+    assert [c["seed"] for c in chosen["candidates"]] == [1, 2] and chosen["episodes"] == 2
+    env = task_env(cfg)
+    others = load_primitives(cfg, env, ["forward", "backward"])
+    for counted in chosen["candidates"]:
+        run = cfg.candidate_dir("balance", counted["seed"])
+        comp = Composition({**others, "balance": RunPolicy(run, env.observation_space, env.action_space)})
+        again = evaluate_composition(env, comp, ["none"], 2, CANDIDATE_TASK_SEED)["none"]
+        assert counted["counts"] == again["counts"] and counted["score"] == sum(again["counts"])
+        assert "successes" not in counted  # not counted in Balance's own env
+    scores = [c["score"] for c in chosen["candidates"]]
+    assert chosen["chosen_seed"] == [1, 2][scores.index(max(scores))]
+    assert cfg.base_primitive_dir("balance") == cfg.candidate_dir("balance", chosen["chosen_seed"])
+    forward = tmp_path / "primitives" / "forward" / "checkpoint.pt"
+    assert path.stat().st_mtime >= forward.stat().st_mtime  # counted after the others trained
+
+    stamp = path.stat().st_mtime_ns
+    run_stage(cfg, "primitives", workers=1)
+    assert path.stat().st_mtime_ns == stamp  # nothing counted again
+    forward.touch()  # Forward trained on: Balance's runs meet another Forward in the task
+    run_stage(cfg, "primitives", workers=1)
+    assert path.stat().st_mtime_ns > stamp
+    own = dataclasses.replace(cfg, candidate_score={})  # counted in its own env: counted again, there
+    run_stage(own, "primitives", workers=1)
+    assert json.loads(path.read_text())["scored_in"] == "own"
+    assert "successes" in json.loads(path.read_text())["candidates"][0]
+
+
+def test_candidate_score_entries_are_checked_where_they_are_loaded():
+    from control.hierarchy.config import ConfigError, load_config
+
+    serve = {"primitive_candidates": {"hit": 3}}
+    assert load_config("serve", candidate_score={"hit": "task"}, **serve).scored_in_task("hit")
+    assert not load_config("serve", candidate_score={"hit": "own"}, **serve).scored_in_task("hit")
+    with pytest.raises(ConfigError, match="candidate_score.hit: expected one of own, task, got 'tasks'"):
+        load_config("serve", candidate_score={"hit": "tasks"}, **serve)
+    with pytest.raises(ConfigError, match="candidate_score.toss: 'toss' has no primitive_candidates"):
+        load_config("serve", candidate_score={"toss": "task"}, **serve)
+    with pytest.raises(ConfigError, match="candidate_score.toss: 'hit' trains from 'toss'"):
+        load_config("serve", candidate_score={"toss": "task"}, primitive_candidates={"toss": 2})
+    with pytest.raises(ConfigError, match="'toss' and 'hit' are both counted in the task"):
+        load_config(
+            "serve",
+            candidate_score={"toss": "task", "hit": "task"},
+            primitive_candidates={"toss": 2, "hit": 2},
+            primitive_starts={},
+        )
+    with pytest.raises(ConfigError, match="candidate_score.forward: 'forward' is refined"):
+        load_config(
+            "patrol",
+            candidate_score={"forward": "task"},
+            primitive_candidates={"forward": 2},
+            primitive_refine={"forward": {"from": "backward", "steps": 10}},
+            primitive_starts={},
+        )
+    with pytest.raises(ConfigError, match="candidate_score: expected a mapping"):
+        load_config("serve", candidate_score="task", **serve)
 
 
 def test_primitive_candidates_entries_are_checked_where_they_are_loaded():

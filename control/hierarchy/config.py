@@ -27,6 +27,7 @@ from control.hierarchy.walker import BODY_DIM, OBSERVATION_KWARGS
 TASKS = ("patrol", "hurdle", "obstacle", *JACO_TASKS, "toy")
 CHAIN_STRIDE = 1000  # chain k of seed s trains with seed s + CHAIN_STRIDE * k
 HANDOVER_STARTS = ("fixed", "switches", "chain")  # `HierarchyConfig.handover_starts`
+CANDIDATE_SCORES = ("own", "task")  # `HierarchyConfig.candidate_score`: where candidate runs are counted
 # task kwargs that define the primitives' envs too (the ball envs' `apex_height`): each primitive's env is built with
 # them wherever it is built (its training, its success counts, its initiation set)
 SHARED_TASK_KWARGS = ("apex_height",)
@@ -129,6 +130,17 @@ class HierarchyConfig:
     )
     candidate_episodes: int = field(
         default=30, metadata={"help": "Greedy episodes per candidate run of `primitive_candidates`."}
+    )
+    candidate_score: dict = field(
+        default_factory=dict,
+        metadata={
+            "help": "Primitive name -> 'own' (the default) or 'task': where its `primitive_candidates` are "
+            "counted. 'task': each run in the task itself, with the task's other primitives, switching at once "
+            "(no transition policies): the subtasks completed over `candidate_episodes` task episodes (seeds "
+            "apart from the evaluation's). For a primitive whose own env does not say how it does in the task "
+            "(serve's Hit, trained from the Toss's release, fails its own env's drops). One primitive per task, "
+            "not one that other primitives start from or that is refined."
+        },
     )
     scripted_primitives: bool = field(
         default=False,
@@ -237,6 +249,10 @@ class HierarchyConfig:
         """The PPO seeds of primitive `name`'s training runs: its own seed, and more with `primitive_candidates`."""
         first = int(self.primitive_ppo.get(name, {}).get("seed", self.primitive_seed))
         return [first + k for k in range(int(self.primitive_candidates.get(name, 1)))]
+
+    def scored_in_task(self, name: str) -> bool:
+        """Whether primitive `name`'s candidate runs are counted in the task (`candidate_score`)."""
+        return self.candidate_score.get(name, "own") == "task"
 
     def candidate_dir(self, name: str, seed: int) -> Path:
         """The run folder of primitive `name`'s training with `seed` (its first seed's: primitives/<name>/)."""
@@ -625,3 +641,42 @@ def _check_candidates(cfg: HierarchyConfig) -> None:
             )
     if cfg.candidate_episodes < 1:
         raise ConfigError(f"candidate_episodes: expected a whole number >= 1, got {cfg.candidate_episodes}")
+    _check_candidate_score(cfg)
+
+
+def _check_candidate_score(cfg: HierarchyConfig) -> None:
+    """`candidate_score`: 'own' or 'task' per primitive with candidates; a primitive counted in the task needs
+    the task's other primitives trained first, so none of them may start from it, and only one is counted so."""
+    if not isinstance(cfg.candidate_score, dict):
+        raise ConfigError(
+            f"candidate_score: expected a mapping of primitive names to 'own' or 'task', got {cfg.candidate_score!r}"
+        )
+    for name, score in cfg.candidate_score.items():
+        where = f"candidate_score.{name}"
+        if score not in CANDIDATE_SCORES:
+            raise ConfigError(f"{where}: expected one of {', '.join(CANDIDATE_SCORES)}, got {score!r}")
+        if name not in cfg.primitive_candidates:
+            known = ", ".join(cfg.primitive_candidates) or "none"
+            raise ConfigError(
+                f"{where}: {name!r} has no primitive_candidates to count (primitives with candidates: {known})"
+            )
+    in_task = [n for n in cfg.primitive_candidates if cfg.scored_in_task(n)]
+    if len(in_task) > 1:
+        raise ConfigError(
+            f"candidate_score: {in_task[0]!r} and {in_task[1]!r} are both counted in the task; each count needs "
+            "the other chosen first, so count one of them there"
+        )
+    for name in in_task:
+        users = [k for k, v in cfg.primitive_init.items() if v == name]
+        users += [k for k in cfg.primitive_starts if name in cfg.start_sources(k)]
+        users += [k for k in cfg.primitive_refine if name in cfg.refine_spec(k).sources]
+        if users:
+            raise ConfigError(
+                f"candidate_score.{name}: {users[0]!r} trains from {name!r}'s chosen run, but counting {name!r} "
+                f"in the task needs {users[0]!r} trained first; count it in its own env ('own')"
+            )
+        if name in cfg.primitive_refine:
+            raise ConfigError(
+                f"candidate_score.{name}: {name!r} is refined after the choice (primitive_refine), so the task "
+                "would count runs it does not use; count it in its own env ('own')"
+            )

@@ -57,6 +57,9 @@ VALIDATION_SEED = 2 * 10**6  # the chains' validation episodes (`chains`), apart
 # `handover_starts: switches`: the task episodes the switches' starts come from
 SWITCH_STARTS_SEED = 3 * 10**6
 CANDIDATE_SEED = 40_000  # episode seeds of the candidate runs' counts: apart from the benchmark's (20,000)
+CANDIDATE_TASK_SEED = (
+    9 * 10**6
+)  # task episode seeds of the counts in the task: apart from EVAL_SEED's, VALIDATION_SEED's
 REFINED_FROM = "refined_from.json"  # the step of the primitive's own run that a refinement began from
 
 
@@ -124,43 +127,75 @@ def train_candidate(cfg: HierarchyConfig, name: str, seed: int) -> Path:
 
 
 def choose_candidate(cfg: HierarchyConfig, name: str) -> dict[str, Any]:
-    """`primitive_candidates`: each finished candidate run's greedy successes in the env the primitive's states
-    are recorded in (`recording_env`), held-out episode seeds; the most successes wins, ties the earlier seed.
-    Kept in `cfg.chosen_path(name)`, counted again only when a candidate trained on or the candidates changed."""
+    """`primitive_candidates`: each finished candidate run counted on held-out episode seeds, by default its
+    greedy successes in the env the primitive's states are recorded in (`recording_env`), with
+    `candidate_score: task` the subtasks it completes in the task (`task_score`); the highest count wins, ties
+    the earlier seed. Kept in `cfg.chosen_path(name)`, counted again only when a candidate (or, counted in the
+    task, another of its primitives) trained on or the candidates or the way they are counted changed."""
     path, runs = cfg.chosen_path(name), {s: cfg.candidate_dir(name, s) for s in cfg.candidate_seeds(name)}
+    scored_in = "task" if cfg.scored_in_task(name) else "own"
+    others = [n for n in cfg.primitives if n != name] if scored_in == "task" else []
+    for other in others:  # the task's other primitives, as the task runs them
+        train_base(cfg, other)
+        if other in cfg.primitive_refine:
+            refine_primitive(cfg, other)
+    made = [run / "checkpoint.pt" for run in runs.values()]
+    made += [cfg.primitive_dir(o) / "checkpoint.pt" for o in others]
+    made += [cfg.chosen_path(o) for o in others if o in cfg.primitive_candidates]
     if path.is_file():
         kept = json.loads(path.read_text())
-        newest = max((run / "checkpoint.pt").stat().st_mtime for run in runs.values())
+        newest = max(p.stat().st_mtime for p in made)
         seeds = [c["seed"] for c in kept["candidates"]]
         same = seeds == list(runs) and kept["episodes"] == cfg.candidate_episodes
-        if same and path.stat().st_mtime >= newest:
+        if same and kept.get("scored_in", "own") == scored_in and path.stat().st_mtime >= newest:
             return kept
     counts = []
     for seed, run in runs.items():
-        env = recording_env(cfg, name)
-        policy = RunPolicy(run, env.observation_space, env.action_space)
-        result = primitive_success(env, policy, cfg.candidate_episodes, CANDIDATE_SEED)
-        env.close()
-        counts.append(
-            {
-                "seed": seed,
-                "run": run.name,
-                "global_step": policy.global_step,
-                **{
-                    k: getattr(result, k)
-                    for k in ("successes", "falls", "collisions", "timeouts", "mean_length")
-                },
-            }
-        )
-    best = max(counts, key=lambda c: c["successes"])  # the first of the best: the earlier seed
+        counted = task_score(cfg, name, run) if scored_in == "task" else own_score(cfg, name, run)
+        counts.append({"seed": seed, "run": run.name, **counted})
+    best = max(counts, key=lambda c: c["score"])  # the first of the best: the earlier seed
     chosen = {
         "chosen_seed": best["seed"],
+        "scored_in": scored_in,
         "episodes": cfg.candidate_episodes,
-        "episode_seeds_from": CANDIDATE_SEED,
+        "episode_seeds_from": CANDIDATE_TASK_SEED if scored_in == "task" else CANDIDATE_SEED,
         "candidates": counts,
     }
     write_json_atomic(path, chosen)
     return chosen
+
+
+def own_score(cfg: HierarchyConfig, name: str, run: Path) -> dict[str, Any]:
+    """A candidate run of primitive `name` counted in the env its states are recorded in: greedy successes,
+    falls, collisions, timeouts in `candidate_episodes` episodes from `CANDIDATE_SEED` (its `score`: successes)."""
+    env = recording_env(cfg, name)
+    policy = RunPolicy(run, env.observation_space, env.action_space)
+    result = primitive_success(env, policy, cfg.candidate_episodes, CANDIDATE_SEED)
+    env.close()
+    fields = ("successes", "falls", "collisions", "timeouts", "mean_length")
+    return {
+        "global_step": policy.global_step,
+        "score": result.successes,
+        **{k: getattr(result, k) for k in fields},
+    }
+
+
+def task_score(cfg: HierarchyConfig, name: str, run: Path) -> dict[str, Any]:
+    """A candidate run of primitive `name` counted in the task: the task run `candidate_episodes` times from
+    `CANDIDATE_TASK_SEED` with that run as `name` and the task's other primitives, switching at once (its
+    `score`: the subtasks completed, summed over the episodes)."""
+    env = task_env(cfg)
+    primitives = load_primitives(cfg, env, [n for n in cfg.primitives if n != name])
+    primitives[name] = policy = RunPolicy(run, env.observation_space, env.action_space)
+    comp = Composition(primitives, horizon=cfg.transition.horizon, fixed_steps=cfg.fixed_handover_steps)
+    result = evaluate_composition(env, comp, ["none"], cfg.candidate_episodes, CANDIDATE_TASK_SEED)["none"]
+    env.close()
+    return {
+        "global_step": policy.global_step,
+        "score": int(sum(result["counts"])),
+        "mean": result["mean"],
+        "counts": result["counts"],
+    }
 
 
 def refine_primitive(cfg: HierarchyConfig, name: str) -> Path:
@@ -601,6 +636,7 @@ def run_stage(
         # a policy, as torch in a parent that forks workers can deadlock them)
         later = set(cfg.primitive_init) | set(cfg.primitive_starts)  # they need other primitives trained
         trained = not cfg.scripted_primitives
+        in_task = [n for n in cfg.primitives if trained and cfg.scored_in_task(n)]  # `candidate_score: task`
         for wave in (
             [n for n in cfg.primitives if n not in later],
             [n for n in cfg.primitives if n in later],
@@ -608,14 +644,25 @@ def run_stage(
             steps = (
                 [("starts", n, None) for n in wave if n in cfg.primitive_starts and trained],
                 [("candidate", n, seed) for n in wave for seed in cfg.candidate_seeds(n) if trained],
-                [("choose", n, None) for n in wave if n in cfg.primitive_candidates and trained],
+                [
+                    ("choose", n, None)
+                    for n in wave
+                    if trained and n in cfg.primitive_candidates and n not in in_task
+                ],
             )
             for step in steps:
                 jobs = [{"cfg_dict": _as_dict(cfg), "name": n, "seed": s, "step": k} for k, n, s in step]
                 if jobs:
                     map_jobs(_primitive_job, jobs, workers, backend, ray_address)
-        jobs = [{"cfg_dict": _as_dict(cfg), "name": name} for name in cfg.primitives]
-        return map_jobs(_primitive_job, jobs, workers, backend, ray_address)
+        # the rest of each primitive (refinement, initiation set); a primitive counted in the task after the others
+        results = {}
+        for names in ([n for n in cfg.primitives if n not in in_task], in_task):
+            jobs = [{"cfg_dict": _as_dict(cfg), "name": name} for name in names]
+            if jobs:
+                results.update(
+                    zip(names, map_jobs(_primitive_job, jobs, workers, backend, ray_address), strict=True)
+                )
+        return [results[name] for name in cfg.primitives]
     seeds = cfg.seeds if stage == "evaluate" else cfg.training_seeds  # (every chain of every seed)
     if workers == 1 and backend == "local":
         return [_stage_job(_as_dict(cfg), stage, int(seed)) for seed in seeds]

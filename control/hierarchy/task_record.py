@@ -24,6 +24,7 @@ ADDED_LATER = (
     "primitive_refine",
     "primitive_candidates",
     "candidate_episodes",
+    "candidate_score",
     "chains",
     "chain_episodes",
     "handover_starts",
