@@ -132,6 +132,11 @@ def main() -> None:
         }
         results = json.loads(out.read_text()) if out.is_file() else {}  # others may have written meanwhile
         summary["airl"] = dataclasses.asdict(cfg.airl)
+        summary["switch"] = dataclasses.asdict(cfg.switch)
+        if cfg.primitive_candidates:  # each candidate run's counts and the run chosen
+            summary["candidates"] = {
+                n: json.loads(cfg.chosen_path(n).read_text()) for n in cfg.primitive_candidates
+            }
         results[task + args.label] = summary
         out.write_text(json.dumps(results, indent=1))
         if "switch" in stages:

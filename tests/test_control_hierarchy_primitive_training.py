@@ -384,8 +384,13 @@ def test_candidate_score_entries_are_checked_where_they_are_loaded():
     assert not load_config("serve", candidate_score={"hit": "own"}, **serve).scored_in_task("hit")
     with pytest.raises(ConfigError, match="candidate_score.hit: expected one of own, task, got 'tasks'"):
         load_config("serve", candidate_score={"hit": "tasks"}, **serve)
-    with pytest.raises(ConfigError, match="candidate_score.toss: 'toss' has no primitive_candidates"):
-        load_config("serve", candidate_score={"toss": "task"}, **serve)
+    with pytest.raises(
+        ConfigError, match="candidate_score.hitt: 'hitt' is not a primitive .*did you mean 'hit'"
+    ):
+        load_config("serve", candidate_score={"hitt": "task"}, **serve)
+    assert not load_config("serve", candidate_score={"toss": "task"}, **serve).scored_in_task(
+        "toss"
+    )  # one run
     with pytest.raises(ConfigError, match="candidate_score.toss: 'hit' trains from 'toss'"):
         load_config("serve", candidate_score={"toss": "task"}, primitive_candidates={"toss": 2})
     with pytest.raises(ConfigError, match="'toss' and 'hit' are both counted in the task"):
