@@ -57,9 +57,8 @@ VALIDATION_SEED = 2 * 10**6  # the chains' validation episodes (`chains`), apart
 # `handover_starts: switches`: the task episodes the switches' starts come from
 SWITCH_STARTS_SEED = 3 * 10**6
 CANDIDATE_SEED = 40_000  # episode seeds of the candidate runs' counts: apart from the benchmark's (20,000)
-CANDIDATE_TASK_SEED = (
-    9 * 10**6
-)  # task episode seeds of the counts in the task: apart from EVAL_SEED's, VALIDATION_SEED's
+# `candidate_score: task`: the task episode seeds of the counts in the task, apart from EVAL_SEED's, VALIDATION_SEED's
+CANDIDATE_TASK_SEED = 9 * 10**6
 REFINED_FROM = "refined_from.json"  # the step of the primitive's own run that a refinement began from
 
 
