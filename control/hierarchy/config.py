@@ -139,8 +139,7 @@ class HierarchyConfig:
             "(no transition policies): the subtasks completed over `candidate_episodes` task episodes (seeds "
             "apart from the evaluation's). For a primitive whose own count does not rank its runs as the task does "
             "(serve's Hit: its runs from the Toss's recorded release, 41 and 39 of 50 there, served 0.26 and 0.42). "
-            "One primitive per task, "
-            "not one that other primitives start from or that is refined."
+            "One primitive per task, not one that other primitives start from or that is refined."
         },
     )
     scripted_primitives: bool = field(
@@ -555,6 +554,14 @@ def _check_primitive_names(cfg: HierarchyConfig) -> None:
     _check_candidates(cfg)
 
 
+def _not_a_primitive(cfg: HierarchyConfig, where: str, name: Any) -> ConfigError:
+    """The error for a field entry `where` naming `name`, which is not one of the task's primitives."""
+    return ConfigError(
+        f"{where}: {name!r} is not a primitive of {cfg.task} ({', '.join(cfg.primitives)})"
+        f"{did_you_mean(str(name), cfg.primitives)}"
+    )
+
+
 def _check_env_kwargs(cfg: HierarchyConfig) -> None:
     """`primitive_env_kwargs`: a mapping per primitive of the task that the primitive's env can be built with
     (entries of the other Walker tasks' primitives are left alone)."""
@@ -569,10 +576,7 @@ def _check_env_kwargs(cfg: HierarchyConfig) -> None:
         if name not in cfg.primitives and name in _WALKER_PRIMITIVES:
             continue  # the Walker presets share one mapping: another Walker task's entry, unused here
         if name not in cfg.primitives:
-            raise ConfigError(
-                f"{where}: {name!r} is not a primitive of {cfg.task} ({', '.join(cfg.primitives)})"
-                f"{did_you_mean(str(name), cfg.primitives)}"
-            )
+            raise _not_a_primitive(cfg, where, name)
         if not isinstance(kwargs, dict):
             raise ConfigError(f"{where}: expected a mapping of env keyword arguments, got {kwargs!r}")
         if problem := env_kwargs_problem(cfg.primitives[name], kwargs):
@@ -630,10 +634,7 @@ def _check_candidates(cfg: HierarchyConfig) -> None:
     for name, count in cfg.primitive_candidates.items():
         where = f"primitive_candidates.{name}"
         if name not in cfg.primitives:
-            raise ConfigError(
-                f"{where}: {name!r} is not a primitive of {cfg.task} ({', '.join(cfg.primitives)})"
-                f"{did_you_mean(str(name), cfg.primitives)}"
-            )
+            raise _not_a_primitive(cfg, where, name)
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ConfigError(f"{where}: expected a whole number of runs >= 1, got {count!r}")
         if cfg.scripted_primitives:
@@ -657,10 +658,7 @@ def _check_candidate_score(cfg: HierarchyConfig) -> None:
         if score not in CANDIDATE_SCORES:
             raise ConfigError(f"{where}: expected one of {', '.join(CANDIDATE_SCORES)}, got {score!r}")
         if name not in cfg.primitives:  # (one without candidates has a single run: nothing to count)
-            raise ConfigError(
-                f"{where}: {name!r} is not a primitive of {cfg.task} ({', '.join(cfg.primitives)})"
-                f"{did_you_mean(str(name), cfg.primitives)}"
-            )
+            raise _not_a_primitive(cfg, where, name)
     in_task = [n for n in cfg.primitives if cfg.scored_in_task(n)]
     if len(in_task) > 1:
         raise ConfigError(
