@@ -8,16 +8,14 @@ every curb set to each given height, counted as successes, falls, and touches by
 top (a foot landing on it), its front face, or the edge between them. `takeoff`: greedy episodes of Jump runs at
 the task's curb, each episode's last touch-downs before the curb and its outcome there, and how many of the curbs
 reached are passed when the take-off (the nearest of the last two touch-downs) lies in the env's `takeoff_window`
-or outside it (the reward weight `takeoff` pays for the window). `delay`: from each forward -> jump hand-over
-snapshot of a Hurdle root (where the task hands over to Jump), Forward runs on for k steps before Jump takes
-over; the curb cleared per delay k, and by the best delay of each snapshot (what a switch choosing the moment
-could reach at most).
+or outside it (the reward weight `takeoff` pays for the window).
+(Where Forward hands over to Jump in the Hurdle, and how much a later hand-over could give:
+`benchmarks/control_hierarchy_delay.py --task hurdle --pair forward-jump --during previous`.)
 
     python benchmarks/walker_jump.py train --forward runs/hier3/primitives/forward --out runs/jump/h05-25 \
         --env-kwargs '{"restart_prob": 0.75, "curb_heights": [0.05, 0.25]}' --seed 1 --steps 2000000
     python benchmarks/walker_jump.py contacts --heights 0.05,0.15,0.25 --runs runs/hier3/primitives/jump-seed3
     python benchmarks/walker_jump.py takeoff --episodes 60 --runs runs/jump/long16m-s1
-    python benchmarks/walker_jump.py delay --root runs/hier-j8 --config j8.yaml --seed 1 --episodes 40
 """
 
 from __future__ import annotations
@@ -155,56 +153,9 @@ def takeoff_summary(rows: list[dict[str, Any]], window: tuple[float, float]) -> 
     return {k: {"passed": p, "reached": n} for k, (p, n) in counts.items()}
 
 
-def delay_outcomes(
-    root: str, config: str | None, seed: int, starts: int, delays: list[int]
-) -> list[list[bool]]:
-    """Per forward -> jump hand-over snapshot of the Hurdle root's seed (its first `starts`), per delay k: did
-    the Jump clear its curb after Forward ran k more steps (a fall during them fails)."""
-    from control.hierarchy.config import load_config
-    from control.hierarchy.controller import primitive_outcome
-    from control.hierarchy.pipeline import composition_for_seed, starts_path
-    from control.hierarchy.transition_env import load_snapshots
-
-    cfg = load_config("hurdle", config, root=root)
-    env = gym.make(cfg.task_env, **cfg.task_kwargs)
-    comp = composition_for_seed(cfg, seed, env)
-    forward, jump = comp.primitives["forward"], comp.primitives["jump"]
-    table = []
-    for i, snapshot in enumerate(load_snapshots(starts_path(cfg, seed, ("forward", "jump")))[:starts]):
-        row = []
-        for k in delays:
-            env.reset(seed=i)
-            obs, failed = env.unwrapped.set_snapshot(snapshot), False
-            for _ in range(k):
-                obs, _, terminated, truncated, _ = env.step(forward.act(obs))
-                if terminated or truncated:
-                    failed = True
-                    break
-            subtasks = int(snapshot.get("successes", 0))
-            row.append(not failed and primitive_outcome(env, jump, obs, "jump", subtasks)[0] > 0)
-        table.append(row)
-    env.close()
-    return table
-
-
-def delay_summary(table: list[list[bool]], delays: list[int]) -> dict[str, Any]:
-    """The share of snapshots whose curb is cleared at each delay, and with each snapshot's best delay."""
-    n = len(table)
-    return {
-        "snapshots": n,
-        "cleared_by_delay": {str(k): sum(row[j] for row in table) / n for j, k in enumerate(delays)},
-        "cleared_at_best_delay": sum(any(row) for row in table) / n,
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=["train", "contacts", "takeoff", "delay"])
-    parser.add_argument("--root", help="delay: a Hurdle root with forward -> jump hand-over starts.")
-    parser.add_argument("--config", help="delay: the root's YAML config.")
-    parser.add_argument(
-        "--delays", default="0,5,10,15,20,25,30,40,50,60,80", help="delay: Forward steps, a,b,..."
-    )
+    parser.add_argument("what", choices=["train", "contacts", "takeoff"])
     parser.add_argument("--forward", help="train: the Forward run folder the Jump starts from.")
     parser.add_argument("--out", help="train: the Jump run folder.")
     parser.add_argument(
@@ -237,12 +188,6 @@ def main() -> None:
             args.steps,
             ppo_kwargs,
         )
-    elif args.what == "delay":
-        if not args.root:
-            parser.error("delay needs --root")
-        delays = [int(k) for k in args.delays.split(",")]
-        table = delay_outcomes(args.root, args.config, args.seed, args.episodes, delays)
-        result = {**delay_summary(table, delays), "table": table}
     elif args.what == "takeoff":
         if not args.runs:
             parser.error("takeoff needs --runs")

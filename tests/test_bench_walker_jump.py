@@ -13,7 +13,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 
-from walker_jump import delay_summary, takeoff_summary, touch_kind  # noqa: E402
+from walker_jump import takeoff_summary, touch_kind  # noqa: E402
 
 
 def foot_extent(raw, gid: int) -> tuple[float, float, float]:
@@ -79,13 +79,4 @@ def test_the_takeoff_summary_counts_the_curbs_reached_by_where_the_nearest_touch
     assert takeoff_summary(rows, (0.65, 1.05)) == {
         "in_window": {"passed": 1, "reached": 2},
         "outside": {"passed": 1, "reached": 2},
-    }
-
-
-def test_the_delay_summary_counts_each_delay_and_each_snapshot_s_best_delay():
-    table = [[True, False, False], [False, True, False], [False, False, False], [True, True, False]]
-    assert delay_summary(table, [0, 10, 20]) == {
-        "snapshots": 4,
-        "cleared_by_delay": {"0": 0.5, "10": 0.5, "20": 0.0},
-        "cleared_at_best_delay": 0.75,
     }

@@ -435,8 +435,12 @@ def transitions_for_seed(cfg: HierarchyConfig, seed: int) -> dict[str, Any]:
         if not starts[key]:
             results[key] = {"skipped": "no hand-over of this pair happened"}
             continue
-        expert = ExpertData.load(str(cfg.primitive_dir(pair[1]) / "initiation.npz"))
-        results[key] = train_transition(cfg, seed, pair, expert)
+        initiation = cfg.primitive_dir(pair[1]) / "initiation.npz"
+        if not initiation.is_file():
+            raise FileNotFoundError(
+                f"{initiation}: {pair[1]}'s initiation set is missing: run the 'primitives' stage first"
+            )
+        results[key] = train_transition(cfg, seed, pair, ExpertData.load(str(initiation)))
         if cfg.handover_starts == "chain":
             results[key]["switch"] = train_pair_switch(cfg, seed, pair)
     env.close()
