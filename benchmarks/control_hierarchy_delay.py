@@ -109,7 +109,7 @@ def measure(
         **delay_summary(table, delays),
         **learnt,
         "seconds": round(time.perf_counter() - t0, 1),
-        "table": table[:, :, 0].astype(int).tolist(),
+        "table": ["".join("1" if ok else "0" for ok in row) for row in table[:, :, 0]],  # a char per delay
     }
 
 
