@@ -128,7 +128,9 @@ def test_the_benchmark_reads_a_pipeline_root_and_refuses_mistakes_in_one_line(tm
         assert entry["snapshots"] == 5 and len(entry["table"]) == 5
         assert entry["success_by_delay"]["0"] == 0.0  # handed over at ~2 u/s: the park overshoots
     assert entries["toy-dash-park-s1-previous"]["success_by_delay"]["10"] == 0.0  # the dash ran on, faster
-    assert all(len(row) == 2 and set(row) <= {"0", "1"} for row in entries["toy-dash-park-s1-transition"]["table"])
+    assert all(
+        len(row) == 2 and set(row) <= {"0", "1"} for row in entries["toy-dash-park-s1-transition"]["table"]
+    )
     shutil.rmtree(root / "toy" / "s1" / "transitions" / "dash-park")
     bad = {
         ("--pair", "park-dash"): "not a hand-over pair of toy (dash-park)",
