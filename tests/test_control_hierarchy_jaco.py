@@ -511,22 +511,28 @@ def test_hit_refuses_a_states_file_of_another_model(tmp_path):
         )  # a line naming the field, no TypeError
 
 
-@pytest.mark.parametrize("name", ["JacoRepetitiveCatching-v0", "JacoServe-v0"])
+@pytest.mark.parametrize("name", ["JacoRepetitiveCatching-v0", "JacoServe-v0", "JacoRepetitivePicking-v0"])
 def test_a_snapshot_replays_a_trajectory_exactly(name, tmp_path):
     env, raw = make(name)
     env.reset(seed=5)
     rng = np.random.default_rng(0)
     for _ in range(10):
-        env.step(rng.uniform(-1, 1, 9))
+        live = env.step(rng.uniform(-1, 1, 9))[0]
     save_snapshots(tmp_path / "starts.json", [raw.get_snapshot()])  # as data: numbers, strings, arrays
     (snapshot,) = load_snapshots(tmp_path / "starts.json")
     actions = rng.uniform(-1, 1, (20, 9))
     first = [env.step(a)[0] for a in actions]
     env.reset(seed=99)
     obs = raw.set_snapshot(snapshot)
-    assert obs.shape == (OBS_DIM,)
+    # the very observation the live episode had: its grip site is where mj_step left it (the last step's start)
+    assert np.array_equal(obs, live)
     second = [env.step(a)[0] for a in actions]
     assert np.array_equal(np.array(first), np.array(second))
+    older = {k: v for k, v in snapshot.items() if k not in ("grip_xpos", "qacc_warmstart")}
+    env.reset(seed=99)
+    assert np.array_equal(
+        raw.set_snapshot(older)[:24], live[:24]
+    )  # an earlier version's snapshot still loads
 
 
 def test_subtask_over_counts_a_repetition_of_the_same_primitive():

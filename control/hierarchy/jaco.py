@@ -239,6 +239,10 @@ class JacoArmEnv(MujocoEnv, PickledAsBuilt):
         return {
             "qpos": self.data.qpos.copy(),
             "qvel": self.data.qvel.copy(),
+            # what mj_step left behind: the grip site's position from the start of the last step (the observation
+            # reads it) and the solver's warm start; restored, the episode goes on exactly as it would have
+            "grip_xpos": self.data.site_xpos[self.grip_site].copy(),
+            "qacc_warmstart": self.data.qacc_warmstart.copy(),
             "target": self.target_pos(),
             "successes": self.successes,
             "steps_in_subtask": self.steps_in_subtask,
@@ -259,6 +263,11 @@ class JacoArmEnv(MujocoEnv, PickledAsBuilt):
         self.skill = skill
         self.set_state(np.asarray(snapshot["qpos"]), np.asarray(snapshot["qvel"]))
         self.set_target(np.asarray(snapshot["target"]))
+        if (
+            "grip_xpos" in snapshot
+        ):  # snapshots of earlier versions lack them: the first observation then differs
+            self.data.site_xpos[self.grip_site] = np.asarray(snapshot["grip_xpos"])
+            self.data.qacc_warmstart[:] = np.asarray(snapshot["qacc_warmstart"])
         return self._get_obs()
 
 
