@@ -39,9 +39,9 @@ _CANDIDATE_SCORE = {"serve": {"hit": "task"}}
 _SWITCH_EPISODES = {"serve": 2000}
 # hand-over starts per pair, and the most task episodes run to find them: a switch trained on ~100 snapshots, whose
 # outcomes repeat exactly, learnt them by heart (serve: 0.65 from its own starts, 0.47 from fresh hand-overs); with
-# 1,000 the gap closes, and catching's switch no longer falls behind at the later hand-overs (2.36 -> 2.54, level with
-# the fixed rule; serve 0.48 -> 0.53); picking with ~640 showed no change (BENCHMARKS.md, "how much the hand-over
-# moment can give")
+# 1,000 the gap closes (0.54 / 0.47), though no task row moved beyond its training-run spread (catching's switch 2.36,
+# then 2.54 and 2.39; serve 0.48, 0.53, 0.48); picking with ~640 showed no change either (BENCHMARKS.md, "how much
+# the hand-over moment can give")
 _STARTS = {"catching": (1000, 1500), "serve": (1000, 1200)}
 _TASKS = {  # task: (env, primitives, hand-over pairs, fixed hand-over steps)
     "picking": ("Hierarchy/JacoRepetitivePicking-v0", ["pick"], [["pick", "pick"]], 20),
