@@ -31,7 +31,7 @@ import control.hierarchy  # noqa: E402,F401  (registers the Hierarchy/ ids)
 from align.progress import Progress  # noqa: E402
 from control.hierarchy.config import ConfigError, load_config  # noqa: E402
 from control.hierarchy.controller import RUN_MODES, SwitchEnv, collect_handover_snapshots  # noqa: E402
-from control.hierarchy.delays import delay_outcomes, delay_summary, switch_outcomes  # noqa: E402
+from control.hierarchy.delays import check_delays, delay_outcomes, delay_summary, switch_outcomes  # noqa: E402
 from control.hierarchy.pipeline import composition_for_seed, starts_path  # noqa: E402
 from control.hierarchy.transition_env import load_snapshots  # noqa: E402
 
@@ -59,10 +59,7 @@ def measure(
     cfg = load_config(task, config, root=root)
     if delays is None:
         delays = [k for k in DEFAULT_DELAYS if k <= cfg.transition.horizon]
-    if any(k < 0 or k > cfg.transition.horizon for k in delays):
-        raise ConfigError(
-            f"--delays: each must lie in [0, {cfg.transition.horizon}] (the transition horizon)"
-        )
+    check_delays(delays, cfg.transition.horizon)  # before anything loads
     pair = pair or cfg.pair_list[0]
     if pair not in cfg.pair_list:
         known = ", ".join("-".join(p) for p in cfg.pair_list)

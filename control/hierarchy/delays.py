@@ -18,6 +18,12 @@ import numpy as np
 from control.hierarchy.controller import SwitchEnv, SwitchPolicy
 
 
+def check_delays(delays: list[int], horizon: int) -> None:
+    """Delays must lie in [0, horizon]: at the horizon the hand-over is forced."""
+    if any(k < 0 or k > horizon for k in delays):
+        raise ValueError(f"delays must lie in [0, {horizon}] (the transition horizon): {delays}")
+
+
 def delayed_outcome(switch_env: SwitchEnv, snapshot: dict[str, Any], seed: int, delay: int) -> bool:
     """Whether the next subtask succeeds when the hand-over comes `delay` steps after `snapshot`."""
     switch_env.start(snapshot, seed)
@@ -52,8 +58,7 @@ def delay_outcomes(
 ) -> np.ndarray:
     """(snapshots, delays, repeats) booleans; snapshot i, repeat r resets the env with seed `seed + i + r *
     len(snapshots)` (every delay of a cell on the same seed). `on_row(i)` is called after each snapshot."""
-    if any(k < 0 or k > switch_env.horizon for k in delays):
-        raise ValueError(f"delays must lie in [0, {switch_env.horizon}] (the switch's horizon): {delays}")
+    check_delays(delays, switch_env.horizon)
     table = np.zeros((len(snapshots), len(delays), repeats), dtype=bool)
     for i, snapshot in enumerate(snapshots):
         for r in range(repeats):
