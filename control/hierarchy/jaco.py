@@ -263,9 +263,8 @@ class JacoArmEnv(MujocoEnv, PickledAsBuilt):
         self.skill = skill
         self.set_state(np.asarray(snapshot["qpos"]), np.asarray(snapshot["qvel"]))
         self.set_target(np.asarray(snapshot["target"]))
-        if (
-            "grip_xpos" in snapshot
-        ):  # snapshots of earlier versions lack them: the first observation then differs
+        # snapshots of earlier versions lack these two: their first observation then differs from the live one
+        if "grip_xpos" in snapshot:
             self.data.site_xpos[self.grip_site] = np.asarray(snapshot["grip_xpos"])
             self.data.qacc_warmstart[:] = np.asarray(snapshot["qacc_warmstart"])
         return self._get_obs()

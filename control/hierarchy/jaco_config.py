@@ -58,6 +58,7 @@ def jaco_preset(task: str) -> HierarchyConfig:
     if task not in _TASKS:
         raise ValueError(f"unknown arm task {task!r}: expected one of {JACO_TASKS}")
     env, names, pairs, fixed = _TASKS[task]
+    starts_per_pair, start_episodes = _STARTS.get(task, (100, 100))
     return HierarchyConfig(
         task=task,
         task_env=env,
@@ -71,8 +72,8 @@ def jaco_preset(task: str) -> HierarchyConfig:
         primitive_ppo={n: dict(PRIMITIVE_TRAIN) for n in names},
         initiation_portion={n: 0.3 for n in names},
         pairs=pairs,
-        starts_per_pair=_STARTS.get(task, (100, 100))[0],
-        start_episodes=_STARTS.get(task, (100, 100))[1],
+        starts_per_pair=starts_per_pair,
+        start_episodes=start_episodes,
         # capped at 75% accuracy and trained for 204,800 steps, the transition policy lifted repetitive picking's
         # fixed hand-over from 1.29 to 3.87 subtasks and kept catching's (3.75 -> 3.63); the DQN switch (600
         # episodes, explored by episode) reached 3.47 (picking) and 3.75 (catching); BENCHMARKS.md, 3 seeds
