@@ -32,8 +32,12 @@ _PRIMITIVE_STARTS = {"serve": {"hit": ["toss"]}}
 # serve: Hit's PPO run six times, the run that serves most in 50 serve episodes kept (counted in Hit's own env from
 # the release, seeds 4 and 6 hit 41 and 39 of 50; in serve they succeed in 0.26 and 0.42: serve 0.40 vs 0.48 switching
 # at once over six task seeds, BENCHMARKS.md "Jaco serve: Hit chosen among six runs by serving")
-_CANDIDATES = {"serve": {"hit": 6}}
-_CANDIDATE_SCORE = {"serve": {"hit": "task"}}
+# catching: Catch's PPO run three times, the run that catches most in 50 task episodes (switching at once) kept: the
+# runs catch 24, 18 and 27 of 30 on their own and 0.88, 1.00 and 2.20 in the task; with the third, repetitive
+# catching rose from 0.86 / 2.60 / 2.39 to 2.52 / 2.75 / 2.89 (six runs counted on their own pick a 29/30 run:
+# 0.94 / 2.79 / 2.91; BENCHMARKS.md, "Jaco: Catch chosen among three runs by catching")
+_CANDIDATES = {"serve": {"hit": 6}, "catching": {"catch": 3}}
+_CANDIDATE_SCORE = {"serve": {"hit": "task"}, "catching": {"catch": "task"}}
 # serve: the DQN switch trained 2,000 episodes learns to hand over within 3-7 steps (0.48, level with switching at
 # once); with 600 it waited 7-18 steps (0.39) while the ball rose and fell
 _SWITCH_EPISODES = {"serve": 2000}
