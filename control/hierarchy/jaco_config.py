@@ -35,7 +35,7 @@ _PRIMITIVE_STARTS = {"serve": {"hit": ["toss"]}}
 # catching: Catch's PPO run three times, the run that catches most in 50 task episodes (switching at once) kept: the
 # runs catch 24, 18 and 27 of 30 on their own and 0.88, 1.00 and 2.20 in the task; with the third, repetitive
 # catching rose from 0.86 / 2.60 / 2.39 to 2.52 / 2.75 / 2.89 (six runs counted on their own pick a 29/30 run:
-# 0.94 / 2.79 / 2.91; BENCHMARKS.md, "Jaco: Catch chosen among three runs by catching")
+# 0.94 / 2.79 / 2.91; BENCHMARKS.md, "Jaco: Catch chosen among three runs by catching, and fixed rules ...")
 _CANDIDATES = {"serve": {"hit": 6}, "catching": {"catch": 3}}
 _CANDIDATE_SCORE = {"serve": {"hit": "task"}, "catching": {"catch": "task"}}
 # serve: the DQN switch trained 2,000 episodes learns to hand over within 3-7 steps (0.48, level with switching at
@@ -48,11 +48,13 @@ _SWITCH_EPISODES = {"serve": 2000}
 # the hand-over moment can give")
 _STARTS = {"catching": (1000, 1500), "serve": (1000, 1200)}
 # catching's fixed hand-over: 15 steps, the best single delay with the Catch the preset keeps (0.87 of hand-overs lead
-# to a catch, 20 steps: 0.70; the task's fixed row 3.35 against 2.75); with the earlier single run 20 was best
+# to a catch, 20 steps: 0.70; the task's fixed row 3.35 against 2.75); with the earlier single run 20 was best.
+# serve's: 1 step (delays 0-2 give 0.56-0.58 of hand-overs served, 15 steps 0.16; the task's fixed row 0.50 against
+# 0.16 with 15)
 _TASKS = {  # task: (env, primitives, hand-over pairs, fixed hand-over steps)
     "picking": ("Hierarchy/JacoRepetitivePicking-v0", ["pick"], [["pick", "pick"]], 20),
     "catching": ("Hierarchy/JacoRepetitiveCatching-v0", ["catch"], [["catch", "catch"]], 15),
-    "serve": ("Hierarchy/JacoServe-v0", ["toss", "hit"], [["toss", "hit"]], 15),
+    "serve": ("Hierarchy/JacoServe-v0", ["toss", "hit"], [["toss", "hit"]], 1),
 }
 
 
